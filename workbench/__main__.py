@@ -1,0 +1,6 @@
+"""``python -m workbench`` is the same as the ``pretrain-workbench`` command."""
+
+from workbench.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

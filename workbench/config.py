@@ -1,0 +1,350 @@
+"""Typed configuration: one dataclass per TOML section, validated, round-tripped.
+
+The same objects are edited by the GUI form, written to and read from TOML
+files by the CLI, and stored verbatim with every run. Each field carries a
+``help`` text in its metadata (the README's config reference is built from
+it) and a ``kind``: ``structural`` settings change what a run computes (a new
+run is needed to change them), ``live`` ones only change how results are shown.
+
+Validation messages name the offending key as ``section.key`` so that a person
+can find it in their file::
+
+    masking.probability must be in (0, 1), got 1.5
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from workbench.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+
+def setting(default: Any, help: str, kind: str = "structural", choices: tuple = ()) -> Any:
+    """A dataclass field with its documentation attached."""
+    return field(default=default, metadata={"help": help, "kind": kind, "choices": choices})
+
+
+@dataclass
+class DataConfig:
+    """How a corpus is read and cut into sequences."""
+
+    SECTION: ClassVar[str] = "data"
+
+    dataset: str = setting("", "Directory written by `prepare` that training and `inspect` read.")
+    max_seq_length: int = setting(
+        128, "Length of a training sequence in tokens, including [CLS] and both [SEP]."
+    )
+    sentences: str = setting(
+        "auto",
+        "How text lines become sentences: `auto` keeps each line as one sentence and splits "
+        "lines longer than `split_lines_longer_than`; `lines` keeps every line whole; "
+        "`wrapped` joins the lines of a document (hard-wrapped prose) and splits sentences.",
+        choices=("auto", "lines", "wrapped"),
+    )
+    split_lines_longer_than: int = setting(
+        200, "In `auto` mode, a line longer than this many characters is split into sentences."
+    )
+    text_field: str = setting("text", "Field of a `.jsonl` record (or column of a `.csv` file) holding the text.")
+    encoding_errors: str = setting(
+        "strict",
+        "What to do with bytes that are not UTF-8: `strict` stops with the file and line, "
+        "`replace` substitutes U+FFFD and counts them.",
+        choices=("strict", "replace"),
+    )
+    heldout_fraction: float = setting(
+        0.01, "Share of documents kept out of training for evaluation (chosen by document hash)."
+    )
+
+    def validate(self) -> None:
+        _check(self, "max_seq_length", 8 <= self.max_seq_length <= 8192, "must be in [8, 8192]")
+        _check(self, "split_lines_longer_than", self.split_lines_longer_than >= 20, "must be >= 20")
+        _check(self, "text_field", bool(self.text_field.strip()), "must not be empty")
+        _check(self, "heldout_fraction", 0.0 <= self.heldout_fraction < 0.5, "must be in [0, 0.5)")
+
+
+@dataclass
+class TokenizerConfig:
+    """Which WordPiece tokenizer turns text into ids: trained on the corpus or loaded."""
+
+    SECTION: ClassVar[str] = "tokenizer"
+
+    path: str = setting(
+        "", "An existing `tokenizer.json` or BERT `vocab.txt` to use; empty trains one on the corpus."
+    )
+    vocab_size: int = setting(16384, "Vocabulary size of a trained tokenizer (special tokens included).")
+    lowercase: bool = setting(True, "Lower-case text before tokenizing (an 'uncased' model).")
+    strip_accents: bool = setting(True, "Remove accents (é -> e) before tokenizing.")
+    min_frequency: int = setting(2, "A trained token must occur at least this often.")
+    limit_alphabet: int = setting(1000, "At most this many distinct characters in a trained vocabulary.")
+
+    def validate(self) -> None:
+        _check(self, "vocab_size", 64 <= self.vocab_size <= 1_000_000, "must be in [64, 1000000]")
+        _check(self, "min_frequency", self.min_frequency >= 1, "must be >= 1")
+        _check(self, "limit_alphabet", self.limit_alphabet >= 26, "must be >= 26")
+
+
+@dataclass
+class MaskingConfig:
+    """Which positions Masked Language Modeling predicts and what the model sees there."""
+
+    SECTION: ClassVar[str] = "masking"
+
+    probability: float = setting(0.15, "Share of tokens selected for prediction.")
+    mask_fraction: float = setting(0.8, "Share of selected tokens replaced by [MASK].")
+    random_fraction: float = setting(
+        0.1, "Share of selected tokens replaced by a random vocabulary token; the rest stay unchanged."
+    )
+    selection: str = setting(
+        "exact",
+        "`exact`: each sequence gets min(max_predictions_per_seq, max(1, round(length * "
+        "probability))) predictions, counting [CLS]/[SEP] in the length as Google's BERT does; "
+        "`bernoulli`: each token is selected independently, as the transformers MLM collator does.",
+        choices=("exact", "bernoulli"),
+    )
+    strategy: str = setting(
+        "token",
+        "What is selected together: single `token`s, `whole_word`s (WordPiece ## pieces go with "
+        "their word) or `span`s of whole words with geometric lengths (SpanBERT).",
+        choices=("token", "whole_word", "span"),
+    )
+    max_predictions_per_seq: int = setting(20, "At most this many predicted positions per sequence.")
+    min_predictions_per_seq: int = setting(
+        1, "Bernoulli selection picks at least this many positions, so no sequence has zero (0 allows it)."
+    )
+    span_geometric_p: float = setting(0.2, "Span strategy: parameter of the geometric span-length law.")
+    span_max_words: int = setting(10, "Span strategy: longest span, in words.")
+
+    @property
+    def keep_fraction(self) -> float:
+        return 1.0 - self.mask_fraction - self.random_fraction
+
+    def validate(self) -> None:
+        _check(self, "probability", 0.0 < self.probability < 1.0, "must be in (0, 1)")
+        _check(self, "mask_fraction", 0.0 <= self.mask_fraction <= 1.0, "must be in [0, 1]")
+        _check(self, "random_fraction", 0.0 <= self.random_fraction <= 1.0, "must be in [0, 1]")
+        if self.mask_fraction + self.random_fraction > 1.0 + 1e-9:
+            raise ConfigError(
+                "masking.mask_fraction + masking.random_fraction must be <= 1, got "
+                f"{self.mask_fraction} + {self.random_fraction}"
+            )
+        _check(self, "max_predictions_per_seq", self.max_predictions_per_seq >= 1, "must be >= 1")
+        _check(self, "min_predictions_per_seq", self.min_predictions_per_seq >= 0, "must be >= 0")
+        if self.min_predictions_per_seq > self.max_predictions_per_seq:
+            raise ConfigError(
+                "masking.min_predictions_per_seq must be <= masking.max_predictions_per_seq, got "
+                f"{self.min_predictions_per_seq} > {self.max_predictions_per_seq}"
+            )
+        _check(self, "span_geometric_p", 0.0 < self.span_geometric_p <= 1.0, "must be in (0, 1]")
+        _check(self, "span_max_words", self.span_max_words >= 1, "must be >= 1")
+
+
+@dataclass
+class NspConfig:
+    """How sentence pairs are cut for Next Sentence (or Sentence Order) Prediction."""
+
+    SECTION: ClassVar[str] = "nsp"
+
+    objective: str = setting(
+        "nsp",
+        "`nsp`: B is the true continuation or a segment of another document; "
+        "`sop`: B is the true continuation or A and B are swapped (ALBERT).",
+        choices=("nsp", "sop"),
+    )
+    random_next_probability: float = setting(
+        0.5, "Share of pairs labelled NotNext (random B for NSP, swapped for SOP)."
+    )
+    short_seq_prob: float = setting(
+        0.1, "Probability of a shorter random target length, so the model also sees short sequences."
+    )
+
+    def validate(self) -> None:
+        _check(self, "random_next_probability", 0.0 <= self.random_next_probability <= 1.0, "must be in [0, 1]")
+        _check(self, "short_seq_prob", 0.0 <= self.short_seq_prob <= 1.0, "must be in [0, 1]")
+
+
+SECTIONS: tuple[type, ...] = (DataConfig, TokenizerConfig, MaskingConfig, NspConfig)
+
+
+@dataclass
+class WorkbenchConfig:
+    """The whole configuration of a run; one attribute per TOML section."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    nsp: NspConfig = field(default_factory=NspConfig)
+
+    def validate(self) -> None:
+        for section in self.sections():
+            section.validate()
+
+    def sections(self) -> list[Any]:
+        return [getattr(self, cls.SECTION) for cls in SECTIONS]
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {s.SECTION: dataclasses.asdict(s) for s in self.sections()}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "config") -> "WorkbenchConfig":
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source}: expected a table of sections, got {type(raw).__name__}")
+        known = {c.SECTION: c for c in SECTIONS}
+        sections = {}
+        for name, values in raw.items():
+            if name not in known:
+                raise ConfigError(f"{source}: unknown section [{name}]{_suggest(name, known)}")
+            if not isinstance(values, dict):
+                raise ConfigError(f"{source}: [{name}] must be a table, got {type(values).__name__}")
+            sections[name] = section_from_dict(known[name], values)
+        config = cls(**sections)
+        config.validate()
+        return config
+
+    def with_overrides(self, assignments: list[str]) -> "WorkbenchConfig":
+        """A copy with ``section.key=value`` assignments applied (values in TOML syntax)."""
+        raw = self.to_dict()
+        for assignment in assignments:
+            key, value = parse_assignment(assignment)
+            section, _, name = key.partition(".")
+            raw.setdefault(section, {})[name] = value
+        return WorkbenchConfig.from_dict(raw, source="--set")
+
+
+def section_from_dict(cls: type, values: dict[str, Any]) -> Any:
+    """Build one section, rejecting unknown keys and values of the wrong type."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        if key not in names:
+            raise ConfigError(f"unknown key {cls.SECTION}.{key}{_suggest(key, names, cls.SECTION + '.')}")
+        kwargs[key] = _coerce(f"{cls.SECTION}.{key}", hints[key], value)
+    section = cls(**kwargs)
+    for f in dataclasses.fields(cls):
+        choices = f.metadata.get("choices")
+        if choices and getattr(section, f.name) not in choices:
+            raise ConfigError(
+                f"{cls.SECTION}.{f.name} must be one of {', '.join(choices)}; got {getattr(section, f.name)!r}"
+            )
+    return section
+
+
+def _coerce(key: str, expected: Any, value: Any) -> Any:
+    if expected is bool:
+        if isinstance(value, bool):
+            return value
+    elif expected is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif expected is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{key} must be a finite number, got {value}")
+            return float(value)
+    elif expected is str:
+        if isinstance(value, str):
+            return value
+    else:  # pragma: no cover - every field uses one of the types above
+        raise TypeError(f"unsupported config type {expected!r} for {key}")
+    raise ConfigError(f"{key} must be {_type_name(expected)}, got {value!r}")
+
+
+def _type_name(t: Any) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[t]
+
+
+def _check(section: Any, key: str, ok: bool, what: str) -> None:
+    if not ok:
+        raise ConfigError(f"{section.SECTION}.{key} {what}, got {getattr(section, key)!r}")
+
+
+def _suggest(name: str, known: Any, prefix: str = "") -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.5)
+    return f" (did you mean {prefix}{close[0]}?)" if close else ""
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """Parse ``section.key=value``; the value is TOML (bare words are taken as strings)."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or "." not in key:
+        raise ConfigError(f"--set expects section.key=value, got {text!r}")
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    return key, parsed
+
+
+def load_config(path: str | Path) -> WorkbenchConfig:
+    """Read and validate a TOML config file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc})") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    try:
+        return WorkbenchConfig.from_dict(raw, source=str(path))
+    except ConfigError as exc:
+        message = str(exc)
+        raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}") from None
+
+
+def dumps_toml(config: WorkbenchConfig) -> str:
+    """The config as TOML text; ``load_config`` of it gives back an equal config."""
+    lines: list[str] = []
+    for section in config.sections():
+        if lines:
+            lines.append("")
+        lines.append(f"[{section.SECTION}]")
+        for f in dataclasses.fields(section):
+            lines.append(f"{f.name} = {_toml_value(getattr(section, f.name))}")
+    return "\n".join(lines) + "\n"
+
+
+def save_config(config: WorkbenchConfig, path: str | Path) -> None:
+    Path(path).write_text(dumps_toml(config), encoding="utf-8")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)  # shortest repr that parses back to the same float
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def describe_settings() -> list[tuple[str, str, str, str]]:
+    """(key, default, kind, help) for every setting, for the README and --help texts."""
+    rows = []
+    for cls in SECTIONS:
+        for f in dataclasses.fields(cls):
+            rows.append((f"{cls.SECTION}.{f.name}", _toml_value(f.default), f.metadata["kind"], f.metadata["help"]))
+    return rows

@@ -1,0 +1,365 @@
+"""Reading a corpus: files and folders -> a stream of documents of sentences.
+
+Formats:
+  * ``.txt`` / ``.md`` (and any file named explicitly): a blank line separates
+    documents; each line is a sentence, long lines are split (see
+    ``DataConfig.sentences``).
+  * ``.jsonl``: one document per line, its text in ``DataConfig.text_field``.
+  * ``.csv``: one document per row, its text in the ``text_field`` column.
+
+Folders are walked recursively in sorted order, hidden entries skipped.
+Everything streams: files are read line by line (a line is read in pieces of
+at most ``LINE_BYTES``), so memory does not grow with corpus size. Problems
+that make a file unusable raise ``CorpusError`` naming the file and line;
+problems that can be worked around are counted in ``Diagnostics``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from workbench.config import DataConfig
+from workbench.data.diagnostics import Diagnostics
+from workbench.data.sentences import MAX_SENTENCE_CHARS, cut_long, split_sentences
+from workbench.errors import CorpusError
+
+TEXT_SUFFIXES = {".txt", ".md", ".text", ".markdown", ".rst"}
+JSONL_SUFFIXES = {".jsonl", ".ndjson"}
+CSV_SUFFIXES = {".csv"}
+LINE_BYTES = 1 << 20  # a longer line is read (and split) in pieces of this size
+MAX_RECORD_BYTES = 64 << 20  # a JSONL/CSV record must be parsed whole; beyond this it is an error
+SNIFF_BYTES = 8192
+
+
+@dataclass(frozen=True)
+class CorpusFile:
+    """One file of a corpus, with what identifies its content for the fingerprint."""
+
+    path: str
+    kind: str  # "text" | "jsonl" | "csv"
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class Document:
+    """A document: its sentences, and the line in ``path`` each sentence starts on."""
+
+    sentences: list[str]
+    lines: list[int]
+    path: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.path}:{self.lines[0]}" if self.lines else self.path
+
+
+def _kind_of(path: Path) -> str | None:
+    suffix = path.suffix.lower()
+    if suffix in JSONL_SUFFIXES:
+        return "jsonl"
+    if suffix in CSV_SUFFIXES:
+        return "csv"
+    if suffix in TEXT_SUFFIXES:
+        return "text"
+    return None
+
+
+def list_corpus_files(paths: Sequence[str | os.PathLike], diagnostics: Diagnostics | None = None) -> list[CorpusFile]:
+    """Resolve files and folders into the corpus files to read, in a stable order."""
+    if not paths:
+        raise CorpusError("no corpus given: name one or more files or folders")
+    diagnostics = diagnostics if diagnostics is not None else Diagnostics()
+    files: list[CorpusFile] = []
+    for given in paths:
+        path = Path(given)
+        if not path.exists():
+            raise CorpusError(f"{path}: no such file or folder")
+        if path.is_dir():
+            found = _walk_folder(path, diagnostics)
+            if not found:
+                raise CorpusError(
+                    f"{path}: folder has no readable corpus files "
+                    f"(looked for {', '.join(sorted(TEXT_SUFFIXES | JSONL_SUFFIXES | CSV_SUFFIXES))})"
+                )
+            files.extend(found)
+        else:
+            files.append(_corpus_file(path, _kind_of(path) or "text"))
+    for f in files:
+        _sniff(f)
+    nonempty = [f for f in files if f.size > 0]
+    for f in files:
+        if f.size == 0:
+            diagnostics.note("empty_file", f.path)
+    if not nonempty:
+        raise CorpusError(f"{files[0].path}: corpus is empty" if len(files) == 1 else "corpus is empty: every file has 0 bytes")
+    return nonempty
+
+
+def _walk_folder(folder: Path, diagnostics: Diagnostics) -> list[CorpusFile]:
+    found = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            if name.startswith("."):
+                continue
+            path = Path(root) / name
+            kind = _kind_of(path)
+            if kind is None:
+                diagnostics.note("skipped_file", str(path))
+                continue
+            if os.access(path, os.R_OK):
+                found.append(_corpus_file(path, kind))
+    return found
+
+
+def _corpus_file(path: Path, kind: str) -> CorpusFile:
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise CorpusError(f"{path}: cannot read ({exc.strerror})") from None
+    return CorpusFile(str(path), kind, stat.st_size, stat.st_mtime_ns)
+
+
+def _sniff(f: CorpusFile) -> None:
+    try:
+        with open(f.path, "rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+    except OSError as exc:
+        raise CorpusError(f"{f.path}: cannot read ({exc.strerror})") from None
+    nul = head.find(b"\x00")
+    if nul >= 0:
+        raise CorpusError(
+            f"{f.path}: looks like a binary file (NUL byte at offset {nul}); only UTF-8 text is read"
+        )
+
+
+# --- decoding -----------------------------------------------------------------
+
+_replacements = threading.local()
+
+
+def _count_and_replace(exc: UnicodeDecodeError) -> tuple[str, int]:
+    _replacements.count = getattr(_replacements, "count", 0) + (exc.end - exc.start)
+    return "\ufffd", exc.end
+
+
+codecs.register_error("workbench-count-replace", _count_and_replace)
+
+
+class ReadProgress:
+    """Bytes of the corpus consumed so far; the reader adds to it as it goes."""
+
+    def __init__(self) -> None:
+        self.bytes_done = 0
+
+
+def _iter_lines(f: CorpusFile, config: DataConfig, diagnostics: Diagnostics, progress: ReadProgress,
+                limit: int = LINE_BYTES) -> Iterator[tuple[int, str]]:
+    """Yield (line number, text) of a file; a line longer than ``limit`` bytes comes in pieces."""
+    errors = "strict" if config.encoding_errors == "strict" else "workbench-count-replace"
+    decoder = codecs.getincrementaldecoder("utf-8")(errors=errors)
+    lineno = 0
+    continuing = False
+    with open(f.path, "rb") as handle:
+        while True:
+            raw = handle.readline(limit)
+            if not raw:
+                break
+            progress.bytes_done += len(raw)
+            if not continuing:
+                lineno += 1
+                if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
+                    raw = raw[len(codecs.BOM_UTF8):]
+            complete = raw.endswith(b"\n")
+            if not complete and len(raw) >= limit:
+                if not continuing:
+                    diagnostics.note("long_line", f"{f.path}:{lineno}")
+                continuing = True
+            else:
+                continuing = False
+            before = getattr(_replacements, "count", 0)
+            try:
+                text = decoder.decode(raw, final=complete or not continuing)
+            except UnicodeDecodeError as exc:
+                bad = raw[exc.start] if 0 <= exc.start < len(raw) else None
+                byte = f"byte 0x{bad:02x}" if bad is not None else "a truncated character"
+                raise CorpusError(
+                    f"{f.path}:{lineno}: invalid UTF-8 ({byte}); fix the file or read it with "
+                    "encoding_errors = \"replace\" (--encoding-errors replace)"
+                ) from None
+            replaced = getattr(_replacements, "count", 0) - before
+            if replaced:
+                diagnostics.note("replaced_bytes", f"{f.path}:{lineno}", replaced)
+            yield lineno, text.rstrip("\r\n")
+
+
+# --- documents -----------------------------------------------------------------
+
+def _line_sentences(line: str, config: DataConfig, where: str, diagnostics: Diagnostics) -> list[str]:
+    line = line.strip()
+    if not line:
+        return []
+    if config.sentences == "lines" or len(line) <= config.split_lines_longer_than:
+        pieces = [" ".join(line.split())]
+    else:
+        pieces = split_sentences(line)
+    out = []
+    for piece in pieces:
+        if len(piece) > MAX_SENTENCE_CHARS:
+            diagnostics.note("long_sentence_chars", where)
+            out.extend(cut_long(piece))
+        else:
+            out.append(piece)
+    return out
+
+
+def _paragraph_document(text_lines: list[tuple[int, str]], path: str, config: DataConfig, diagnostics: Diagnostics) -> Document:
+    """Turn the lines of one document into sentences according to ``config.sentences``."""
+    doc = Document([], [], path)
+    if config.sentences == "wrapped":
+        # Join hard-wrapped lines into paragraphs (a paragraph ends at a blank line,
+        # which only occurs inside JSONL/CSV records), then split sentences.
+        block: list[tuple[int, str]] = []
+        for item in text_lines + [(0, "")]:
+            if item[1].strip():
+                block.append(item)
+                continue
+            if block:
+                joined = " ".join(t for _, t in block)
+                for sentence in split_sentences(joined):
+                    doc.sentences.append(sentence)
+                    doc.lines.append(block[0][0])
+                block = []
+        return doc
+    for lineno, line in text_lines:
+        for sentence in _line_sentences(line, config, f"{path}:{lineno}", diagnostics):
+            doc.sentences.append(sentence)
+            doc.lines.append(lineno)
+    return doc
+
+
+def _text_documents(f: CorpusFile, config: DataConfig, diagnostics: Diagnostics,
+                    progress: ReadProgress) -> Iterator[Document]:
+    pending: list[tuple[int, str]] = []
+    for lineno, line in _iter_lines(f, config, diagnostics, progress):
+        if line.strip():
+            pending.append((lineno, line))
+            continue
+        if pending:
+            doc = _paragraph_document(pending, f.path, config, diagnostics)
+            pending = []
+            if doc.sentences:
+                yield doc
+    if pending:
+        doc = _paragraph_document(pending, f.path, config, diagnostics)
+        if doc.sentences:
+            yield doc
+
+
+def _record_document(text: str, f: CorpusFile, lineno: int, config: DataConfig, diagnostics: Diagnostics) -> Document | None:
+    lines = [(lineno, part) for part in text.split("\n")]
+    doc = _paragraph_document(lines, f.path, config, diagnostics)
+    if not doc.sentences:
+        diagnostics.note("empty_document", f"{f.path}:{lineno}")
+        return None
+    return doc
+
+
+def _jsonl_documents(f: CorpusFile, config: DataConfig, diagnostics: Diagnostics,
+                     progress: ReadProgress) -> Iterator[Document]:
+    field_name = config.text_field
+    for lineno, line in _iter_lines(f, config, diagnostics, progress, limit=MAX_RECORD_BYTES):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CorpusError(f"{f.path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(record, dict):
+            raise CorpusError(f"{f.path}:{lineno}: expected a JSON object with a {field_name!r} field, got {type(record).__name__}")
+        if field_name not in record:
+            fields = ", ".join(sorted(map(str, record))) or "none"
+            raise CorpusError(
+                f"{f.path}:{lineno}: record has no {field_name!r} field (fields: {fields}); "
+                "choose the field with --text-field"
+            )
+        text = record[field_name]
+        if not isinstance(text, str):
+            raise CorpusError(f"{f.path}:{lineno}: field {field_name!r} must be a string, got {type(text).__name__}")
+        doc = _record_document(text, f, lineno, config, diagnostics)
+        if doc is not None:
+            yield doc
+
+
+def _csv_documents(f: CorpusFile, config: DataConfig, diagnostics: Diagnostics,
+                   progress: ReadProgress) -> Iterator[Document]:
+    csv.field_size_limit(MAX_RECORD_BYTES)
+    errors = "strict" if config.encoding_errors == "strict" else "workbench-count-replace"
+    with open(f.path, encoding="utf-8-sig", errors=errors, newline="") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader)
+        except StopIteration:
+            return
+        except UnicodeDecodeError:
+            raise CorpusError(f"{f.path}:1: invalid UTF-8; fix the file or use --encoding-errors replace") from None
+        if config.text_field not in header:
+            raise CorpusError(
+                f"{f.path}: no column {config.text_field!r} (columns: {', '.join(header)}); "
+                "choose the column with --text-field"
+            )
+        column = header.index(config.text_field)
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except UnicodeDecodeError:
+                raise CorpusError(
+                    f"{f.path}:{reader.line_num + 1}: invalid UTF-8; fix the file or use --encoding-errors replace"
+                ) from None
+            except csv.Error as exc:
+                raise CorpusError(f"{f.path}:{reader.line_num}: malformed CSV ({exc})") from None
+            progress.bytes_done += sum(len(cell) for cell in row) + len(row)
+            if column >= len(row):
+                diagnostics.note("empty_document", f"{f.path}:{reader.line_num}")
+                continue
+            doc = _record_document(row[column], f, reader.line_num, config, diagnostics)
+            if doc is not None:
+                yield doc
+
+
+def read_documents(files: Sequence[CorpusFile], config: DataConfig, diagnostics: Diagnostics,
+                   progress: ReadProgress | None = None) -> Iterator[Document]:
+    """Stream the documents of the given corpus files, in order."""
+    readers = {"text": _text_documents, "jsonl": _jsonl_documents, "csv": _csv_documents}
+    progress = progress or ReadProgress()
+    for f in files:
+        start = progress.bytes_done
+        try:
+            yield from readers[f.kind](f, config, diagnostics, progress)
+        except OSError as exc:
+            raise CorpusError(f"{f.path}: cannot read ({exc.strerror or exc})") from None
+        progress.bytes_done = start + f.size  # CSV counts characters; settle on the file size
+
+
+def read_corpus(paths: Sequence[str | os.PathLike], config: DataConfig | None = None,
+                diagnostics: Diagnostics | None = None) -> Iterator[Document]:
+    """Convenience: list the files of ``paths`` and stream their documents."""
+    config = config or DataConfig()
+    diagnostics = diagnostics if diagnostics is not None else Diagnostics()
+    return read_documents(list_corpus_files(paths, diagnostics), config, diagnostics)
+
+
+def total_bytes(files: Sequence[CorpusFile]) -> int:
+    """Total bytes of the corpus files (for progress)."""
+    return sum(f.size for f in files)
+

@@ -1,0 +1,348 @@
+"""The tokenized store: a prepared dataset directory, written once, memory-mapped after.
+
+Layout of a dataset directory::
+
+    manifest.json          format version, fingerprint, counts, dtype, tokenizer hash
+    stats.json             corpus statistics and diagnostics (see ``workbench.data.stats``)
+    tokens.bin             (N,) uint16|uint32  token ids of every sentence, back to back
+    sentence_offsets.bin   (S+1,) int64        sentence s is tokens[off[s]:off[s+1]]
+    document_offsets.bin   (D+1,) int64        document d is sentences doff[d]..doff[d+1]
+    tokenizer.json, vocab.txt
+
+Sentences of one document are contiguous in ``tokens.bin``, so any run of
+consecutive sentences is one slice - the pair builder depends on this.
+
+``prepare_dataset`` streams the corpus in batches through the tokenizer's
+batch API (both cores), appends to the files as it goes (memory stays flat in
+corpus size), writes into a hidden ``.NAME.partial-*`` directory and renames
+it into place only when complete. Preparing again with the same
+corpus files (paths, sizes, modification times), reading settings and
+tokenizer finds the fingerprint in the manifest and returns at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import queue
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from workbench.config import WorkbenchConfig
+from workbench.data.corpus import CorpusFile, Document, ReadProgress, list_corpus_files, read_documents, total_bytes
+from workbench.data.diagnostics import Diagnostics
+from workbench.data.stats import CorpusStatsBuilder
+from workbench.data.tokenizer import (
+    Vocabulary, describe, load_tokenizer, save_vocab_txt, tokenizer_hash, train_tokenizer,
+)
+from workbench.errors import DatasetError, WorkbenchError
+
+FORMAT_VERSION = 1
+BATCH_CHARS = 1 << 20  # text handed to encode_batch at once: large enough for both cores, small in memory
+
+# progress(stage, done, total): stage is "train-tokenizer" or "tokenize"; done/total in bytes.
+Progress = Callable[[str, int, int], None]
+
+
+class Cancelled(WorkbenchError):
+    """Preparing was cancelled by the user; nothing was written."""
+
+
+@dataclass
+class PrepareResult:
+    dataset: "TokenizedDataset"
+    reused: bool      # True when an up-to-date dataset was found and nothing was done
+    seconds: float
+
+
+def corpus_fingerprint(files: Sequence[CorpusFile], config: WorkbenchConfig, tokenizer_spec: str) -> str:
+    """Identity of a prepared dataset: same fingerprint, same bytes on disk."""
+    data = config.data
+    identity = {
+        "format": FORMAT_VERSION,
+        "files": [[os.path.abspath(f.path), f.kind, f.size, f.mtime_ns] for f in files],
+        "reading": [data.sentences, data.split_lines_longer_than, data.text_field, data.encoding_errors],
+        "tokenizer": tokenizer_spec,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def _tokenizer_spec(config: WorkbenchConfig) -> str:
+    tok = config.tokenizer
+    if tok.path:
+        return "file:" + tokenizer_hash(load_tokenizer(tok.path, None))
+    return "train:" + json.dumps([tok.vocab_size, tok.lowercase, tok.strip_accents, tok.min_frequency, tok.limit_alphabet])
+
+
+def prepare_dataset(
+    corpus: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    config: WorkbenchConfig,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> PrepareResult:
+    """Read, (train a tokenizer,) tokenize and write a dataset directory."""
+    started = time.perf_counter()
+    out = Path(out_dir)
+    diagnostics = Diagnostics()
+    files = list_corpus_files(corpus, diagnostics)
+    fingerprint = corpus_fingerprint(files, config, _tokenizer_spec(config))
+    if (out / "manifest.json").exists():
+        try:
+            existing = TokenizedDataset(out)
+        except DatasetError:
+            existing = None
+        if existing is not None and existing.manifest.get("fingerprint") == fingerprint:
+            return PrepareResult(existing, True, time.perf_counter() - started)
+    if out.exists() and not (out / "manifest.json").exists() and any(out.iterdir()):
+        raise DatasetError(f"{out}: folder exists and is not a prepared dataset; choose another --out")
+
+    progress = progress or (lambda stage, done, total: None)
+    should_stop = should_stop or (lambda: False)
+    total = total_bytes(files)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    try:
+        if config.tokenizer.path:
+            tokenizer = load_tokenizer(config.tokenizer.path, config.tokenizer)
+        else:
+            tokenizer = _train_on_corpus(files, config, progress, should_stop, total)
+        tokenizer.save(str(partial / "tokenizer.json"))
+        save_vocab_txt(tokenizer, partial / "vocab.txt")
+        counts, stats = _write_tokens(files, config, tokenizer, partial, diagnostics, progress, should_stop, total)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "fingerprint": fingerprint,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "dtype": counts.pop("dtype"),
+            "counts": counts,
+            "tokenizer": {"sha256": tokenizer_hash(tokenizer), **describe(tokenizer)},
+            "corpus": [{"path": os.path.abspath(f.path), "kind": f.kind, "size": f.size} for f in files],
+            "config": {"data": config.to_dict()["data"], "tokenizer": config.to_dict()["tokenizer"]},
+        }
+        (partial / "stats.json").write_text(json.dumps(stats, indent=1), encoding="utf-8")
+        (partial / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        _swap_into_place(partial, out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return PrepareResult(TokenizedDataset(out), False, time.perf_counter() - started)
+
+
+def _swap_into_place(partial: Path, out: Path) -> None:
+    """Replace ``out`` by ``partial`` so that ``out`` is never seen half-written."""
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.replace(out, old)
+        os.replace(partial, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(partial, out)
+
+
+def _train_on_corpus(files, config, progress, should_stop, total):
+    reading = ReadProgress()
+
+    def sentences() -> Iterator[str]:
+        for i, doc in enumerate(read_documents(files, config.data, Diagnostics(), reading)):
+            if i % 64 == 0:
+                if should_stop():
+                    raise Cancelled("preparing was cancelled")
+                progress("train-tokenizer", reading.bytes_done, total)
+            yield from doc.sentences
+
+    tokenizer = train_tokenizer(sentences(), config.tokenizer)
+    progress("train-tokenizer", total, total)
+    return tokenizer
+
+
+def _document_batches(files, config, diagnostics, reading) -> Iterator[list[Document]]:
+    batch: list[Document] = []
+    chars = 0
+    for doc in read_documents(files, config.data, diagnostics, reading):
+        batch.append(doc)
+        chars += sum(map(len, doc.sentences))
+        if chars >= BATCH_CHARS:
+            yield batch
+            batch, chars = [], 0
+    if batch:
+        yield batch
+
+
+def _prefetch(iterator: Iterator, depth: int = 2) -> Iterator:
+    """Run ``iterator`` on a thread so that reading overlaps tokenizing (which releases the GIL)."""
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in iterator:
+                while not stop.is_set():
+                    try:
+                        items.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put(("done", done))
+        except BaseException as exc:  # handed to the consumer, raised there
+            items.put(("error", exc))
+
+    thread = threading.Thread(target=produce, name="corpus-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = items.get()
+            if kind == "item":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def _write_tokens(files, config, tokenizer, folder: Path, diagnostics: Diagnostics, progress, should_stop, total):
+    vocab_size = tokenizer.get_vocab_size()
+    dtype = np.uint16 if vocab_size <= np.iinfo(np.uint16).max + 1 else np.uint32
+    unk_id = tokenizer.token_to_id("[UNK]")
+    stats = CorpusStatsBuilder(config.data.max_seq_length, diagnostics)
+    encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)  # no character offsets needed
+    reading = ReadProgress()
+    n_tokens = n_sentences = n_documents = 0
+    with open(folder / "tokens.bin", "wb") as tok_f, \
+            open(folder / "sentence_offsets.bin", "wb") as sent_f, \
+            open(folder / "document_offsets.bin", "wb") as doc_f:
+        sent_f.write(np.zeros(1, np.int64).tobytes())
+        doc_f.write(np.zeros(1, np.int64).tobytes())
+        for docs in _prefetch(_document_batches(files, config, diagnostics, reading)):
+            if should_stop():
+                raise Cancelled("preparing was cancelled")
+            texts = [s for d in docs for s in d.sentences]
+            encodings = encode(texts, add_special_tokens=False)
+            ids = [e.ids for e in encodings]
+            lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+            flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=dtype, count=int(lengths.sum()))
+            doc_of_sentence = np.repeat(np.arange(len(docs)), [len(d.sentences) for d in docs])
+            kept = lengths > 0
+            if not kept.all():
+                first = int(np.flatnonzero(~kept)[0])
+                where = _where(docs, doc_of_sentence, first)
+                diagnostics.note("empty_sentence", where, int((~kept).sum()))
+            sentences_per_doc = np.bincount(doc_of_sentence[kept], minlength=len(docs))
+            stats.add_batch(docs, doc_of_sentence, lengths, kept, sentences_per_doc, flat, unk_id,
+                            lambda i: _where(docs, doc_of_sentence, i))
+            tok_f.write(flat.tobytes())
+            kept_lengths = lengths[kept]
+            sent_f.write((n_tokens + np.cumsum(kept_lengths)).astype(np.int64).tobytes())
+            nonempty_docs = sentences_per_doc[sentences_per_doc > 0]
+            doc_f.write((n_sentences + np.cumsum(nonempty_docs)).astype(np.int64).tobytes())
+            n_tokens += int(kept_lengths.sum())
+            n_sentences += int(kept.sum())
+            n_documents += len(nonempty_docs)
+            progress("tokenize", reading.bytes_done, total)
+    if n_tokens == 0:
+        raise DatasetError("corpus has no text that the tokenizer turns into tokens")
+    progress("tokenize", total, total)
+    counts = {"documents": n_documents, "sentences": n_sentences, "tokens": n_tokens,
+              "characters": stats.characters, "bytes": total, "vocab_size": vocab_size,
+              "dtype": np.dtype(dtype).name}
+    return counts, stats.finish(counts, diagnostics)
+
+
+def _where(docs: list[Document], doc_of_sentence: np.ndarray, i: int) -> str:
+    doc = docs[int(doc_of_sentence[i])]
+    first_of_doc = int(np.searchsorted(doc_of_sentence, doc_of_sentence[i]))
+    return f"{doc.path}:{doc.lines[i - first_of_doc]}"
+
+
+class TokenizedDataset:
+    """A prepared dataset directory, memory-mapped; cheap to open, safe to share between processes."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        manifest_path = self.path / "manifest.json"
+        if not self.path.exists():
+            raise DatasetError(f"{self.path}: no such dataset; create it with `pretrain-workbench prepare`")
+        if not manifest_path.exists():
+            raise DatasetError(f"{self.path}: not a prepared dataset (no manifest.json); create it with `pretrain-workbench prepare`")
+        try:
+            self.manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            version = int(self.manifest["format_version"])
+            dtype = np.dtype(self.manifest["dtype"])
+            counts = self.manifest["counts"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DatasetError(f"{manifest_path}: damaged manifest ({exc}); prepare the dataset again") from None
+        if version > FORMAT_VERSION:
+            raise DatasetError(
+                f"{self.path}: dataset format {version} is newer than this program understands ({FORMAT_VERSION}); "
+                "update pretrain-workbench"
+            )
+        self.tokens = self._map("tokens.bin", dtype, counts["tokens"])
+        self.sentence_offsets = self._map("sentence_offsets.bin", np.int64, counts["sentences"] + 1)
+        self.document_offsets = self._map("document_offsets.bin", np.int64, counts["documents"] + 1)
+        self._tokenizer = None
+        self._vocabulary: Vocabulary | None = None
+
+    def _map(self, name: str, dtype, length: int) -> np.ndarray:
+        path = self.path / name
+        expected = length * np.dtype(dtype).itemsize
+        actual = path.stat().st_size if path.exists() else -1
+        if actual != expected:
+            raise DatasetError(
+                f"{path}: dataset is incomplete or damaged ({max(actual, 0)} bytes, expected {expected}); "
+                "prepare it again"
+            )
+        return np.memmap(path, dtype=dtype, mode="r", shape=(length,))
+
+    @property
+    def num_documents(self) -> int:
+        return len(self.document_offsets) - 1
+
+    @property
+    def num_sentences(self) -> int:
+        return len(self.sentence_offsets) - 1
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.manifest["fingerprint"]
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.path / "tokenizer.json")
+        return self._tokenizer
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        if self._vocabulary is None:
+            self._vocabulary = Vocabulary.from_tokenizer(self.tokenizer)
+        return self._vocabulary
+
+    @property
+    def stats(self) -> dict:
+        return json.loads((self.path / "stats.json").read_text(encoding="utf-8"))
+
+    def sentence(self, index: int) -> np.ndarray:
+        return self.tokens[self.sentence_offsets[index]:self.sentence_offsets[index + 1]]
+
+    def document_sentence_range(self, doc: int) -> tuple[int, int]:
+        return int(self.document_offsets[doc]), int(self.document_offsets[doc + 1])
