@@ -174,6 +174,7 @@ def _iter_lines(f: CorpusFile, config: DataConfig, diagnostics: Diagnostics, pro
             if not raw:
                 break
             progress.bytes_done += len(raw)
+            piece_of_longer_line = continuing
             if not continuing:
                 lineno += 1
                 if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
@@ -198,7 +199,9 @@ def _iter_lines(f: CorpusFile, config: DataConfig, diagnostics: Diagnostics, pro
             replaced = getattr(_replacements, "count", 0) - before
             if replaced:
                 diagnostics.note("replaced_bytes", f"{f.path}:{lineno}", replaced)
-            yield lineno, text.rstrip("\r\n")
+            text = text.rstrip("\r\n")
+            if text or not piece_of_longer_line:  # the bare end of a long line is not a blank line
+                yield lineno, text
 
 
 # --- documents -----------------------------------------------------------------

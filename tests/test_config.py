@@ -1,0 +1,119 @@
+"""Config: TOML round-trip, validation messages, unknown keys, overrides."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from workbench.config import (
+    ConfigError, MaskingConfig, WorkbenchConfig, describe_settings, dumps_toml, load_config, save_config,
+)
+
+
+def test_defaults_follow_the_bert_recipe():
+    config = WorkbenchConfig()
+    assert config.masking.probability == 0.15
+    assert (config.masking.mask_fraction, config.masking.random_fraction) == (0.8, 0.1)
+    assert config.masking.keep_fraction == pytest.approx(0.1)
+    assert config.data.max_seq_length == 128
+    assert config.nsp.short_seq_prob == 0.1
+    assert config.nsp.random_next_probability == 0.5
+    config.validate()
+
+
+def test_toml_round_trip_is_exact(tmp_path):
+    config = WorkbenchConfig()
+    config.masking.probability = 0.1 + 0.2  # a float whose repr is long
+    config.data.text_field = 'body "quoted" \\ ünïcode'
+    config.masking.strategy = "whole_word"
+    config.tokenizer.lowercase = False
+    path = tmp_path / "run.toml"
+    save_config(config, path)
+    assert load_config(path) == config
+    assert dumps_toml(load_config(path)) == path.read_text()
+
+
+@settings(max_examples=50, deadline=None)
+@given(p=st.floats(min_value=1e-6, max_value=0.999999), mask=st.floats(0, 0.5), rnd=st.floats(0, 0.5),
+       field=st.text(min_size=1, max_size=20).filter(lambda s: s.strip()))
+def test_round_trip_any_valid_values(tmp_path_factory, p, mask, rnd, field):
+    config = WorkbenchConfig()
+    config.masking.probability, config.masking.mask_fraction, config.masking.random_fraction = p, mask, rnd
+    config.data.text_field = field
+    path = tmp_path_factory.mktemp("rt") / "c.toml"
+    save_config(config, path)
+    assert load_config(path) == config
+
+
+@pytest.mark.parametrize("section, key, value, message", [
+    ("masking", "probability", 1.5, "masking.probability must be in (0, 1), got 1.5"),
+    ("masking", "probability", 0, "masking.probability must be in (0, 1), got 0.0"),
+    ("data", "max_seq_length", 4, "data.max_seq_length must be in [8, 8192], got 4"),
+    ("masking", "selection", "random", "masking.selection must be one of exact, bernoulli; got 'random'"),
+    ("nsp", "random_next_probability", -0.1, "nsp.random_next_probability must be in [0, 1], got -0.1"),
+    ("tokenizer", "vocab_size", "big", "tokenizer.vocab_size must be an integer, got 'big'"),
+    ("tokenizer", "lowercase", 1, "tokenizer.lowercase must be true or false, got 1"),
+])
+def test_validation_names_the_key_and_the_problem(section, key, value, message):
+    with pytest.raises(ConfigError) as info:
+        WorkbenchConfig.from_dict({section: {key: value}})
+    assert str(info.value) == message
+
+
+def test_mask_and_random_fractions_must_leave_room():
+    with pytest.raises(ConfigError, match=r"mask_fraction \+ masking.random_fraction must be <= 1"):
+        WorkbenchConfig.from_dict({"masking": {"mask_fraction": 0.9, "random_fraction": 0.2}})
+
+
+def test_unknown_key_suggests_the_closest(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[masking]\nprobabilty = 0.2\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "unknown key masking.probabilty" in str(info.value)
+    assert "did you mean masking.probability?" in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_unknown_section_suggests_the_closest():
+    with pytest.raises(ConfigError, match=r"unknown section \[maskng\] \(did you mean masking\?\)"):
+        WorkbenchConfig.from_dict({"maskng": {}})
+
+
+def test_bad_toml_and_missing_file_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[masking\nprobability = ")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+
+
+def test_overrides_parse_toml_values_and_validate():
+    config = WorkbenchConfig().with_overrides(["masking.probability=0.2", "masking.strategy=span",
+                                               "tokenizer.lowercase=false"])
+    assert config.masking.probability == 0.2
+    assert config.masking.strategy == "span"
+    assert config.tokenizer.lowercase is False
+    with pytest.raises(ConfigError, match="masking.probability must be in"):
+        WorkbenchConfig().with_overrides(["masking.probability=2"])
+    with pytest.raises(ConfigError, match="expects section.key=value"):
+        WorkbenchConfig().with_overrides(["probability"])
+
+
+def test_integers_are_accepted_for_floats_but_not_the_reverse():
+    assert WorkbenchConfig.from_dict({"nsp": {"short_seq_prob": 0}}).nsp.short_seq_prob == 0.0
+    with pytest.raises(ConfigError, match="data.max_seq_length must be an integer"):
+        WorkbenchConfig.from_dict({"data": {"max_seq_length": 12.5}})
+
+
+def test_every_setting_is_documented():
+    rows = describe_settings()
+    assert len(rows) >= 20
+    assert all(help_text and kind in ("structural", "live") for _, _, kind, help_text in rows)
+    assert ("masking.probability", "0.15", "structural") == rows[[r[0] for r in rows].index("masking.probability")][:3]
+
+
+def test_keep_fraction_is_the_rest():
+    assert MaskingConfig(mask_fraction=0.5, random_fraction=0.25).keep_fraction == pytest.approx(0.25)
