@@ -18,6 +18,10 @@ whole words. Each sequence first gets a budget of tokens to predict:
   ``[min_predictions_per_seq, max_predictions_per_seq]`` so that no
   sequence is left without a prediction (a NaN loss) unless asked for.
 
+With whole words or spans a budget of one token may fit no word at all; such
+a sequence then gets one random whole word (of at most
+``max_predictions_per_seq`` tokens), so it still has a prediction.
+
 Units are then taken in random order while they fit the budget, skipping a
 unit that would overflow it and continuing with the next (Google's
 whole-word rule); spans are drawn as in SpanBERT (geometric length in words,
@@ -72,6 +76,8 @@ def mask_batch(input_ids: np.ndarray, attention_mask: np.ndarray, vocab: Vocabul
         selected = _select_spans(word_id, n_words, candidate, budget, config, rng)
     else:
         selected = _select_units(word_id, n_words, candidate, budget, rng)
+    if config.strategy != "token" and (config.selection == "exact" or config.min_predictions_per_seq > 0):
+        selected |= _one_word_where_empty(selected, word_id, candidate, config.max_predictions_per_seq, rng)
 
     kinds = np.zeros(input_ids.shape, dtype=np.int8)
     draw = rng.random(input_ids.shape)
@@ -143,6 +149,22 @@ def _select_units(word_id: np.ndarray, n_words: np.ndarray, candidate: np.ndarra
     selected = np.zeros((B, T), dtype=bool)
     np.put_along_axis(selected, order, selected_sorted, axis=1)
     return selected & candidate
+
+
+def _one_word_where_empty(selected: np.ndarray, word_id: np.ndarray, candidate: np.ndarray, cap: int,
+                          rng: np.random.Generator) -> np.ndarray:
+    """A random whole word of at most ``cap`` tokens for rows where every word overflowed the budget."""
+    B, T = word_id.shape
+    empty = ~selected.any(axis=1) & candidate.any(axis=1)
+    if not empty.any():
+        return np.zeros_like(selected)
+    rows = np.broadcast_to(np.arange(B)[:, None], (B, T))
+    size = np.zeros((B, T), dtype=np.int64)
+    np.add.at(size, (rows[candidate], word_id[candidate]), 1)
+    key = np.where((size >= 1) & (size <= cap), rng.random((B, T)), 2.0)
+    chosen = key.argmin(axis=1)
+    usable = empty & (key.min(axis=1) < 2.0)
+    return candidate & usable[:, None] & (word_id == chosen[:, None])
 
 
 def _select_spans(word_id: np.ndarray, n_words: np.ndarray, candidate: np.ndarray, budget: np.ndarray,

@@ -1,0 +1,134 @@
+"""Tokenized store: content, fingerprint reuse, atomic writes, diagnostics, damaged datasets."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from workbench.config import WorkbenchConfig
+from workbench.data.corpus import read_corpus
+from workbench.data.store import Cancelled, TokenizedDataset, prepare_dataset
+from workbench.errors import CorpusError, DatasetError
+
+from conftest import write_text_corpus
+
+
+def test_store_holds_every_sentence_tokenized_in_order(dataset, corpus_file):
+    documents = list(read_corpus([corpus_file]))
+    assert dataset.num_documents == len(documents) == 300
+    sentences = [s for d in documents for s in d.sentences]
+    assert dataset.num_sentences == len(sentences)
+    assert dataset.tokens.dtype == np.uint16
+    tokenizer = dataset.tokenizer
+    for index in (0, 1, len(sentences) // 2, len(sentences) - 1):
+        expected = tokenizer.encode(sentences[index], add_special_tokens=False).ids
+        assert dataset.sentence(index).tolist() == expected
+    # document offsets count sentences; sentence offsets count tokens, back to back
+    first, last = dataset.document_sentence_range(1)
+    assert last - first == len(documents[1].sentences)
+    assert dataset.sentence_offsets[-1] == dataset.num_tokens
+    assert np.all(np.diff(dataset.sentence_offsets) > 0)
+    stats = dataset.stats
+    assert stats["counts"]["documents"] == 300
+    assert stats["sentence_tokens"]["count"] == dataset.num_sentences
+    assert sum(stats["document_sentences"]["histogram"]) == 300
+
+
+def test_preparing_again_is_recognised_and_changes_are_not(tmp_path, small_config):
+    corpus = write_text_corpus(tmp_path / "c.txt", documents=40)
+    out = tmp_path / "ds"
+    first = prepare_dataset([corpus], out, small_config)
+    assert not first.reused
+    stamp = os.stat(out / "tokens.bin").st_mtime_ns
+    again = prepare_dataset([corpus], out, small_config)
+    assert again.reused and again.dataset.fingerprint == first.dataset.fingerprint
+    assert os.stat(out / "tokens.bin").st_mtime_ns == stamp
+    with open(corpus, "a") as f:
+        f.write("A brand new document appears.\n")
+    changed = prepare_dataset([corpus], out, small_config)
+    assert not changed.reused and changed.dataset.num_documents == 41
+    other_settings = prepare_dataset([corpus], out, small_config.with_overrides(["data.sentences=lines"]))
+    assert not other_settings.reused
+
+
+def test_cancelled_prepare_leaves_nothing(tmp_path, small_config):
+    corpus = write_text_corpus(tmp_path / "c.txt", documents=40)
+    out = tmp_path / "ds"
+    with pytest.raises(Cancelled):
+        prepare_dataset([corpus], out, small_config, should_stop=lambda: True)
+    assert sorted(os.listdir(tmp_path)) == ["c.txt"]
+
+
+def test_failed_prepare_keeps_the_previous_dataset(tmp_path, small_config):
+    good = write_text_corpus(tmp_path / "good.txt", documents=40)
+    out = tmp_path / "ds"
+    before = prepare_dataset([good], out, small_config).dataset.fingerprint
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"Fine.\n\xff\xfe broken\n")
+    with pytest.raises(CorpusError, match=r"bad.txt:2: invalid UTF-8"):
+        prepare_dataset([good, bad], out, small_config)
+    assert TokenizedDataset(out).fingerprint == before
+    assert sorted(os.listdir(tmp_path)) == ["bad.txt", "ds", "good.txt"]
+
+
+def test_refuses_to_overwrite_a_folder_that_is_not_a_dataset(tmp_path, small_config):
+    corpus = write_text_corpus(tmp_path / "c.txt", documents=5)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    with pytest.raises(DatasetError, match="folder exists and is not a prepared dataset"):
+        prepare_dataset([corpus], tmp_path / "mine", small_config)
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
+
+
+def test_damaged_and_foreign_datasets_are_clear_errors(tmp_path, small_config):
+    corpus = write_text_corpus(tmp_path / "c.txt", documents=10)
+    out = tmp_path / "ds"
+    prepare_dataset([corpus], out, small_config)
+    with pytest.raises(DatasetError, match="no such dataset"):
+        TokenizedDataset(tmp_path / "elsewhere")
+    with pytest.raises(DatasetError, match="not a prepared dataset"):
+        TokenizedDataset(tmp_path)
+    with open(out / "tokens.bin", "r+b") as f:
+        f.truncate(10)
+    with pytest.raises(DatasetError, match=r"tokens.bin: dataset is incomplete or damaged \(10 bytes"):
+        TokenizedDataset(out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["format_version"] = 99
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DatasetError, match="format 99 is newer"):
+        TokenizedDataset(out)
+    (out / "manifest.json").write_text("{")
+    with pytest.raises(DatasetError, match="damaged manifest"):
+        TokenizedDataset(out)
+
+
+def test_diagnostics_point_at_the_place(tmp_path, small_config, dataset):
+    corpus = tmp_path / "c.txt"
+    long_sentence = " ".join(["word"] * 200) + "."
+    corpus.write_text("Alone in its document.\n\nFirst of two.\nSecond of two.\n\n"
+                      f"Short.\n{long_sentence}\n\nSymbols \u2603 and \u2602 are rare.\n", encoding="utf-8")
+    # The stories tokenizer has never seen a snowman: it becomes [UNK].
+    config = small_config.with_overrides([f"tokenizer.path={json.dumps(str(dataset.path / 'tokenizer.json'))}"])
+    stats = prepare_dataset([corpus], tmp_path / "ds", config).dataset.stats
+    found = stats["diagnostics"]
+    assert found["one_sentence_document"] == {"count": 2, "example": f"{corpus}:1"}
+    assert found["long_sentence"] == {"count": 1, "example": f"{corpus}:7"}
+    assert found["unknown_token"]["example"] == f"{corpus}:9"
+    assert stats["unknown_token_share"] > 0
+
+
+def test_given_tokenizer_is_used_and_large_vocabularies_use_uint32(tmp_path, small_config):
+    corpus = write_text_corpus(tmp_path / "c.txt", documents=10)
+    vocab = tmp_path / "vocab.txt"
+    letters = sorted(set("abcdefghijklmnopqrstuvwxyz.,"))
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + letters + [f"##{c}" for c in letters]
+    tokens += [f"filler{i}" for i in range(70_000)]
+    vocab.write_text("\n".join(tokens) + "\n")
+    config = small_config.with_overrides([f"tokenizer.path={json.dumps(str(vocab))}"])
+    ds = prepare_dataset([corpus], tmp_path / "ds", config).dataset
+    assert ds.tokens.dtype == np.uint32
+    assert ds.vocabulary.size == len(tokens)
+    assert ds.tokenizer.encode("cat", add_special_tokens=False).tokens == ["c", "##a", "##t"]
