@@ -184,10 +184,14 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     from workbench.data.inspection import realised_statistics, render_example, training_examples
     from workbench.data.store import TokenizedDataset
 
-    dataset = TokenizedDataset(args.dataset)
-    if getattr(args, "data.max_seq_length") is None and not args.config:
-        setattr(args, "data.max_seq_length", int(dataset.manifest["config"]["data"]["max_seq_length"]))
     config = _config_from_args(args)
+    path = args.dataset or config.data.dataset
+    if not path:
+        raise UsageError("inspect: name a dataset directory (or set data.dataset in --config)")
+    dataset = TokenizedDataset(path)
+    if getattr(args, "data.max_seq_length") is None and not args.config:
+        # Without an explicit choice, inspect at the length the dataset was prepared for.
+        config.data.max_seq_length = int(dataset.manifest["config"]["data"]["max_seq_length"])
     if args.samples < 1:
         raise UsageError("inspect: --samples must be >= 1")
     if args.batch_size < 1:
@@ -273,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="show realised masking and pairing statistics of a dataset",
                        description="Build training examples exactly as training will and report what "
                                    "masking and pairing really produce.")
-    p.add_argument("dataset", metavar="DIR", help="dataset directory written by prepare")
+    p.add_argument("dataset", metavar="DIR", nargs="?", help="dataset directory written by prepare "
+                   "(default: data.dataset of --config)")
     p.add_argument("--samples", type=int, default=2000, metavar="N", help="examples to draw (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0; training with this seed sees the same examples)")
     p.add_argument("--batch-size", type=int, default=32, help="batch size used to draw them (default 32)")

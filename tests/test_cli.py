@@ -1,0 +1,116 @@
+"""The command line end to end, in a subprocess, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import write_text_corpus
+
+INSPECT_KEYS = {"samples", "selected_fraction", "mask_fraction", "random_fraction", "keep_fraction",
+                "special_selected", "is_next_fraction", "mean_length", "max_length", "mean_selected_per_sequence",
+                "zero_selected_sequences", "random_hit_special", "truncated_fraction", "padding_fraction"}
+
+
+def run(*args, cwd=None):
+    env = dict(os.environ, NO_COLOR="1")
+    return subprocess.run([sys.executable, "-m", "workbench", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    corpus = write_text_corpus(folder / "corpus.txt", documents=200)
+    out = folder / "ds"
+    result = run("prepare", corpus, "--out", out, "--vocab-size", 300, "--max-seq-length", 64)
+    assert result.returncode == 0, result.stderr
+    return folder, corpus, out, result
+
+
+def test_prepare_reports_the_corpus(prepared):
+    _, _, out, result = prepared
+    assert "documents   200" in result.stdout
+    assert "tokens / sentence" in result.stdout
+    assert f"wrote {out}" in result.stdout
+    assert (out / "manifest.json").exists() and (out / "tokenizer.json").exists() and (out / "vocab.txt").exists()
+
+
+def test_prepare_again_is_up_to_date(prepared):
+    _, corpus, out, _ = prepared
+    result = run("prepare", corpus, "--out", out, "--vocab-size", 300, "--max-seq-length", 64, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["reused"] is True
+
+
+def test_inspect_json_reports_realised_statistics(prepared):
+    _, _, out, _ = prepared
+    result = run("inspect", out, "--samples", 1000, "--seed", 1, "--json", "--show", 2)
+    assert result.returncode == 0, result.stderr
+    stats = json.loads(result.stdout)
+    assert INSPECT_KEYS <= set(stats)
+    assert stats["samples"] == 1000
+    assert stats["special_selected"] == 0 and stats["random_hit_special"] == 0
+    assert stats["zero_selected_sequences"] == 0
+    assert 0.14 < stats["selected_fraction"] < 0.2  # exact rounding over length incl. [CLS]/[SEP]
+    assert stats["mask_fraction"] == pytest.approx(0.8, abs=0.04)
+    assert stats["is_next_fraction"] == pytest.approx(0.5, abs=0.06)
+    assert stats["max_length"] <= 64
+    assert len(stats["examples"]) == 2 and "[MASK:" in stats["examples"][0]
+
+
+def test_inspect_options_change_what_is_realised(prepared):
+    _, _, out, _ = prepared
+    result = run("inspect", out, "--samples", 1000, "--json", "--selection", "bernoulli", "--probability", 0.3,
+                 "--max-predictions", 64, "--mask-fraction", 1.0, "--random-fraction", 0.0, "--sop")
+    stats = json.loads(result.stdout)
+    assert stats["selected_fraction"] == pytest.approx(0.3, abs=0.02)
+    assert stats["mask_fraction"] == 1.0 and stats["random_fraction"] == 0.0
+    assert stats["configured"]["objective"] == "sop"
+
+
+def test_inspect_text_output_and_examples(prepared):
+    _, _, out, _ = prepared
+    result = run("inspect", out, "--samples", 200, "--show", 1, "--whole-word")
+    assert result.returncode == 0, result.stderr
+    assert "selected / non-special" in result.stdout and "configured" in result.stdout
+    assert "#1 IsNext" in result.stdout or "#1 NotNext" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["prepare", "missing.txt", "--out", "x"], "missing.txt: no such file or folder"),
+    (["prepare", "--out", "x"], "name corpus files or folders, or use --sample"),
+    (["inspect", "nowhere"], "nowhere: no such dataset"),
+    (["inspect", "{ds}", "--probability", "1.5"], "masking.probability must be in (0, 1), got 1.5"),
+    (["inspect", "{ds}", "--set", "masking.probabilty=0.2"], "did you mean masking.probability?"),
+    (["inspect", "{ds}", "--samples", "zero"], "invalid int value"),
+    (["frobnicate"], "invalid choice"),
+    (["prepare", "{corpus}", "--out", "{folder}/t", "--tokenizer", "nope.json"], "nope.json: tokenizer file not found"),
+])
+def test_user_errors_exit_2_with_one_line(prepared, args, message):
+    folder, corpus, out, _ = prepared
+    args = [a.format(ds=out, corpus=corpus, folder=folder) for a in args]
+    result = run(*args, cwd=folder)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0] and "Traceback" not in result.stderr
+
+
+def test_bad_corpus_file_exits_2_naming_file_and_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "ok"}\n{"txt": "oops"}\n')
+    result = run("prepare", bad, "--out", tmp_path / "ds")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"error: {bad}:2: record has no 'text' field (fields: txt); "
+                                     "choose the field with --text-field")
+    assert not (tmp_path / "ds").exists()
+
+
+def test_help_lists_the_commands():
+    result = run("--help")
+    assert result.returncode == 0 and "prepare" in result.stdout and "inspect" in result.stdout
