@@ -246,6 +246,150 @@ def _print_realised(s: dict, dataset) -> None:
     print(f"{'pairs truncated':<28}{s['truncated_fraction']:>10.4f}")
 
 
+# --- train -------------------------------------------------------------------------------
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+class EventPrinter:
+    """Prints trainer events: JSON lines, or readable lines (step lines at most once a second)."""
+
+    def __init__(self, as_json: bool, stream=None, every: float = 1.0):
+        self.as_json = as_json
+        self.stream = stream or sys.stdout
+        self.every = every
+        self.last = 0.0
+        self.max_steps = 0
+
+    def __call__(self, event) -> None:
+        if self.as_json:
+            self.stream.write(json.dumps(event.to_dict()) + "\n")
+            self.stream.flush()
+            return
+        line = self._line(event)
+        if line:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def _line(self, event) -> str:
+        kind = event.type
+        if kind == "started":
+            self.max_steps = event.max_steps
+            resumed = f", resuming at step {event.start_step}" if event.start_step else ""
+            procs = f", {event.world_size} processes" if event.world_size > 1 else ""
+            return (f"run {event.run_dir}: {event.num_parameters / 1e6:.2f}M parameters on {event.device}, "
+                    f"{event.precision}{procs}, {event.max_steps} steps{resumed}")
+        if kind == "step":
+            now = time.monotonic()
+            if now - self.last < self.every and event.step != self.max_steps:
+                return ""
+            self.last = now
+            return (f"step {event.step:>6}/{self.max_steps}  loss {event.loss:.4f} (mlm {event.mlm_loss:.3f} "
+                    f"nsp {event.nsp_loss:.3f})  mlm acc {event.mlm_accuracy:.3f}  nsp acc {event.nsp_accuracy:.3f}  "
+                    f"lr {event.lr:.2e}  {event.tokens_per_second:,.0f} tok/s  ETA {_duration(event.eta_seconds)}")
+        if kind == "eval":
+            return (f"eval at step {event.step}: mlm loss {event.mlm_loss:.4f}  mlm acc {event.mlm_accuracy:.3f}  "
+                    f"perplexity {event.perplexity:.1f}  nsp acc {event.nsp_accuracy:.3f}  ({event.sequences} held-out pairs)")
+        if kind == "checkpoint":
+            return f"checkpoint {event.path} ({event.size_bytes / 1e6:.1f} MB)"
+        if kind == "state":
+            return f"{event.state} at step {event.step}"
+        if kind == "notice":
+            return f"note: {event.message}"
+        if kind == "finished":
+            return (f"{event.status}: {event.reason}; {event.step} steps in {_duration(event.elapsed)}; "
+                    f"last checkpoint {event.last_checkpoint or 'none'}")
+        if kind == "failed":
+            return f"failed at step {event.step}: {event.reason}"
+        return ""
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import signal
+
+    from workbench.train.checkpoint import checkpoint_config, find_checkpoint
+    from workbench.train.control import TrainingControl
+    from workbench.train.trainer import Trainer, default_run_dir
+
+    base = None
+    resume = None
+    if args.resume:
+        resume = find_checkpoint(args.resume)
+        base = checkpoint_config(resume)
+    if args.dataset:
+        args.overrides.append(f"data.dataset={json.dumps(args.dataset)}")
+    config = _config_from_args(args, base=base)
+    if args.resume:
+        run_dir = Path(args.out) if args.out else resume.parent.parent
+    else:
+        run_dir = Path(args.out) if args.out else default_run_dir(config)
+        if (run_dir / "checkpoints").exists() and any((run_dir / "checkpoints").iterdir()):
+            raise UsageError(f"train: {run_dir} already holds a run; continue it with --resume {run_dir} "
+                             "or choose another --out")
+    control = TrainingControl()
+    trainer = Trainer(config, run_dir, resume_from=resume, control=control)
+    trainer.subscribe(EventPrinter(args.json))
+
+    def on_interrupt(signum, frame):  # first Ctrl-C: stop cleanly with a checkpoint; second: abort
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        control.stop("interrupted (Ctrl-C)")
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        result = trainer.run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if result.status == "failed":
+        print(f"error: training failed: {result.reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from workbench.interop.huggingface import export_checkpoint
+
+    out = export_checkpoint(args.source, args.out)
+    print(f"exported {args.source} to {out} (transformers BertForPreTraining format)")
+    return 0
+
+
+def _cmd_fill_mask(args: argparse.Namespace) -> int:
+    from workbench.interop.huggingface import load_for_inference
+    from workbench.model.probe import fill_mask
+
+    if "[MASK]" not in args.text:
+        raise UsageError("fill-mask: the text must contain [MASK]")
+    model, tokenizer, _ = load_for_inference(args.checkpoint)
+    predictions = fill_mask(model, tokenizer, args.text, args.top_k)
+    if args.json:
+        print(json.dumps([{"position": p.position, "predictions": [{"token": t, "probability": pr}
+                                                                      for t, pr in p.candidates]}
+                          for p in predictions], indent=1))
+        return 0
+    for number, prediction in enumerate(predictions, 1):
+        print(f"[MASK] #{number}:")
+        for token, probability in prediction.candidates:
+            print(f"  {probability:7.2%}  {token}")
+    return 0
+
+
+def _cmd_nsp(args: argparse.Namespace) -> int:
+    from workbench.interop.huggingface import load_for_inference
+    from workbench.model.probe import nsp_probability
+
+    model, tokenizer, _ = load_for_inference(args.checkpoint)
+    probability = nsp_probability(model, tokenizer, args.first, args.second)
+    if args.json:
+        print(json.dumps({"is_next_probability": probability}))
+    else:
+        print(f"P(IsNext) = {probability:.4f}  -> {'IsNext' if probability >= 0.5 else 'NotNext'}")
+    return 0
+
+
 # --- entry point -------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -287,6 +431,37 @@ def build_parser() -> argparse.ArgumentParser:
     _add_masking_options(p)
     _add_config_options(p)
     p.set_defaults(run=_cmd_inspect)
+
+    p = sub.add_parser("train", help="train a model headless from a TOML config and --set options",
+                       description="Train BERT (MLM + NSP). Every setting has a default, so --set alone can "
+                                   "describe a run. Under torchrun it trains with DistributedDataParallel.")
+    p.add_argument("config", nargs="?", metavar="CONFIG.toml", help="config file (see resources/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one setting (repeatable), e.g. --set train.max_steps=500")
+    p.add_argument("--dataset", metavar="DIR", help="same as --set data.dataset=DIR")
+    p.add_argument("--resume", metavar="PATH", help="continue a run from its latest checkpoint (run or checkpoint dir)")
+    p.add_argument("--out", metavar="DIR", help="run directory (default: train.output_dir/train.name)")
+    p.add_argument("--json", action="store_true", help="print events as JSON lines")
+    p.set_defaults(run=_cmd_train)
+
+    p = sub.add_parser("export", help="write a checkpoint as a Hugging Face transformers BERT directory")
+    p.add_argument("source", metavar="RUN_OR_CHECKPOINT", help="run directory (latest checkpoint) or checkpoint")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.set_defaults(run=_cmd_export)
+
+    p = sub.add_parser("fill-mask", help="top-k predictions for the [MASK] tokens of a text")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint, run or exported directory")
+    p.add_argument("text", help='text with [MASK], e.g. "the cat sat on the [MASK] ."')
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_cmd_fill_mask)
+
+    p = sub.add_parser("nsp", help="probability that sentence B follows sentence A")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint, run or exported directory")
+    p.add_argument("first", metavar="A")
+    p.add_argument("second", metavar="B")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_cmd_nsp)
     return parser
 
 

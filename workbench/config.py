@@ -174,7 +174,149 @@ class NspConfig:
         _check(self, "short_seq_prob", 0.0 <= self.short_seq_prob <= 1.0, "must be in [0, 1]")
 
 
-SECTIONS: tuple[type, ...] = (DataConfig, TokenizerConfig, MaskingConfig, NspConfig)
+# name -> (layers, hidden, heads, intermediate). Cramming/Turc et al. sizes; base is BERT-base.
+MODEL_PRESETS: dict[str, tuple[int, int, int, int]] = {
+    "tiny": (2, 128, 2, 512),
+    "mini": (4, 256, 4, 1024),
+    "small": (4, 512, 8, 2048),
+    "medium": (8, 512, 8, 2048),
+    "base": (12, 768, 12, 3072),
+}
+
+
+@dataclass
+class ModelConfig:
+    """BERT encoder sizes. Names match ``transformers.BertConfig``; 0 means "from the preset"."""
+
+    SECTION: ClassVar[str] = "model"
+
+    preset: str = setting("tiny", "Named size: tiny, mini, small, medium, base (or `custom` with every size set).",
+                          choices=("tiny", "mini", "small", "medium", "base", "custom"))
+    vocab_size: int = setting(0, "Vocabulary size; 0 takes it from the dataset's tokenizer.")
+    hidden_size: int = setting(0, "Width of the encoder; 0 takes the preset's.")
+    num_hidden_layers: int = setting(0, "Transformer layers; 0 takes the preset's.")
+    num_attention_heads: int = setting(0, "Attention heads; 0 takes the preset's. Must divide hidden_size.")
+    intermediate_size: int = setting(0, "Width of the feed-forward layer; 0 takes the preset's.")
+    hidden_dropout_prob: float = setting(0.1, "Dropout on embeddings and layer outputs.")
+    attention_probs_dropout_prob: float = setting(0.1, "Dropout on attention probabilities.")
+    max_position_embeddings: int = setting(512, "Longest sequence the position table holds.")
+    type_vocab_size: int = setting(2, "Token types (segments A and B).")
+    initializer_range: float = setting(0.02, "Standard deviation of the initial weights.")
+    layer_norm_eps: float = setting(1e-12, "Epsilon of every LayerNorm.")
+
+    @classmethod
+    def preset_config(cls, name: str, vocab_size: int = 0, **overrides: Any) -> "ModelConfig":
+        """A config with the preset's sizes filled in (``ModelConfig.preset(...)`` in ``workbench.model``)."""
+        if name not in MODEL_PRESETS:
+            raise ConfigError(f"model.preset must be one of {', '.join(MODEL_PRESETS)}; got {name!r}")
+        layers, hidden, heads, inter = MODEL_PRESETS[name]
+        values = dict(preset=name, vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
+                      num_attention_heads=heads, intermediate_size=inter)
+        values.update(overrides)
+        return cls(**values)
+
+    def resolved(self, vocab_size: int | None = None) -> "ModelConfig":
+        """Concrete sizes: the preset's where a size is 0, the tokenizer's vocabulary where vocab_size is 0."""
+        values = dataclasses.asdict(self)
+        if self.preset in MODEL_PRESETS:
+            for key, value in zip(("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size"),
+                                  MODEL_PRESETS[self.preset]):
+                if not values[key]:
+                    values[key] = value
+        if not values["vocab_size"] and vocab_size:
+            values["vocab_size"] = vocab_size
+        resolved = ModelConfig(**values)
+        resolved.validate(require_sizes=True)
+        return resolved
+
+    def validate(self, require_sizes: bool = False) -> None:
+        sizes = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+        for key in sizes + ("vocab_size",):
+            _check(self, key, getattr(self, key) >= 0, "must be >= 0")
+        if self.preset == "custom" or require_sizes:
+            for key in sizes:
+                _check(self, key, getattr(self, key) > 0, "must be set (> 0)" + (
+                    " when model.preset is custom" if self.preset == "custom" else ""))
+        if self.hidden_size and self.num_attention_heads and self.hidden_size % self.num_attention_heads:
+            raise ConfigError(
+                f"model.hidden_size ({self.hidden_size}) must be divisible by model.num_attention_heads "
+                f"({self.num_attention_heads})"
+            )
+        if require_sizes:
+            _check(self, "vocab_size", self.vocab_size > 0, "must be known (set it or use a dataset)")
+        _check(self, "hidden_dropout_prob", 0.0 <= self.hidden_dropout_prob < 1.0, "must be in [0, 1)")
+        _check(self, "attention_probs_dropout_prob", 0.0 <= self.attention_probs_dropout_prob < 1.0, "must be in [0, 1)")
+        _check(self, "max_position_embeddings", self.max_position_embeddings >= 8, "must be >= 8")
+        _check(self, "type_vocab_size", self.type_vocab_size >= 2, "must be >= 2")
+        _check(self, "initializer_range", self.initializer_range > 0, "must be > 0")
+        _check(self, "layer_norm_eps", self.layer_norm_eps > 0, "must be > 0")
+
+
+@dataclass
+class TrainConfig:
+    """Optimizer, schedule, budget, device and bookkeeping of a training run."""
+
+    SECTION: ClassVar[str] = "train"
+
+    name: str = setting("", "Name of the run; empty makes one from the preset and the time.")
+    max_steps: int = setting(1000, "Stop after this many optimizer steps.")
+    max_minutes: float = setting(0.0, "Stop after this many minutes of training (0: no time budget). With a "
+                                      "budget the learning-rate schedule runs over the time.")
+    batch_size: int = setting(32, "Sequences per optimizer step (across all processes and accumulation).")
+    gradient_accumulation_steps: int = setting(1, "Micro-batches per optimizer step.")
+    learning_rate: float = setting(1e-3, "Peak learning rate of AdamW.")
+    weight_decay: float = setting(0.01, "Decoupled weight decay (not applied to biases and LayerNorm).")
+    adam_beta1: float = setting(0.9, "AdamW beta1.")
+    adam_beta2: float = setting(0.98, "AdamW beta2.")
+    adam_epsilon: float = setting(1e-6, "AdamW epsilon.")
+    warmup_steps: int = setting(100, "Linear warm-up from 0 to the peak learning rate over this many steps.")
+    schedule: str = setting("linear", "Decay after warm-up: `linear` or `cosine` to 0, or `constant`.",
+                            choices=("linear", "cosine", "constant"))
+    max_grad_norm: float = setting(1.0, "Clip the gradient norm to this (0: no clipping).")
+    seed: int = setting(0, "Seed of initialisation, pairs, masking and dropout.")
+    device: str = setting("auto", "`auto` (CUDA, else MPS, else CPU), `cpu`, `cuda`, `cuda:N` or `mps`.")
+    precision: str = setting("auto", "`fp32`, `bf16` (autocast) or `auto` (bf16 on CUDA, fp32 elsewhere).",
+                             choices=("auto", "fp32", "bf16"))
+    compile: bool = setting(False, "Compile the model with torch.compile (slower start, faster steps).")
+    threads: int = setting(0, "CPU threads for PyTorch (0: all cores).")
+    log_every: int = setting(1, "Report step metrics every this many steps (averaged over them).", kind="live")
+    eval_every: int = setting(200, "Evaluate on held-out documents every this many steps (0: only at the end).")
+    eval_batches: int = setting(10, "Batches of held-out pairs per evaluation.")
+    checkpoint_every: int = setting(500, "Save a checkpoint every this many steps (0: only at the end).")
+    keep_checkpoints: int = setting(3, "Keep the last this many checkpoints.")
+    output_dir: str = setting("runs", "Folder in which each run gets its own directory.")
+    init_from: str = setting("", "Start from the weights of a Hugging Face BERT directory (continued pre-training).")
+
+    def validate(self) -> None:
+        _check(self, "max_steps", self.max_steps >= 1, "must be >= 1")
+        _check(self, "max_minutes", self.max_minutes >= 0, "must be >= 0")
+        _check(self, "batch_size", self.batch_size >= 1, "must be >= 1")
+        _check(self, "gradient_accumulation_steps", self.gradient_accumulation_steps >= 1, "must be >= 1")
+        if self.batch_size % self.gradient_accumulation_steps:
+            raise ConfigError(
+                f"train.batch_size ({self.batch_size}) must be divisible by train.gradient_accumulation_steps "
+                f"({self.gradient_accumulation_steps})"
+            )
+        _check(self, "learning_rate", 0 < self.learning_rate < 1, "must be in (0, 1)")
+        _check(self, "weight_decay", 0 <= self.weight_decay < 1, "must be in [0, 1)")
+        _check(self, "adam_beta1", 0 <= self.adam_beta1 < 1, "must be in [0, 1)")
+        _check(self, "adam_beta2", 0 <= self.adam_beta2 < 1, "must be in [0, 1)")
+        _check(self, "adam_epsilon", self.adam_epsilon > 0, "must be > 0")
+        _check(self, "warmup_steps", self.warmup_steps >= 0, "must be >= 0")
+        _check(self, "max_grad_norm", self.max_grad_norm >= 0, "must be >= 0")
+        _check(self, "seed", 0 <= self.seed < 2**63, "must be a non-negative integer")
+        device = self.device
+        if not (device in ("auto", "cpu", "cuda", "mps") or (device.startswith("cuda:") and device[5:].isdigit())):
+            raise ConfigError(f"train.device must be auto, cpu, cuda, cuda:N or mps; got {device!r}")
+        _check(self, "threads", self.threads >= 0, "must be >= 0")
+        for key in ("log_every", "eval_batches", "keep_checkpoints"):
+            _check(self, key, getattr(self, key) >= 1, "must be >= 1")
+        for key in ("eval_every", "checkpoint_every"):
+            _check(self, key, getattr(self, key) >= 0, "must be >= 0")
+        _check(self, "output_dir", bool(self.output_dir.strip()), "must not be empty")
+
+
+SECTIONS: tuple[type, ...] = (DataConfig, TokenizerConfig, MaskingConfig, NspConfig, ModelConfig, TrainConfig)
 
 
 @dataclass
@@ -185,10 +327,17 @@ class WorkbenchConfig:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     masking: MaskingConfig = field(default_factory=MaskingConfig)
     nsp: NspConfig = field(default_factory=NspConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> None:
         for section in self.sections():
             section.validate()
+        if self.data.max_seq_length > self.model.max_position_embeddings:
+            raise ConfigError(
+                f"data.max_seq_length ({self.data.max_seq_length}) must be <= model.max_position_embeddings "
+                f"({self.model.max_position_embeddings})"
+            )
 
     def sections(self) -> list[Any]:
         return [getattr(self, cls.SECTION) for cls in SECTIONS]

@@ -1,0 +1,1 @@
+"""Hugging Face ``transformers`` interop: export to and import from its BERT format."""

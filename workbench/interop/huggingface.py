@@ -1,0 +1,161 @@
+"""Hugging Face ``transformers`` BERT format: export a checkpoint, import weights, load either for inference.
+
+An exported directory holds ``config.json``, ``model.safetensors``,
+``tokenizer.json``, ``vocab.txt``, ``tokenizer_config.json`` and
+``special_tokens_map.json``; ``BertForPreTraining``, ``BertForMaskedLM``,
+``AutoTokenizer`` and ``pipeline("fill-mask")`` load it as it is. Parameter
+names are already the ``transformers`` ones, so export is a copy; the tied
+decoder weight and bias are left out, as ``transformers`` itself saves them.
+Weights are read only through safetensors or ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from workbench.config import ModelConfig, WorkbenchConfig
+from workbench.data.tokenizer import SPECIAL_TOKENS, describe, load_tokenizer, save_vocab_txt
+from workbench.errors import WorkbenchError
+from workbench.model import BertPretrainingModel
+from workbench.train import checkpoint as ckpt
+
+TIED = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
+_CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings", "type_vocab_size",
+                "initializer_range", "layer_norm_eps")
+
+
+class InteropError(WorkbenchError):
+    """A directory is not a usable BERT checkpoint."""
+
+
+def is_hf_directory(path: Path) -> bool:
+    return (path / "config.json").exists() and not (path / "checkpoint.json").exists()
+
+
+def export_checkpoint(source: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """Write a checkpoint (or a run's latest) as a transformers BERT directory."""
+    folder = ckpt.find_checkpoint(source)
+    config = ckpt.checkpoint_config(folder)
+    tokenizer = load_tokenizer(folder / "tokenizer.json")
+    model_config = config.model.resolved(vocab_size=tokenizer.get_vocab_size())
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()) and not (out / "config.json").exists():
+        raise InteropError(f"{out}: folder exists and is not an exported model; choose another --out")
+    partial = out.parent / f".{out.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        shutil.copyfile(folder / ckpt.WEIGHTS, partial / "model.safetensors")
+        (partial / "config.json").write_text(json.dumps(hf_config(model_config, tokenizer), indent=2), encoding="utf-8")
+        write_tokenizer_files(tokenizer, partial, config.data.max_seq_length)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(partial, out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return out
+
+
+def hf_config(model: ModelConfig, tokenizer) -> dict:
+    config = {key: getattr(model, key) for key in _CONFIG_KEYS}
+    config.update({
+        "architectures": ["BertForPreTraining"], "model_type": "bert", "hidden_act": "gelu",
+        "pad_token_id": tokenizer.token_to_id("[PAD]"), "position_embedding_type": "absolute",
+        "tie_word_embeddings": True, "torch_dtype": "float32",
+    })
+    return config
+
+
+def write_tokenizer_files(tokenizer, folder: Path, max_length: int) -> None:
+    tokenizer.save(str(folder / "tokenizer.json"))
+    save_vocab_txt(tokenizer, folder / "vocab.txt")
+    info = describe(tokenizer)
+    special = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
+               "mask_token": "[MASK]"}
+    strip = info["strip_accents"]
+    (folder / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "BertTokenizer", "do_lower_case": info["lowercase"],
+        "strip_accents": strip if strip is not None else None, "tokenize_chinese_chars": True,
+        "model_max_length": max_length, "clean_up_tokenization_spaces": True, **special,
+    }, indent=2), encoding="utf-8")
+    (folder / "special_tokens_map.json").write_text(json.dumps(special, indent=2), encoding="utf-8")
+
+
+def model_config_from_hf(folder: Path) -> ModelConfig:
+    try:
+        raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InteropError(f"{folder / 'config.json'}: cannot read ({exc})") from None
+    if raw.get("model_type") not in (None, "bert"):
+        raise InteropError(f"{folder}: model_type is {raw.get('model_type')!r}, not a BERT model")
+    missing = [k for k in _CONFIG_KEYS[:5] if k not in raw]
+    if missing:
+        raise InteropError(f"{folder / 'config.json'}: lacks {', '.join(missing)}")
+    if raw.get("hidden_act", "gelu") != "gelu" or raw.get("position_embedding_type", "absolute") != "absolute":
+        raise InteropError(f"{folder}: only BERT with gelu and absolute positions is supported")
+    values = {k: raw[k] for k in _CONFIG_KEYS if k in raw}
+    return ModelConfig(preset="custom", **values)
+
+
+def read_hf_weights(folder: Path) -> dict[str, torch.Tensor]:
+    """State dict of a HF BERT directory, keys normalised to ``BertForPreTraining`` names."""
+    if (folder / "model.safetensors").exists():
+        from safetensors.torch import load_file
+
+        tensors = load_file(str(folder / "model.safetensors"))
+    elif (folder / "pytorch_model.bin").exists():
+        tensors = torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    else:
+        raise InteropError(f"{folder}: no model.safetensors or pytorch_model.bin")
+    normalised = {}
+    for key, tensor in tensors.items():
+        if key in TIED or key.endswith("position_ids"):
+            continue
+        if not key.startswith(("bert.", "cls.")):
+            key = "bert." + key  # a bare BertModel checkpoint
+        normalised[key] = tensor
+    return normalised
+
+
+def load_hf_weights(model: BertPretrainingModel, folder: Path) -> list[str]:
+    """Copy a HF BERT's weights into ``model``; returns the names left at their initial values."""
+    tensors = read_hf_weights(folder)
+    own = model.state_dict()
+    wrong = [k for k, v in tensors.items() if k in own and own[k].shape != v.shape]
+    if wrong:
+        k = wrong[0]
+        raise InteropError(f"{folder}: {k} has shape {tuple(tensors[k].shape)}, the model expects {tuple(own[k].shape)}")
+    missing, unexpected = model.load_state_dict({k: v for k, v in tensors.items() if k in own}, strict=False)
+    if not any(k.startswith("bert.encoder") for k in tensors):
+        raise InteropError(f"{folder}: holds no BERT encoder weights")
+    return sorted(missing)
+
+
+def load_for_inference(path: str | os.PathLike, device: str = "cpu"):
+    """(model in eval mode, tokenizer, WorkbenchConfig or None) from a checkpoint, run or HF directory."""
+    path = Path(path)
+    if not path.exists():
+        raise InteropError(f"{path}: no such checkpoint, run or model directory")
+    if is_hf_directory(path):
+        model_config = model_config_from_hf(path)
+        tokenizer = load_tokenizer(path / "tokenizer.json" if (path / "tokenizer.json").exists() else path / "vocab.txt")
+        model = BertPretrainingModel(model_config)
+        load_hf_weights(model, path)
+        config = None
+    else:
+        folder = ckpt.find_checkpoint(path)
+        config: WorkbenchConfig | None = ckpt.checkpoint_config(folder)
+        tokenizer = load_tokenizer(folder / "tokenizer.json")
+        model = BertPretrainingModel(config.model.resolved(vocab_size=tokenizer.get_vocab_size()))
+        ckpt.load_weights(folder, model)
+    missing = [t for t in SPECIAL_TOKENS if tokenizer.token_to_id(t) is None]
+    if missing:
+        raise InteropError(f"{path}: tokenizer lacks {', '.join(missing)}")
+    return model.to(device).eval(), tokenizer, config

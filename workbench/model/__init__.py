@@ -1,0 +1,28 @@
+"""The BERT pre-training model. Public API (kept stable, documented in the README):
+
+* ``ModelConfig`` - the ``[model]`` config section; ``ModelConfig.preset(name, vocab_size=...)``
+  returns a config with the preset's sizes;
+* ``BertPretrainingModel(config)`` - ``forward(input_ids, token_type_ids, attention_mask,
+  mlm_labels=None, nsp_labels=None)`` -> ``PretrainingOutput``.
+"""
+
+from __future__ import annotations
+
+from workbench.config import ModelConfig
+from workbench.model.bert import BertPretrainingModel, PretrainingOutput, flops_per_token
+
+
+class _PresetField:
+    """``ModelConfig.preset`` is both a field (the preset's name, on instances) and, on the
+    class, a constructor: ``ModelConfig.preset("mini", vocab_size=8192)``. Instances keep the
+    field in their ``__dict__``, which wins over this non-data descriptor."""
+
+    def __get__(self, instance, owner):
+        if instance is None:
+            return owner.preset_config
+        return instance.__dict__.get("preset", "tiny")
+
+
+ModelConfig.preset = _PresetField()
+
+__all__ = ["ModelConfig", "BertPretrainingModel", "PretrainingOutput", "flops_per_token"]

@@ -1,0 +1,1 @@
+"""Training: the trainer loop, its events and controls, schedules, checkpoints, DDP."""

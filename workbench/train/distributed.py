@@ -1,0 +1,55 @@
+"""DistributedDataParallel set-up from the environment ``torchrun`` provides.
+
+Under ``torchrun`` every process has RANK, WORLD_SIZE and LOCAL_RANK; we join
+the process group (nccl on CUDA, gloo on CPU) and each rank trains on its own
+slice of every global batch. Without those variables nothing happens.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    active: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.active:
+            dist.barrier()
+
+    def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self.active:
+            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        return tensor
+
+    def close(self) -> None:
+        if self.active and dist.is_initialized():
+            dist.destroy_process_group()
+            self.active = False
+
+
+def init_distributed(device_type: str) -> Distributed:
+    """Join the process group if launched by torchrun; a no-op otherwise."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return Distributed()
+    rank = int(os.environ["RANK"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    backend = "nccl" if device_type == "cuda" else "gloo"
+    if device_type == "cuda":
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    return Distributed(rank=rank, world_size=world_size, local_rank=local_rank, active=True)

@@ -1,0 +1,134 @@
+"""Plain events the trainer emits; subscribers turn them into output, rows or Qt signals.
+
+The trainer knows nothing of terminals, databases or Qt: it calls every
+subscriber with one of these dataclasses. ``to_dict()`` gives the JSON form
+the CLI prints with ``--json`` (one object per line, with a ``type``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Event:
+    type: ClassVar[str] = "event"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **dataclasses.asdict(self)}
+
+
+@dataclass
+class RunStarted(Event):
+    type: ClassVar[str] = "started"
+    run_dir: str
+    device: str
+    precision: str
+    num_parameters: int
+    world_size: int
+    start_step: int          # 0, or the step a resumed run continues from
+    max_steps: int
+    config: dict
+
+
+@dataclass
+class StepMetrics(Event):
+    """Training metrics, averaged over the ``log_every`` steps that end at ``step``."""
+
+    type: ClassVar[str] = "step"
+    step: int
+    epoch: int
+    loss: float
+    mlm_loss: float
+    nsp_loss: float
+    mlm_accuracy: float            # over all selected positions
+    mlm_accuracy_masked: float     # ... where the input was [MASK]
+    mlm_accuracy_random: float     # ... where it was a random token
+    mlm_accuracy_kept: float       # ... where it was left unchanged
+    nsp_accuracy: float
+    lr: float
+    grad_norm: float
+    tokens_per_second: float       # real (non-padding) tokens, all processes
+    padding_fraction: float
+    step_time: float               # seconds per optimizer step
+    tokens_seen: int
+    elapsed: float                 # training seconds so far (pauses excluded)
+    progress: float                # 0..1 of the step or time budget
+    eta_seconds: float
+
+
+@dataclass
+class EvalMetrics(Event):
+    type: ClassVar[str] = "eval"
+    step: int
+    mlm_loss: float
+    mlm_accuracy: float
+    perplexity: float
+    nsp_loss: float
+    nsp_accuracy: float
+    sequences: int
+
+
+@dataclass
+class CheckpointSaved(Event):
+    type: ClassVar[str] = "checkpoint"
+    step: int
+    path: str
+    size_bytes: int
+
+
+@dataclass
+class StateChanged(Event):
+    type: ClassVar[str] = "state"
+    state: str   # "paused" | "running"
+    step: int
+
+
+@dataclass
+class Notice(Event):
+    type: ClassVar[str] = "notice"
+    message: str
+
+
+@dataclass
+class RunFinished(Event):
+    type: ClassVar[str] = "finished"
+    status: str                  # "completed" | "stopped"
+    reason: str
+    step: int
+    elapsed: float
+    last_checkpoint: str
+    final: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunFailed(Event):
+    type: ClassVar[str] = "failed"
+    step: int
+    reason: str
+    last_checkpoint: str
+
+
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    """Calls each subscriber with each event; a failing subscriber is logged, not fatal."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    def emit(self, event: Event) -> None:
+        for subscriber in list(self._subscribers):
+            try:
+                subscriber(event)
+            except Exception:  # a broken printer must not kill a training run
+                log.exception("event subscriber %r failed on %s", subscriber, event.type)

@@ -1,0 +1,37 @@
+"""Learning-rate schedule: linear warm-up by steps, then decay over the run's progress.
+
+Progress is the larger of steps done / max_steps and time used / time budget,
+so a run with ``max_minutes`` decays to zero exactly when its time runs out
+(as in Cramming), and a step-limited run behaves as the usual schedule.
+"""
+
+from __future__ import annotations
+
+import math
+
+from workbench.config import TrainConfig
+
+
+def learning_rate(config: TrainConfig, step: int, progress: float, decay_start: float) -> float:
+    """Learning rate for optimizer step ``step`` (0-based).
+
+    ``progress`` is the budget used so far in [0, 1]; ``decay_start`` is the progress at
+    which warm-up ended (``warmup_steps / max_steps`` for a step budget).
+    """
+    peak = config.learning_rate
+    if config.warmup_steps and step < config.warmup_steps:
+        return peak * (step + 1) / config.warmup_steps
+    if config.schedule == "constant":
+        return peak
+    fraction = min(1.0, max(0.0, (progress - decay_start) / max(1e-12, 1.0 - decay_start)))
+    if config.schedule == "cosine":
+        return peak * 0.5 * (1.0 + math.cos(math.pi * fraction))
+    return peak * (1.0 - fraction)
+
+
+def run_progress(config: TrainConfig, step: int, elapsed_seconds: float) -> float:
+    """Fraction of the budget used: steps, or time when a time budget is set, whichever is further."""
+    progress = step / config.max_steps
+    if config.max_minutes:
+        progress = max(progress, elapsed_seconds / (60.0 * config.max_minutes))
+    return min(1.0, progress)

@@ -1,0 +1,410 @@
+"""The trainer: a plain loop with seams - events out, a control object in.
+
+``Trainer(config, run_dir).run()`` trains until ``train.max_steps`` or the
+``train.max_minutes`` budget, a stop request, or a non-finite loss. It emits
+``workbench.train.events`` to its subscribers (the CLI printer, the run
+recorder, the GUI worker) and checks ``TrainingControl`` once per step. It
+holds no Qt and no database code.
+
+Resuming restores weights, optimizer, RNG and the data position (epoch,
+batch) from a checkpoint: batches are derived from (seed, epoch, batch), so
+nothing is replayed or skipped, and on CPU the losses after resuming equal
+those of an uninterrupted run bit for bit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from workbench.config import WorkbenchConfig, save_config
+from workbench.data.batches import Batch, BatchStream
+from workbench.data.masking import KEPT, MASKED, RANDOM
+from workbench.data.store import TokenizedDataset
+from workbench.errors import ConfigError, DatasetError
+from workbench.model import BertPretrainingModel
+from workbench.train import checkpoint as ckpt
+from workbench.train.control import TrainingControl
+from workbench.train.distributed import Distributed, init_distributed
+from workbench.train.events import (
+    CheckpointSaved, EvalMetrics, EventBus, Notice, RunFailed, RunFinished, RunStarted, StateChanged,
+    StepMetrics, Subscriber,
+)
+from workbench.train.schedule import learning_rate, run_progress
+
+# Settings that may change when a run is resumed; anything else would make it another run.
+RESUMABLE_CHANGES = {"max_steps", "max_minutes", "log_every", "eval_every", "eval_batches", "checkpoint_every",
+                     "keep_checkpoints", "device", "threads", "compile", "output_dir", "name"}
+
+# Layout of the metric accumulator (summed over micro-batches, then reduced across ranks).
+_SUMS = ("mlm_loss", "nsp_loss", "batches", "mlm_correct", "mlm_total", "masked_correct", "masked_total",
+         "random_correct", "random_total", "kept_correct", "kept_total", "nsp_correct", "nsp_total", "grad_norm")
+
+
+@dataclass
+class RunResult:
+    status: str              # "completed" | "stopped" | "failed"
+    reason: str
+    step: int
+    last_checkpoint: str
+    final: dict
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.device is {name!r} but CUDA is not available on this machine")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("train.device is 'mps' but MPS is not available on this machine")
+    return torch.device(name)
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return str(device)
+
+
+def resolve_precision(setting: str, device: torch.device) -> str:
+    if setting == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return setting
+
+
+def build_optimizer(model: torch.nn.Module, config: WorkbenchConfig) -> torch.optim.AdamW:
+    """AdamW with decoupled weight decay on matrices only (not on biases and LayerNorm)."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    t = config.train
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=t.learning_rate, betas=(t.adam_beta1, t.adam_beta2), eps=t.adam_epsilon,
+    )
+
+
+def to_device(batch: Batch, device: torch.device) -> dict[str, torch.Tensor]:
+    arrays = {"input_ids": batch.input_ids, "token_type_ids": batch.token_type_ids,
+              "attention_mask": batch.attention_mask, "mlm_labels": batch.mlm_labels, "nsp_labels": batch.nsp_labels}
+    return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device, non_blocking=True) for k, v in arrays.items()}
+
+
+class Trainer:
+    """Trains one run. Construct (validates everything), ``subscribe``, then ``run``."""
+
+    def __init__(self, config: WorkbenchConfig, run_dir: str | os.PathLike, resume_from: str | os.PathLike | None = None,
+                 control: TrainingControl | None = None):
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.control = control or TrainingControl()
+        self.bus = EventBus()
+        self.resume_from = ckpt.find_checkpoint(resume_from) if resume_from else None
+        if not config.data.dataset:
+            raise ConfigError("data.dataset is not set: prepare a dataset (`pretrain-workbench prepare`) "
+                              "and pass --set data.dataset=DIR")
+        self.dataset = TokenizedDataset(config.data.dataset)
+        vocab_size = self.dataset.vocabulary.size
+        if config.model.vocab_size and config.model.vocab_size != vocab_size:
+            raise ConfigError(f"model.vocab_size ({config.model.vocab_size}) does not match the dataset's tokenizer "
+                              f"({vocab_size} tokens in {self.dataset.path / 'tokenizer.json'})")
+        if config.train.init_from:
+            from workbench.interop.huggingface import model_config_from_hf
+
+            self.model_config = model_config_from_hf(Path(config.train.init_from))
+            if self.model_config.vocab_size != vocab_size:
+                raise ConfigError(
+                    f"train.init_from model has {self.model_config.vocab_size} tokens but the dataset's tokenizer has "
+                    f"{vocab_size}; prepare the dataset with --tokenizer {Path(config.train.init_from) / 'tokenizer.json'}"
+                )
+        else:
+            self.model_config = config.model.resolved(vocab_size=vocab_size)
+        if config.data.max_seq_length > self.model_config.max_position_embeddings:
+            raise ConfigError(f"data.max_seq_length ({config.data.max_seq_length}) must be <= "
+                              f"model.max_position_embeddings ({self.model_config.max_position_embeddings})")
+        self.device = resolve_device(config.train.device)
+        self.precision = resolve_precision(config.train.precision, self.device)
+        if self.precision == "bf16" and self.device.type == "mps":
+            raise ConfigError("train.precision bf16 is not supported on MPS; use fp32")
+        if self.resume_from is not None:
+            self._check_resumable(ckpt.checkpoint_config(self.resume_from))
+        t = config.train
+        world_size, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+        self.micro_batch, remainder = divmod(t.batch_size, t.gradient_accumulation_steps * world_size)
+        if remainder or self.micro_batch == 0:
+            raise ConfigError(f"train.batch_size ({t.batch_size}) must be divisible by "
+                              f"train.gradient_accumulation_steps x processes ({t.gradient_accumulation_steps} x {world_size})")
+        self.stream = BatchStream(self.dataset, config, self.micro_batch, t.seed, "train", rank, world_size)
+        if self.stream.batches_per_epoch(0) == 0:
+            raise DatasetError(f"{self.dataset.path}: too small for one batch of {t.batch_size} pairs "
+                               f"({len(self.stream.plan(0))} pairs per epoch); use a smaller train.batch_size "
+                               "or a larger corpus")
+        self.heldout = BatchStream(self.dataset, config, self.micro_batch, t.seed, "heldout")
+        self._started = False
+
+    def _check_resumable(self, saved: WorkbenchConfig) -> None:
+        now, before = self.config.to_dict(), saved.to_dict()
+        for section, values in before.items():
+            for key, value in values.items():
+                if now[section][key] != value and not (section == "train" and key in RESUMABLE_CHANGES):
+                    raise ConfigError(
+                        f"cannot change {section}.{key} when resuming ({value!r} -> {now[section][key]!r}); "
+                        "start a new run instead"
+                    )
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self.bus.subscribe(subscriber)
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        t = self.config.train
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        dist = init_distributed(self.device.type)
+        if dist.active and self.device.type == "cuda":
+            self.device = torch.device("cuda", dist.local_rank)
+        emit = self.bus.emit if dist.is_main else (lambda event: None)
+        try:
+            return self._run(dist, emit)
+        except BaseException as exc:
+            if not self._started:
+                raise
+            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+            emit(RunFailed(step=getattr(self, "_step", 0), reason=reason, last_checkpoint=getattr(self, "_last_ckpt", "")))
+            raise
+        finally:
+            dist.close()
+
+    def _run(self, dist: Distributed, emit) -> RunResult:
+        t = self.config.train
+        torch.manual_seed(t.seed)
+        model = BertPretrainingModel(self.model_config)
+        if t.init_from and self.resume_from is None:
+            from workbench.interop.huggingface import load_hf_weights
+
+            fresh = load_hf_weights(model, Path(t.init_from))
+            self._init_notice = f"initialised from {t.init_from}" + (
+                f"; {len(fresh)} tensors not in it start fresh ({', '.join(fresh[:3])}...)" if fresh else "")
+        model.to(self.device)
+        optimizer = build_optimizer(model, self.config)
+        state = ckpt.TrainingState()
+        self._last_ckpt = ""
+        if self.resume_from is not None:
+            ckpt.load_weights(self.resume_from, model)
+            state = ckpt.load_training_state(self.resume_from, optimizer)
+            self._last_ckpt = str(self.resume_from)
+        else:
+            state.decay_start = t.warmup_steps / t.max_steps
+        self._step = state.step
+        train_model: torch.nn.Module = model
+        if t.compile:
+            train_model = torch.compile(model)
+        if dist.active:
+            from torch.nn.parallel import DistributedDataParallel
+
+            train_model = DistributedDataParallel(train_model, device_ids=[dist.local_rank] if self.device.type == "cuda" else None)
+
+        batches = self.stream.iterate(state.epoch, state.batch_index)
+        if dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(self.config, self.run_dir / "config.toml")
+        self._started = True
+        emit(RunStarted(run_dir=str(self.run_dir), device=describe_device(self.device), precision=self.precision,
+                        num_parameters=model.num_parameters(), world_size=dist.world_size, start_step=state.step,
+                        max_steps=t.max_steps, config=self.config.to_dict()))
+        if getattr(self, "_init_notice", ""):
+            emit(Notice(self._init_notice))
+        if state.step >= t.max_steps:
+            emit(Notice(f"run already reached train.max_steps ({t.max_steps}); raise it to train further"))
+
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+        sums = torch.zeros(len(_SUMS), dtype=torch.float64, device=self.device)
+        interval_tokens = interval_positions = interval_steps = 0
+        interval_start = time.perf_counter()
+        step_times: list[float] = []
+        last_metrics: dict = {}
+        status, reason = "completed", f"reached train.max_steps ({t.max_steps})"
+        heldout = self.heldout
+        if len(heldout.documents) == 0:
+            emit(Notice("no held-out documents (data.heldout_fraction or a tiny corpus): evaluation is skipped"))
+
+        model.train()
+        while state.step < t.max_steps:
+            # --- control: pause and stop, agreed by all ranks -----------------------------------
+            if self.control.paused and not self.control.stop_requested:
+                emit(StateChanged("paused", state.step))
+                while not self.control.wait_while_paused(0.2):
+                    pass
+                emit(StateChanged("running", state.step))
+                interval_start = time.perf_counter()
+            budget_spent = bool(t.max_minutes) and state.elapsed >= 60.0 * t.max_minutes
+            flags = torch.tensor([float(self.control.stop_requested), float(budget_spent)])
+            dist.all_reduce_sum(flags)
+            if flags[0] > 0:
+                status, reason = "stopped", self.control.stop_reason or "stopped by the user"
+                break
+            if flags[1] > 0:
+                reason = f"used the time budget (train.max_minutes = {t.max_minutes})"
+                break
+
+            started = time.perf_counter()
+            progress = run_progress(t, state.step, state.elapsed)
+            lr = learning_rate(t, state.step, progress, state.decay_start)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            total_loss = torch.zeros((), device=self.device)
+            for micro in range(t.gradient_accumulation_steps):
+                epoch, index, batch = next(batches)
+                tensors = to_device(batch, self.device)
+                sync = micro == t.gradient_accumulation_steps - 1 or not dist.active
+                context = train_model.no_sync() if not sync else contextlib.nullcontext()
+                with context:
+                    with autocast:
+                        out = train_model(**tensors)
+                    (out.loss / t.gradient_accumulation_steps).backward()
+                total_loss += out.loss.detach()
+                self._accumulate(sums, out, tensors, batch)
+                interval_tokens += int(batch.attention_mask.sum())
+                interval_positions += batch.attention_mask.size
+                state.epoch, state.batch_index = epoch, index + 1
+            max_norm = t.max_grad_norm if t.max_grad_norm > 0 else float("inf")
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+            if not bool(torch.isfinite(total_loss)):  # a sync point, once per step
+                optimizer.zero_grad(set_to_none=True)
+                message = (f"loss became {float(total_loss):.4g} at step {state.step + 1}; the weights were not "
+                           f"updated. Lower train.learning_rate or use fp32. Last good checkpoint: "
+                           f"{self._last_ckpt or 'none'}")
+                emit(RunFailed(step=state.step, reason=message, last_checkpoint=self._last_ckpt))
+                return RunResult("failed", message, state.step, self._last_ckpt, last_metrics)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            sums[_SUMS.index("grad_norm")] += grad_norm.detach().double()
+            state.step += 1
+            self._step = state.step
+            if state.step == t.warmup_steps and t.max_minutes:
+                state.decay_start = run_progress(t, state.step, state.elapsed)
+            seconds = time.perf_counter() - started
+            state.elapsed += seconds
+            step_times.append(seconds)
+            interval_steps += 1
+
+            if state.step % t.log_every == 0 or state.step == t.max_steps:
+                values = dict(zip(_SUMS, dist.all_reduce_sum(sums.clone()).tolist()))
+                wall = time.perf_counter() - interval_start
+                tokens = interval_tokens * dist.world_size
+                state.tokens_seen += tokens
+                progress = run_progress(t, state.step, state.elapsed)
+                recent = step_times[-50:]
+                eta = (t.max_steps - state.step) * (sum(recent) / len(recent))
+                if t.max_minutes:
+                    eta = min(eta, max(0.0, 60.0 * t.max_minutes - state.elapsed))
+                metrics = StepMetrics(
+                    step=state.step, epoch=state.epoch,
+                    loss=(values["mlm_loss"] + values["nsp_loss"]) / values["batches"],
+                    mlm_loss=values["mlm_loss"] / values["batches"], nsp_loss=values["nsp_loss"] / values["batches"],
+                    mlm_accuracy=_ratio(values["mlm_correct"], values["mlm_total"]),
+                    mlm_accuracy_masked=_ratio(values["masked_correct"], values["masked_total"]),
+                    mlm_accuracy_random=_ratio(values["random_correct"], values["random_total"]),
+                    mlm_accuracy_kept=_ratio(values["kept_correct"], values["kept_total"]),
+                    nsp_accuracy=_ratio(values["nsp_correct"], values["nsp_total"]),
+                    lr=lr, grad_norm=values["grad_norm"] / max(1, interval_steps) / dist.world_size,
+                    tokens_per_second=tokens / max(wall, 1e-9),
+                    padding_fraction=1.0 - interval_tokens / max(1, interval_positions),
+                    step_time=wall / max(1, interval_steps), tokens_seen=state.tokens_seen, elapsed=state.elapsed,
+                    progress=progress, eta_seconds=eta,
+                )
+                last_metrics = metrics.to_dict()
+                emit(metrics)
+                sums.zero_()
+                interval_tokens = interval_positions = interval_steps = 0
+                interval_start = time.perf_counter()
+            if t.eval_every and state.step % t.eval_every == 0 and state.step < t.max_steps:
+                self._evaluate(model, heldout, state.step, emit, dist, autocast)
+            if t.checkpoint_every and state.step % t.checkpoint_every == 0 and state.step < t.max_steps:
+                self._save(model, optimizer, state, last_metrics, emit, dist)
+
+        final = dict(last_metrics)
+        evaluation = self._evaluate(model, heldout, state.step, emit, dist, autocast)
+        if evaluation:
+            final.update({f"eval_{k}": v for k, v in evaluation.items() if k not in ("type", "step")})
+        if state.step > 0 and not self._last_ckpt.endswith(f"step-{state.step:07d}"):
+            self._save(model, optimizer, state, final, emit, dist)
+        emit(RunFinished(status=status, reason=reason, step=state.step, elapsed=state.elapsed,
+                         last_checkpoint=self._last_ckpt, final=final))
+        return RunResult(status, reason, state.step, self._last_ckpt, final)
+
+    def _accumulate(self, sums: torch.Tensor, out, tensors: dict, batch: Batch) -> None:
+        """Add one micro-batch's counts to ``sums`` without a device sync."""
+        with torch.no_grad():
+            labels = tensors["mlm_labels"].reshape(-1).index_select(0, out.mlm_positions)
+            correct = (out.mlm_logits.argmax(-1) == labels).double()
+            kinds = torch.from_numpy(batch.kinds.reshape(-1)).to(self.device).index_select(0, out.mlm_positions.to(self.device))
+            nsp_correct = (out.nsp_logits.argmax(-1) == tensors["nsp_labels"]).double().sum()
+            row = [out.mlm_loss.detach().double(), out.nsp_loss.detach().double(), torch.ones((), dtype=torch.float64, device=self.device),
+                   correct.sum(), torch.tensor(float(len(labels)), dtype=torch.float64, device=self.device)]
+            for kind in (MASKED, RANDOM, KEPT):
+                of_kind = (kinds == kind).double()
+                row += [(correct * of_kind).sum(), of_kind.sum()]
+            row += [nsp_correct, torch.tensor(float(len(batch)), dtype=torch.float64, device=self.device),
+                    torch.zeros((), dtype=torch.float64, device=self.device)]
+            sums += torch.stack([r.to(self.device) for r in row])
+
+    def _evaluate(self, model, heldout: BatchStream, step: int, emit, dist: Distributed, autocast) -> dict:
+        """MLM loss/accuracy/perplexity and NSP accuracy on held-out documents (rank 0)."""
+        result: dict = {}
+        if dist.is_main and len(heldout.documents):
+            plan_size = len(heldout.plan(0))
+            n_batches = min(self.config.train.eval_batches, -(-plan_size // heldout.batch_size))
+            if n_batches:
+                model.eval()
+                totals = np.zeros(6)
+                with torch.no_grad(), autocast:
+                    for index in range(n_batches):
+                        batch = heldout.batch(0, index)
+                        tensors = to_device(batch, self.device)
+                        out = model(**tensors)
+                        labels = tensors["mlm_labels"].reshape(-1).index_select(0, out.mlm_positions)
+                        selected = len(labels)
+                        totals += [float(out.mlm_loss) * selected, float((out.mlm_logits.argmax(-1) == labels).sum()),
+                                   selected, float(out.nsp_loss) * len(batch),
+                                   float((out.nsp_logits.argmax(-1) == tensors["nsp_labels"]).sum()), len(batch)]
+                model.train()
+                mlm_loss = totals[0] / max(1, totals[2])
+                event = EvalMetrics(step=step, mlm_loss=mlm_loss, mlm_accuracy=totals[1] / max(1, totals[2]),
+                                    perplexity=math.exp(min(mlm_loss, 50.0)), nsp_loss=totals[3] / max(1, totals[5]),
+                                    nsp_accuracy=totals[4] / max(1, totals[5]), sequences=int(totals[5]))
+                emit(event)
+                result = event.to_dict()
+        dist.barrier()
+        return result
+
+    def _save(self, model, optimizer, state: ckpt.TrainingState, metrics: dict, emit, dist: Distributed) -> None:
+        if dist.is_main:
+            path, size = ckpt.save_checkpoint(self.run_dir, model, optimizer, state, self.config, self.dataset.path,
+                                              metrics, self.dataset.fingerprint, self.config.train.keep_checkpoints)
+            self._last_ckpt = str(path)
+            emit(CheckpointSaved(step=state.step, path=str(path), size_bytes=size))
+        dist.barrier()
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else 0.0
+
+
+def default_run_dir(config: WorkbenchConfig) -> Path:
+    name = config.train.name or f"{config.model.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return Path(config.train.output_dir) / name
+
