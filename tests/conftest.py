@@ -61,3 +61,63 @@ def dataset(tmp_path_factory, corpus_file, small_config):
     from workbench.data.store import prepare_dataset
 
     return prepare_dataset([corpus_file], tmp_path_factory.mktemp("ds") / "stories", small_config).dataset
+
+
+TOPICS = ["river", "castle", "engine", "garden", "planet", "violin", "forest", "market", "harbour", "library",
+          "mountain", "kitchen", "desert", "island", "factory", "temple"]
+ADJECTIVES = ["old", "quiet", "bright", "small", "famous", "hidden"]
+LEARN_VERBS = ["holds", "needs", "shows", "keeps"]
+LEARN_NOUNS = ["a secret", "the answer", "some water", "many stones", "no doors", "two keys"]
+
+
+def write_learnable_corpus(path: Path, documents: int = 400, seed: int = 0) -> Path:
+    """Documents about one topic each (so NSP is learnable) in a tiny grammar (so MLM is)."""
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as f:
+        for _ in range(documents):
+            topic = rng.choice(TOPICS)
+            lines = [f"The {rng.choice(ADJECTIVES)} {topic} {rng.choice(LEARN_VERBS)} {rng.choice(LEARN_NOUNS)}."
+                     for _ in range(rng.randint(4, 8))]
+            f.write("\n".join(lines) + "\n\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def learnable_dataset(tmp_path_factory):
+    from workbench.config import WorkbenchConfig
+    from workbench.data.store import prepare_dataset
+
+    folder = tmp_path_factory.mktemp("learnable")
+    corpus = write_learnable_corpus(folder / "topics.txt")
+    config = WorkbenchConfig()
+    config.tokenizer.vocab_size = 120
+    config.tokenizer.min_frequency = 1
+    config.data.max_seq_length = 32
+    config.data.heldout_fraction = 0.05
+    return prepare_dataset([corpus], folder / "ds", config).dataset
+
+
+def tiny_train_config(dataset_path, **train):
+    """A very small model and run for tests: 2 layers of width 32."""
+    from workbench.config import WorkbenchConfig
+
+    config = WorkbenchConfig()
+    config.data.dataset = str(dataset_path)
+    config.data.max_seq_length = 32
+    config.data.heldout_fraction = 0.05
+    config.model.preset = "custom"
+    config.model.hidden_size, config.model.num_hidden_layers = 32, 2
+    config.model.num_attention_heads, config.model.intermediate_size = 2, 64
+    config.model.max_position_embeddings = 64
+    config.train.batch_size = 16
+    config.train.learning_rate = 3e-3
+    config.train.warmup_steps = 10
+    config.train.max_steps = 50
+    config.train.eval_every = 0
+    config.train.checkpoint_every = 0
+    config.train.threads = 1
+    config.train.device = "cpu"
+    for key, value in train.items():
+        setattr(config.train, key, value)
+    config.validate()
+    return config

@@ -1,0 +1,183 @@
+"""Training: learning happens, resume is exact, controls work, failures are clean."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from workbench.errors import ConfigError, DatasetError
+from workbench.train.checkpoint import list_checkpoints
+from workbench.train.control import TrainingControl
+from workbench.train.trainer import Trainer
+
+from conftest import tiny_train_config
+
+
+def run(config, run_dir, **kwargs):
+    events = []
+    trainer = Trainer(config, run_dir, **kwargs)
+    trainer.subscribe(events.append)
+    result = trainer.run()
+    return result, events
+
+
+def of_type(events, kind):
+    return [e for e in events if e.type == kind]
+
+
+def test_a_tiny_model_learns_mlm_and_nsp(learnable_dataset, tmp_path):
+    config = tiny_train_config(learnable_dataset.path, max_steps=800, batch_size=32, learning_rate=5e-3,
+                               log_every=50, eval_every=400)
+    config.model.hidden_size, config.model.intermediate_size = 64, 128
+    config.model.hidden_dropout_prob = config.model.attention_probs_dropout_prob = 0.0
+    result, events = run(config, tmp_path / "run")
+    steps = of_type(events, "step")
+    assert result.status == "completed" and result.step == 800
+    assert steps[-1].mlm_loss < 0.4 * steps[0].mlm_loss          # MLM loss has fallen well below its start
+    assert steps[-1].mlm_accuracy > 0.6
+    final_eval = of_type(events, "eval")[-1]
+    assert final_eval.step == 800 and final_eval.nsp_accuracy > 0.7  # clearly above chance, held out
+    assert final_eval.perplexity == pytest.approx(np.exp(final_eval.mlm_loss))
+    assert all(0 <= e.mlm_accuracy_masked <= 1 and e.tokens_per_second > 0 for e in steps)
+
+
+def test_resume_continues_bit_for_bit(learnable_dataset, tmp_path):
+    config = tiny_train_config(learnable_dataset.path, max_steps=30, checkpoint_every=0)
+    _, straight = run(config, tmp_path / "straight")
+
+    control = TrainingControl()
+
+    def stop_at_12(event):
+        if event.type == "step" and event.step == 12:
+            control.stop("test stops at 12")
+
+    trainer = Trainer(config, tmp_path / "split", control=control)
+    first = []
+    trainer.subscribe(first.append)
+    trainer.subscribe(stop_at_12)
+    result = trainer.run()
+    assert result.status == "stopped" and result.step == 12 and result.last_checkpoint.endswith("step-0000012")
+    resumed_result, resumed = run(config, tmp_path / "split", resume_from=tmp_path / "split")
+    assert resumed_result.status == "completed"
+    assert of_type(resumed, "started")[0].start_step == 12
+
+    def losses(events):
+        return {e.step: (e.loss, e.mlm_loss, e.nsp_loss, e.grad_norm) for e in of_type(events, "step")}
+
+    expected, got = losses(straight), {**losses(first), **losses(resumed)}
+    assert sorted(got) == list(range(1, 31))
+    assert all(got[step] == expected[step] for step in range(1, 31))  # exact, not approximate
+
+
+def test_pause_resume_and_stop_from_another_thread(learnable_dataset, tmp_path):
+    config = tiny_train_config(learnable_dataset.path, max_steps=100_000)
+    control = TrainingControl()
+    trainer = Trainer(config, tmp_path / "run", control=control)
+    events, reached = [], threading.Event()
+
+    def watch(event):
+        events.append(event)
+        if event.type == "step" and event.step >= 5:
+            reached.set()
+
+    trainer.subscribe(watch)
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.setdefault("result", trainer.run()))
+    thread.start()
+    assert reached.wait(60)
+    control.pause()
+    deadline = time.time() + 30
+    while not of_type(events, "state") and time.time() < deadline:
+        time.sleep(0.01)
+    paused_at = of_type(events, "state")[0].step
+    time.sleep(0.3)
+    assert max(e.step for e in of_type(events, "step")) == paused_at  # no step while paused
+    control.resume()
+    time.sleep(0.2)
+    control.stop()
+    thread.join(60)
+    result = outcome["result"]
+    assert result.status == "stopped" and result.step > paused_at
+    assert [e.state for e in of_type(events, "state")] == ["paused", "running"]
+    assert result.last_checkpoint.endswith(f"step-{result.step:07d}")  # stop saves a checkpoint
+
+
+def test_time_budget_ends_the_run_with_the_schedule(learnable_dataset, tmp_path):
+    config = tiny_train_config(learnable_dataset.path, max_steps=1_000_000, max_minutes=0.02, warmup_steps=2)
+    result, events = run(config, tmp_path / "run")
+    assert result.status == "completed" and "time budget" in result.reason
+    last = of_type(events, "step")[-1]
+    assert last.progress > 0.95 and last.lr < 0.1 * config.train.learning_rate
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(learnable_dataset, tmp_path, monkeypatch):
+    from workbench.model import bert
+
+    config = tiny_train_config(learnable_dataset.path, max_steps=50, checkpoint_every=5)
+    original = bert.BertPretrainingModel.forward
+    calls = {"n": 0}
+
+    def poisoned(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        calls["n"] += 1
+        if self.training and calls["n"] == 8:
+            out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(bert.BertPretrainingModel, "forward", poisoned)
+    result, events = run(config, tmp_path / "run")
+    assert result.status == "failed" and "loss became nan at step 8" in result.reason
+    assert result.last_checkpoint.endswith("step-0000005")
+    assert of_type(events, "failed")[0].last_checkpoint == result.last_checkpoint
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step-0000005"]
+
+
+def test_checkpoints_keep_the_last_k_and_hold_everything(learnable_dataset, tmp_path):
+    config = tiny_train_config(learnable_dataset.path, max_steps=20, checkpoint_every=5, keep_checkpoints=2)
+    run(config, tmp_path / "run")
+    kept = list_checkpoints(tmp_path / "run")
+    assert [p.name for p in kept] == ["step-0000015", "step-0000020"]
+    assert sorted(f.name for f in kept[-1].iterdir()) == sorted(
+        ["model.safetensors", "training_state.pt", "checkpoint.json", "config.toml", "tokenizer.json", "vocab.txt"])
+    assert not [p for p in (tmp_path / "run" / "checkpoints").iterdir() if p.name.startswith(".")]
+    state = torch.load(kept[-1] / "training_state.pt", weights_only=True)  # loadable without pickle code
+    assert state["state"]["step"] == 20
+
+
+def test_gradient_accumulation_matches_the_large_batch(learnable_dataset, tmp_path):
+    """Two micro-batches of 8 give the same first step as one batch of 16 (no dropout)."""
+    results = []
+    for accumulation in (1, 2):
+        config = tiny_train_config(learnable_dataset.path, max_steps=3, gradient_accumulation_steps=accumulation)
+        config.model.hidden_dropout_prob = config.model.attention_probs_dropout_prob = 0.0
+        _, events = run(config, tmp_path / f"acc{accumulation}")
+        results.append(of_type(events, "step")[0])
+    # batch_size 16 either way; masking seeds differ per micro-batch, so compare loosely
+    assert results[0].loss == pytest.approx(results[1].loss, rel=0.1)
+
+
+@pytest.mark.parametrize("change, error, message", [
+    ({"batch_size": 10, "gradient_accumulation_steps": 3}, ConfigError, "must be divisible by"),
+    ({"batch_size": 100_000}, DatasetError, "too small for one batch of 100000 pairs"),
+    ({"device": "cuda:7"}, ConfigError, "CUDA is not available"),
+])
+def test_bad_settings_fail_before_the_first_step(learnable_dataset, tmp_path, change, error, message):
+    if change.get("device", "").startswith("cuda") and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    config = tiny_train_config(learnable_dataset.path)
+    for key, value in change.items():
+        setattr(config.train, key, value)
+    with pytest.raises(error, match=message):
+        Trainer(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_vocabulary_mismatch_is_refused(learnable_dataset, tmp_path):
+    config = tiny_train_config(learnable_dataset.path)
+    config.model.vocab_size = 999
+    with pytest.raises(ConfigError, match=r"model.vocab_size \(999\) does not match the dataset's tokenizer"):
+        Trainer(config, tmp_path / "run")
