@@ -199,6 +199,7 @@ class Trainer:
             self._init_notice = f"initialised from {t.init_from}" + (
                 f"; {len(fresh)} tensors not in it start fresh ({', '.join(fresh[:3])}...)" if fresh else "")
         model.to(self.device)
+        self.model = model  # for callers that probe or inspect the trained model afterwards
         optimizer = build_optimizer(model, self.config)
         state = ckpt.TrainingState()
         self._last_ckpt = ""
