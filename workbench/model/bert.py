@@ -9,6 +9,10 @@ so export is a copy and the loss can be checked against theirs.
 What makes it lean:
   * the MLM head runs only at the selected positions (~15% of tokens): the
     vocabulary projection, the biggest matmul of a small BERT, shrinks by ~7x;
+  * the encoder works on real tokens only (padding is dropped before the first
+    layer and only attention sees the padded layout);
+  * on CPU, dropout masks come from 16-bit slices of 64-bit random words, a
+    quarter of the random draws of ``torch.nn.functional.dropout``;
   * query, key and value are one matmul (their weights concatenated on the fly);
   * attention is ``scaled_dot_product_attention`` with a boolean padding mask;
   * the layers call ``torch.nn.functional`` directly, with no per-module
@@ -44,6 +48,25 @@ def _gelu(x: torch.Tensor) -> torch.Tensor:
     return F.gelu(x)  # exact erf GELU, as BERT's "gelu"
 
 
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Dropout; on CPU with a cheaper mask than ``torch.nn.functional.dropout``.
+
+    On CPU the Bernoulli draw dominates dropout (about a quarter of BERT-base's
+    forward pass). Here each 64-bit random word gives four 16-bit uniforms, so the
+    mask costs a quarter of the draws; the keep probability is exact to 2**-16.
+    Elsewhere (CUDA's fused Philox dropout is already cheap) the native op is used.
+    """
+    if not training or p == 0.0:
+        return x
+    if x.device.type != "cpu":
+        return F.dropout(x, p, True)
+    n = x.numel()
+    words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64)
+    uniform = words.view(torch.int16)[:n].view(x.shape)                       # uniform over int16
+    drop = uniform < (-32768 + round(p * 65536))                               # P(drop) = p
+    return (x * (1.0 / (1.0 - p))).masked_fill(drop, 0.0)
+
+
 class BertEmbeddings(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -57,7 +80,53 @@ class BertEmbeddings(nn.Module):
         T = input_ids.shape[1]
         x = (self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)
              + self.position_embeddings.weight[:T])                             # (B, T, H)
-        return self.dropout(self.LayerNorm(x))
+        return dropout(self.LayerNorm(x), self.dropout.p, self.training)
+
+
+@dataclass
+class TokenLayout:
+    """Where the real (non-padding) tokens of a (B, T) batch are.
+
+    The encoder works on the real tokens only, as a (N, H) matrix: dense layers
+    never spend work on padding. Attention alone needs the (B, T) layout, so its
+    inputs are scattered into it and its output gathered back.
+    """
+
+    batch: int
+    length: int
+    index: torch.Tensor | None       # (N,) flat b * T + t of the real tokens; None when there is no padding
+    attend: torch.Tensor | None      # (B, 1, 1, T) bool, True where a key may be attended
+    bias: torch.Tensor | None        # (B, 1, 1, T) additive mask (0 or a large negative), for the explicit path
+
+    @classmethod
+    def from_mask(cls, attention_mask: torch.Tensor | None, batch: int, length: int, dtype: torch.dtype) -> "TokenLayout":
+        # Without padding nothing is gathered and no mask is passed, so SDPA may pick
+        # its fastest kernel. (The check and nonzero() are sync points on CUDA.)
+        if attention_mask is None or bool(attention_mask.all()):
+            return cls(batch, length, None, None, None)
+        real = attention_mask.bool()
+        index = real.reshape(-1).nonzero().squeeze(1)
+        attend = real[:, None, None, :]
+        bias = torch.zeros(attend.shape, dtype=dtype, device=real.device).masked_fill(~attend, torch.finfo(dtype).min)
+        return cls(batch, length, index, attend, bias)
+
+    def gather(self, padded: torch.Tensor) -> torch.Tensor:
+        """(B*T, C) -> (N, C)"""
+        return padded if self.index is None else padded.index_select(0, self.index)
+
+    def scatter(self, packed: torch.Tensor) -> torch.Tensor:
+        """(N, C) -> (B*T, C), zeros at padding"""
+        if self.index is None:
+            return packed
+        return packed.new_zeros(self.batch * self.length, packed.shape[1]).index_copy(0, self.index, packed)
+
+    def packed_positions(self, flat_positions: torch.Tensor) -> torch.Tensor:
+        """Row in the (N, H) matrix of each real position given as b * T + t."""
+        if self.index is None:
+            return flat_positions
+        row = torch.full((self.batch * self.length,), -1, dtype=torch.long, device=self.index.device)
+        row[self.index] = torch.arange(len(self.index), device=self.index.device)
+        return row[flat_positions]
 
 
 class BertSelfAttention(nn.Module):
@@ -69,16 +138,24 @@ class BertSelfAttention(nn.Module):
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout_p = config.attention_probs_dropout_prob
 
-    def forward(self, x: torch.Tensor, attend: torch.Tensor | None) -> torch.Tensor:
-        B, T, H = x.shape
+    def forward(self, x: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
+        """(N, H) real tokens -> (N, H) attention output."""
+        B, T, H = layout.batch, layout.length, x.shape[-1]
         # One (H -> 3H) matmul instead of three; the concatenation is cheap next to it.
         weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])
         bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])
-        qkv = F.linear(x, weight, bias).view(B, T, 3, self.num_heads, H // self.num_heads)
+        qkv = layout.scatter(F.linear(x, weight, bias)).view(B, T, 3, self.num_heads, H // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)                          # each (B, nh, T, hd)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attend,
-                                           dropout_p=self.dropout_p if self.training else 0.0)
-        return y.transpose(1, 2).reshape(B, T, H)
+        p = self.dropout_p if self.training else 0.0
+        if p and q.device.type == "cpu":
+            # Explicit attention so that the probabilities get the cheap CPU dropout mask.
+            scores = (q @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)          # (B, nh, T, T)
+            if layout.bias is not None:
+                scores = scores + layout.bias
+            y = dropout(scores.softmax(-1), p, True) @ v                        # (B, nh, T, hd)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=layout.attend, dropout_p=p)
+        return layout.gather(y.transpose(1, 2).reshape(B * T, H))
 
 
 class BertSelfOutput(nn.Module):
@@ -119,13 +196,13 @@ class BertLayer(nn.Module):
         self.intermediate = BertIntermediate(config)
         self.output = BertOutput(config)
 
-    def forward(self, x: torch.Tensor, attend: torch.Tensor | None) -> torch.Tensor:
-        att_out = self.attention.output
-        a = self.attention.self(x, attend)
-        x = att_out.LayerNorm(x + att_out.dropout(F.linear(a, att_out.dense.weight, att_out.dense.bias)))
-        h = _gelu(F.linear(x, self.intermediate.dense.weight, self.intermediate.dense.bias))   # (B, T, I)
-        out = self.output
-        return out.LayerNorm(x + out.dropout(F.linear(h, out.dense.weight, out.dense.bias)))
+    def forward(self, x: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
+        """(N, H) -> (N, H)"""
+        att_out, out, p = self.attention.output, self.output, self.output.dropout.p
+        a = self.attention.self(x, layout)
+        x = att_out.LayerNorm(x + dropout(F.linear(a, att_out.dense.weight, att_out.dense.bias), p, self.training))
+        h = _gelu(F.linear(x, self.intermediate.dense.weight, self.intermediate.dense.bias))   # (N, I)
+        return out.LayerNorm(x + dropout(F.linear(h, out.dense.weight, out.dense.bias), p, self.training))
 
 
 class BertEncoder(nn.Module):
@@ -133,9 +210,9 @@ class BertEncoder(nn.Module):
         super().__init__()
         self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
 
-    def forward(self, x: torch.Tensor, attend: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
         for layer in self.layer:
-            x = layer(x, attend)
+            x = layer(x, layout)
         return x
 
 
@@ -144,8 +221,8 @@ class BertPooler(nn.Module):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
 
-    def forward(self, sequence: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.dense(sequence[:, 0]))                           # (B, H) from [CLS]
+    def forward(self, first_tokens: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(first_tokens))                             # (B, H) from [CLS]
 
 
 class BertModel(nn.Module):
@@ -155,12 +232,13 @@ class BertModel(nn.Module):
         self.encoder = BertEncoder(config)
         self.pooler = BertPooler(config)
 
-    def forward(self, input_ids, token_type_ids, attention_mask) -> torch.Tensor:
-        attend = None
-        # Without padding no mask is passed, so SDPA may pick its fastest kernel (a sync on CUDA).
-        if attention_mask is not None and not bool(attention_mask.all()):
-            attend = attention_mask.bool()[:, None, None, :]                    # (B, 1, 1, T) True = attend
-        return self.encoder(self.embeddings(input_ids, token_type_ids), attend)  # (B, T, H)
+    def forward(self, input_ids, token_type_ids, attention_mask) -> tuple[torch.Tensor, TokenLayout]:
+        """The encoder output of the real tokens, (N, H), and where they are."""
+        B, T = input_ids.shape
+        embedded = self.embeddings(input_ids, token_type_ids)                   # (B, T, H)
+        layout = TokenLayout.from_mask(attention_mask, B, T, embedded.dtype)
+        x = layout.gather(embedded.reshape(B * T, -1))                          # (N, H)
+        return self.encoder(x, layout), layout
 
 
 class BertPredictionHeadTransform(nn.Module):
@@ -220,21 +298,23 @@ class BertPretrainingModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor, attention_mask: torch.Tensor,
                 mlm_labels: torch.Tensor | None = None, nsp_labels: torch.Tensor | None = None) -> PretrainingOutput:
-        sequence = self.bert(input_ids, token_type_ids, attention_mask)           # (B, T, H)
-        B, T, H = sequence.shape
+        packed, layout = self.bert(input_ids, token_type_ids, attention_mask)   # (N, H)
+        B, T = input_ids.shape
         word_embeddings = self.bert.embeddings.word_embeddings.weight
-        nsp_logits = self.cls.seq_relationship(self.bert.pooler(sequence))      # (B, 2)
+        first = layout.packed_positions(torch.arange(B, device=packed.device) * T)
+        nsp_logits = self.cls.seq_relationship(self.bert.pooler(packed.index_select(0, first)))  # (B, 2)
 
         mlm_loss = nsp_loss = None
         positions = None
         if mlm_labels is None:
+            sequence = layout.scatter(packed).view(B, T, -1)                    # (B, T, H)
             mlm_logits = self.cls.predictions(sequence, word_embeddings)        # (B, T, V)
         else:
             flat_labels = mlm_labels.reshape(-1)
             # Gather the selected positions first: the transform and the vocabulary
             # projection then cost ~15% of doing them everywhere. (nonzero() syncs on CUDA.)
             positions = (flat_labels != IGNORE_INDEX).nonzero().squeeze(1)      # (M,)
-            selected = sequence.reshape(B * T, H).index_select(0, positions)    # (M, H)
+            selected = packed.index_select(0, layout.packed_positions(positions))  # (M, H)
             mlm_logits = self.cls.predictions(selected, word_embeddings)        # (M, V)
             if positions.numel():
                 mlm_loss = F.cross_entropy(mlm_logits.float(), flat_labels.index_select(0, positions))
