@@ -111,7 +111,7 @@ def test_integers_are_accepted_for_floats_but_not_the_reverse():
 def test_every_setting_is_documented():
     rows = describe_settings()
     assert len(rows) >= 20
-    assert all(help_text and kind in ("structural", "live") for _, _, kind, help_text in rows)
+    assert all(help_text and kind in ("structural", "resumable", "live") for _, _, kind, help_text in rows)
     assert ("masking.probability", "0.15", "structural") == rows[[r[0] for r in rows].index("masking.probability")][:3]
 
 

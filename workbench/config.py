@@ -4,7 +4,8 @@ The same objects are edited by the GUI form, written to and read from TOML
 files by the CLI, and stored verbatim with every run. Each field carries a
 ``help`` text in its metadata (the README's config reference is built from
 it) and a ``kind``: ``structural`` settings change what a run computes (a new
-run is needed to change them), ``live`` ones only change how results are shown.
+run is needed to change them); ``resumable`` ones (budget, intervals, device)
+may change when a run is resumed; ``live`` ones only change how results are shown.
 
 Validation messages name the offending key as ``section.key`` so that a person
 can find it in their file::
@@ -258,10 +259,10 @@ class TrainConfig:
 
     SECTION: ClassVar[str] = "train"
 
-    name: str = setting("", "Name of the run; empty makes one from the preset and the time.")
-    max_steps: int = setting(1000, "Stop after this many optimizer steps.")
+    name: str = setting("", "Name of the run; empty makes one from the preset and the time.", kind="resumable")
+    max_steps: int = setting(1000, "Stop after this many optimizer steps.", kind="resumable")
     max_minutes: float = setting(0.0, "Stop after this many minutes of training (0: no time budget). With a "
-                                      "budget the learning-rate schedule runs over the time.")
+                                      "budget the learning-rate schedule runs over the time.", kind="resumable")
     batch_size: int = setting(32, "Sequences per optimizer step (across all processes and accumulation).")
     gradient_accumulation_steps: int = setting(1, "Micro-batches per optimizer step.")
     learning_rate: float = setting(1e-3, "Peak learning rate of AdamW.")
@@ -274,17 +275,17 @@ class TrainConfig:
                             choices=("linear", "cosine", "constant"))
     max_grad_norm: float = setting(1.0, "Clip the gradient norm to this (0: no clipping).")
     seed: int = setting(0, "Seed of initialisation, pairs, masking and dropout.")
-    device: str = setting("auto", "`auto` (CUDA, else MPS, else CPU), `cpu`, `cuda`, `cuda:N` or `mps`.")
+    device: str = setting("auto", "`auto` (CUDA, else MPS, else CPU), `cpu`, `cuda`, `cuda:N` or `mps`.", kind="resumable")
     precision: str = setting("auto", "`fp32`, `bf16` (autocast) or `auto` (bf16 on CUDA, fp32 elsewhere).",
                              choices=("auto", "fp32", "bf16"))
-    compile: bool = setting(False, "Compile the model with torch.compile (slower start, faster steps).")
-    threads: int = setting(0, "CPU threads for PyTorch (0: all cores).")
-    log_every: int = setting(1, "Report step metrics every this many steps (averaged over them).", kind="live")
-    eval_every: int = setting(200, "Evaluate on held-out documents every this many steps (0: only at the end).")
-    eval_batches: int = setting(10, "Batches of held-out pairs per evaluation.")
-    checkpoint_every: int = setting(500, "Save a checkpoint every this many steps (0: only at the end).")
-    keep_checkpoints: int = setting(3, "Keep the last this many checkpoints.")
-    output_dir: str = setting("runs", "Folder in which each run gets its own directory.")
+    compile: bool = setting(False, "Compile the model with torch.compile (slower start, faster steps).", kind="resumable")
+    threads: int = setting(0, "CPU threads for PyTorch (0: all cores).", kind="resumable")
+    log_every: int = setting(1, "Report step metrics every this many steps (averaged over them).", kind="resumable")
+    eval_every: int = setting(200, "Evaluate on held-out documents every this many steps (0: only at the end).", kind="resumable")
+    eval_batches: int = setting(10, "Batches of held-out pairs per evaluation.", kind="resumable")
+    checkpoint_every: int = setting(500, "Save a checkpoint every this many steps (0: only at the end).", kind="resumable")
+    keep_checkpoints: int = setting(3, "Keep the last this many checkpoints.", kind="resumable")
+    output_dir: str = setting("runs", "Folder in which each run gets its own directory.", kind="resumable")
     init_from: str = setting("", "Start from the weights of a Hugging Face BERT directory (continued pre-training).")
 
     def validate(self) -> None:

@@ -15,6 +15,7 @@ those of an uninterrupted run bit for bit.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import time
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from workbench.config import WorkbenchConfig, save_config
+from workbench.config import TrainConfig, WorkbenchConfig, save_config
 from workbench.data.batches import Batch, BatchStream
 from workbench.data.masking import KEPT, MASKED, RANDOM
 from workbench.data.store import TokenizedDataset
@@ -40,8 +41,7 @@ from workbench.train.events import (
 from workbench.train.schedule import learning_rate, run_progress
 
 # Settings that may change when a run is resumed; anything else would make it another run.
-RESUMABLE_CHANGES = {"max_steps", "max_minutes", "log_every", "eval_every", "eval_batches", "checkpoint_every",
-                     "keep_checkpoints", "device", "threads", "compile", "output_dir", "name"}
+RESUMABLE_CHANGES = {f.name for f in dataclasses.fields(TrainConfig) if f.metadata["kind"] == "resumable"}
 
 # Layout of the metric accumulator (summed over micro-batches, then reduced across ranks).
 _SUMS = ("mlm_loss", "nsp_loss", "batches", "mlm_correct", "mlm_total", "masked_correct", "masked_total",
