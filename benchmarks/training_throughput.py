@@ -31,7 +31,7 @@ def matmul_peak(dtype_name: str) -> float:
 
     dtype = getattr(torch, {"fp32": "float32", "bf16": "bfloat16"}[dtype_name])
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    n = 8192 if device == "cuda" else 2048
+    n = 8192 if device == "cuda" else (2048 if dtype_name == "fp32" else 512)
     a = torch.randn(n, n, dtype=dtype, device=device)
     b = torch.randn(n, n, dtype=dtype, device=device)
     for _ in range(2):
@@ -146,8 +146,15 @@ def main() -> None:
                      f"cpu, {torch.get_num_threads()} threads", "torch": torch.__version__,
                      "matmul_peak_gflops": {p: round(matmul_peak(p) / 1e9, 1) for p in args.precision}}
     impls = ["ours", "hf_eager", "hf_sdpa"]
+    peaks = results["matmul_peak_gflops"]
+    precisions = list(args.precision)
+    if "bf16" in peaks and "fp32" in peaks and peaks["bf16"] < 0.5 * peaks["fp32"]:
+        # No native bf16 (AVX512-BF16/AMX) on this CPU: bf16 is emulated and far slower than fp32.
+        results["bf16_training"] = (f"skipped: bf16 matmul runs at {peaks['bf16']} GFLOP/s here against "
+                                    f"{peaks['fp32']} in fp32 (no native bf16 on this CPU)")
+        precisions = [p for p in precisions if p != "bf16"]
     for preset in args.presets:
-        for precision in args.precision:
+        for precision in precisions:
             torch_, device, config, batches, models, optimizers = setup(preset, dataset_dir, impls)
             step = make_step(torch_, device, models, optimizers, precision)
             for name in impls:

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
 from pathlib import Path
 
 import pytest
 
 # Qt tests must never need a display; set before anything imports Qt.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+# Runs recorded by tests (and the subprocesses they start) go to a throw-away database,
+# never the user's own run history.
+_TEST_DATA = tempfile.mkdtemp(prefix="workbench-tests-")
+os.environ["WORKBENCH_DB"] = os.path.join(_TEST_DATA, "runs.db")
 
 SUBJECTS = ["the cat", "a dog", "my neighbour", "the old sailor", "every student", "the quiet engineer",
             "our teacher", "the tired runner", "a small child", "the baker"]

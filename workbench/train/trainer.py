@@ -85,6 +85,16 @@ def resolve_precision(setting: str, device: torch.device) -> str:
     return setting
 
 
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bf16 in hardware (AVX512-BF16 or AMX); otherwise torch emulates it slowly."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            flags = f.read()
+    except OSError:
+        return True  # not Linux: do not warn on a guess
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def build_optimizer(model: torch.nn.Module, config: WorkbenchConfig) -> torch.optim.AdamW:
     """AdamW with decoupled weight decay on matrices only (not on biases and LayerNorm)."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
@@ -228,6 +238,8 @@ class Trainer:
         emit(RunStarted(run_dir=str(self.run_dir), device=describe_device(self.device), precision=self.precision,
                         num_parameters=model.num_parameters(), world_size=dist.world_size, start_step=state.step,
                         max_steps=t.max_steps, config=self.config.to_dict()))
+        if self.precision == "bf16" and self.device.type == "cpu" and not cpu_has_native_bf16():
+            emit(Notice("this CPU has no native bf16 (AVX512-BF16/AMX): bf16 runs emulated, far slower than fp32"))
         if getattr(self, "_init_notice", ""):
             emit(Notice(self._init_notice))
         if state.step >= t.max_steps:

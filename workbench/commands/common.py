@@ -1,0 +1,108 @@
+"""Pieces shared by the command implementations: errors, option groups, config assembly, progress."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from workbench.config import WorkbenchConfig, load_config, parse_assignment
+from workbench.errors import WorkbenchError
+
+
+class UsageError(WorkbenchError):
+    """A bad command-line option."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line instead of usage + error
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+# --- progress ------------------------------------------------------------------
+
+class ProgressPrinter:
+    """A one-line progress bar on stderr, redrawn at most 10 times a second."""
+
+    LABELS = {"train-tokenizer": "training tokenizer", "tokenize": "tokenizing", "sample": "building sample corpus"}
+
+    def __init__(self, stream=None, enabled: bool | None = None):
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.last = 0.0
+        self.started = time.perf_counter()
+        self.stage = ""
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if stage != self.stage:
+            if self.stage:
+                self.stream.write("\n")
+            self.stage, self.started = stage, now
+        elif now - self.last < 0.1 and done < total:
+            return
+        self.last = now
+        fraction = done / total if total else 1.0
+        bar = "#" * int(fraction * 30)
+        elapsed = now - self.started
+        eta = f"{elapsed / fraction - elapsed:4.0f}s left" if 0 < fraction < 1 else f"{elapsed:4.1f}s     "
+        self.stream.write(f"\r{self.LABELS.get(stage, stage):>22} [{bar:<30}] {fraction:6.1%} {eta}")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.stage:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.stage = ""
+
+
+# --- shared option handling ------------------------------------------------------
+
+def add_config_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="TOML", help="read settings from this TOML file first")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one setting (repeatable), e.g. --set masking.probability=0.2")
+
+
+def add_masking_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("masking and pairing (override the config)")
+    g.add_argument("--probability", type=float, dest="masking.probability")
+    g.add_argument("--mask-fraction", type=float, dest="masking.mask_fraction")
+    g.add_argument("--random-fraction", type=float, dest="masking.random_fraction")
+    g.add_argument("--selection", choices=("exact", "bernoulli"), dest="masking.selection")
+    g.add_argument("--strategy", choices=("token", "whole_word", "span"), dest="masking.strategy")
+    g.add_argument("--whole-word", action="store_const", const="whole_word", dest="masking.strategy",
+                   help="same as --strategy whole_word")
+    g.add_argument("--span", action="store_const", const="span", dest="masking.strategy",
+                   help="same as --strategy span")
+    g.add_argument("--max-predictions", type=int, dest="masking.max_predictions_per_seq")
+    g.add_argument("--min-predictions", type=int, dest="masking.min_predictions_per_seq")
+    g.add_argument("--objective", choices=("nsp", "sop"), dest="nsp.objective")
+    g.add_argument("--sop", action="store_const", const="sop", dest="nsp.objective", help="same as --objective sop")
+    g.add_argument("--random-next-probability", type=float, dest="nsp.random_next_probability")
+    g.add_argument("--short-seq-prob", type=float, dest="nsp.short_seq_prob")
+    g.add_argument("--max-seq-length", type=int, dest="data.max_seq_length")
+
+
+def config_from_args(args: argparse.Namespace, base: WorkbenchConfig | None = None) -> WorkbenchConfig:
+    """Config file, then --set, then the dedicated flags (each may be absent)."""
+    config = load_config(args.config) if getattr(args, "config", None) else (base or WorkbenchConfig())
+    raw = config.to_dict()
+    for assignment in getattr(args, "overrides", []):
+        key, value = parse_assignment(assignment)
+        section, _, name = key.partition(".")
+        raw.setdefault(section, {})[name] = value
+    for key, value in vars(args).items():
+        if "." in key and value is not None:
+            section, _, name = key.partition(".")
+            raw[section][name] = value
+    return WorkbenchConfig.from_dict(raw, source="options")
+
+
+def duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

@@ -1,0 +1,288 @@
+"""``runs``, ``show`` and ``compare``: the run history from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from workbench.commands.common import UsageError, duration
+
+SUMMARY_METRICS = ("mlm_loss", "mlm_accuracy", "nsp_accuracy", "tokens_per_second")
+COMPARE_METRICS = ("loss", "mlm_loss", "mlm_accuracy", "nsp_accuracy")
+
+
+def add_db_option(p: argparse.ArgumentParser, in_action: bool = False) -> None:
+    # An action's own --db must not reset one given before the action (`runs --db X tag ...`).
+    p.add_argument("--db", metavar="URL", default=argparse.SUPPRESS if in_action else None,
+                   help="run database: a SQLAlchemy URL or a SQLite file "
+                   "(default: $WORKBENCH_DB, else runs.db in the user data directory)")
+
+
+def open_repository(args: argparse.Namespace):
+    """The repository of ``--db``, with runs whose process died marked interrupted."""
+    from workbench.store.repository import RunRepository
+
+    repository = RunRepository(getattr(args, "db", None))
+    repository.mark_interrupted_runs()
+    return repository
+
+
+def parse_run_id(text: str) -> int:
+    if not str(text).isdigit():
+        raise UsageError(f"expected a run id (a number, see `pretrain-workbench runs`), got {text!r}")
+    return int(text)
+
+
+def last_values(repository, run) -> dict:
+    """Latest value of the summary metrics: the final ones, or the last recorded for an unfinished run."""
+    values = {k: v for k, v in (run.final_metrics or {}).items() if k in SUMMARY_METRICS}
+    for name in SUMMARY_METRICS:
+        if name not in values:
+            series = repository.series(run.id, name)
+            if len(series.values):
+                values[name] = float(series.values[-1])
+    return values
+
+
+def run_summary(repository, run) -> dict:
+    values = last_values(repository, run)
+    return {
+        "id": run.id, "name": run.name, "status": run.status, "steps": run.steps, "max_steps": run.max_steps,
+        "duration_seconds": run.elapsed_seconds, "mlm_loss": values.get("mlm_loss"),
+        "mlm_accuracy": values.get("mlm_accuracy"), "nsp_accuracy": values.get("nsp_accuracy"),
+        "tokens_per_second": values.get("tokens_per_second"), "device": run.device,
+        "created": run.created_at.isoformat(timespec="seconds"), "tags": run.tag_names, "run_dir": run.run_dir,
+    }
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+# --- runs -------------------------------------------------------------------------------
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    repository = open_repository(args)
+    action = getattr(args, "action", None)
+    if action == "rename":
+        repository.rename(parse_run_id(args.run), args.name)
+        print(f"run {args.run} renamed to {args.name!r}")
+        return 0
+    if action == "tag":
+        tags = repository.tag(parse_run_id(args.run), add=[] if args.remove else args.tags,
+                              remove=args.tags if args.remove else [])
+        print(f"run {args.run} tags: {', '.join(tags) or '(none)'}")
+        return 0
+    if action == "note":
+        repository.set_notes(parse_run_id(args.run), args.text)
+        print(f"run {args.run} notes saved")
+        return 0
+    if action == "delete":
+        return _delete(repository, [parse_run_id(r) for r in args.runs], args.yes)
+
+    runs = repository.list_runs(status=args.status, tag=args.tag)
+    summaries = [run_summary(repository, run) for run in runs]
+    if args.json:
+        print(json.dumps(summaries, indent=1))
+        return 0
+    if not summaries:
+        print(f"no runs in {repository.url}" + (" matching the filter" if args.status or args.tag else ""))
+        return 0
+    header = f"{'id':>4}  {'name':<24} {'status':<11} {'steps':>11} {'time':>7} {'mlm loss':>8} {'mlm acc':>7} " \
+             f"{'nsp acc':>7} {'tok/s':>8}  {'device':<18} created"
+    print(header)
+    for s in summaries:
+        steps = f"{s['steps']}/{s['max_steps']}"
+        print(f"{s['id']:>4}  {s['name'][:24]:<24} {s['status']:<11} {steps:>11} {duration(s['duration_seconds']):>7} "
+              f"{_fmt(s['mlm_loss'], '.4f'):>8} {_fmt(s['mlm_accuracy'], '.3f'):>7} {_fmt(s['nsp_accuracy'], '.3f'):>7} "
+              f"{_fmt(s['tokens_per_second'], ',.0f'):>8}  {s['device'][:18]:<18} {s['created'].replace('T', ' ')}")
+    return 0
+
+
+def _delete(repository, run_ids: list[int], yes: bool) -> int:
+    runs = [repository.get(run_id) for run_id in run_ids]  # every id must exist before anything goes
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("runs delete: refusing to delete without confirmation; pass --yes")
+        listing = ", ".join(f"{r.id} ({r.name})" for r in runs)
+        answer = input(f"delete run(s) {listing} and their checkpoints on disk? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 0
+    for run in runs:
+        if run.status in ("running", "paused"):
+            raise UsageError(f"runs delete: run {run.id} is {run.status}; stop it first")
+    for run in runs:
+        repository.delete(run.id)
+        removed = _remove_run_files(run)
+        print(f"deleted run {run.id} ({run.name})" + (f" and {removed}" if removed else ""))
+    return 0
+
+
+def _remove_run_files(run) -> str:
+    """Remove a run's directory if it is one of ours (config.toml or checkpoints/ inside)."""
+    folder = Path(run.run_dir) if run.run_dir else None
+    if folder and folder.is_dir() and ((folder / "checkpoints").is_dir() or (folder / "config.toml").exists()):
+        shutil.rmtree(folder, ignore_errors=True)
+        return str(folder)
+    for checkpoint in run.checkpoints:
+        shutil.rmtree(checkpoint.path, ignore_errors=True)
+    return f"{len(run.checkpoints)} checkpoints" if run.checkpoints else ""
+
+
+# --- show -----------------------------------------------------------------------------------
+
+def all_series(repository, run_id: int) -> dict[str, dict]:
+    out = {}
+    for name, is_eval in repository.metric_names(run_id):
+        series = repository.series(run_id, name, is_eval)
+        out[f"eval_{name}" if is_eval else name] = {"steps": series.steps.tolist(), "values": series.values.tolist(),
+                                                      "wall_times": series.wall_times.tolist()}
+    return out
+
+
+def write_metrics_csv(path: str, series: dict[str, dict]) -> int:
+    """Wide CSV: one row per step, one column per metric (eval_ columns for held-out points)."""
+    steps = sorted({s for data in series.values() for s in data["steps"]})
+    names = sorted(series)
+    lookup = {name: dict(zip(data["steps"], data["values"])) for name, data in series.items()}
+    try:
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["step"] + names)
+            for step in steps:
+                writer.writerow([step] + [lookup[name].get(step, "") for name in names])
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write ({exc.strerror})") from None
+    return len(steps)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from workbench.config import WorkbenchConfig, dumps_toml
+
+    repository = open_repository(args)
+    run = repository.get(parse_run_id(args.run))
+    info = {
+        **run_summary(repository, run), "reason": run.reason, "notes": run.notes,
+        "started": run.started_at.isoformat(timespec="seconds") if run.started_at else None,
+        "finished": run.finished_at.isoformat(timespec="seconds") if run.finished_at else None,
+        "dataset_fingerprint": run.dataset_fingerprint, "package_version": run.package_version,
+        "config": run.config, "final_metrics": run.final_metrics, "best_metrics": run.best_metrics,
+        "checkpoints": [{"step": c.step, "path": c.path, "size_bytes": c.size_bytes} for c in run.checkpoints],
+    }
+    series = all_series(repository, run.id) if (args.metrics or args.csv) else {}
+    if args.csv:
+        rows = write_metrics_csv(args.csv, series)
+        print(f"wrote {rows} steps of {len(series)} metrics to {args.csv}", file=sys.stderr)
+    if args.json:
+        if args.metrics:
+            info["metrics"] = series
+        print(json.dumps(info, indent=1))
+        return 0
+    print(f"run {run.id}: {run.name}   [{run.status}]  {', '.join(run.tag_names)}")
+    if run.reason:
+        print(f"  {run.reason}")
+    print(f"  steps {run.steps}/{run.max_steps} in {duration(run.elapsed_seconds)} on {run.device or '-'}")
+    print(f"  created {info['created']}, started {info['started'] or '-'}, finished {info['finished'] or '-'}")
+    print(f"  directory {run.run_dir}")
+    if run.notes:
+        print(f"  notes: {run.notes}")
+    for title, values in (("final", run.final_metrics), ("best", run.best_metrics)):
+        shown = {k: v for k, v in (values or {}).items() if isinstance(v, (int, float)) and not k.startswith(
+            ("tokens_seen", "elapsed", "progress", "eta", "epoch", "step"))}
+        if shown:
+            print(f"  {title}: " + "  ".join(f"{k} {v:.4g}" for k, v in sorted(shown.items())))
+    print("  checkpoints: " + (", ".join(f"step {c.step} ({c.size_bytes / 1e6:.1f} MB)" for c in run.checkpoints)
+                               or "none"))
+    if args.metrics:
+        print("  metrics (points, first -> last, min, max):")
+        for name, data in sorted(series.items()):
+            values = data["values"]
+            print(f"    {name:<22} {len(values):>6}  {values[0]:.4g} -> {values[-1]:.4g}  "
+                  f"min {min(values):.4g}  max {max(values):.4g}")
+    print("config:")
+    try:
+        text = dumps_toml(WorkbenchConfig.from_dict(run.config))
+    except Exception:  # a config from another version: show it as it was stored
+        text = json.dumps(run.config, indent=1)
+    print("  " + text.replace("\n", "\n  ").rstrip())
+    return 0
+
+
+# --- compare -----------------------------------------------------------------------------------
+
+def config_differences(configs: list[dict]) -> dict[str, list]:
+    """Flattened ``section.key`` -> values per run, for the keys whose values differ."""
+    flat = [{f"{section}.{key}": value for section, values in config.items() if isinstance(values, dict)
+             for key, value in values.items()} for config in configs]
+    keys = sorted(set().union(*flat))
+    return {key: [f.get(key) for f in flat] for key in keys if len({json.dumps(f.get(key)) for f in flat}) > 1}
+
+
+def aligned_series(repository, run_ids: list[int], metrics=COMPARE_METRICS) -> tuple[list[int], dict]:
+    """All steps any run recorded, and per (run, metric) the value at each step (None where missing)."""
+    data = {}
+    steps: set[int] = set()
+    for run_id in run_ids:
+        for name in metrics:
+            series = repository.series(run_id, name)
+            data[(run_id, name)] = dict(zip(series.steps.tolist(), series.values.tolist()))
+            steps.update(data[(run_id, name)])
+    ordered = sorted(steps)
+    return ordered, {key: [values.get(step) for step in ordered] for key, values in data.items()}
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    repository = open_repository(args)
+    run_ids = [parse_run_id(r) for r in args.runs]
+    if len(run_ids) < 2:
+        raise UsageError("compare: name at least two runs")
+    runs = [repository.get(run_id) for run_id in run_ids]
+    differences = config_differences([run.config for run in runs])
+    steps, aligned = aligned_series(repository, run_ids)
+    common = sorted(set.intersection(*[{s for s, v in zip(steps, aligned[(r, 'loss')]) if v is not None}
+                                       for r in run_ids])) if steps else []
+    if args.csv:
+        try:
+            with open(args.csv, "w", newline="", encoding="utf-8") as f:
+                writer = csv.writer(f)
+                writer.writerow(["step"] + [f"run{r}_{m}" for r in run_ids for m in COMPARE_METRICS])
+                for i, step in enumerate(steps):
+                    writer.writerow([step] + ["" if aligned[(r, m)][i] is None else aligned[(r, m)][i]
+                                              for r in run_ids for m in COMPARE_METRICS])
+        except OSError as exc:
+            raise UsageError(f"{args.csv}: cannot write ({exc.strerror})") from None
+        print(f"wrote {len(steps)} aligned steps to {args.csv}", file=sys.stderr)
+    # A readable handful of matched steps: evenly spread over the steps all runs share, and the last.
+    picks = sorted({common[int(i)] for i in _spread(len(common), 8)}) if common else []
+    index = {step: i for i, step in enumerate(steps)}
+    matched = [{"step": step, **{f"run{r}_{m}": aligned[(r, m)][index[step]] for r in run_ids for m in COMPARE_METRICS}}
+               for step in picks]
+    if args.json:
+        print(json.dumps({"runs": [run_summary(repository, run) for run in runs],
+                          "config_differences": differences, "matched_steps": matched}, indent=1))
+        return 0
+    print("runs: " + "   ".join(f"{run.id} {run.name} [{run.status}]" for run in runs))
+    print("config differences:" if differences else "config differences: none")
+    width = max([len(k) for k in differences] + [10])
+    for key, values in differences.items():
+        print(f"  {key:<{width}}  " + "  ".join(f"{json.dumps(v):>14}" for v in values))
+    if not matched:
+        print("no steps in common to compare")
+        return 0
+    for metric in COMPARE_METRICS:
+        print(f"{metric} at matched steps:")
+        print(f"  {'step':>8}  " + "  ".join(f"{'run ' + str(r):>12}" for r in run_ids))
+        for row in matched:
+            print(f"  {row['step']:>8}  " + "  ".join(f"{_fmt(row[f'run{r}_{metric}'], '.4f'):>12}" for r in run_ids))
+    return 0
+
+
+def _spread(n: int, k: int) -> list[float]:
+    if n <= k:
+        return list(range(n))
+    return [round(i * (n - 1) / (k - 1)) for i in range(k)]

@@ -1,0 +1,174 @@
+"""``train``, ``export``, ``fill-mask`` and ``nsp``: headless training and using its results."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from workbench.commands.common import UsageError, config_from_args, duration
+from workbench.commands.history import open_repository
+
+
+class EventPrinter:
+    """Prints trainer events: JSON lines, or readable lines (step lines at most once a second)."""
+
+    def __init__(self, as_json: bool, stream=None, every: float = 1.0):
+        self.as_json = as_json
+        self.stream = stream or sys.stdout
+        self.every = every
+        self.last = 0.0
+        self.max_steps = 0
+
+    def __call__(self, event) -> None:
+        if self.as_json:
+            self.stream.write(json.dumps(event.to_dict()) + "\n")
+            self.stream.flush()
+            return
+        line = self._line(event)
+        if line:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def _line(self, event) -> str:
+        kind = event.type
+        if kind == "started":
+            self.max_steps = event.max_steps
+            resumed = f", resuming at step {event.start_step}" if event.start_step else ""
+            procs = f", {event.world_size} processes" if event.world_size > 1 else ""
+            return (f"run {event.run_dir}: {event.num_parameters / 1e6:.2f}M parameters on {event.device}, "
+                    f"{event.precision}{procs}, {event.max_steps} steps{resumed}")
+        if kind == "step":
+            now = time.monotonic()
+            if now - self.last < self.every and event.step != self.max_steps:
+                return ""
+            self.last = now
+            return (f"step {event.step:>6}/{self.max_steps}  loss {event.loss:.4f} (mlm {event.mlm_loss:.3f} "
+                    f"nsp {event.nsp_loss:.3f})  mlm acc {event.mlm_accuracy:.3f}  nsp acc {event.nsp_accuracy:.3f}  "
+                    f"lr {event.lr:.2e}  {event.tokens_per_second:,.0f} tok/s  ETA {duration(event.eta_seconds)}")
+        if kind == "eval":
+            return (f"eval at step {event.step}: mlm loss {event.mlm_loss:.4f}  mlm acc {event.mlm_accuracy:.3f}  "
+                    f"perplexity {event.perplexity:.1f}  nsp acc {event.nsp_accuracy:.3f}  ({event.sequences} held-out pairs)")
+        if kind == "checkpoint":
+            return f"checkpoint {event.path} ({event.size_bytes / 1e6:.1f} MB)"
+        if kind == "state":
+            return f"{event.state} at step {event.step}"
+        if kind == "notice":
+            return f"note: {event.message}"
+        if kind == "finished":
+            return (f"{event.status}: {event.reason}; {event.step} steps in {duration(event.elapsed)}; "
+                    f"last checkpoint {event.last_checkpoint or 'none'}")
+        if kind == "failed":
+            return f"failed at step {event.step}: {event.reason}"
+        return ""
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import os
+    import signal
+
+    from workbench.train.checkpoint import CheckpointError, checkpoint_config, find_checkpoint
+    from workbench.train.control import TrainingControl
+    from workbench.train.trainer import Trainer, default_run_dir
+
+    recording = not args.no_db and int(os.environ.get("RANK", "0")) == 0  # under DDP rank 0 records
+    repository = open_repository(args) if recording else None
+    run_id = None
+    base = None
+    resume = None
+    if args.resume:
+        if args.resume.isdigit() and not Path(args.resume).exists():
+            if repository is None:
+                raise UsageError("train: --resume RUN_ID needs the run database (drop --no-db)")
+            run = repository.get(int(args.resume))
+            if run.status in ("running", "paused"):
+                raise UsageError(f"train: run {run.id} is still {run.status} (process {run.pid} on {run.host})")
+            try:
+                resume = find_checkpoint(run.run_dir)
+            except CheckpointError:
+                raise UsageError(f"train: run {run.id} has no checkpoint to resume from (in {run.run_dir})") from None
+            run_id = run.id
+        else:
+            resume = find_checkpoint(args.resume)
+        base = checkpoint_config(resume)
+    if args.dataset:
+        args.overrides.append(f"data.dataset={json.dumps(args.dataset)}")
+    config = config_from_args(args, base=base)
+    if resume is not None:
+        run_dir = Path(args.out) if args.out else resume.parent.parent
+    else:
+        run_dir = Path(args.out) if args.out else default_run_dir(config)
+        if (run_dir / "checkpoints").exists() and any((run_dir / "checkpoints").iterdir()):
+            raise UsageError(f"train: {run_dir} already holds a run; continue it with --resume {run_dir} "
+                             "or choose another --out")
+    control = TrainingControl()
+    trainer = Trainer(config, run_dir, resume_from=resume, control=control)  # validates before anything is recorded
+    trainer.subscribe(EventPrinter(args.json))
+    if repository is not None:
+        from workbench.store.recorder import RunRecorder
+
+        if run_id is None and resume is not None:
+            run_id = next((r.id for r in repository.list_runs() if Path(r.run_dir) == run_dir.resolve()), None)
+        if run_id is None:
+            run_id = repository.create_run(config.to_dict(), config.train.name or run_dir.name,
+                                           str(run_dir.resolve()), trainer.dataset).id
+        trainer.subscribe(RunRecorder(repository, run_id))
+        if not args.json:
+            print(f"recording as run {run_id} in {repository.url}")
+
+    def on_interrupt(signum, frame):  # first Ctrl-C: stop cleanly with a checkpoint; second: abort
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        control.stop("interrupted (Ctrl-C)")
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        result = trainer.run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if result.status == "failed":
+        print(f"error: training failed: {result.reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from workbench.interop.huggingface import export_checkpoint
+
+    out = export_checkpoint(args.source, args.out)
+    print(f"exported {args.source} to {out} (transformers BertForPreTraining format)")
+    return 0
+
+
+def cmd_fill_mask(args: argparse.Namespace) -> int:
+    from workbench.interop.huggingface import load_for_inference
+    from workbench.model.probe import fill_mask
+
+    if "[MASK]" not in args.text:
+        raise UsageError("fill-mask: the text must contain [MASK]")
+    model, tokenizer, _ = load_for_inference(args.checkpoint)
+    predictions = fill_mask(model, tokenizer, args.text, args.top_k)
+    if args.json:
+        print(json.dumps([{"position": p.position, "predictions": [{"token": t, "probability": pr}
+                                                                      for t, pr in p.candidates]}
+                          for p in predictions], indent=1))
+        return 0
+    for number, prediction in enumerate(predictions, 1):
+        print(f"[MASK] #{number}:")
+        for token, probability in prediction.candidates:
+            print(f"  {probability:7.2%}  {token}")
+    return 0
+
+
+def cmd_nsp(args: argparse.Namespace) -> int:
+    from workbench.interop.huggingface import load_for_inference
+    from workbench.model.probe import nsp_probability
+
+    model, tokenizer, _ = load_for_inference(args.checkpoint)
+    probability = nsp_probability(model, tokenizer, args.first, args.second)
+    if args.json:
+        print(json.dumps({"is_next_probability": probability}))
+    else:
+        print(f"P(IsNext) = {probability:.4f}  -> {'IsNext' if probability >= 0.5 else 'NotNext'}")
+    return 0

@@ -1,0 +1,1 @@
+"""Run history: SQLAlchemy models, the run repository, the recorder, Alembic migrations."""

@@ -1,0 +1,132 @@
+"""Opening the run database: URL resolution, SQLite settings, Alembic upgrade from code.
+
+The URL comes from ``--db``, else ``WORKBENCH_DB``, else a SQLite file in the
+user's data directory. Any SQLAlchemy URL works (a team can share a
+PostgreSQL server: ``postgresql+psycopg://user:pass@host/workbench``).
+
+SQLite is put in WAL mode with a busy timeout and foreign keys on, so the GUI
+can read while a headless run writes and two runs can write at once. The
+schema is created and upgraded by the Alembic migrations shipped in
+``workbench/store/migrations``; a database written by a newer program (a
+revision we do not know) is refused rather than touched.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from workbench.errors import WorkbenchError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+BUSY_TIMEOUT_MS = 30_000
+
+
+class StoreError(WorkbenchError):
+    """The run database cannot be opened or used."""
+
+
+def default_database_url() -> str:
+    import platformdirs
+
+    folder = Path(platformdirs.user_data_dir("pretrain-workbench", appauthor=False))
+    return f"sqlite:///{folder / 'runs.db'}"
+
+
+def resolve_url(url: str | None = None) -> str:
+    """``url`` if given, else ``WORKBENCH_DB``, else the default file. A bare path means SQLite."""
+    url = url or os.environ.get("WORKBENCH_DB") or default_database_url()
+    if "://" not in url:
+        url = f"sqlite:///{Path(url).expanduser().resolve()}"
+    return url
+
+
+def _sqlite_path(url: str) -> Path | None:
+    if url.startswith("sqlite:///") and not url.endswith(":memory:"):
+        return Path(url[len("sqlite:///"):])
+    return None
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, _record):  # every new connection, before first use
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")  # with WAL: durable at checkpoints, fast commits
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+
+def open_engine(url: str | None = None) -> Engine:
+    """An engine on an up-to-date database; creates the file and the schema when needed."""
+    url = resolve_url(url)
+    path = _sqlite_path(url)
+    if path is not None:
+        if path.exists() and path.is_dir():
+            raise StoreError(f"{path}: is a folder, not a database file")
+        if path.exists() and path.stat().st_size and not _looks_like_sqlite(path):
+            raise StoreError(f"{path}: not a SQLite database")
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000} if path else {})
+    except Exception as exc:  # bad URL, missing driver
+        raise StoreError(f"cannot open database {url}: {exc}") from None
+    if path is not None:
+        _configure_sqlite(engine)
+    try:
+        upgrade(engine)
+    except (OperationalError, DatabaseError) as exc:
+        message = str(exc.orig) if getattr(exc, "orig", None) else str(exc)
+        if "locked" in message:
+            raise StoreError(f"database {url} is locked by another program; try again") from None
+        raise StoreError(f"database {url} cannot be used: {message}") from None
+    return engine
+
+
+def _looks_like_sqlite(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(16) == b"SQLite format 3\x00"
+
+
+def _alembic_config(connection):
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision``; refuse a database from a newer program."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    with engine.begin() as connection:
+        config = _alembic_config(connection)
+        known = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
+        current = current_revision(connection)
+        if current is not None and current not in known:
+            raise StoreError(
+                f"database {engine.url} was written by a newer version of pretrain-workbench "
+                f"(schema {current}); update the program to use it"
+            )
+        if current is None and inspect(connection).has_table("runs"):
+            raise StoreError(f"database {engine.url} has a runs table but no schema version; not ours")
+        command.upgrade(config, revision)
+
+
+def current_revision(connection) -> str | None:
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)

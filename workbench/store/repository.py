@@ -1,0 +1,240 @@
+"""The run repository: every read and write of the run history goes through here."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Iterable, Sequence
+
+import numpy as np
+from sqlalchemy import delete, insert, select
+from sqlalchemy.engine import Engine
+
+from workbench import __version__
+from workbench.store.database import StoreError, open_engine, session_factory
+from workbench.store.models import ACTIVE, Checkpoint, Dataset, Metric, Run, RunTag
+
+HEARTBEAT_TIMEOUT = timedelta(minutes=2)  # a run on another host that has not written for this long died
+
+
+def now() -> datetime:
+    return datetime.now()
+
+
+def config_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class Series:
+    """One metric of one run, in step order."""
+
+    steps: np.ndarray       # (n,) int64
+    values: np.ndarray      # (n,) float64
+    wall_times: np.ndarray  # (n,) float64: seconds since the run started
+
+
+class RunRepository:
+    def __init__(self, url_or_engine: str | Engine | None = None):
+        self.engine = url_or_engine if isinstance(url_or_engine, Engine) else open_engine(url_or_engine)
+        self.Session = session_factory(self.engine)
+
+    @property
+    def url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    # --- runs ------------------------------------------------------------------------------
+
+    def create_run(self, config: dict, name: str, run_dir: str, dataset=None) -> Run:
+        with self.Session.begin() as session:
+            dataset_id = None
+            fingerprint = ""
+            if dataset is not None:
+                dataset_id = self._upsert_dataset(session, dataset)
+                fingerprint = dataset.fingerprint
+            run = Run(name=name, status="created", reason="", created_at=now(), config=config,
+                      config_hash=config_hash(config), dataset_fingerprint=fingerprint, dataset_id=dataset_id,
+                      run_dir=str(run_dir), device="", package_version=__version__, notes="", steps=0,
+                      max_steps=int(config.get("train", {}).get("max_steps", 0)), elapsed_seconds=0.0,
+                      final_metrics={}, best_metrics={}, pid=os.getpid(), host=socket.gethostname(),
+                      heartbeat_at=now())
+            session.add(run)
+            session.flush()
+            return run
+
+    def _upsert_dataset(self, session, dataset) -> int:
+        existing = session.scalar(select(Dataset).where(Dataset.fingerprint == dataset.fingerprint))
+        if existing is not None:
+            existing.path = str(dataset.path)
+            return existing.id
+        row = Dataset(path=str(dataset.path), fingerprint=dataset.fingerprint,
+                      tokenizer_sha256=dataset.manifest["tokenizer"]["sha256"],
+                      statistics=dataset.manifest["counts"], created_at=now())
+        session.add(row)
+        session.flush()
+        return row.id
+
+    def get(self, run_id: int) -> Run:
+        with self.Session() as session:
+            run = session.get(Run, run_id)
+            if run is None:
+                raise StoreError(f"no run {run_id} in {self.url}")
+            return run
+
+    def list_runs(self, status: str | None = None, tag: str | None = None) -> list[Run]:
+        with self.Session() as session:
+            query = select(Run).order_by(Run.id)
+            if status:
+                query = query.where(Run.status == status)
+            if tag:
+                query = query.where(Run.id.in_(select(RunTag.run_id).where(RunTag.tag == tag)))
+            return list(session.scalars(query))
+
+    def update(self, run_id: int, **values) -> None:
+        with self.Session.begin() as session:
+            run = session.get(Run, run_id)
+            if run is None:
+                raise StoreError(f"no run {run_id} in {self.url}")
+            for key, value in values.items():
+                setattr(run, key, value)
+
+    def start(self, run_id: int, device: str, max_steps: int, config: dict | None = None) -> None:
+        values = dict(status="running", device=device, max_steps=max_steps, pid=os.getpid(),
+                      host=socket.gethostname(), heartbeat_at=now(), reason="", finished_at=None)
+        if config is not None:
+            values.update(config=config, config_hash=config_hash(config))
+        run = self.get(run_id)
+        if run.started_at is None:
+            values["started_at"] = now()
+        self.update(run_id, **values)
+
+    def heartbeat(self, run_id: int, steps: int | None = None, elapsed: float | None = None) -> None:
+        values = {"heartbeat_at": now()}
+        if steps is not None:
+            values["steps"] = steps
+        if elapsed is not None:
+            values["elapsed_seconds"] = elapsed
+        self.update(run_id, **values)
+
+    def rename(self, run_id: int, name: str) -> None:
+        if not name.strip():
+            raise StoreError("a run name must not be empty")
+        self.update(run_id, name=name.strip())
+
+    def set_notes(self, run_id: int, notes: str) -> None:
+        self.update(run_id, notes=notes)
+
+    def tag(self, run_id: int, add: Iterable[str] = (), remove: Iterable[str] = ()) -> list[str]:
+        with self.Session.begin() as session:
+            run = session.get(Run, run_id)
+            if run is None:
+                raise StoreError(f"no run {run_id} in {self.url}")
+            present = {t.tag for t in run.tags}
+            for tag in add:
+                tag = tag.strip()
+                if tag and tag not in present:
+                    run.tags.append(RunTag(tag=tag))
+                    present.add(tag)
+            run.tags = [t for t in run.tags if t.tag not in set(remove)]
+            return sorted(t.tag for t in run.tags)
+
+    def delete(self, run_id: int) -> Run:
+        """Remove a run and its rows (metrics, checkpoints, tags); returns it (its run_dir is the caller's)."""
+        with self.Session.begin() as session:
+            run = session.get(Run, run_id)
+            if run is None:
+                raise StoreError(f"no run {run_id} in {self.url}")
+            session.execute(delete(Metric).where(Metric.run_id == run_id))
+            session.delete(run)
+            return run
+
+    def mark_interrupted_runs(self) -> list[Run]:
+        """Runs whose process died (pid gone on this host, or no heartbeat for a while): interrupted."""
+        host = socket.gethostname()
+        marked = []
+        with self.Session.begin() as session:
+            for run in session.scalars(select(Run).where(Run.status.in_(ACTIVE))):
+                if run.host == host and run.pid is not None:
+                    dead = not _pid_alive(run.pid)
+                else:
+                    dead = run.heartbeat_at is None or now() - run.heartbeat_at > HEARTBEAT_TIMEOUT
+                if dead:
+                    run.status = "interrupted"
+                    run.reason = "the training process ended without finishing the run"
+                    run.finished_at = run.heartbeat_at
+                    marked.append(run)
+        return marked
+
+    # --- metrics and checkpoints -------------------------------------------------------------
+
+    def add_metrics(self, rows: Sequence[dict]) -> None:
+        """Insert metric rows (run_id, step, name, value, wall_time, is_eval) in one statement."""
+        if rows:
+            with self.Session.begin() as session:
+                session.execute(insert(Metric), list(rows))
+
+    def drop_metrics_after(self, run_id: int, step: int) -> int:
+        """Forget points after ``step`` (recorded after the checkpoint a run resumes from)."""
+        with self.Session.begin() as session:
+            result = session.execute(delete(Metric).where(Metric.run_id == run_id, Metric.step > step))
+            session.execute(delete(Checkpoint).where(Checkpoint.run_id == run_id, Checkpoint.step > step))
+            return result.rowcount or 0
+
+    def metric_names(self, run_id: int) -> list[tuple[str, bool]]:
+        with self.Session() as session:
+            rows = session.execute(select(Metric.name, Metric.is_eval).where(Metric.run_id == run_id).distinct())
+            return sorted((name, bool(is_eval)) for name, is_eval in rows)
+
+    def series(self, run_id: int, name: str, is_eval: bool = False, after_step: int = -1) -> Series:
+        with self.Session() as session:
+            rows = session.execute(
+                select(Metric.step, Metric.value, Metric.wall_time)
+                .where(Metric.run_id == run_id, Metric.name == name, Metric.is_eval == is_eval,
+                       Metric.step > after_step)
+                .order_by(Metric.step)
+            ).all()
+        if not rows:
+            return Series(np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
+        steps, values, walls = zip(*rows)
+        return Series(np.asarray(steps, np.int64), np.asarray(values, np.float64), np.asarray(walls, np.float64))
+
+    def count_metrics(self, run_id: int) -> int:
+        from sqlalchemy import func
+
+        with self.Session() as session:
+            return int(session.scalar(select(func.count()).select_from(Metric).where(Metric.run_id == run_id)))
+
+    def add_checkpoint(self, run_id: int, step: int, path: str, size_bytes: int) -> None:
+        with self.Session.begin() as session:
+            session.execute(delete(Checkpoint).where(Checkpoint.run_id == run_id, Checkpoint.step == step))
+            session.add(Checkpoint(run_id=run_id, step=step, path=path, size_bytes=size_bytes, created_at=now()))
+
+    def forget_missing_checkpoints(self, run_id: int) -> None:
+        """Drop rows of checkpoints pruned from disk (keep_checkpoints)."""
+        with self.Session.begin() as session:
+            for checkpoint in session.scalars(select(Checkpoint).where(Checkpoint.run_id == run_id)):
+                if not os.path.exists(checkpoint.path):
+                    session.delete(checkpoint)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    # A zombie (killed, not yet reaped by its parent) is dead for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
