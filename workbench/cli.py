@@ -97,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=training.cmd_nsp)
 
+    p = sub.add_parser("gui", help="open the workbench window (the default without a command)")
+    history.add_db_option(p)
+    p.set_defaults(handler=_cmd_gui)
+
     p = sub.add_parser("runs", help="list recorded runs; rename, tag, note or delete them",
                        description="List the runs of the run database, or change one with an action.")
     p.add_argument("--json", action="store_true", help="print the list as JSON")
@@ -141,6 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _cmd_gui(args: argparse.Namespace) -> int:
+    try:
+        from workbench.gui.app import run_app
+    except ImportError as exc:  # the core works without Qt; the window does not
+        raise WorkbenchError(f"the window needs PySide6 and pyqtgraph ({exc}); the commands work without them "
+                             "(see pretrain-workbench --help)") from None
+    return run_app(db=getattr(args, "db", None))
+
+
 def _log_path() -> Path:
     import platformdirs
 
@@ -154,8 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         if not getattr(args, "command", None):
-            parser.print_help()
-            return 0
+            return _cmd_gui(args)
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
     except WorkbenchError as exc:

@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 from workbench.commands.common import UsageError, duration
+from workbench.store.comparison import COMPARE_METRICS, aligned_series, config_differences
 
 SUMMARY_METRICS = ("mlm_loss", "mlm_accuracy", "nsp_accuracy", "tokens_per_second")
-COMPARE_METRICS = ("loss", "mlm_loss", "mlm_accuracy", "nsp_accuracy")
 
 
 def add_db_option(p: argparse.ArgumentParser, in_action: bool = False) -> None:
@@ -118,12 +118,12 @@ def _delete(repository, run_ids: list[int], yes: bool) -> int:
             raise UsageError(f"runs delete: run {run.id} is {run.status}; stop it first")
     for run in runs:
         repository.delete(run.id)
-        removed = _remove_run_files(run)
+        removed = remove_run_files(run)
         print(f"deleted run {run.id} ({run.name})" + (f" and {removed}" if removed else ""))
     return 0
 
 
-def _remove_run_files(run) -> str:
+def remove_run_files(run) -> str:
     """Remove a run's directory if it is one of ours (config.toml or checkpoints/ inside)."""
     folder = Path(run.run_dir) if run.run_dir else None
     if folder and folder.is_dir() and ((folder / "checkpoints").is_dir() or (folder / "config.toml").exists()):
@@ -214,27 +214,6 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 # --- compare -----------------------------------------------------------------------------------
-
-def config_differences(configs: list[dict]) -> dict[str, list]:
-    """Flattened ``section.key`` -> values per run, for the keys whose values differ."""
-    flat = [{f"{section}.{key}": value for section, values in config.items() if isinstance(values, dict)
-             for key, value in values.items()} for config in configs]
-    keys = sorted(set().union(*flat))
-    return {key: [f.get(key) for f in flat] for key in keys if len({json.dumps(f.get(key)) for f in flat}) > 1}
-
-
-def aligned_series(repository, run_ids: list[int], metrics=COMPARE_METRICS) -> tuple[list[int], dict]:
-    """All steps any run recorded, and per (run, metric) the value at each step (None where missing)."""
-    data = {}
-    steps: set[int] = set()
-    for run_id in run_ids:
-        for name in metrics:
-            series = repository.series(run_id, name)
-            data[(run_id, name)] = dict(zip(series.steps.tolist(), series.values.tolist()))
-            steps.update(data[(run_id, name)])
-    ordered = sorted(steps)
-    return ordered, {key: [values.get(step) for step in ordered] for key, values in data.items()}
-
 
 def cmd_compare(args: argparse.Namespace) -> int:
     repository = open_repository(args)

@@ -1,0 +1,530 @@
+"""The main window: dockable panels, menus, toolbar, status bar, and the training thread.
+
+Panels lay out and forward; the window wires them together and owns the two
+background jobs (preparing a corpus, training a run). The layout, geometry,
+last corpus and last settings are restored from ``QSettings`` (versioned).
+Nothing here imports torch at start-up: the window paints first, the model
+code loads when a run starts or a checkpoint is opened.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QIcon, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget
+
+from workbench import __version__
+from workbench.config import WorkbenchConfig, dumps_toml
+from workbench.gui.panels.corpus_panel import CorpusPanel
+from workbench.gui.panels.masking_panel import MaskingPanel
+from workbench.gui.panels.plots_panel import PlotsPanel
+from workbench.gui.panels.probe_panel import ProbePanel
+from workbench.gui.panels.runs_panel import RunsPanel
+from workbench.gui.panels.training_panel import TrainingPanel
+from workbench.gui.workers import PrepareWorker, TrainingWorker, start_in_thread
+
+SETTINGS_VERSION = 1
+ICON = Path(__file__).resolve().parents[2] / "icons" / "workbench.svg"
+SHORTCUTS = (("Ctrl+R", "Start a run"), ("Ctrl+P", "Pause / resume"), ("Ctrl+.", "Stop (saves a checkpoint)"),
+             ("Ctrl+O", "Open corpus files"), ("Ctrl+Shift+O", "Open corpus folder"), ("Ctrl+N", "Next masking example"),
+             ("Ctrl+E", "Export model"), ("Ctrl+Q", "Quit"))
+
+
+def default_data_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("pretrain-workbench", appauthor=False))
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, db: str | None = None, data_dir: str | Path | None = None, settings: QSettings | None = None,
+                 prepare_on_start: bool = True):
+        super().__init__()
+        from workbench.store.database import resolve_url
+        from workbench.store.repository import RunRepository
+
+        self.setWindowTitle("Pre-training Workbench")
+        if ICON.exists():
+            self.setWindowIcon(QIcon(str(ICON)))
+        self.data_dir = Path(data_dir) if data_dir else default_data_dir()
+        self.db_url = resolve_url(db)
+        self.repository = RunRepository(self.db_url)
+        self.settings = settings or QSettings("pretrain-workbench", "workbench")
+        self.dataset = None
+        self.prepare_job = None      # (thread, worker)
+        self.training_job = None     # (thread, worker)
+        self.run_id = None
+        self.last_error = ""
+        self.closing = False
+        self.step_times: list[tuple[float, int]] = []
+
+        import pyqtgraph as pg
+
+        palette = self.palette()  # plots follow the light or dark system palette
+        # Colour names, not QColor objects: a QColor kept in pyqtgraph's global options outlives the
+        # application and crashes the interpreter at exit.
+        pg.setConfigOptions(background=palette.base().color().name(), foreground=palette.text().color().name(),
+                            antialias=True)
+        self.corpus = CorpusPanel(datasets_root=self.data_dir / "datasets")
+        self.masking = MaskingPanel()
+        self.training = TrainingPanel()
+        self.plots = PlotsPanel()
+        self.runs = RunsPanel(self.repository)
+        self.probe = ProbePanel()
+        self.docks: dict[str, QDockWidget] = {}
+        for key, title, panel in (("training", "Training", self.training), ("corpus", "Corpus", self.corpus),
+                                  ("plots", "Live plots", self.plots), ("masking", "Masking preview", self.masking),
+                                  ("runs", "Runs", self.runs), ("probe", "Probe", self.probe)):
+            dock = QDockWidget(title, self)
+            dock.setObjectName(f"{key}Dock")
+            dock.setWidget(panel)
+            self.docks[key] = dock
+        self.setDockNestingEnabled(True)
+        central = QWidget()
+        central.setMaximumSize(0, 0)
+        self.setCentralWidget(central)
+        self.default_state = None
+        self._default_layout()
+        self.default_state = self.saveState(SETTINGS_VERSION)
+
+        self._build_actions()
+        self._build_status_bar()
+        self._connect()
+        self.resize(1500, 950)
+        self._restore_settings()
+        if prepare_on_start:
+            QTimer.singleShot(0, self.corpus.request_prepare)
+
+    # --- layout ------------------------------------------------------------------------------------
+
+    def _default_layout(self) -> None:
+        """Settings on the left; curves and the masking preview on top right; runs and probe below."""
+        d = self.docks
+        for dock in d.values():
+            dock.setFloating(False)
+            dock.show()
+        self.addDockWidget(Qt.LeftDockWidgetArea, d["training"])
+        self.addDockWidget(Qt.RightDockWidgetArea, d["plots"])
+        self.splitDockWidget(d["plots"], d["runs"], Qt.Vertical)
+        self.tabifyDockWidget(d["training"], d["corpus"])
+        self.tabifyDockWidget(d["plots"], d["masking"])
+        self.tabifyDockWidget(d["runs"], d["probe"])
+        self.resizeDocks([d["training"], d["plots"]], [430, 1070], Qt.Horizontal)
+        self.resizeDocks([d["plots"], d["runs"]], [640, 300], Qt.Vertical)
+        d["plots"].raise_()
+        d["runs"].raise_()
+        d["training"].raise_()
+
+    def reset_layout(self) -> None:
+        self.restoreState(self.default_state, SETTINGS_VERSION)
+
+    def _build_actions(self) -> None:
+        def action(text, slot, shortcut=None, tip=""):
+            a = QAction(text, self)
+            if shortcut:
+                a.setShortcut(QKeySequence(shortcut))
+            a.setStatusTip(tip)
+            a.triggered.connect(slot)
+            return a
+
+        self.start_action = action("Start", self.training.start_button.click, "Ctrl+R", "Start a new run")
+        self.pause_action = action("Pause / Resume", self.training.pause_button.click, "Ctrl+P")
+        self.stop_action = action("Stop", self.training.stop_button.click, "Ctrl+.", "Stop and save a checkpoint")
+        menu = self.menuBar().addMenu("&File")
+        menu.addAction(action("Open corpus files…", self.corpus._open_files, "Ctrl+O"))
+        menu.addAction(action("Open corpus folder…", self.corpus._open_folder, "Ctrl+Shift+O"))
+        menu.addAction(action("Use the sample corpus", self.corpus.choose_sample))
+        menu.addSeparator()
+        menu.addAction(action("Open database…", self._open_database, tip="Show the runs of another run database"))
+        menu.addAction(action("Export model…", self._export_selected, "Ctrl+E"))
+        menu.addSeparator()
+        menu.addAction(action("Quit", self.close, "Ctrl+Q"))
+        menu = self.menuBar().addMenu("&Run")
+        for a in (self.start_action, self.pause_action, self.stop_action):
+            menu.addAction(a)
+        menu.addAction(action("Resume an interrupted run…", self._resume_interrupted))
+        menu = self.menuBar().addMenu("&View")
+        for dock in self.docks.values():
+            menu.addAction(dock.toggleViewAction())
+        menu.addSeparator()
+        menu.addAction(action("Reset layout", self.reset_layout))
+        menu = self.menuBar().addMenu("&Help")
+        menu.addAction(action("Keyboard shortcuts", self._show_shortcuts, "F1"))
+        menu.addAction(action("About", self._show_about))
+        toolbar = self.addToolBar("Run")
+        toolbar.setObjectName("runToolbar")
+        for a in (self.start_action, self.pause_action, self.stop_action):
+            toolbar.addAction(a)
+
+    def _build_status_bar(self) -> None:
+        self.device_label = QLabel("device: chosen when a run starts", objectName="statusDevice")
+        self.state_label = QLabel("idle", objectName="statusState")
+        self.rate_label = QLabel("", objectName="statusRate")
+        for label in (self.state_label, self.rate_label, self.device_label):
+            self.statusBar().addPermanentWidget(label)
+
+    def _connect(self) -> None:
+        self.corpus.prepare_requested.connect(self.prepare)
+        self.corpus.cancel_requested.connect(self.cancel_prepare)
+        self.training.start_requested.connect(self.start_training)
+        self.training.pause_requested.connect(self.pause_training)
+        self.training.resume_requested.connect(self.resume_training)
+        self.training.stop_requested.connect(self.stop_training)
+        self.runs.resume_requested.connect(self.resume_run)
+        self.runs.new_run_requested.connect(self.new_run_from_config)
+        self.runs.export_requested.connect(self.export_run)
+        self.runs.curves_requested.connect(self.show_run_curves)
+        self.runs.model_requested.connect(self.use_run_model)
+        self.training.widgets[("train", "batch_size")].valueChanged.connect(self._sync_batch_size)
+
+    def _sync_batch_size(self, value: int) -> None:
+        self.masking.batch_size = max(1, value)
+        self.masking._changed()
+
+    # --- settings ----------------------------------------------------------------------------------------
+
+    def _restore_settings(self) -> None:
+        s = self.settings
+        if int(s.value("version", 0) or 0) != SETTINGS_VERSION:
+            return  # settings of another version: start from the defaults
+        geometry, state = s.value("geometry"), s.value("state")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        if isinstance(state, QByteArray):
+            self.restoreState(state, SETTINGS_VERSION)
+        sources = s.value("corpus/sources") or []
+        sources = [sources] if isinstance(sources, str) else list(sources)
+        self.corpus.set_sources(sources, sample=str(s.value("corpus/sample", "true")).lower() == "true" or not sources)
+        text = s.value("training/config")
+        if text:
+            try:
+                from workbench.config import WorkbenchConfig as _Config
+                import tomllib
+
+                config = _Config.from_dict(tomllib.loads(text))
+                config.data.dataset = ""
+                self.training.load_config(config)
+                self.masking.load_config(config)
+            except Exception:  # a stale or hand-edited setting: keep the defaults
+                pass
+
+    def save_settings(self) -> None:
+        s = self.settings
+        s.setValue("version", SETTINGS_VERSION)
+        s.setValue("geometry", self.saveGeometry())
+        s.setValue("state", self.saveState(SETTINGS_VERSION))
+        s.setValue("corpus/sources", self.corpus.sources)
+        s.setValue("corpus/sample", "true" if self.corpus.use_sample else "false")
+        try:
+            s.setValue("training/config", dumps_toml(self.current_config()))
+        except Exception:  # an invalid form is not saved
+            pass
+        s.sync()
+
+    # --- errors ------------------------------------------------------------------------------------------
+
+    def show_error(self, title: str, message: str) -> None:
+        """A message in a dialog (non-blocking); the window stays usable."""
+        self.last_error = message
+        box = QMessageBox(QMessageBox.Warning, title, message, QMessageBox.Ok, self)
+        box.setObjectName("errorDialog")
+        box.setAttribute(Qt.WA_DeleteOnClose)
+        box.open()
+
+    # --- corpus --------------------------------------------------------------------------------------------
+
+    def prepare(self, sources: list, sample: bool, out_dir: str, config: WorkbenchConfig) -> None:
+        if self.prepare_job is not None:
+            return
+        worker = PrepareWorker(sources, out_dir, config, sample)
+        worker.progress.connect(self.corpus.show_progress)
+        worker.done.connect(self._prepared)
+        worker.failed.connect(self._prepare_failed)
+        self.corpus.set_busy(True)
+        self.prepare_job = (start_in_thread(worker, self), worker)
+
+    def cancel_prepare(self) -> None:
+        if self.prepare_job is not None:
+            self.prepare_job[1].cancel()
+
+    def _prepared(self, result) -> None:
+        self.prepare_job = None
+        self.corpus.set_busy(False)
+        self.set_dataset(result.dataset)
+
+    def _prepare_failed(self, message: str) -> None:
+        self.prepare_job = None
+        self.corpus.set_busy(False)
+        self.corpus.progress.setFormat("not prepared")
+        if "cancelled" not in message:
+            self.show_error("Cannot prepare the corpus", message)
+
+    def set_dataset(self, dataset) -> None:
+        self.dataset = dataset
+        self.corpus.show_dataset(dataset)
+        self.training.set_dataset(str(dataset.path))
+        self.masking.set_dataset(dataset)
+        self.statusBar().showMessage(f"dataset ready: {dataset.path}", 5000)
+
+    # --- training ---------------------------------------------------------------------------------------------
+
+    def current_config(self) -> WorkbenchConfig:
+        config = self.masking.apply_to(self.training.config())
+        config.train.output_dir = str(self.data_dir / "runs")
+        return config
+
+    def start_training(self, _form_config=None, resume_from: str | None = None, run_id: int | None = None,
+                       config: WorkbenchConfig | None = None) -> None:
+        if self.training_job is not None:
+            return
+        from workbench.errors import WorkbenchError
+        from workbench.train.trainer import default_run_dir
+
+        try:
+            config = config or self.current_config()
+            config.validate()
+        except WorkbenchError as exc:
+            self.show_error("Cannot start the run", str(exc))
+            return
+        run_dir = Path(resume_from).parent.parent if resume_from else default_run_dir(config)
+        if resume_from is None:
+            self.plots.clear()
+        worker = TrainingWorker(config, str(run_dir.resolve()), self.db_url, resume_from=resume_from, run_id=run_id)
+        worker.event.connect(self._on_event)
+        worker.done.connect(self._training_done)
+        worker.failed.connect(self._training_failed)
+        worker.run_recorded.connect(self._run_recorded)
+        self.training.set_state("starting")
+        self.state_label.setText("starting…")
+        self.step_times.clear()
+        self.training_job = (start_in_thread(worker, self), worker)
+        self.docks["plots"].raise_()
+
+    def _run_recorded(self, run_id: int) -> None:
+        self.run_id = run_id
+        self.runs.refresh()
+
+    def _on_event(self, event) -> None:
+        kind = event.type
+        if kind == "started":
+            self.device_label.setText(f"device: {event.device}, {event.precision}")
+            self.training.set_state("running")
+            self.state_label.setText(f"running: {Path(event.run_dir).name}")
+            self.max_steps = event.max_steps
+        elif kind == "step":
+            self.plots.add_event(event)
+            self.training.show_progress(event.step, self.max_steps, event.progress, event.eta_seconds)
+            self.rate_label.setText(f"{1.0 / max(event.step_time, 1e-9):.1f} steps/s · "
+                                    f"{event.tokens_per_second:,.0f} tokens/s · ETA {_short(event.eta_seconds)}")
+        elif kind == "eval":
+            self.plots.add_event(event)
+        elif kind == "state":
+            self.training.set_state("paused" if event.state == "paused" else "running")
+            self.state_label.setText(event.state)
+        elif kind == "notice":
+            self.statusBar().showMessage(event.message, 10000)
+        elif kind == "checkpoint":
+            self.statusBar().showMessage(f"checkpoint saved at step {event.step}", 4000)
+
+    def pause_training(self) -> None:
+        if self.training_job:
+            self.training_job[1].control.pause()
+
+    def resume_training(self) -> None:
+        if self.training_job:
+            self.training_job[1].control.resume()
+
+    def stop_training(self, reason: str = "stopped from the window") -> None:
+        if self.training_job:
+            self.training.set_state("stopping")
+            self.state_label.setText("stopping: saving a checkpoint…")
+            self.training_job[1].control.stop(reason)
+
+    def _training_done(self, result) -> None:
+        self.training_job = None
+        self.training.set_state("finished")
+        self.state_label.setText(f"{result.status} at step {result.step}")
+        self.runs.refresh()
+        if result.status == "failed":
+            self.show_error("Training failed", result.reason)
+        elif result.last_checkpoint and not self.closing:
+            self.load_model(result.last_checkpoint, f"run {self.run_id}, {Path(result.last_checkpoint).name}")
+
+    def _training_failed(self, message: str) -> None:
+        self.training_job = None
+        self.training.set_state("finished")
+        self.state_label.setText("failed")
+        self.runs.refresh()
+        self.show_error("Training failed", message)
+
+    def training_running(self) -> bool:
+        return self.training_job is not None
+
+    # --- runs ------------------------------------------------------------------------------------------------
+
+    def load_model(self, path: str, description: str) -> None:
+        from workbench.errors import WorkbenchError
+        from workbench.interop.huggingface import load_for_inference
+
+        try:
+            model, tokenizer, _ = load_for_inference(path)
+        except WorkbenchError as exc:
+            self.show_error("Cannot load the model", str(exc))
+            return
+        self.probe.set_model(model, tokenizer, description)
+        self.masking.set_model(model, tokenizer)
+
+    def _checkpoint_of(self, run_id: int) -> str | None:
+        from workbench.train.checkpoint import CheckpointError, find_checkpoint
+
+        run = self.repository.get(run_id)
+        try:
+            return str(find_checkpoint(run.run_dir))
+        except CheckpointError:
+            self.show_error("No checkpoint", f"Run {run_id} has no checkpoint in {run.run_dir}.")
+            return None
+
+    def use_run_model(self, run_id: int) -> None:
+        path = self._checkpoint_of(run_id)
+        if path:
+            self.load_model(path, f"run {run_id}, {Path(path).name}")
+
+    def resume_run(self, run_id: int) -> None:
+        from workbench.config import WorkbenchConfig as _Config
+        from workbench.train.checkpoint import checkpoint_config
+
+        run = self.repository.get(run_id)
+        if run.status in ("running", "paused"):
+            self.show_error("Cannot resume", f"Run {run_id} is still {run.status}.")
+            return
+        path = self._checkpoint_of(run_id)
+        if path is None:
+            return
+        config: _Config = checkpoint_config(Path(path))
+        if run.status == "completed" and run.steps >= config.train.max_steps:
+            config.train.max_steps = run.steps + max(100, run.steps // 2)  # a finished run continues for longer
+        self.show_run_curves(run_id)
+        self.start_training(resume_from=path, run_id=run_id, config=config)
+
+    def _resume_interrupted(self) -> None:
+        interrupted = self.repository.list_runs(status="interrupted")
+        if not interrupted:
+            QMessageBox.information(self, "Resume", "No interrupted run.")
+            return
+        self.resume_run(interrupted[-1].id)
+
+    def new_run_from_config(self, stored: dict) -> None:
+        try:
+            config = WorkbenchConfig.from_dict(stored)
+        except Exception as exc:
+            self.show_error("Cannot use this config", str(exc))
+            return
+        config.train.name = ""
+        dataset = config.data.dataset
+        config.data.dataset = ""
+        self.training.load_config(config)
+        self.masking.load_config(config)
+        if dataset and Path(dataset).exists():
+            from workbench.data.store import TokenizedDataset
+
+            self.set_dataset(TokenizedDataset(dataset))
+        self.docks["training"].raise_()
+
+    def show_run_curves(self, run_id: int) -> None:
+        from workbench.commands.history import all_series
+
+        self.plots.load_series(all_series(self.repository, run_id))
+        self.docks["plots"].raise_()
+
+    def export_run(self, run_id: int) -> None:
+        from workbench.errors import WorkbenchError
+        from workbench.interop.huggingface import export_checkpoint
+
+        path = self._checkpoint_of(run_id)
+        if path is None:
+            return
+        out = QFileDialog.getExistingDirectory(self, "Export to folder (a new folder is created inside)")
+        if not out:
+            return
+        target = Path(out) / f"{self.repository.get(run_id).name}-hf"
+        try:
+            export_checkpoint(path, target)
+        except WorkbenchError as exc:
+            self.show_error("Export failed", str(exc))
+            return
+        self.statusBar().showMessage(f"exported to {target}", 8000)
+
+    def _export_selected(self) -> None:
+        ids = self.runs.selected_ids()
+        if len(ids) == 1:
+            self.export_run(ids[0])
+        else:
+            self.show_error("Export model", "Select one run in the Runs panel to export.")
+
+    def _open_database(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open run database", "", "SQLite databases (*.db *.sqlite);;All files (*)")
+        if not path:
+            return
+        from workbench.errors import WorkbenchError
+        from workbench.store.database import resolve_url
+        from workbench.store.repository import RunRepository
+
+        try:
+            self.repository = RunRepository(path)
+        except WorkbenchError as exc:
+            self.show_error("Cannot open the database", str(exc))
+            return
+        self.db_url = resolve_url(path)
+        self.runs.repository = self.repository
+        self.runs.refresh()
+
+    # --- help ----------------------------------------------------------------------------------------------------
+
+    def _show_shortcuts(self) -> None:
+        text = "\n".join(f"{keys:<14} {what}" for keys, what in SHORTCUTS)
+        QMessageBox.information(self, "Keyboard shortcuts", text)
+
+    def _show_about(self) -> None:
+        QMessageBox.about(self, "About Pre-training Workbench",
+                          f"<b>Pre-training Workbench</b> {__version__}<br>Run and inspect BERT-style pre-training "
+                          f"(MLM + NSP).<br>Run database: {self.repository.url}")
+
+    # --- closing ---------------------------------------------------------------------------------------------------
+
+    def closeEvent(self, event) -> None:
+        if self.training_job is not None:
+            answer = QMessageBox.question(self, "A run is training",
+                                          "Stop the run (a checkpoint is saved) and quit?")
+            if answer != QMessageBox.Yes:
+                event.ignore()
+                return
+            self.stop_and_wait()
+        if self.prepare_job is not None:
+            thread, worker = self.prepare_job
+            worker.cancel()
+            thread.wait(30_000)
+        self.save_settings()
+        event.accept()
+
+    def stop_and_wait(self, timeout_ms: int = 120_000) -> None:
+        """Stop the run cleanly (checkpoint, status recorded) and wait for its thread."""
+        if self.training_job is None:
+            return
+        self.closing = True
+        thread, _ = self.training_job
+        self.stop_training("stopped because the window closed")
+        from PySide6.QtCore import QDeadlineTimer, QCoreApplication
+
+        deadline = QDeadlineTimer(timeout_ms)
+        while self.training_job is not None and not deadline.hasExpired():
+            QCoreApplication.processEvents()
+            thread.wait(50)
+        QCoreApplication.processEvents()
+
+
+def _short(seconds: float) -> str:
+    from workbench.commands.common import duration
+
+    return duration(seconds)

@@ -1,0 +1,221 @@
+"""Corpus: choose text (files, a folder, drag-and-drop, or the built-in sample), prepare it, see its statistics.
+
+Preparing runs ``prepare_dataset`` on a background thread (the window owns it)
+with a progress bar and Cancel. The statistics and findings shown are the
+dataset's own ``stats.json``; a bad file is reported by name in a dialog and the
+panel stays usable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget, QProgressBar, QPushButton,
+    QSpinBox, QVBoxLayout, QWidget,
+)
+
+from workbench.config import WorkbenchConfig
+from workbench.data.diagnostics import Diagnostics
+
+SAMPLE = "built-in sample (Python's documentation)"
+
+
+def datasets_folder() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("pretrain-workbench", appauthor=False)) / "datasets"
+
+
+def dataset_dir_for(sources: list[str], sample: bool, vocab_size: int, lowercase: bool, root: Path | None = None) -> Path:
+    """A stable dataset folder per (sources, tokenizer settings): preparing again finds it."""
+    key = "|".join(sorted(sources) + [f"sample={sample}", f"vocab={vocab_size}", f"lower={lowercase}"])
+    name = "sample" if sample and not sources else Path(sources[0]).stem if sources else "corpus"
+    return (root or datasets_folder()) / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+
+
+class CorpusPanel(QWidget):
+    prepare_requested = Signal(list, bool, str, object)   # sources, sample, out dir, WorkbenchConfig
+    cancel_requested = Signal()
+
+    def __init__(self, parent=None, datasets_root: Path | None = None):
+        super().__init__(parent)
+        self.setObjectName("corpusPanel")
+        self.setAcceptDrops(True)
+        self.datasets_root = datasets_root
+        self.sources: list[str] = []
+        self.use_sample = True
+
+        self.source_list = QListWidget(objectName="corpusSources")
+        self.source_list.setMaximumHeight(70)
+        self.source_list.setToolTip("Drop .txt, .md, .jsonl or .csv files or folders here")
+        sample = QPushButton("Sample corpus", objectName="sampleButton")
+        sample.setToolTip("Python's own documentation: several MB of English prose, built offline")
+        files = QPushButton("Open files…", objectName="openFilesButton")
+        folder = QPushButton("Open folder…", objectName="openFolderButton")
+        choose = QHBoxLayout()
+        for button in (sample, files, folder):
+            choose.addWidget(button)
+
+        self.vocab_size = QSpinBox(objectName="vocabSize")
+        self.vocab_size.setRange(256, 200_000)
+        self.vocab_size.setSingleStep(1024)
+        self.vocab_size.setValue(16384)
+        self.lowercase = QCheckBox("lowercase (uncased)", objectName="lowercaseCheck")
+        self.lowercase.setChecked(True)
+        self.tokenizer_file = ""
+        tokenizer_button = QPushButton("Use tokenizer file…", objectName="tokenizerFileButton")
+        tokenizer_button.setToolTip("Load a tokenizer.json or BERT vocab.txt instead of training one")
+        self.tokenizer_label = QLabel("train a WordPiece tokenizer on the corpus")
+        tok_form = QFormLayout()
+        tok_form.addRow("Vocabulary", self.vocab_size)
+        tok_form.addRow("", self.lowercase)
+        tok_form.addRow(tokenizer_button, self.tokenizer_label)
+        tokenizer_box = QGroupBox("Tokenizer")
+        tokenizer_box.setLayout(tok_form)
+
+        self.prepare_button = QPushButton("Prepare", objectName="prepareButton")
+        self.cancel_button = QPushButton("Cancel", objectName="cancelPrepareButton")
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar(objectName="prepareProgress")
+        self.progress.setRange(0, 1000)
+        self.progress.setFormat("")
+        run_row = QHBoxLayout()
+        run_row.addWidget(self.prepare_button)
+        run_row.addWidget(self.cancel_button)
+        run_row.addWidget(self.progress, 1)
+
+        self.stats = QLabel("No dataset yet.", objectName="corpusStats")
+        self.stats.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.stats.setWordWrap(True)
+        self.histogram = pg.PlotWidget(title="Tokens per sentence")
+        self.histogram.setMinimumHeight(140)
+        self.histogram.setLabel("bottom", "tokens")
+        self.histogram.setLabel("left", "sentences")
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.9, brush=(31, 119, 180))
+        self.histogram.addItem(self.bars)
+        self.max_line = pg.InfiniteLine(angle=90, pen=pg.mkPen((214, 39, 40), style=Qt.DashLine))
+        self.histogram.addItem(self.max_line)
+        self.findings = QListWidget(objectName="corpusFindings")
+        self.findings.setMaximumHeight(90)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Text to train on:"))
+        layout.addWidget(self.source_list)
+        layout.addLayout(choose)
+        layout.addWidget(tokenizer_box)
+        layout.addLayout(run_row)
+        layout.addWidget(self.stats)
+        layout.addWidget(self.histogram, 1)
+        layout.addWidget(QLabel("Findings:"))
+        layout.addWidget(self.findings)
+
+        sample.clicked.connect(self.choose_sample)
+        files.clicked.connect(self._open_files)
+        folder.clicked.connect(self._open_folder)
+        tokenizer_button.clicked.connect(self._open_tokenizer)
+        self.prepare_button.clicked.connect(self.request_prepare)
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        self.choose_sample()
+
+    # --- choosing -------------------------------------------------------------------------------
+
+    def choose_sample(self) -> None:
+        self.set_sources([], sample=True)
+
+    def set_sources(self, sources: list[str], sample: bool = False) -> None:
+        self.sources, self.use_sample = list(sources), sample
+        self.source_list.clear()
+        if sample:
+            self.source_list.addItem(SAMPLE)
+        self.source_list.addItems(self.sources)
+
+    def _open_files(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open corpus files", "",
+                                                "Text corpora (*.txt *.md *.jsonl *.csv);;All files (*)")
+        if paths:
+            self.set_sources(paths)
+
+    def _open_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open corpus folder")
+        if path:
+            self.set_sources([path])
+
+    def _open_tokenizer(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Tokenizer", "", "Tokenizers (tokenizer.json vocab.txt *.json *.txt)")
+        if path:
+            self.tokenizer_file = path
+            self.tokenizer_label.setText(Path(path).name)
+            self.vocab_size.setEnabled(False)
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            self.set_sources(paths)
+            event.acceptProposedAction()
+
+    # --- preparing ----------------------------------------------------------------------------------
+
+    def request_prepare(self) -> None:
+        config = WorkbenchConfig()
+        config.tokenizer.vocab_size = self.vocab_size.value()
+        config.tokenizer.lowercase = config.tokenizer.strip_accents = self.lowercase.isChecked()
+        config.tokenizer.path = self.tokenizer_file
+        out = dataset_dir_for(self.sources, self.use_sample, config.tokenizer.vocab_size,
+                              config.tokenizer.lowercase, self.datasets_root)
+        if self.tokenizer_file:
+            out = out.with_name(out.name + "-" + hashlib.sha256(self.tokenizer_file.encode()).hexdigest()[:6])
+        self.prepare_requested.emit(self.sources, self.use_sample, str(out), config)
+
+    def set_busy(self, busy: bool) -> None:
+        self.prepare_button.setEnabled(not busy)
+        self.cancel_button.setEnabled(busy)
+        if busy:
+            self.progress.setValue(0)
+            self.progress.setFormat("starting…")
+
+    def show_progress(self, stage: str, done: int, total: int) -> None:
+        labels = {"sample": "building the sample corpus", "train-tokenizer": "training the tokenizer",
+                  "tokenize": "tokenizing"}
+        fraction = done / total if total else 1.0
+        self.progress.setValue(int(fraction * 1000))
+        self.progress.setFormat(f"{labels.get(stage, stage)}  {fraction:.0%}")
+
+    def show_dataset(self, dataset) -> None:
+        stats = dataset.stats
+        counts = stats["counts"]
+        tokenizer = dataset.manifest["tokenizer"]
+        sentence = stats["sentence_tokens"]
+        self.stats.setText(
+            f"<b>{counts['documents']:,}</b> documents · <b>{counts['sentences']:,}</b> sentences · "
+            f"<b>{counts['tokens']:,}</b> tokens · {counts['bytes'] / 1e6:.1f} MB<br>"
+            f"WordPiece, {tokenizer['vocab_size']:,} tokens, {'uncased' if tokenizer['lowercase'] else 'cased'} · "
+            f"[UNK] {stats['unknown_token_share']:.2%} of tokens<br>"
+            f"tokens per sentence: mean {sentence['mean']:.1f}, median {sentence['p50']}, p99 {sentence['p99']}, "
+            f"max {sentence['max']} · sentences per document: median {stats['document_sentences']['p50']}")
+        heights = np.asarray(sentence["histogram"], dtype=float)
+        self.bars.setOpts(x=np.arange(len(heights)), height=heights, width=0.9)
+        self.max_line.setValue(stats.get("max_seq_length", 128) - 3)
+        self.max_line.setToolTip("max_seq_length - 3: longer sentences are truncated")
+        self.findings.clear()
+        lines = Diagnostics.from_dict(stats["diagnostics"]).lines()
+        self.findings.addItems(lines or ["nothing to report"])
+        self.progress.setValue(1000)
+        self.progress.setFormat(f"ready: {dataset.path.name}")
+
+
+if __name__ == "__main__":
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication([])
+    panel = CorpusPanel()
+    panel.show()
+    app.exec()

@@ -1,0 +1,362 @@
+"""Masking preview: a real training example drawn token by token, and the rates masking really produces.
+
+The example is ``BatchStream(...).batch(epoch, k)`` row ``r`` - the very pair
+and the very mask training uses for that seed and batch size - drawn as
+coloured chips: [MASK] (with the original), random replacement (new <- original),
+kept-but-predicted, and unselected tokens of segment A and B, with the
+IsNext/NotNext label. Every option re-draws at once; the rates are measured
+over a couple of thousand examples with ``realised_statistics``. With a model
+loaded, each predicted position shows its top guesses, right ones in green.
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QCheckBox, QComboBox, QDoubleSpinBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
+    QSpinBox, QTextBrowser, QVBoxLayout, QWidget,
+)
+
+from workbench.config import WorkbenchConfig
+from workbench.data.masking import KEPT, MASKED, NOT_SELECTED, RANDOM
+from workbench.errors import WorkbenchError
+
+COLORS = {  # background, text
+    MASKED: ("#d62728", "#ffffff"),
+    RANDOM: ("#ff7f0e", "#ffffff"),
+    KEPT: ("#2ca02c", "#ffffff"),
+    "A": ("#dbe9f6", "#1b2631"),
+    "B": ("#eadcf5", "#1b2631"),
+    "special": ("#7f8c8d", "#ffffff"),
+}
+STAT_ROWS = (
+    ("selected / non-special", "selected_fraction", "probability"),
+    ("of which [MASK]", "mask_fraction", "mask_fraction"),
+    ("of which random", "random_fraction", "random_fraction"),
+    ("of which kept", "keep_fraction", "keep_fraction"),
+    ("IsNext pairs", "is_next_fraction", "is_next_fraction"),
+    ("predictions / sequence", "mean_selected_per_sequence", None),
+    ("padding share", "padding_fraction", None),
+    ("pairs truncated", "truncated_fraction", None),
+)
+
+
+def chip(text: str, background: str, color: str, bold: bool = False) -> str:
+    weight = "font-weight:600;" if bold else ""
+    return (f'<span style="background-color:{background};color:{color};{weight}">'
+            f"&nbsp;{html.escape(text)}&nbsp;</span>")
+
+
+class MaskingPanel(QWidget):
+    options_changed = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("maskingPanel")
+        self.dataset = None
+        self.model = None
+        self.tokenizer = None
+        self.batch_size = 32
+        self.stream = None
+        self.current = None  # (batch, row) on display
+
+        self.probability = self._spin(0.15, 0.01, 0.99, 2, "masking.probability")
+        self.mask_fraction = self._spin(0.8, 0.0, 1.0, 2, "masking.mask_fraction")
+        self.random_fraction = self._spin(0.1, 0.0, 1.0, 2, "masking.random_fraction")
+        self.selection = self._combo(("exact", "bernoulli"), "masking.selection")
+        self.strategy = self._combo(("token", "whole_word", "span"), "masking.strategy")
+        self.max_predictions = self._int(20, 1, 512, "masking.max_predictions_per_seq")
+        self.objective = self._combo(("nsp", "sop"), "nsp.objective")
+        self.max_length = self._int(128, 8, 512, "data.max_seq_length")
+        self.seed = self._int(0, 0, 2_147_483_647, "train.seed")
+        self.example = self._int(0, 0, 10_000_000, None)
+        self.example.setToolTip("Index of the training example: batch = index // batch size")
+        options = QGridLayout()
+        cells = (("Probability", self.probability), ("[MASK] share", self.mask_fraction),
+                 ("Random share", self.random_fraction), ("Selection", self.selection),
+                 ("Units", self.strategy), ("Max predictions", self.max_predictions),
+                 ("Pair task", self.objective), ("Max length", self.max_length),
+                 ("Seed", self.seed), ("Example", self.example))
+        for i, (label, widget) in enumerate(cells):
+            options.addWidget(QLabel(label), i // 5 * 2, i % 5)
+            options.addWidget(widget, i // 5 * 2 + 1, i % 5)
+        next_button = QPushButton("Next example", objectName="nextExampleButton")
+        next_button.setShortcut("Ctrl+N")
+        self.show_predictions = QCheckBox("Model predictions", objectName="predictionsCheck")
+        self.show_predictions.setToolTip("Top guesses of the loaded checkpoint at each predicted position")
+        self.show_predictions.setEnabled(False)
+        row = QHBoxLayout()
+        row.addWidget(next_button)
+        row.addWidget(self.show_predictions)
+        row.addStretch(1)
+        row.addWidget(self._legend())
+
+        self.view = QTextBrowser(objectName="maskingView")
+        self.view.setOpenLinks(False)
+        self.header = QLabel("Prepare a dataset to see its training examples.", objectName="exampleHeader")
+        self.header.setWordWrap(True)
+
+        self.stats_labels: dict[str, QLabel] = {}
+        stats = QGridLayout()
+        for i, (title, key, _) in enumerate(STAT_ROWS):
+            label = QLabel("-")
+            label.setObjectName(f"stat_{key}")
+            self.stats_labels[key] = label
+            stats.addWidget(QLabel(title), i % 4, (i // 4) * 2)
+            stats.addWidget(label, i % 4, (i // 4) * 2 + 1)
+        stats.setColumnStretch(1, 1)
+        stats.setColumnStretch(3, 1)
+        stats_box = QGroupBox("Realised over 2,000 training examples (configured in brackets)")
+        stats_box.setLayout(stats)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(options)
+        layout.addLayout(row)
+        layout.addWidget(self.header)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(stats_box)
+
+        self.redraw_timer = QTimer(self, singleShot=True, interval=30)
+        self.redraw_timer.timeout.connect(self.redraw)
+        self.stats_timer = QTimer(self, singleShot=True, interval=250)
+        self.stats_timer.timeout.connect(self.measure)
+        next_button.clicked.connect(lambda: self.example.setValue(self.example.value() + 1))
+        self.show_predictions.toggled.connect(self._schedule_example)
+
+    # --- widgets ----------------------------------------------------------------------------------
+
+    def _changed(self) -> None:
+        self.stream = None
+        self._schedule_example()
+        self.stats_timer.start()
+        self.options_changed.emit()
+
+    def _schedule_example(self, *_) -> None:
+        self.redraw_timer.start()
+
+    def _spin(self, value, low, high, decimals, key) -> QDoubleSpinBox:
+        widget = QDoubleSpinBox()
+        widget.setRange(low, high)
+        widget.setDecimals(decimals)
+        widget.setSingleStep(0.01)
+        widget.setValue(value)
+        widget.setObjectName(key.replace(".", "_"))
+        widget.valueChanged.connect(self._changed)
+        return widget
+
+    def _int(self, value, low, high, key) -> QSpinBox:
+        widget = QSpinBox()
+        widget.setRange(low, high)
+        widget.setValue(value)
+        if key:
+            widget.setObjectName(key.replace(".", "_"))
+            widget.valueChanged.connect(self._changed)
+        else:
+            widget.setObjectName("exampleIndex")
+            widget.valueChanged.connect(self._schedule_example)
+        return widget
+
+    def _combo(self, items, key) -> QComboBox:
+        widget = QComboBox()
+        widget.addItems(list(items))
+        widget.setObjectName(key.replace(".", "_"))
+        widget.currentIndexChanged.connect(self._changed)
+        return widget
+
+    def _legend(self) -> QLabel:
+        legend = QLabel(" ".join([
+            chip("[MASK]", *COLORS[MASKED]), chip("random", *COLORS[RANDOM]), chip("kept", *COLORS[KEPT]),
+            chip("segment A", *COLORS["A"]), chip("segment B", *COLORS["B"])]), objectName="maskingLegend")
+        legend.setTextFormat(Qt.RichText)
+        return legend
+
+    # --- config <-> widgets ------------------------------------------------------------------------
+
+    def apply_to(self, config: WorkbenchConfig) -> WorkbenchConfig:
+        """``config`` with this panel's masking, pairing, length and seed settings."""
+        config = copy.deepcopy(config)
+        m = config.masking
+        m.probability, m.mask_fraction = self.probability.value(), self.mask_fraction.value()
+        m.random_fraction = self.random_fraction.value()
+        m.selection, m.strategy = self.selection.currentText(), self.strategy.currentText()
+        m.max_predictions_per_seq = self.max_predictions.value()
+        m.min_predictions_per_seq = min(m.min_predictions_per_seq, m.max_predictions_per_seq)
+        config.nsp.objective = self.objective.currentText()
+        config.data.max_seq_length = self.max_length.value()
+        config.train.seed = self.seed.value()
+        return config
+
+    def load_config(self, config: WorkbenchConfig) -> None:
+        widgets = ((self.probability, config.masking.probability), (self.mask_fraction, config.masking.mask_fraction),
+                   (self.random_fraction, config.masking.random_fraction),
+                   (self.max_predictions, config.masking.max_predictions_per_seq),
+                   (self.max_length, config.data.max_seq_length), (self.seed, config.train.seed))
+        for widget, value in widgets:
+            widget.blockSignals(True)
+            widget.setValue(value)
+            widget.blockSignals(False)
+        for widget, value in ((self.selection, config.masking.selection), (self.strategy, config.masking.strategy),
+                              (self.objective, config.nsp.objective)):
+            widget.blockSignals(True)
+            widget.setCurrentIndex(max(0, widget.findText(value)))
+            widget.blockSignals(False)
+        self._changed()
+
+    def set_dataset(self, dataset) -> None:
+        self.dataset = dataset
+        self._changed()
+
+    def set_model(self, model, tokenizer) -> None:
+        """A model to show predictions from (None to forget it); its vocabulary must be the dataset's."""
+        self.model, self.tokenizer = model, tokenizer
+        usable = model is not None and self.dataset is not None and \
+            tokenizer.get_vocab_size() == self.dataset.vocabulary.size
+        self.show_predictions.setEnabled(usable)
+        if usable:
+            self.show_predictions.setChecked(True)
+        self._schedule_example()
+
+    # --- drawing ------------------------------------------------------------------------------------
+
+    def config(self) -> WorkbenchConfig:
+        config = self.apply_to(WorkbenchConfig())
+        config.masking.validate()
+        return config
+
+    def _stream(self):
+        from workbench.data.batches import BatchStream
+
+        if self.stream is None:
+            config = self.config()
+            self.stream = BatchStream(self.dataset, config, self.batch_size, config.train.seed)
+        return self.stream
+
+    def redraw(self) -> None:
+        if self.dataset is None:
+            return
+        try:
+            stream = self._stream()
+            plan_size = len(stream.plan(0))
+            if plan_size == 0:
+                self.header.setText("This dataset yields no training pairs at this length.")
+                return
+            index = self.example.value() % plan_size
+            batch = stream.batch(0, index // self.batch_size)
+            row = index % self.batch_size
+        except WorkbenchError as exc:
+            self.header.setText(str(exc))
+            self.view.clear()
+            return
+        self.current = (batch, row)
+        self.view.setHtml(self.render(batch, row))
+
+    def render(self, batch, row: int) -> str:
+        vocab = self.dataset.vocabulary
+        label = "IsNext" if batch.nsp_labels[row] == 0 else "NotNext"
+        predictions = self._predictions(batch, row) if self.show_predictions.isChecked() else {}
+        selected = int((batch.kinds[row] != NOT_SELECTED).sum())
+        self.header.setText(
+            f"<b>{label}</b> · segment A {int(batch.a_lengths[row])} tokens, B {int(batch.b_lengths[row])} tokens"
+            f"{' (truncated)' if batch.truncated[row] else ''} · {selected} predicted positions · "
+            f"batch {self.example.value() // self.batch_size}, row {row} of the seed's first epoch")
+        chips = []
+        for pos in range(batch.input_ids.shape[1]):
+            if not batch.attention_mask[row, pos]:
+                break
+            original = vocab.tokens[int(batch.original_ids[row, pos])]
+            shown = vocab.tokens[int(batch.input_ids[row, pos])]
+            kind = int(batch.kinds[row, pos])
+            if kind == MASKED:
+                text = f"[MASK] ({original})"
+            elif kind == RANDOM:
+                text = f"{shown} ← {original}"
+            elif kind == KEPT:
+                text = f"{original} (kept)"
+            else:
+                text = original
+            if kind != NOT_SELECTED:
+                colors = COLORS[kind]
+            elif original in ("[CLS]", "[SEP]"):
+                colors = COLORS["special"]
+            else:
+                colors = COLORS["B" if batch.token_type_ids[row, pos] else "A"]
+            piece = chip(text, *colors, bold=kind != NOT_SELECTED)
+            if pos in predictions:
+                guesses = predictions[pos]
+                top, probability = guesses[0]
+                right = top == original
+                mark = "#1e8449" if right else "#b03a2e"
+                piece += (f'<span style="color:{mark};font-size:small"> → {html.escape(top)} '
+                          f'{probability:.0%} {"✓" if right else "✗"}</span>')
+            chips.append(piece)
+        body = "<p style='line-height:170%'>" + " ".join(chips) + "</p>"
+        if predictions:
+            body += "<p style='font-size:small'><b>Top guesses</b> at each predicted position:<br>"
+            for pos, guesses in predictions.items():
+                original = vocab.tokens[int(batch.original_ids[row, pos])]
+                listed = ", ".join(
+                    f"<span style='color:{'#1e8449' if g == original else 'inherit'}'>{html.escape(g)} {p:.0%}</span>"
+                    for g, p in guesses)
+                body += f"{pos}: <b>{html.escape(original)}</b> → {listed}<br>"
+            body += "</p>"
+        return body
+
+    def _predictions(self, batch, row: int) -> dict[int, list[tuple[str, float]]]:
+        if self.model is None:
+            return {}
+        import torch
+
+        positions = [int(p) for p in (batch.kinds[row] != NOT_SELECTED).nonzero()[0]]
+        if not positions:
+            return {}
+        with torch.no_grad():
+            out = self.model(torch.from_numpy(batch.input_ids[row:row + 1]),
+                             torch.from_numpy(batch.token_type_ids[row:row + 1]),
+                             torch.from_numpy(batch.attention_mask[row:row + 1]))
+            top = out.mlm_logits[0, positions].float().softmax(-1).topk(3, dim=-1)
+        vocab = self.dataset.vocabulary
+        return {pos: [(vocab.tokens[int(i)], float(p)) for p, i in zip(top.values[k], top.indices[k])]
+                for k, pos in enumerate(positions)}
+
+    def measure(self) -> dict:
+        """Realised rates over 2,000 training examples, shown next to the configured ones."""
+        if self.dataset is None:
+            return {}
+        from workbench.data.inspection import realised_statistics, training_examples
+
+        try:
+            config = self.config()
+            stats = realised_statistics(training_examples(self.dataset, config, 2000, config.train.seed,
+                                                          self.batch_size), self.dataset.vocabulary, config)
+        except WorkbenchError as exc:
+            self.header.setText(str(exc))
+            return {}
+        if not stats.get("samples"):
+            return stats
+        configured = stats["configured"]
+        for _, key, configured_key in STAT_ROWS:
+            value = stats[key]
+            text = f"{value:.2f}" if key == "mean_selected_per_sequence" else f"{value:.3f}"
+            if configured_key:
+                text += f"   ({configured[configured_key]:.3f})"
+            self.stats_labels[key].setText(text)
+        return stats
+
+
+if __name__ == "__main__":
+    import sys
+
+    from PySide6.QtWidgets import QApplication
+
+    from workbench.data.store import TokenizedDataset
+
+    app = QApplication([])
+    panel = MaskingPanel()
+    if len(sys.argv) > 1:
+        panel.set_dataset(TokenizedDataset(sys.argv[1]))
+    panel.resize(900, 700)
+    panel.show()
+    app.exec()

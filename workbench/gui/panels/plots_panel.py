@@ -1,0 +1,263 @@
+"""Live plots of a training run: losses, accuracies, learning rate, gradient norm, throughput.
+
+Points arrive with every step event into numpy buffers (grown by doubling);
+the plots are redrawn from a 10 Hz timer on the GUI thread, only when
+something changed and only when the panel is visible. Each curve is one
+persistent ``PlotDataItem`` updated with ``setData``, with peak downsampling
+and clip-to-view, so a million points per curve stay smooth.
+Smoothing, log scale and the x axis are *live* settings: they change how the
+run is shown, never the run.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+
+METRICS = (
+    ("mlm_loss", "MLM loss", True),
+    ("nsp_loss", "NSP loss", True),
+    ("mlm_accuracy", "MLM accuracy", False),
+    ("nsp_accuracy", "NSP accuracy", False),
+    ("lr", "Learning rate", False),
+    ("grad_norm", "Gradient norm", True),
+    ("tokens_per_second", "Tokens / s", False),
+)
+EVAL_METRICS = ("mlm_loss", "nsp_loss", "mlm_accuracy", "nsp_accuracy")
+X_AXES = (("step", "Step"), ("tokens_seen", "Tokens seen"), ("elapsed", "Time (s)"))
+TRAIN_COLOR = (31, 119, 180)
+EVAL_COLOR = (214, 39, 40)
+
+
+class GrowingColumns:
+    """Columns of float64 that grow by doubling; ``view(name)`` is the filled part."""
+
+    def __init__(self, names: tuple[str, ...], capacity: int = 1024):
+        self.n = 0
+        self.data = {name: np.empty(capacity) for name in names}
+
+    def append(self, values: dict[str, float]) -> None:
+        if self.n == len(next(iter(self.data.values()))):
+            for name, column in self.data.items():
+                grown = np.empty(2 * len(column))
+                grown[: self.n] = column[: self.n]
+                self.data[name] = grown
+        for name, column in self.data.items():
+            column[self.n] = values.get(name, math.nan)
+        self.n += 1
+
+    def extend(self, columns: dict[str, np.ndarray]) -> None:
+        count = len(next(iter(columns.values())))
+        needed = self.n + count
+        for name, column in self.data.items():
+            if needed > len(column):
+                grown = np.empty(max(needed, 2 * len(column)))
+                grown[: self.n] = column[: self.n]
+                column = self.data[name] = grown
+            column[self.n:needed] = columns.get(name, np.full(count, math.nan))
+        self.n = needed
+
+    def view(self, name: str) -> np.ndarray:
+        return self.data[name][: self.n]
+
+    def clear(self) -> None:
+        self.n = 0
+
+
+def ema(values: np.ndarray, weight: float) -> np.ndarray:
+    """Exponential moving average, debiased as TensorBoard's smoothing; vectorised by blocks.
+
+    y_k = w y_(k-1) + (1 - w) x_k, so inside a block that starts from y_0:
+    y_k = w^k (y_0 + (1 - w) sum_(j<=k) w^-j x_j); blocks are short enough that w^-k stays finite.
+    """
+    if weight <= 0 or len(values) == 0:
+        return values
+    out = np.empty(len(values))
+    block = max(1, min(4096, int(200 / -math.log(weight))))
+    previous = 0.0
+    for start in range(0, len(values), block):
+        x = values[start:start + block]
+        k = np.arange(1, len(x) + 1)
+        out[start:start + len(x)] = weight ** k * (previous + (1 - weight) * np.cumsum(x * weight ** -k))
+        previous = out[start + len(x) - 1]
+    return out / (1 - weight ** np.arange(1, len(values) + 1))
+
+
+class PlotsPanel(QWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("plotsPanel")
+        self.train = GrowingColumns(tuple(m for m, _, _ in METRICS) + ("step", "tokens_seen", "elapsed"))
+        self.eval = GrowingColumns(EVAL_METRICS + ("step", "tokens_seen", "elapsed"), capacity=64)
+        self.last_tokens = 0.0
+        self.last_elapsed = 0.0
+        self.dirty = False
+
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("Smoothing"))
+        self.smoothing = QSlider(Qt.Horizontal, objectName="smoothingSlider")
+        self.smoothing.setRange(0, 99)
+        self.smoothing.setValue(60)
+        self.smoothing.setMaximumWidth(160)
+        self.smoothing.setToolTip("Exponential moving average of the training curves (eval points are not smoothed)")
+        controls.addWidget(self.smoothing)
+        self.log_scale = QCheckBox("Log scale", objectName="logScaleCheck")
+        self.log_scale.setToolTip("Logarithmic y axis for losses and the gradient norm")
+        controls.addWidget(self.log_scale)
+        controls.addWidget(QLabel("x axis"))
+        self.x_axis = QComboBox(objectName="xAxisCombo")
+        for key, label in X_AXES:
+            self.x_axis.addItem(label, key)
+        controls.addWidget(self.x_axis)
+        controls.addStretch(1)
+        self.readout = QLabel("", objectName="plotReadout")
+        controls.addWidget(self.readout)
+
+        self.graphics = pg.GraphicsLayoutWidget()
+        palette = self.palette()
+        self.graphics.setBackground(palette.base().color().name())  # follows the light or dark system palette
+        foreground = palette.text().color().name()
+        self.plots: dict[str, pg.PlotItem] = {}
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        self.eval_points: dict[str, pg.PlotDataItem] = {}
+        for index, (metric, title, _) in enumerate(METRICS):
+            plot = self.graphics.addPlot(row=index // 2, col=index % 2)
+            plot.setTitle(title, color=foreground, size="10pt")
+            for axis in ("left", "bottom"):
+                plot.getAxis(axis).setTextPen(foreground)
+                plot.getAxis(axis).setPen(foreground)
+            plot.setMinimumHeight(150)
+            plot.showGrid(x=True, y=True, alpha=0.2)
+            plot.setDownsampling(auto=True, mode="peak")
+            plot.setClipToView(True)
+            self.curves[metric] = plot.plot(pen=pg.mkPen(TRAIN_COLOR, width=1.5), name="train")
+            if metric in EVAL_METRICS:
+                self.eval_points[metric] = plot.plot(pen=None, symbol="o", symbolSize=7, symbolBrush=EVAL_COLOR,
+                                                     symbolPen=None, name="held-out")
+            self.plots[metric] = plot
+        self.plots["mlm_loss"].addLegend(offset=(-10, 10))
+        self.plots["mlm_loss"].legend.addItem(self.curves["mlm_loss"], "train (smoothed)")
+        self.plots["mlm_loss"].legend.addItem(self.eval_points["mlm_loss"], "held-out")
+        self.graphics.scene().sigMouseMoved.connect(self._hover)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(controls)
+        layout.addWidget(self.graphics, 1)
+
+        self.smoothing.valueChanged.connect(self._mark_dirty)
+        self.log_scale.toggled.connect(self._apply_log_scale)
+        self.x_axis.currentIndexChanged.connect(self._mark_dirty)
+        self.timer = QTimer(self)
+        self.timer.setInterval(100)  # 10 Hz: redraws never flood the event loop, whatever the step rate
+        self.timer.timeout.connect(self.redraw)
+        self.timer.start()
+
+    # --- data in ---------------------------------------------------------------------------
+
+    def clear(self) -> None:
+        self.train.clear()
+        self.eval.clear()
+        self.last_tokens = self.last_elapsed = 0.0
+        self._mark_dirty()
+
+    def add_event(self, event) -> None:
+        if event.type == "step":
+            self.last_tokens, self.last_elapsed = float(event.tokens_seen), float(event.elapsed)
+            self.train.append({name: float(getattr(event, name)) for name in self.train.data})
+            self.dirty = True
+        elif event.type == "eval":
+            values = {name: float(getattr(event, name)) for name in EVAL_METRICS}
+            values.update(step=float(event.step), tokens_seen=self.last_tokens, elapsed=self.last_elapsed)
+            self.eval.append(values)
+            self.dirty = True
+
+    def load_series(self, series: dict[str, dict]) -> None:
+        """Show a recorded run (``all_series`` of the run history): train and eval points."""
+        self.clear()
+        steps = np.asarray(series.get("loss", {}).get("steps", []), dtype=float)
+        if len(steps):
+            columns = {"step": steps}
+            for name in self.train.data:
+                if name in series and name != "step":
+                    lookup = dict(zip(series[name]["steps"], series[name]["values"]))
+                    columns[name] = np.array([lookup.get(int(s), math.nan) for s in steps])
+            self.train.extend(columns)
+        eval_steps = np.asarray(series.get("eval_mlm_loss", {}).get("steps", []), dtype=float)
+        if len(eval_steps):
+            columns = {"step": eval_steps}
+            for name in EVAL_METRICS:
+                if f"eval_{name}" in series:
+                    columns[name] = np.asarray(series[f"eval_{name}"]["values"], dtype=float)
+            train_steps = self.train.view("step")
+            for axis in ("tokens_seen", "elapsed"):
+                column = self.train.view(axis)
+                columns[axis] = np.interp(eval_steps, train_steps, column) if len(train_steps) else eval_steps * 0
+            self.eval.extend(columns)
+        self._mark_dirty()
+
+    def point_count(self, metric: str = "mlm_loss") -> int:
+        return self.train.n
+
+    # --- drawing -------------------------------------------------------------------------------
+
+    def _mark_dirty(self, *_) -> None:
+        self.dirty = True
+
+    def _apply_log_scale(self, on: bool) -> None:
+        for metric, _, loggable in METRICS:
+            if loggable:
+                self.plots[metric].setLogMode(y=on)
+        self._mark_dirty()
+
+    def redraw(self) -> None:
+        if not self.dirty or not self.isVisible():
+            return  # hidden plots are not redrawn
+        self.dirty = False
+        x_key = self.x_axis.currentData()
+        weight = self.smoothing.value() / 100.0
+        x = self.train.view(x_key)
+        for metric, _, _ in METRICS:
+            y = self.train.view(metric)
+            if metric not in ("lr", "tokens_per_second"):
+                y = ema(y, weight)
+            self.curves[metric].setData(x, y)
+            self.plots[metric].setLabel("bottom", dict(X_AXES)[x_key])
+        ex = self.eval.view(x_key)
+        for metric in EVAL_METRICS:
+            self.eval_points[metric].setData(ex, self.eval.view(metric))
+
+    def _hover(self, position) -> None:
+        for metric, plot in self.plots.items():
+            if plot.sceneBoundingRect().contains(position) and self.train.n:
+                x_value = plot.vb.mapSceneToView(position).x()
+                xs = self.train.view(self.x_axis.currentData())
+                i = int(np.clip(np.searchsorted(xs, x_value), 0, self.train.n - 1))
+                label = dict(X_AXES)[self.x_axis.currentData()].lower()
+                self.readout.setText(f"{label} {xs[i]:,.0f}   {dict((m, t) for m, t, _ in METRICS)[metric]} "
+                                     f"{self.train.view(metric)[i]:.4g}")
+                return
+
+
+if __name__ == "__main__":  # a preview with a synthetic run
+    from PySide6.QtWidgets import QApplication
+
+    from workbench.train.events import StepMetrics
+
+    app = QApplication([])
+    panel = PlotsPanel()
+    for step in range(1, 2001):
+        panel.add_event(StepMetrics(step=step, epoch=0, loss=8 * math.exp(-step / 500) + 2, mlm_loss=7 * math.exp(-step / 500) + 1.5,
+                                    nsp_loss=0.69 - 0.3 * step / 2000, mlm_accuracy=0.5 * (1 - math.exp(-step / 400)),
+                                    mlm_accuracy_masked=0, mlm_accuracy_random=0, mlm_accuracy_kept=0,
+                                    nsp_accuracy=0.5 + 0.3 * step / 2000, lr=1e-3 * min(1, step / 100), grad_norm=1.0,
+                                    tokens_per_second=9000 + np.random.rand() * 500, padding_fraction=0.1,
+                                    step_time=0.1, tokens_seen=step * 3000, elapsed=step * 0.1, progress=step / 2000,
+                                    eta_seconds=0))
+    panel.resize(1000, 800)
+    panel.show()
+    app.exec()

@@ -1,0 +1,128 @@
+"""Probe: ask the loaded checkpoint to fill [MASK] tokens, and whether one sentence follows another."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QFileDialog, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QSpinBox, QTableWidget,
+    QTableWidgetItem, QVBoxLayout, QWidget,
+)
+
+from workbench.errors import WorkbenchError
+
+
+class ProbePanel(QWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("probePanel")
+        self.model = None
+        self.tokenizer = None
+
+        self.source = QLabel("No model loaded: finish a run, or pick one in the Runs panel (Use model).",
+                             objectName="probeSource")
+        self.source.setWordWrap(True)
+        load = QPushButton("Open checkpoint…", objectName="openCheckpointButton")
+        load.setToolTip("A checkpoint or run directory, or an exported Hugging Face model directory")
+        head = QHBoxLayout()
+        head.addWidget(self.source, 1)
+        head.addWidget(load)
+
+        self.text = QLineEdit("The function returns a [MASK] of the items.", objectName="fillMaskInput")
+        self.top_k = QSpinBox(objectName="topK")
+        self.top_k.setRange(1, 50)
+        self.top_k.setValue(5)
+        fill = QPushButton("Fill [MASK]", objectName="fillMaskButton")
+        fill_row = QHBoxLayout()
+        fill_row.addWidget(self.text, 1)
+        fill_row.addWidget(QLabel("top"))
+        fill_row.addWidget(self.top_k)
+        fill_row.addWidget(fill)
+        self.results = QTableWidget(0, 3, objectName="fillMaskResults")
+        self.results.setHorizontalHeaderLabels(["[MASK]", "token", "probability"])
+        self.results.horizontalHeader().setStretchLastSection(True)
+        self.results.verticalHeader().setVisible(False)
+        mask_box = QGroupBox("Masked language model")
+        mask_layout = QVBoxLayout(mask_box)
+        mask_layout.addLayout(fill_row)
+        mask_layout.addWidget(self.results)
+
+        self.first = QLineEdit("The file is opened for reading.", objectName="nspFirst")
+        self.second = QLineEdit("Its contents are returned as a string.", objectName="nspSecond")
+        ask = QPushButton("Is B the next sentence?", objectName="nspButton")
+        self.nsp_bar = QProgressBar(objectName="nspProbability")
+        self.nsp_bar.setRange(0, 1000)
+        self.nsp_bar.setFormat("P(IsNext)")
+        nsp_box = QGroupBox("Next sentence prediction")
+        nsp_layout = QVBoxLayout(nsp_box)
+        nsp_layout.addWidget(QLabel("Sentence A"))
+        nsp_layout.addWidget(self.first)
+        nsp_layout.addWidget(QLabel("Sentence B"))
+        nsp_layout.addWidget(self.second)
+        nsp_layout.addWidget(ask)
+        nsp_layout.addWidget(self.nsp_bar)
+
+        self.message = QLabel("", objectName="probeMessage")
+        self.message.setStyleSheet("color: #c0392b;")
+        layout = QVBoxLayout(self)
+        layout.addLayout(head)
+        layout.addWidget(mask_box, 1)
+        layout.addWidget(nsp_box)
+        layout.addWidget(self.message)
+
+        load.clicked.connect(self._open)
+        fill.clicked.connect(self.fill_mask)
+        self.text.returnPressed.connect(self.fill_mask)
+        ask.clicked.connect(self.ask_nsp)
+
+    def set_model(self, model, tokenizer, description: str) -> None:
+        self.model, self.tokenizer = model, tokenizer
+        self.source.setText(f"Model: {description}")
+        self.message.setText("")
+
+    def _open(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open checkpoint, run or exported model")
+        if path:
+            self.load_path(path)
+
+    def load_path(self, path: str) -> None:
+        from workbench.interop.huggingface import load_for_inference
+
+        try:
+            model, tokenizer, _ = load_for_inference(path)
+        except WorkbenchError as exc:
+            self.message.setText(str(exc))
+            return
+        self.set_model(model, tokenizer, path)
+
+    def fill_mask(self) -> list:
+        from workbench.model.probe import fill_mask
+
+        if self.model is None:
+            self.message.setText("Load a model first.")
+            return []
+        if "[MASK]" not in self.text.text():
+            self.message.setText("Write [MASK] where the model should guess a token.")
+            return []
+        predictions = fill_mask(self.model, self.tokenizer, self.text.text(), self.top_k.value())
+        rows = [(n + 1, token, p) for n, prediction in enumerate(predictions) for token, p in prediction.candidates]
+        self.results.setRowCount(len(rows))
+        for row, (mask, token, probability) in enumerate(rows):
+            self.results.setItem(row, 0, QTableWidgetItem(str(mask)))
+            self.results.setItem(row, 1, QTableWidgetItem(token))
+            item = QTableWidgetItem(f"{probability:.2%}")
+            item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+            self.results.setItem(row, 2, item)
+        self.message.setText("")
+        return predictions
+
+    def ask_nsp(self) -> float | None:
+        from workbench.model.probe import nsp_probability
+
+        if self.model is None:
+            self.message.setText("Load a model first.")
+            return None
+        probability = nsp_probability(self.model, self.tokenizer, self.first.text(), self.second.text())
+        self.nsp_bar.setValue(int(probability * 1000))
+        self.nsp_bar.setFormat(f"P(IsNext) = {probability:.1%}  →  {'IsNext' if probability >= 0.5 else 'NotNext'}")
+        self.message.setText("")
+        return probability

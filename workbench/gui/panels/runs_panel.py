@@ -1,0 +1,310 @@
+"""Runs: every recorded run, filterable and sortable; overlay curves and diff configs of a selection.
+
+The table re-reads the database every few seconds while visible, so runs
+started by the headless CLI against the same database appear and move too.
+Actions (rename, notes and tags, delete, resume, export, new run from this
+config) are forwarded to the window or done through the repository.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QLineEdit, QMessageBox,
+    QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+)
+
+from workbench.commands.common import duration
+from workbench.store.comparison import config_differences
+from workbench.store.database import StoreError
+
+COLUMNS = ("id", "name", "status", "steps", "time", "MLM loss", "MLM acc", "NSP acc", "tokens/s", "device", "created")
+COMPARE_CHOICES = (("mlm_loss", "MLM loss"), ("loss", "loss"), ("mlm_accuracy", "MLM accuracy"),
+                   ("nsp_accuracy", "NSP accuracy"), ("nsp_loss", "NSP loss"))
+PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189), (140, 86, 75),
+           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+
+
+class NumberItem(QTableWidgetItem):
+    """A cell that sorts by its number, not its text."""
+
+    def __init__(self, value, text: str):
+        super().__init__(text)
+        self.value = value if value is not None else float("-inf")
+
+    def __lt__(self, other):
+        if isinstance(other, NumberItem):
+            return self.value < other.value
+        return super().__lt__(other)
+
+
+class RunsPanel(QWidget):
+    resume_requested = Signal(int)
+    new_run_requested = Signal(dict)     # a stored config
+    export_requested = Signal(int)
+    curves_requested = Signal(int)
+    model_requested = Signal(int)        # load this run's latest checkpoint for predictions and probing
+
+    def __init__(self, repository, parent=None):
+        super().__init__(parent)
+        self.setObjectName("runsPanel")
+        self.repository = repository
+
+        self.filter = QLineEdit(objectName="runsFilter")
+        self.filter.setPlaceholderText("filter by name or tag")
+        self.status = QComboBox(objectName="runsStatusFilter")
+        self.status.addItems(["all statuses", "running", "paused", "completed", "stopped", "failed", "interrupted"])
+        top = QHBoxLayout()
+        top.addWidget(self.filter, 1)
+        top.addWidget(self.status)
+
+        self.table = QTableWidget(0, len(COLUMNS), objectName="runsTable")
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.ExtendedSelection)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.setSortingEnabled(True)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+
+        buttons = QHBoxLayout()
+        self.buttons = {}
+        for key, label, tip in (("curves", "Show curves", "Show the selected run in the live plots"),
+                                ("model", "Use model", "Load the run's latest checkpoint for predictions and the probe"),
+                                ("resume", "Resume", "Continue the run from its last checkpoint"),
+                                ("new", "New run from config", "Put the run's settings into the training form"),
+                                ("export", "Export…", "Write a Hugging Face transformers model directory"),
+                                ("rename", "Rename…", ""), ("notes", "Notes & tags…", ""), ("delete", "Delete…", "")):
+            button = QPushButton(label, objectName=f"runs_{key}Button")
+            button.setToolTip(tip)
+            buttons.addWidget(button)
+            self.buttons[key] = button
+        buttons.addStretch(1)
+
+        self.metric = QComboBox(objectName="compareMetric")
+        for key, label in COMPARE_CHOICES:
+            self.metric.addItem(label, key)
+        self.compare_plot = pg.PlotWidget(objectName="comparePlot")
+        self.compare_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.compare_plot.setLabel("bottom", "step")
+        self.legend = self.compare_plot.addLegend()
+        self.diff = QTableWidget(0, 1, objectName="configDiff")
+        self.diff.verticalHeader().setDefaultSectionSize(20)
+        self.diff.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        compare = QWidget()
+        compare_layout = QVBoxLayout(compare)
+        compare_layout.setContentsMargins(0, 0, 0, 0)
+        metric_row = QHBoxLayout()
+        metric_row.addWidget(QLabel("Compare"))
+        metric_row.addWidget(self.metric)
+        metric_row.addStretch(1)
+        compare_layout.addLayout(metric_row)
+        compare_layout.addWidget(self.compare_plot, 1)
+        diff_box = QWidget()
+        diff_layout = QVBoxLayout(diff_box)
+        diff_layout.setContentsMargins(0, 0, 0, 0)
+        self.diff_title = QLabel("Select two or more runs to see the settings that differ.")
+        diff_layout.addWidget(self.diff_title)
+        diff_layout.addWidget(self.diff, 1)
+
+        lower = QSplitter(Qt.Horizontal)
+        lower.addWidget(compare)
+        lower.addWidget(diff_box)
+        lower.setSizes([600, 400])
+        splitter = QSplitter(Qt.Vertical)
+        table_box = QWidget()
+        table_layout = QVBoxLayout(table_box)
+        table_layout.setContentsMargins(0, 0, 0, 0)
+        table_layout.addLayout(top)
+        table_layout.addWidget(self.table, 1)
+        table_layout.addLayout(buttons)
+        splitter.addWidget(table_box)
+        splitter.addWidget(lower)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(splitter)
+
+        self.filter.textChanged.connect(self._apply_filter)
+        self.status.currentIndexChanged.connect(self.refresh)
+        self.table.itemSelectionChanged.connect(self._selection_changed)
+        self.metric.currentIndexChanged.connect(self._selection_changed)
+        self.buttons["curves"].clicked.connect(lambda: self._emit_single(self.curves_requested))
+        self.buttons["model"].clicked.connect(lambda: self._emit_single(self.model_requested))
+        self.buttons["resume"].clicked.connect(lambda: self._emit_single(self.resume_requested))
+        self.buttons["export"].clicked.connect(lambda: self._emit_single(self.export_requested))
+        self.buttons["new"].clicked.connect(self._new_run)
+        self.buttons["rename"].clicked.connect(self._rename)
+        self.buttons["notes"].clicked.connect(self._notes)
+        self.buttons["delete"].clicked.connect(self._delete)
+        self.timer = QTimer(self, interval=3000)
+        self.timer.timeout.connect(self._refresh_if_visible)
+        self.timer.start()
+        self.runs = {}
+        self.refresh()
+
+    # --- table ---------------------------------------------------------------------------------------
+
+    def _refresh_if_visible(self) -> None:
+        if self.isVisible():
+            self.refresh()
+
+    def refresh(self) -> None:
+        from workbench.commands.history import run_summary
+
+        status = self.status.currentText()
+        try:
+            self.repository.mark_interrupted_runs()
+            runs = self.repository.list_runs(status=None if status == "all statuses" else status)
+            summaries = [run_summary(self.repository, run) for run in runs]
+        except StoreError as exc:
+            self.diff_title.setText(f"Cannot read the run database: {exc}")
+            return
+        selected = set(self.selected_ids())
+        self.runs = {run.id: run for run in runs}
+        self.table.setSortingEnabled(False)
+        self.table.blockSignals(True)
+        self.table.setRowCount(len(summaries))
+        for row, s in enumerate(summaries):
+            cells = [
+                NumberItem(s["id"], str(s["id"])), QTableWidgetItem(s["name"]), QTableWidgetItem(s["status"]),
+                NumberItem(s["steps"], f"{s['steps']:,}/{s['max_steps']:,}"),
+                NumberItem(s["duration_seconds"], duration(s["duration_seconds"])),
+                NumberItem(s["mlm_loss"], _fmt(s["mlm_loss"], ".4f")),
+                NumberItem(s["mlm_accuracy"], _fmt(s["mlm_accuracy"], ".3f")),
+                NumberItem(s["nsp_accuracy"], _fmt(s["nsp_accuracy"], ".3f")),
+                NumberItem(s["tokens_per_second"], _fmt(s["tokens_per_second"], ",.0f")),
+                QTableWidgetItem(s["device"]), QTableWidgetItem(s["created"].replace("T", " ")),
+            ]
+            cells[1].setToolTip(", ".join(s["tags"]) or "no tags")
+            cells[0].setData(Qt.UserRole, s["id"])
+            cells[0].setData(Qt.UserRole + 1, " ".join([s["name"]] + s["tags"]).lower())
+            for column, item in enumerate(cells):
+                self.table.setItem(row, column, item)
+        self.table.setSortingEnabled(True)
+        for row in range(self.table.rowCount()):
+            if self.table.item(row, 0).data(Qt.UserRole) in selected:
+                self.table.selectRow(row)
+        self.table.blockSignals(False)
+        self._apply_filter()
+
+    def _apply_filter(self) -> None:
+        needle = self.filter.text().strip().lower()
+        for row in range(self.table.rowCount()):
+            haystack = self.table.item(row, 0).data(Qt.UserRole + 1) or ""
+            self.table.setRowHidden(row, bool(needle) and needle not in haystack)
+
+    def selected_ids(self) -> list[int]:
+        rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
+        return [self.table.item(row, 0).data(Qt.UserRole) for row in rows]
+
+    def select_runs(self, run_ids: list[int]) -> None:
+        self.table.clearSelection()
+        mode = self.table.selectionMode()
+        self.table.setSelectionMode(QAbstractItemView.MultiSelection)
+        for row in range(self.table.rowCount()):
+            if self.table.item(row, 0).data(Qt.UserRole) in run_ids:
+                self.table.selectRow(row)
+        self.table.setSelectionMode(mode)
+
+    # --- comparison ------------------------------------------------------------------------------------
+
+    def _selection_changed(self) -> None:
+        ids = self.selected_ids()
+        single = len(ids) == 1
+        for key in ("curves", "model", "resume", "new", "export", "rename", "notes"):
+            self.buttons[key].setEnabled(single)
+        self.buttons["delete"].setEnabled(bool(ids))
+        self.compare_plot.clear()
+        self.legend.clear()
+        metric = self.metric.currentData()
+        for i, run_id in enumerate(ids[:len(PALETTE)]):
+            series = self.repository.series(run_id, metric)
+            run = self.runs.get(run_id)
+            curve = self.compare_plot.plot(series.steps, series.values, pen=pg.mkPen(PALETTE[i], width=1.5))
+            self.legend.addItem(curve, f"{run_id} {run.name if run else ''}")
+        self._show_diff(ids)
+
+    def _show_diff(self, ids: list[int]) -> None:
+        runs = [self.runs[i] for i in ids if i in self.runs]
+        if len(runs) < 2:
+            self.diff.setRowCount(0)
+            self.diff_title.setText("Select two or more runs to see the settings that differ.")
+            return
+        differences = config_differences([run.config for run in runs])
+        self.diff_title.setText(f"{len(differences)} settings differ" if differences else "Same settings")
+        self.diff.setColumnCount(len(runs))
+        self.diff.setHorizontalHeaderLabels([f"{run.id} {run.name}" for run in runs])
+        self.diff.setRowCount(len(differences))
+        self.diff.setVerticalHeaderLabels(list(differences))
+        for row, values in enumerate(differences.values()):
+            for column, value in enumerate(values):
+                self.diff.setItem(row, column, QTableWidgetItem(json.dumps(value)))
+
+    def diff_keys(self) -> list[str]:
+        return [self.diff.verticalHeaderItem(row).text() for row in range(self.diff.rowCount())]
+
+    # --- actions ---------------------------------------------------------------------------------------
+
+    def _emit_single(self, signal) -> None:
+        ids = self.selected_ids()
+        if len(ids) == 1:
+            signal.emit(ids[0])
+
+    def _new_run(self) -> None:
+        ids = self.selected_ids()
+        if len(ids) == 1:
+            self.new_run_requested.emit(self.repository.get(ids[0]).config)
+
+    def _rename(self) -> None:
+        ids = self.selected_ids()
+        if len(ids) != 1:
+            return
+        name, ok = QInputDialog.getText(self, "Rename run", "Name:", text=self.runs[ids[0]].name)
+        if ok and name.strip():
+            self.repository.rename(ids[0], name)
+            self.refresh()
+
+    def _notes(self) -> None:
+        ids = self.selected_ids()
+        if len(ids) != 1:
+            return
+        run = self.repository.get(ids[0])
+        notes, ok = QInputDialog.getMultiLineText(self, "Notes", f"Notes for run {run.id}:", run.notes)
+        if not ok:
+            return
+        tags, ok = QInputDialog.getText(self, "Tags", "Tags (comma separated):", text=", ".join(run.tag_names))
+        self.repository.set_notes(run.id, notes)
+        if ok:
+            wanted = {t.strip() for t in tags.split(",") if t.strip()}
+            self.repository.tag(run.id, add=wanted, remove=set(run.tag_names) - wanted)
+        self.refresh()
+
+    def _delete(self) -> None:
+        ids = self.selected_ids()
+        if not ids:
+            return
+        busy = [i for i in ids if self.runs[i].status in ("running", "paused")]
+        if busy:
+            QMessageBox.information(self, "Delete runs", f"Run {busy[0]} is still {self.runs[busy[0]].status}; stop it first.")
+            return
+        answer = QMessageBox.question(
+            self, "Delete runs", f"Delete {len(ids)} run(s) ({', '.join(map(str, ids))}) with their curves and "
+            "checkpoints on disk? This cannot be undone.")
+        if answer == QMessageBox.Yes:
+            self.delete_runs(ids)
+
+    def delete_runs(self, ids: list[int]) -> None:
+        from workbench.commands.history import remove_run_files
+
+        for run_id in ids:
+            run = self.repository.delete(run_id)
+            remove_run_files(run)
+        self.refresh()
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
