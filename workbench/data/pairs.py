@@ -65,7 +65,10 @@ def document_split(num_documents: int, heldout_fraction: float) -> tuple[np.ndar
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     z = z ^ (z >> np.uint64(31))
-    heldout = (z % np.uint64(1_000_000)).astype(np.float64) < heldout_fraction * 1_000_000
+    score = (z % np.uint64(1_000_000)).astype(np.float64)
+    heldout = score < heldout_fraction * 1_000_000
+    if heldout_fraction > 0 and not heldout.any() and num_documents >= 2:
+        heldout[int(np.argmin(score))] = True  # a small corpus still gets one document to evaluate on
     if heldout.all() and num_documents:
         heldout[0] = False
     return np.flatnonzero(~heldout), np.flatnonzero(heldout)

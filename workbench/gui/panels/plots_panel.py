@@ -18,15 +18,16 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
-METRICS = (
+METRICS = (  # drawn in this order, three to a row
     ("mlm_loss", "MLM loss", True),
     ("nsp_loss", "NSP loss", True),
+    ("lr", "Learning rate", False),
     ("mlm_accuracy", "MLM accuracy", False),
     ("nsp_accuracy", "NSP accuracy", False),
-    ("lr", "Learning rate", False),
     ("grad_norm", "Gradient norm", True),
     ("tokens_per_second", "Tokens / s", False),
 )
+COLUMNS = 3
 EVAL_METRICS = ("mlm_loss", "nsp_loss", "mlm_accuracy", "nsp_accuracy")
 X_AXES = (("step", "Step"), ("tokens_seen", "Tokens seen"), ("elapsed", "Time (s)"))
 TRAIN_COLOR = (31, 119, 180)
@@ -125,12 +126,12 @@ class PlotsPanel(QWidget):
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.eval_points: dict[str, pg.PlotDataItem] = {}
         for index, (metric, title, _) in enumerate(METRICS):
-            plot = self.graphics.addPlot(row=index // 2, col=index % 2)
+            plot = self.graphics.addPlot(row=index // COLUMNS, col=index % COLUMNS)
             plot.setTitle(title, color=foreground, size="10pt")
             for axis in ("left", "bottom"):
                 plot.getAxis(axis).setTextPen(foreground)
                 plot.getAxis(axis).setPen(foreground)
-            plot.setMinimumHeight(150)
+            plot.setMinimumHeight(110)
             plot.showGrid(x=True, y=True, alpha=0.2)
             plot.setDownsampling(auto=True, mode="peak")
             plot.setClipToView(True)

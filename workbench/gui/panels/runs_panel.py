@@ -78,7 +78,7 @@ class RunsPanel(QWidget):
                                 ("resume", "Resume", "Continue the run from its last checkpoint"),
                                 ("new", "New run from config", "Put the run's settings into the training form"),
                                 ("export", "Export…", "Write a Hugging Face transformers model directory"),
-                                ("rename", "Rename…", ""), ("notes", "Notes & tags…", ""), ("delete", "Delete…", "")):
+                                ("rename", "Rename…", ""), ("notes", "Notes && tags…", ""), ("delete", "Delete…", "")):
             button = QPushButton(label, objectName=f"runs_{key}Button")
             button.setToolTip(tip)
             buttons.addWidget(button)
@@ -92,7 +92,7 @@ class RunsPanel(QWidget):
         self.compare_plot.showGrid(x=True, y=True, alpha=0.2)
         self.compare_plot.setLabel("bottom", "step")
         self.legend = self.compare_plot.addLegend()
-        self.diff = QTableWidget(0, 1, objectName="configDiff")
+        self.diff = QTableWidget(0, 0, objectName="configDiff")
         self.diff.verticalHeader().setDefaultSectionSize(20)
         self.diff.setEditTriggers(QAbstractItemView.NoEditTriggers)
         compare = QWidget()
@@ -232,6 +232,7 @@ class RunsPanel(QWidget):
         runs = [self.runs[i] for i in ids if i in self.runs]
         if len(runs) < 2:
             self.diff.setRowCount(0)
+            self.diff.setColumnCount(0)
             self.diff_title.setText("Select two or more runs to see the settings that differ.")
             return
         differences = config_differences([run.config for run in runs])

@@ -1,0 +1,189 @@
+"""The real window, offscreen: corpus, masking preview, training, runs, probe, closing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtWidgets import QMessageBox, QPushButton, QWidget  # noqa: E402
+
+from conftest import write_learnable_corpus  # noqa: E402
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path):
+    from workbench.gui.main_window import MainWindow
+
+    def make(**kwargs):
+        window = MainWindow(db=str(tmp_path / "runs.db"), data_dir=tmp_path / "data",
+                            settings=QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat),
+                            prepare_on_start=False, **kwargs)
+        qtbot.addWidget(window)
+        window.show()
+        return window
+    return make
+
+
+def prepare(qtbot, window, corpus):
+    window.corpus.set_sources([str(corpus)])
+    window.corpus.vocab_size.setValue(256)
+    window.corpus.request_prepare()
+    qtbot.waitUntil(lambda: window.prepare_job is None, timeout=120_000)
+    assert window.dataset is not None, window.last_error
+
+
+def set_run(window, steps=20, **values):
+    form = window.training.widgets
+    form[("train", "max_steps")].setValue(steps)
+    form[("train", "batch_size")].setValue(values.get("batch_size", 8))
+    form[("train", "eval_every")].setValue(values.get("eval_every", 10))
+    form[("train", "checkpoint_every")].setValue(values.get("checkpoint_every", 10))
+    form[("train", "warmup_steps")].setValue(2)
+    form[("train", "log_every")].setValue(1)
+    form[("train", "learning_rate")].setValue(values.get("learning_rate", 0.002))
+    window.masking.max_length.setValue(32)
+
+
+def train(qtbot, window, timeout=240_000):
+    assert window.training.start_button.isEnabled(), window.training.message.text()
+    window.training.start_button.click()
+    qtbot.waitUntil(lambda: window.training_job is not None, timeout=5000)
+    qtbot.waitUntil(lambda: window.training_job is None, timeout=timeout)
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    return write_learnable_corpus(tmp_path / "topics.txt", documents=200)
+
+
+def test_window_has_its_named_panels_and_controls(make_window):
+    window = make_window()
+    for name in ("corpusPanel", "maskingPanel", "trainingPanel", "plotsPanel", "runsPanel", "probePanel"):
+        assert window.findChild(QWidget, name) is not None, name
+    for name in ("startButton", "pauseButton", "stopButton"):
+        assert window.findChild(QPushButton, name) is not None, name
+    assert window.training.widgets[("model", "preset")].currentText() == "tiny"
+    assert not window.training.start_button.isEnabled()  # no dataset yet
+    assert "Prepare a dataset" in window.training.message.text()
+
+
+def test_form_validates_as_you_type(make_window, corpus, qtbot):
+    window = make_window()
+    prepare(qtbot, window, corpus)
+    assert window.training.start_button.isEnabled()
+    window.training.widgets[("train", "batch_size")].setValue(10)
+    window.training.base.train.gradient_accumulation_steps = 3
+    window.training.validate()
+    assert "train.batch_size (10) must be divisible by train.gradient_accumulation_steps (3)" in \
+        window.training.message.text()
+    assert not window.training.start_button.isEnabled()
+    window.training.base.train.gradient_accumulation_steps = 1
+    window.training.validate()
+    assert window.training.start_button.isEnabled()
+    command = window.training.torchrun_command()
+    assert command.startswith("torchrun --nproc-per-node 8 -m workbench train") and "--set train.batch_size=10" in command
+
+
+def test_masking_preview_shows_what_training_uses(make_window, corpus, qtbot):
+    from workbench.data.batches import BatchStream
+
+    window = make_window()
+    prepare(qtbot, window, corpus)
+    panel = window.masking
+    panel.strategy.setCurrentText("whole_word")
+    panel.probability.setValue(0.3)
+    panel.max_length.setValue(32)
+    panel.seed.setValue(7)
+    panel.example.setValue(11)
+    panel.redraw()
+    batch, row = panel.current
+    config = panel.apply_to(window.training.config())
+    expected = BatchStream(window.dataset, config, panel.batch_size, 7).batch(0, 11 // panel.batch_size)
+    assert row == 11 % panel.batch_size
+    assert np.array_equal(batch.kinds, expected.kinds) and np.array_equal(batch.input_ids, expected.input_ids)
+    html = panel.view.toHtml()
+    assert "[MASK] (" in html and ("IsNext" in panel.header.text() or "NotNext" in panel.header.text())
+    stats = panel.measure()
+    assert stats["samples"] == 2000 and stats["special_selected"] == 0
+    assert "(0.300)" in panel.stats_labels["selected_fraction"].text()
+
+
+def test_bad_corpus_gives_a_message_and_the_panel_stays_usable(make_window, tmp_path, qtbot):
+    window = make_window()
+    bad = tmp_path / "broken.txt"
+    bad.write_bytes(b"\x00\x01binary")
+    window.corpus.set_sources([str(bad)])
+    window.corpus.request_prepare()
+    qtbot.waitUntil(lambda: window.prepare_job is None, timeout=30_000)
+    assert "broken.txt" in window.last_error and "binary" in window.last_error
+    assert window.corpus.prepare_button.isEnabled() and window.dataset is None
+
+
+def test_a_run_trains_plots_records_and_can_be_probed(make_window, corpus, qtbot):
+    window = make_window()
+    prepare(qtbot, window, corpus)
+    set_run(window, steps=20)
+    train(qtbot, window)
+    assert window.last_error == ""
+    assert window.plots.point_count() == 20 and window.plots.eval.n == 2
+    run = window.repository.get(window.run_id)
+    assert run.status == "completed" and run.steps == 20 and [c.step for c in run.checkpoints] == [10, 20]
+    assert window.runs.table.rowCount() == 1
+    assert window.probe.model is not None
+    predictions = window.probe.fill_mask()
+    assert len(predictions) == 1 and window.probe.results.rowCount() == 5
+    assert 0 <= window.probe.ask_nsp() <= 1
+    assert window.masking.show_predictions.isEnabled()
+    window.masking.redraw()
+    assert "%" in window.masking.view.toPlainText()  # predicted probabilities next to masked tokens
+
+
+def test_pause_resume_and_stop(make_window, corpus, qtbot):
+    window = make_window()
+    prepare(qtbot, window, corpus)
+    set_run(window, steps=100_000, eval_every=0, checkpoint_every=0)
+    window.training.start_button.click()
+    qtbot.waitUntil(lambda: window.plots.point_count() >= 3, timeout=60_000)
+    window.training.pause_button.click()
+    qtbot.waitUntil(lambda: window.training.state == "paused", timeout=30_000)
+    assert window.training.pause_button.text() == "Resume"
+    assert window.repository.get(window.run_id).status == "paused"
+    window.training.pause_button.click()
+    qtbot.waitUntil(lambda: window.training.state == "running", timeout=30_000)
+    window.training.stop_button.click()
+    qtbot.waitUntil(lambda: window.training_job is None, timeout=60_000)
+    run = window.repository.get(window.run_id)
+    assert run.status == "stopped" and run.checkpoints and run.checkpoints[-1].step == run.steps
+
+
+def test_reopened_window_lists_runs_and_diffs_two(make_window, corpus, qtbot):
+    window = make_window()
+    prepare(qtbot, window, corpus)
+    for lr in (0.002, 0.004):
+        set_run(window, steps=5, learning_rate=lr, eval_every=0, checkpoint_every=0)
+        train(qtbot, window)
+    window.close()
+    reopened = make_window()
+    reopened.runs.refresh()
+    assert reopened.runs.table.rowCount() == 2
+    reopened.runs.select_runs([1, 2])
+    assert "train.learning_rate" in reopened.runs.diff_keys()
+    assert "model.hidden_size" not in reopened.runs.diff_keys()
+    assert len(reopened.runs.compare_plot.getPlotItem().listDataItems()) == 2
+
+
+def test_closing_during_a_run_stops_it_with_a_checkpoint(make_window, corpus, qtbot, monkeypatch):
+    window = make_window()
+    prepare(qtbot, window, corpus)
+    set_run(window, steps=100_000, eval_every=0, checkpoint_every=0)
+    window.training.start_button.click()
+    qtbot.waitUntil(lambda: window.plots.point_count() >= 2, timeout=60_000)
+    monkeypatch.setattr(QMessageBox, "question", lambda *args, **kwargs: QMessageBox.Yes)
+    run_id = window.run_id
+    window.close()
+    assert window.training_job is None
+    run = window.repository.get(run_id)
+    assert run.status == "stopped" and "window closed" in run.reason
+    assert run.checkpoints and run.checkpoints[-1].step == run.steps
