@@ -24,3 +24,7 @@ class TokenizerError(WorkbenchError):
 
 class DatasetError(WorkbenchError):
     """A prepared dataset directory is missing, incomplete or incompatible."""
+
+
+class StoreError(WorkbenchError):
+    """The run database cannot be opened or used."""

@@ -5,6 +5,20 @@ from __future__ import annotations
 import sys
 
 
+def release(app, window) -> None:
+    """Delete the window while the application still exists.
+
+    Left to the interpreter's shutdown, Python may destroy the QApplication before
+    the window's C++ objects, which crashes at exit.
+    """
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    window.close()
+    window.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+    app.processEvents()
+
+
 def run_app(db: str | None = None, argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
@@ -16,4 +30,7 @@ def run_app(db: str | None = None, argv: list[str] | None = None) -> int:
 
     window = MainWindow(db=db)
     window.show()
-    return app.exec()
+    code = app.exec()
+    release(app, window)
+    del window
+    return code

@@ -42,15 +42,14 @@ class MainWindow(QMainWindow):
     def __init__(self, db: str | None = None, data_dir: str | Path | None = None, settings: QSettings | None = None,
                  prepare_on_start: bool = True):
         super().__init__()
-        from workbench.store.database import resolve_url
-        from workbench.store.repository import RunRepository
+        from workbench.store.location import resolve_url
 
         self.setWindowTitle("Pre-training Workbench")
         if ICON.exists():
             self.setWindowIcon(QIcon(str(ICON)))
         self.data_dir = Path(data_dir) if data_dir else default_data_dir()
         self.db_url = resolve_url(db)
-        self.repository = RunRepository(self.db_url)
+        self.repository = None  # opened right after the first paint (SQLAlchemy and Alembic take ~1 s to load)
         self.settings = settings or QSettings("pretrain-workbench", "workbench")
         self.dataset = None
         self.prepare_job = None      # (thread, worker)
@@ -65,13 +64,12 @@ class MainWindow(QMainWindow):
         palette = self.palette()  # plots follow the light or dark system palette
         # Colour names, not QColor objects: a QColor kept in pyqtgraph's global options outlives the
         # application and crashes the interpreter at exit.
-        pg.setConfigOptions(background=palette.base().color().name(), foreground=palette.text().color().name(),
-                            antialias=True)
+        pg.setConfigOptions(background=palette.base().color().name(), foreground=palette.text().color().name())
         self.corpus = CorpusPanel(datasets_root=self.data_dir / "datasets")
         self.masking = MaskingPanel()
         self.training = TrainingPanel()
         self.plots = PlotsPanel()
-        self.runs = RunsPanel(self.repository)
+        self.runs = RunsPanel()
         self.probe = ProbePanel()
         self.docks: dict[str, QDockWidget] = {}
         for key, title, panel in (("training", "Training", self.training), ("corpus", "Corpus", self.corpus),
@@ -94,8 +92,23 @@ class MainWindow(QMainWindow):
         self._connect()
         self.resize(1500, 950)
         self._restore_settings()
+        QTimer.singleShot(0, self.open_repository)
         if prepare_on_start:
             QTimer.singleShot(0, self.corpus.request_prepare)
+
+    def open_repository(self) -> None:
+        """Open (and, if needed, create or upgrade) the run database; errors become a message."""
+        if self.repository is not None:
+            return
+        from workbench.errors import WorkbenchError
+        from workbench.store.repository import RunRepository
+
+        try:
+            self.repository = RunRepository(self.db_url)
+        except WorkbenchError as exc:
+            self.show_error("Cannot open the run database", str(exc))
+            return
+        self.runs.set_repository(self.repository)
 
     # --- layout ------------------------------------------------------------------------------------
 
@@ -379,6 +392,7 @@ class MainWindow(QMainWindow):
     def _checkpoint_of(self, run_id: int) -> str | None:
         from workbench.train.checkpoint import CheckpointError, find_checkpoint
 
+        self.open_repository()
         run = self.repository.get(run_id)
         try:
             return str(find_checkpoint(run.run_dir))
@@ -395,6 +409,7 @@ class MainWindow(QMainWindow):
         from workbench.config import WorkbenchConfig as _Config
         from workbench.train.checkpoint import checkpoint_config
 
+        self.open_repository()
         run = self.repository.get(run_id)
         if run.status in ("running", "paused"):
             self.show_error("Cannot resume", f"Run {run_id} is still {run.status}.")
@@ -409,6 +424,7 @@ class MainWindow(QMainWindow):
         self.start_training(resume_from=path, run_id=run_id, config=config)
 
     def _resume_interrupted(self) -> None:
+        self.open_repository()
         interrupted = self.repository.list_runs(status="interrupted")
         if not interrupted:
             QMessageBox.information(self, "Resume", "No interrupted run.")
@@ -435,6 +451,7 @@ class MainWindow(QMainWindow):
     def show_run_curves(self, run_id: int) -> None:
         from workbench.commands.history import all_series
 
+        self.open_repository()
         self.plots.load_series(all_series(self.repository, run_id))
         self.docks["plots"].raise_()
 
@@ -468,7 +485,7 @@ class MainWindow(QMainWindow):
         if not path:
             return
         from workbench.errors import WorkbenchError
-        from workbench.store.database import resolve_url
+        from workbench.store.location import resolve_url
         from workbench.store.repository import RunRepository
 
         try:
@@ -477,8 +494,7 @@ class MainWindow(QMainWindow):
             self.show_error("Cannot open the database", str(exc))
             return
         self.db_url = resolve_url(path)
-        self.runs.repository = self.repository
-        self.runs.refresh()
+        self.runs.set_repository(self.repository)
 
     # --- help ----------------------------------------------------------------------------------------------------
 
@@ -489,7 +505,7 @@ class MainWindow(QMainWindow):
     def _show_about(self) -> None:
         QMessageBox.about(self, "About Pre-training Workbench",
                           f"<b>Pre-training Workbench</b> {__version__}<br>Run and inspect BERT-style pre-training "
-                          f"(MLM + NSP).<br>Run database: {self.repository.url}")
+                          f"(MLM + NSP).<br>Run database: {self.db_url}")
 
     # --- closing ---------------------------------------------------------------------------------------------------
 

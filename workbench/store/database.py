@@ -13,7 +13,6 @@ revision we do not know) is refused rather than touched.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, inspect, text
@@ -21,29 +20,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from workbench.errors import WorkbenchError
+from workbench.errors import StoreError
+from workbench.store.location import default_database_url, resolve_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000
-
-
-class StoreError(WorkbenchError):
-    """The run database cannot be opened or used."""
-
-
-def default_database_url() -> str:
-    import platformdirs
-
-    folder = Path(platformdirs.user_data_dir("pretrain-workbench", appauthor=False))
-    return f"sqlite:///{folder / 'runs.db'}"
-
-
-def resolve_url(url: str | None = None) -> str:
-    """``url`` if given, else ``WORKBENCH_DB``, else the default file. A bare path means SQLite."""
-    url = url or os.environ.get("WORKBENCH_DB") or default_database_url()
-    if "://" not in url:
-        url = f"sqlite:///{Path(url).expanduser().resolve()}"
-    return url
 
 
 def _sqlite_path(url: str) -> Path | None:

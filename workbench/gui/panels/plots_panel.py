@@ -3,8 +3,9 @@
 Points arrive with every step event into numpy buffers (grown by doubling);
 the plots are redrawn from a 10 Hz timer on the GUI thread, only when
 something changed and only when the panel is visible. Each curve is one
-persistent ``PlotDataItem`` updated with ``setData``, with peak downsampling
-and clip-to-view, so a million points per curve stay smooth.
+persistent ``PlotDataItem`` updated with ``setData``; it is handed only the
+visible stretch, reduced to a min/max envelope of a few thousand points, and
+smoothing is extended incrementally, so a million points per curve stay smooth.
 Smoothing, log scale and the x axis are *live* settings: they change how the
 run is shown, never the run.
 """
@@ -12,6 +13,7 @@ run is shown, never the run.
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pyqtgraph as pg
@@ -69,23 +71,79 @@ class GrowingColumns:
         self.n = 0
 
 
-def ema(values: np.ndarray, weight: float) -> np.ndarray:
-    """Exponential moving average, debiased as TensorBoard's smoothing; vectorised by blocks.
+def ema_biased(values: np.ndarray, weight: float, previous: float = 0.0) -> np.ndarray:
+    """y_k = w y_(k-1) + (1 - w) x_k from y_0 = ``previous``, vectorised by blocks.
 
-    y_k = w y_(k-1) + (1 - w) x_k, so inside a block that starts from y_0:
-    y_k = w^k (y_0 + (1 - w) sum_(j<=k) w^-j x_j); blocks are short enough that w^-k stays finite.
+    Inside a block, y_k = w^k (y_0 + (1 - w) sum_(j<=k) w^-j x_j); blocks are short
+    enough that w^-k stays finite.
     """
-    if weight <= 0 or len(values) == 0:
-        return values
     out = np.empty(len(values))
     block = max(1, min(4096, int(200 / -math.log(weight))))
-    previous = 0.0
     for start in range(0, len(values), block):
         x = values[start:start + block]
         k = np.arange(1, len(x) + 1)
         out[start:start + len(x)] = weight ** k * (previous + (1 - weight) * np.cumsum(x * weight ** -k))
         previous = out[start + len(x) - 1]
-    return out / (1 - weight ** np.arange(1, len(values) + 1))
+    return out
+
+
+def ema(values: np.ndarray, weight: float) -> np.ndarray:
+    """Exponential moving average, debiased as TensorBoard's smoothing."""
+    if weight <= 0 or len(values) == 0:
+        return values
+    return ema_biased(values, weight) / (1 - weight ** np.arange(1, len(values) + 1))
+
+
+def envelope(x: np.ndarray, y: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most 2 * ``bins`` points that keep every peak: the min and max of each bin, in order."""
+    n = len(x)
+    if n <= 2 * bins:
+        return x, y
+    per = n // bins
+    cut = per * bins
+    ys = y[:cut].reshape(bins, per)
+    xs = x[:cut].reshape(bins, per)
+    if np.isnan(ys).any():  # a missing metric (NaN) must not win the min or the max
+        low = np.where(np.isnan(ys), np.inf, ys).argmin(axis=1)
+        high = np.where(np.isnan(ys), -np.inf, ys).argmax(axis=1)
+    else:
+        low, high = ys.argmin(axis=1), ys.argmax(axis=1)
+    first = np.minimum(low, high)
+    second = np.maximum(low, high)
+    rows = np.arange(bins)
+    out_x = np.column_stack([xs[rows, first], xs[rows, second]]).ravel()
+    out_y = np.column_stack([ys[rows, first], ys[rows, second]]).ravel()
+    return np.concatenate([out_x, x[cut:]]), np.concatenate([out_y, y[cut:]])
+
+
+class SmoothedCache:
+    """Smoothed copies of the curves, extended as points arrive (a full pass only when the weight changes)."""
+
+    def __init__(self) -> None:
+        self.weight = -1.0
+        self.biased: dict[str, GrowingColumns] = {}
+        self.state: dict[str, float] = {}
+        self.debias = np.ones(0)   # 1 / (1 - w^k), shared by every curve
+
+    def get(self, name: str, values: np.ndarray, weight: float) -> np.ndarray:
+        if weight <= 0:
+            return values
+        if weight != self.weight:
+            self.weight, self.biased, self.state, self.debias = weight, {}, {}, np.ones(0)
+        column = self.biased.setdefault(name, GrowingColumns(("y",)))
+        if column.n > len(values):
+            column.clear()
+            self.state[name] = 0.0
+        if column.n < len(values):
+            new = ema_biased(values[column.n:], weight, self.state.get(name, 0.0))
+            column.extend({"y": new})
+            self.state[name] = float(new[-1])
+        n = len(values)
+        if len(self.debias) < n:
+            size = max(n, 2 * len(self.debias))
+            with np.errstate(over="ignore"):
+                self.debias = 1.0 / (1.0 - weight ** np.arange(1, size + 1, dtype=float))
+        return column.view("y")[:n] * self.debias[:n]
 
 
 class PlotsPanel(QWidget):
@@ -97,6 +155,7 @@ class PlotsPanel(QWidget):
         self.last_tokens = 0.0
         self.last_elapsed = 0.0
         self.dirty = False
+        self.smoothed = SmoothedCache()
 
         controls = QHBoxLayout()
         controls.addWidget(QLabel("Smoothing"))
@@ -136,6 +195,7 @@ class PlotsPanel(QWidget):
             plot.setDownsampling(auto=True, mode="peak")
             plot.setClipToView(True)
             self.curves[metric] = plot.plot(pen=pg.mkPen(TRAIN_COLOR, width=1.5), name="train")
+            plot.vb.sigXRangeChanged.connect(self._mark_dirty)  # zooming re-cuts the visible stretch
             if metric in EVAL_METRICS:
                 self.eval_points[metric] = plot.plot(pen=None, symbol="o", symbolSize=7, symbolBrush=EVAL_COLOR,
                                                      symbolPen=None, name="held-out")
@@ -219,18 +279,34 @@ class PlotsPanel(QWidget):
         if not self.dirty or not self.isVisible():
             return  # hidden plots are not redrawn
         self.dirty = False
+        started = time.perf_counter()
         x_key = self.x_axis.currentData()
         weight = self.smoothing.value() / 100.0
         x = self.train.view(x_key)
         for metric, _, _ in METRICS:
             y = self.train.view(metric)
             if metric not in ("lr", "tokens_per_second"):
-                y = ema(y, weight)
-            self.curves[metric].setData(x, y)
+                y = self.smoothed.get(metric, y, weight)
+            # Only the visible stretch, reduced to a peak-keeping envelope: a million points
+            # cost a slice and a reshape, and the curve hands pyqtgraph a few thousand.
+            low, high = self._visible_slice(metric, x)
+            self.curves[metric].setData(*envelope(x[low:high], y[low:high], 2000))
             self.plots[metric].setLabel("bottom", dict(X_AXES)[x_key])
         ex = self.eval.view(x_key)
         for metric in EVAL_METRICS:
             self.eval_points[metric].setData(ex, self.eval.view(metric))
+        # Redrawing must not take more than a fifth of the GUI thread's time, however long the run.
+        cost_ms = 1000 * (time.perf_counter() - started)
+        self.timer.setInterval(int(min(2000, max(100, 5 * cost_ms))))
+
+    def _visible_slice(self, metric: str, x: np.ndarray) -> tuple[int, int]:
+        view = self.plots[metric].vb
+        if view.autoRangeEnabled()[0] or len(x) == 0:
+            return 0, len(x)
+        left, right = view.viewRange()[0]
+        low = max(0, int(np.searchsorted(x, left)) - 1)
+        high = min(len(x), int(np.searchsorted(x, right)) + 1)
+        return low, high
 
     def _hover(self, position) -> None:
         for metric, plot in self.plots.items():

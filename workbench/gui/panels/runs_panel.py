@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 
 from workbench.commands.common import duration
 from workbench.store.comparison import config_differences
-from workbench.store.database import StoreError
+from workbench.errors import StoreError
 
 COLUMNS = ("id", "name", "status", "steps", "time", "MLM loss", "MLM acc", "NSP acc", "tokens/s", "device", "created")
 COMPARE_CHOICES = (("mlm_loss", "MLM loss"), ("loss", "loss"), ("mlm_accuracy", "MLM accuracy"),
@@ -48,7 +48,7 @@ class RunsPanel(QWidget):
     curves_requested = Signal(int)
     model_requested = Signal(int)        # load this run's latest checkpoint for predictions and probing
 
-    def __init__(self, repository, parent=None):
+    def __init__(self, repository=None, parent=None):
         super().__init__(parent)
         self.setObjectName("runsPanel")
         self.repository = repository
@@ -146,6 +146,10 @@ class RunsPanel(QWidget):
         self.runs = {}
         self.refresh()
 
+    def set_repository(self, repository) -> None:
+        self.repository = repository
+        self.refresh()
+
     # --- table ---------------------------------------------------------------------------------------
 
     def _refresh_if_visible(self) -> None:
@@ -155,6 +159,8 @@ class RunsPanel(QWidget):
     def refresh(self) -> None:
         from workbench.commands.history import run_summary
 
+        if self.repository is None:
+            return  # the window opens the database after its first paint
         status = self.status.currentText()
         try:
             self.repository.mark_interrupted_runs()

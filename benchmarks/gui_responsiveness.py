@@ -1,0 +1,156 @@
+"""The window's speed: time to first paint, plots with a million points, lateness while training. JSON.
+
+    python benchmarks/gui_responsiveness.py [--train-seconds 20]
+
+* first paint: from starting a fresh Python process to the window painted (torch not imported);
+* plots: append 1,000,000 points to every curve, then time redraws (setData + paint);
+* responsiveness: while a ``tiny`` run trains at full speed on the sample corpus, a 10 ms timer
+  on the GUI thread records how late it fires (p50 / p99 / max).
+Runs offscreen (QT_QPA_PLATFORM=offscreen) unless a display is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+FIRST_PAINT = r"""
+import sys, time
+t0 = float(sys.argv[1])
+def main():
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+    app = QApplication([])
+    from workbench.gui.app import release
+    from workbench.gui.main_window import MainWindow
+    window = MainWindow(db=sys.argv[2], data_dir=sys.argv[3], settings=QSettings(sys.argv[4], QSettings.IniFormat),
+                        prepare_on_start=False)
+    window.show()
+    window.repaint()  # painted here; the run database opens on the first turn of the event loop, after this
+    print(time.time() - t0, "torch" in sys.modules, flush=True)
+    app.processEvents()
+    release(app, window)
+main()
+"""
+
+
+def first_paint(work: Path) -> dict:
+    times = []
+    torch_loaded = False
+    for i in range(3):
+        start = time.time()
+        out = subprocess.run([sys.executable, "-c", FIRST_PAINT, str(start), str(work / "runs.db"), str(work / "data"),
+                              str(work / f"s{i}.ini")], capture_output=True, text=True, check=True,
+                             env=dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen")))
+        seconds, loaded = out.stdout.split()
+        times.append(float(seconds))
+        torch_loaded = torch_loaded or loaded == "True"
+    return {"seconds_best_of_3": round(min(times), 3), "seconds_all": [round(t, 3) for t in times],
+            "torch_imported_before_paint": torch_loaded}
+
+
+def plots_million(app) -> dict:
+    import numpy as np
+
+    from workbench.gui.panels.plots_panel import PlotsPanel
+
+    panel = PlotsPanel()
+    panel.resize(1200, 800)
+    panel.show()
+    n = 1_000_000
+    steps = np.arange(1, n + 1, dtype=float)
+    columns = {name: np.random.rand(n) for name in panel.train.data}
+    columns.update(step=steps, tokens_seen=steps * 4096, elapsed=steps * 0.05)
+    panel.train.extend(columns)
+    timings = []
+    for _ in range(5):
+        panel.dirty = True
+        start = time.perf_counter()
+        panel.redraw()
+        panel.graphics.repaint()
+        app.processEvents()
+        timings.append(time.perf_counter() - start)
+    panel.plots["mlm_loss"].vb.setXRange(400_000, 410_000)  # zoomed in: clip to view
+    zoom = []
+    for _ in range(5):
+        panel.dirty = True
+        start = time.perf_counter()
+        panel.redraw()
+        panel.graphics.repaint()
+        app.processEvents()
+        zoom.append(time.perf_counter() - start)
+    panel.close()
+    return {"points_per_curve": n, "curves": len(panel.curves), "redraw_ms_median": round(1000 * sorted(timings)[2], 1),
+            "redraw_ms_zoomed_median": round(1000 * sorted(zoom)[2], 1)}
+
+
+def lateness_while_training(app, work: Path, seconds: float) -> dict:
+    from PySide6.QtCore import QElapsedTimer, QEventLoop, QSettings, QTimer
+
+    from workbench.gui.main_window import MainWindow
+
+    window = MainWindow(db=str(work / "runs.db"), data_dir=work / "data",
+                        settings=QSettings(str(work / "train.ini"), QSettings.IniFormat))
+    window.show()
+    deadline = time.time() + 600
+    while window.dataset is None and time.time() < deadline:
+        app.processEvents()
+        time.sleep(0.01)
+    form = window.training.widgets
+    form[("train", "max_steps")].setValue(100_000)
+    form[("train", "eval_every")].setValue(0)
+    form[("train", "checkpoint_every")].setValue(0)
+    window.training.start_button.click()
+    while window.plots.point_count() < 3:
+        app.processEvents()
+        time.sleep(0.005)
+    late: list[float] = []
+    clock = QElapsedTimer()
+    clock.start()
+    last = [clock.nsecsElapsed()]
+
+    def tick():
+        now = clock.nsecsElapsed()
+        late.append(max(0.0, (now - last[0]) / 1e6 - 10.0))
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    timer.start()
+    loop = QEventLoop()  # the application's own event loop, as when a person watches the run
+    QTimer.singleShot(int(seconds * 1000), loop.quit)
+    loop.exec()
+    timer.stop()
+    steps = window.plots.point_count()
+    window.stop_and_wait()
+    window.close()
+    late.sort()
+    pick = lambda q: round(late[min(len(late) - 1, int(q * len(late)))], 2)  # noqa: E731
+    return {"ticks": len(late), "steps_trained": steps, "lateness_ms": {"p50": pick(0.5), "p99": pick(0.99),
+                                                                        "max": round(late[-1], 2)}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train-seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    work = Path(tempfile.mkdtemp(prefix="wb-gui-bench-"))
+    results = {"first_paint": first_paint(work)}
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication([])
+    results["plots"] = plots_million(app)
+    results["while_training"] = lateness_while_training(app, work, args.train_seconds)
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
