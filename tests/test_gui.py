@@ -166,8 +166,7 @@ def test_reopened_window_lists_runs_and_diffs_two(make_window, corpus, qtbot):
         train(qtbot, window)
     window.close()
     reopened = make_window()
-    reopened.runs.refresh()
-    assert reopened.runs.table.rowCount() == 2
+    qtbot.waitUntil(lambda: reopened.runs.table.rowCount() == 2, timeout=10_000)  # the database opens after paint
     reopened.runs.select_runs([1, 2])
     assert "train.learning_rate" in reopened.runs.diff_keys()
     assert "model.hidden_size" not in reopened.runs.diff_keys()
