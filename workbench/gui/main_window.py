@@ -91,7 +91,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._connect()
         self.resize(1500, 950)
-        self._restore_settings()
+        self.restored_layout = self._restore_settings()
         QTimer.singleShot(0, self.open_repository)
         if prepare_on_start:
             QTimer.singleShot(0, self.corpus.request_prepare)
@@ -125,13 +125,28 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(d["plots"], d["masking"])
         self.tabifyDockWidget(d["runs"], d["probe"])
         self.resizeDocks([d["training"], d["plots"]], [430, 1070], Qt.Horizontal)
-        self.resizeDocks([d["plots"], d["runs"]], [640, 300], Qt.Vertical)
+        self.resizeDocks([d["plots"], d["runs"]], [700, 230], Qt.Vertical)
         d["plots"].raise_()
         d["runs"].raise_()
         d["training"].raise_()
 
+    def _default_sizes(self) -> None:
+        """Give the curves most of the height once the window has its real size."""
+        d = self.docks
+        width, height = self.width(), self.height()
+        self.resizeDocks([d["training"], d["plots"]], [430, width - 440], Qt.Horizontal)
+        self.resizeDocks([d["plots"], d["runs"]], [int(height * 0.66), int(height * 0.26)], Qt.Vertical)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not getattr(self, "_sized", False):
+            self._sized = True
+            if not self.restored_layout:
+                QTimer.singleShot(0, self._default_sizes)
+
     def reset_layout(self) -> None:
         self.restoreState(self.default_state, SETTINGS_VERSION)
+        self._default_sizes()
 
     def _build_actions(self) -> None:
         def action(text, slot, shortcut=None, tip=""):
@@ -198,10 +213,10 @@ class MainWindow(QMainWindow):
 
     # --- settings ----------------------------------------------------------------------------------------
 
-    def _restore_settings(self) -> None:
+    def _restore_settings(self) -> bool:
         s = self.settings
         if int(s.value("version", 0) or 0) != SETTINGS_VERSION:
-            return  # settings of another version: start from the defaults
+            return False  # no settings, or another version's: start from the defaults
         geometry, state = s.value("geometry"), s.value("state")
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
@@ -222,6 +237,7 @@ class MainWindow(QMainWindow):
                 self.masking.load_config(config)
             except Exception:  # a stale or hand-edited setting: keep the defaults
                 pass
+        return isinstance(state, QByteArray)
 
     def save_settings(self) -> None:
         s = self.settings

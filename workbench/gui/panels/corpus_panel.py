@@ -202,7 +202,7 @@ class CorpusPanel(QWidget):
             f"tokens per sentence: mean {sentence['mean']:.1f}, median {sentence['p50']}, p99 {sentence['p99']}, "
             f"max {sentence['max']} · sentences per document: median {stats['document_sentences']['p50']}")
         heights = np.asarray(sentence["histogram"], dtype=float)
-        self.bars.setOpts(x=np.arange(len(heights)), height=heights, width=0.9)
+        self.bars.setOpts(x=np.arange(len(heights)), height=heights, width=0.9, brush=(31, 119, 180), pen=None)
         self.max_line.setValue(stats.get("max_seq_length", 128) - 3)
         self.max_line.setToolTip("max_seq_length - 3: longer sentences are truncated")
         self.findings.clear()

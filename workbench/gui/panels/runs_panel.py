@@ -67,6 +67,7 @@ class RunsPanel(QWidget):
         self.table.setSelectionMode(QAbstractItemView.ExtendedSelection)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.setSortingEnabled(True)
+        self.table.setMinimumHeight(60)
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
@@ -89,6 +90,7 @@ class RunsPanel(QWidget):
         for key, label in COMPARE_CHOICES:
             self.metric.addItem(label, key)
         self.compare_plot = pg.PlotWidget(objectName="comparePlot")
+        self.compare_plot.setMinimumHeight(60)
         self.compare_plot.showGrid(x=True, y=True, alpha=0.2)
         self.compare_plot.setLabel("bottom", "step")
         self.legend = self.compare_plot.addLegend()
@@ -124,6 +126,7 @@ class RunsPanel(QWidget):
         table_layout.addLayout(buttons)
         splitter.addWidget(table_box)
         splitter.addWidget(lower)
+        splitter.setSizes([200, 260])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(splitter)
