@@ -26,7 +26,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 
 def best_of(fn, runs: int = 3) -> float:

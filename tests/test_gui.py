@@ -82,6 +82,18 @@ def test_form_validates_as_you_type(make_window, corpus, qtbot):
     window.training.base.train.gradient_accumulation_steps = 1
     window.training.validate()
     assert window.training.start_button.isEnabled()
+    preset = window.training.widgets[("model", "preset")]
+    layers = window.training.widgets[("model", "num_hidden_layers")]
+    preset.setCurrentText("mini")
+    assert (layers.value(), layers.isEnabled()) == (4, False)  # a preset shows its sizes
+    preset.setCurrentText("custom")
+    assert layers.isEnabled()
+    window.training.widgets[("model", "hidden_size")].setValue(100)
+    window.training.widgets[("model", "num_attention_heads")].setValue(3)
+    assert "model.hidden_size (100) must be divisible by model.num_attention_heads (3)" in window.training.message.text()
+    window.training.widgets[("model", "num_attention_heads")].setValue(4)
+    assert window.training.config().model.hidden_size == 100
+    preset.setCurrentText("tiny")
     command = window.training.torchrun_command()
     assert command.startswith("torchrun --nproc-per-node 8 -m workbench train") and "--set train.batch_size=10" in command
 

@@ -8,7 +8,6 @@ import os
 import numpy as np
 import pytest
 
-from workbench.config import WorkbenchConfig
 from workbench.data.corpus import read_corpus
 from workbench.data.store import Cancelled, TokenizedDataset, prepare_dataset
 from workbench.errors import CorpusError, DatasetError

@@ -25,7 +25,11 @@ from workbench.errors import ConfigError
 # (section, key, label, widget kind, extra): the settings a person changes most; every other
 # setting keeps its value from the loaded config ("new run from this config" keeps them all).
 FIELDS = (
-    ("model", "preset", "Model size", "combo", tuple(MODEL_PRESETS)),
+    ("model", "preset", "Model size", "combo", tuple(MODEL_PRESETS) + ("custom",)),
+    ("model", "num_hidden_layers", "  layers", "int", (0, 96)),
+    ("model", "hidden_size", "  hidden size", "int", (0, 16_384)),
+    ("model", "num_attention_heads", "  attention heads", "int", (0, 256)),
+    ("model", "intermediate_size", "  feed-forward size", "int", (0, 65_536)),
     ("train", "max_steps", "Steps", "int", (1, 10_000_000)),
     ("train", "max_minutes", "Time budget (min, 0 = none)", "float", (0.0, 100_000.0, 1)),
     ("train", "batch_size", "Batch size", "int", (1, 65_536)),
@@ -121,6 +125,7 @@ class TrainingPanel(QWidget):
         self.stop_button.clicked.connect(self.stop_requested)
         save.clicked.connect(self._save_config)
         copy_cmd.clicked.connect(self._copy_torchrun)
+        self.widgets[("model", "preset")].currentIndexChanged.connect(self._show_preset_sizes)
         self.load_config(self.base)
         self.set_state("idle")
 
@@ -155,9 +160,6 @@ class TrainingPanel(QWidget):
             value = getattr(getattr(config, section), key)
             widget.blockSignals(True)
             if isinstance(widget, QComboBox):
-                if key == "preset" and value == "custom":
-                    if widget.findText("custom") < 0:
-                        widget.addItem("custom")
                 index = widget.findText(str(value))
                 widget.setCurrentIndex(max(0, index))
             elif isinstance(widget, (QSpinBox, QDoubleSpinBox)):
@@ -165,8 +167,24 @@ class TrainingPanel(QWidget):
             else:
                 widget.setText(str(value))
             widget.blockSignals(False)
+        self._show_preset_sizes()
         if config.data.dataset:
             self.set_dataset(config.data.dataset)
+        self.validate()
+
+    SIZE_KEYS = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size")
+
+    def _show_preset_sizes(self, *_) -> None:
+        """A named preset shows its sizes (read-only); `custom` lets every size be set."""
+        preset = self.widgets[("model", "preset")].currentText()
+        custom = preset == "custom"
+        for key, value in zip(self.SIZE_KEYS, MODEL_PRESETS.get(preset, (None,) * 4)):
+            widget = self.widgets[("model", key)]
+            widget.setEnabled(custom and self.state not in ("running", "paused", "starting", "stopping"))
+            if not custom:
+                widget.blockSignals(True)
+                widget.setValue(value)
+                widget.blockSignals(False)
         self.validate()
 
     def set_dataset(self, path: str) -> None:
@@ -216,7 +234,7 @@ class TrainingPanel(QWidget):
         self.stop_button.setEnabled(running)
         for widget in self.widgets.values():
             widget.setEnabled(not running and state != "stopping")
-        self.validate()
+        self._show_preset_sizes()
 
     def show_progress(self, step: int, max_steps: int, progress: float, eta_seconds: float) -> None:
         self.progress.setValue(int(1000 * progress))
