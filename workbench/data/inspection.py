@@ -8,6 +8,7 @@ realised numbers. ``inspect_examples`` draws N examples through the very
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
@@ -108,30 +109,45 @@ def realised_statistics(batches: Iterator[Batch], vocab: Vocabulary, config: Wor
     }
 
 
+@dataclass(frozen=True)
+class TokenView:
+    """One position of an example, as a viewer draws it."""
+
+    position: int
+    original: str    # the token before masking (the label where predicted)
+    shown: str       # what the model sees
+    kind: int        # NOT_SELECTED | MASKED | RANDOM | KEPT
+    role: str        # "special" ([CLS]/[SEP]), "A" or "B"
+
+
+def example_tokens(batch: Batch, row: int, vocab: Vocabulary) -> list[TokenView]:
+    """The real (non-padding) positions of one example: the one source for every renderer."""
+    views = []
+    for pos in range(batch.input_ids.shape[1]):
+        if not batch.attention_mask[row, pos]:
+            break
+        original = vocab.tokens[int(batch.original_ids[row, pos])]
+        role = "special" if original in ("[CLS]", "[SEP]") else "B" if batch.token_type_ids[row, pos] else "A"
+        views.append(TokenView(pos, original, vocab.tokens[int(batch.input_ids[row, pos])],
+                               int(batch.kinds[row, pos]), role))
+    return views
+
+
 def render_example(batch: Batch, row: int, vocab: Vocabulary, color: bool = False) -> str:
     """One example as text: ``[MASK:orig]`` masked, ``[orig->new]`` random, ``[=orig]`` kept."""
     def paint(text: str, code: str) -> str:
         return f"\033[{code}m{text}\033[0m" if color else text
 
     words = []
-    for pos in range(batch.input_ids.shape[1]):
-        if not batch.attention_mask[row, pos]:
-            break
-        original = vocab.tokens[int(batch.original_ids[row, pos])]
-        shown = vocab.tokens[int(batch.input_ids[row, pos])]
-        kind = int(batch.kinds[row, pos])
-        if kind == MASKED:
-            words.append(paint(f"[MASK:{original}]", "1;31"))
-        elif kind == RANDOM:
-            words.append(paint(f"[{original}->{shown}]", "1;33"))
-        elif kind == KEPT:
-            words.append(paint(f"[={original}]", "1;32"))
-        elif original in ("[CLS]", "[SEP]"):
-            words.append(paint(original, "2"))
-        elif batch.token_type_ids[row, pos]:
-            words.append(paint(original, "36"))
+    for t in example_tokens(batch, row, vocab):
+        if t.kind == MASKED:
+            words.append(paint(f"[MASK:{t.original}]", "1;31"))
+        elif t.kind == RANDOM:
+            words.append(paint(f"[{t.original}->{t.shown}]", "1;33"))
+        elif t.kind == KEPT:
+            words.append(paint(f"[={t.original}]", "1;32"))
         else:
-            words.append(original)
+            words.append(paint(t.original, {"special": "2", "B": "36"}[t.role]) if t.role != "A" else t.original)
     label = "IsNext" if batch.nsp_labels[row] == 0 else "NotNext"
     head = (f"{label}  A={int(batch.a_lengths[row])} B={int(batch.b_lengths[row])} tokens"
             f"{'  (truncated)' if batch.truncated[row] else ''}")

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.config import WorkbenchConfig
+from workbench.data.inspection import example_tokens
 from workbench.data.masking import KEPT, MASKED, NOT_SELECTED, RANDOM
 from workbench.errors import WorkbenchError
 
@@ -263,26 +264,17 @@ class MaskingPanel(QWidget):
             f"{' (truncated)' if batch.truncated[row] else ''} · {selected} predicted positions · "
             f"batch {self.example.value() // self.batch_size}, row {row} of the seed's first epoch")
         chips = []
-        for pos in range(batch.input_ids.shape[1]):
-            if not batch.attention_mask[row, pos]:
-                break
-            original = vocab.tokens[int(batch.original_ids[row, pos])]
-            shown = vocab.tokens[int(batch.input_ids[row, pos])]
-            kind = int(batch.kinds[row, pos])
+        for token in example_tokens(batch, row, vocab):
+            pos, original, kind = token.position, token.original, token.kind
             if kind == MASKED:
                 text = f"[MASK] ({original})"
             elif kind == RANDOM:
-                text = f"{shown} ← {original}"
+                text = f"{token.shown} ← {original}"
             elif kind == KEPT:
                 text = f"{original} (kept)"
             else:
                 text = original
-            if kind != NOT_SELECTED:
-                colors = COLORS[kind]
-            elif original in ("[CLS]", "[SEP]"):
-                colors = COLORS["special"]
-            else:
-                colors = COLORS["B" if batch.token_type_ids[row, pos] else "A"]
+            colors = COLORS[kind] if kind != NOT_SELECTED else COLORS[token.role]
             piece = chip(text, *colors, bold=kind != NOT_SELECTED)
             if pos in predictions:
                 guesses = predictions[pos]
