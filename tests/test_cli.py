@@ -114,3 +114,10 @@ def test_bad_corpus_file_exits_2_naming_file_and_line(tmp_path):
 def test_help_lists_the_commands():
     result = run("--help")
     assert result.returncode == 0 and "prepare" in result.stdout and "inspect" in result.stdout
+
+
+def test_window_without_a_display_is_a_clear_error():
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    result = subprocess.run([sys.executable, "-m", "workbench"], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "no display" in result.stderr

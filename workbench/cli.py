@@ -146,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_gui(args: argparse.Namespace) -> int:
+    import os
+
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+                                                 or os.environ.get("QT_QPA_PLATFORM")):
+        raise WorkbenchError("no display to open the window on (DISPLAY is not set); run it in a desktop session, "
+                             "or use the commands, which need none (pretrain-workbench --help)")
     try:
         from workbench.gui.app import run_app
     except ImportError as exc:  # the core works without Qt; the window does not
