@@ -16,6 +16,7 @@ from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget
 
 from workbench import __version__
+from workbench.commands.common import duration
 from workbench.config import WorkbenchConfig, dumps_toml
 from workbench.gui.panels.corpus_panel import CorpusPanel
 from workbench.gui.panels.masking_panel import MaskingPanel
@@ -228,10 +229,9 @@ class MainWindow(QMainWindow):
         text = s.value("training/config")
         if text:
             try:
-                from workbench.config import WorkbenchConfig as _Config
-                import tomllib
+                from workbench.config import tomllib
 
-                config = _Config.from_dict(tomllib.loads(text))
+                config = WorkbenchConfig.from_dict(tomllib.loads(text))
                 config.data.dataset = ""
                 self.training.load_config(config)
                 self.masking.load_config(config)
@@ -346,7 +346,7 @@ class MainWindow(QMainWindow):
             self.plots.add_event(event)
             self.training.show_progress(event.step, self.max_steps, event.progress, event.eta_seconds)
             self.rate_label.setText(f"{1.0 / max(event.step_time, 1e-9):.1f} steps/s · "
-                                    f"{event.tokens_per_second:,.0f} tokens/s · ETA {_short(event.eta_seconds)}")
+                                    f"{event.tokens_per_second:,.0f} tokens/s · ETA {duration(event.eta_seconds)}")
         elif kind == "eval":
             self.plots.add_event(event)
         elif kind == "state":
@@ -422,7 +422,6 @@ class MainWindow(QMainWindow):
             self.load_model(path, f"run {run_id}, {Path(path).name}")
 
     def resume_run(self, run_id: int) -> None:
-        from workbench.config import WorkbenchConfig as _Config
         from workbench.train.checkpoint import checkpoint_config
 
         self.open_repository()
@@ -433,7 +432,7 @@ class MainWindow(QMainWindow):
         path = self._checkpoint_of(run_id)
         if path is None:
             return
-        config: _Config = checkpoint_config(Path(path))
+        config: WorkbenchConfig = checkpoint_config(Path(path))
         if run.status == "completed" and run.steps >= config.train.max_steps:
             config.train.max_steps = run.steps + max(100, run.steps // 2)  # a finished run continues for longer
         self.show_run_curves(run_id)
@@ -555,8 +554,3 @@ class MainWindow(QMainWindow):
             thread.wait(50)
         QCoreApplication.processEvents()
 
-
-def _short(seconds: float) -> str:
-    from workbench.commands.common import duration
-
-    return duration(seconds)

@@ -27,7 +27,7 @@ import torch
 
 from workbench.config import TrainConfig, WorkbenchConfig, save_config
 from workbench.data.batches import Batch, BatchStream
-from workbench.data.masking import KEPT, MASKED, RANDOM
+from workbench.data.masking import IGNORE_INDEX, KEPT, MASKED, RANDOM
 from workbench.data.store import TokenizedDataset
 from workbench.errors import ConfigError, DatasetError
 from workbench.model import BertPretrainingModel
@@ -43,9 +43,11 @@ from workbench.train.schedule import learning_rate, run_progress
 # Settings that may change when a run is resumed; anything else would make it another run.
 RESUMABLE_CHANGES = {f.name for f in dataclasses.fields(TrainConfig) if f.metadata["kind"] == "resumable"}
 
-# Layout of the metric accumulator (summed over micro-batches, then reduced across ranks).
-_SUMS = ("mlm_loss", "nsp_loss", "batches", "mlm_correct", "mlm_total", "masked_correct", "masked_total",
-         "random_correct", "random_total", "kept_correct", "kept_total", "nsp_correct", "nsp_total", "grad_norm")
+# The metric accumulator: values that live on the device (summed without a sync) and counts
+# known on the host from the batch itself; both are summed over micro-batches, then across ranks.
+_DEVICE_SUMS = ("mlm_loss", "nsp_loss", "mlm_correct", "masked_correct", "random_correct", "kept_correct",
+                "nsp_correct", "grad_norm")
+_HOST_SUMS = ("batches", "mlm_total", "masked_total", "random_total", "kept_total", "nsp_total")
 
 
 @dataclass
@@ -246,7 +248,8 @@ class Trainer:
             emit(Notice(f"run already reached train.max_steps ({t.max_steps}); raise it to train further"))
 
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
-        sums = torch.zeros(len(_SUMS), dtype=torch.float64, device=self.device)
+        sums = torch.zeros(len(_DEVICE_SUMS), dtype=torch.float64, device=self.device)
+        counts = np.zeros(len(_HOST_SUMS))
         interval_tokens = interval_positions = interval_steps = 0
         interval_start = time.perf_counter()
         step_times: list[float] = []
@@ -291,7 +294,7 @@ class Trainer:
                         out = train_model(**tensors)
                     (out.loss / t.gradient_accumulation_steps).backward()
                 total_loss += out.loss.detach()
-                self._accumulate(sums, out, tensors, batch)
+                self._accumulate(sums, counts, out, tensors, batch)
                 interval_tokens += int(batch.attention_mask.sum())
                 interval_positions += batch.attention_mask.size
                 state.epoch, state.batch_index = epoch, index + 1
@@ -306,7 +309,7 @@ class Trainer:
                 return RunResult("failed", message, state.step, self._last_ckpt, last_metrics)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            sums[_SUMS.index("grad_norm")] += grad_norm.detach().double()
+            sums[_DEVICE_SUMS.index("grad_norm")] += grad_norm.detach().double()
             state.step += 1
             self._step = state.step
             if state.step == t.warmup_steps and t.max_minutes:
@@ -317,7 +320,8 @@ class Trainer:
             interval_steps += 1
 
             if state.step % t.log_every == 0 or state.step == t.max_steps:
-                values = dict(zip(_SUMS, dist.all_reduce_sum(sums.clone()).tolist()))
+                together = torch.cat([sums, torch.from_numpy(counts).to(self.device)])
+                values = dict(zip(_DEVICE_SUMS + _HOST_SUMS, dist.all_reduce_sum(together).tolist()))
                 wall = time.perf_counter() - interval_start
                 tokens = interval_tokens * dist.world_size
                 state.tokens_seen += tokens
@@ -344,6 +348,7 @@ class Trainer:
                 last_metrics = metrics.to_dict()
                 emit(metrics)
                 sums.zero_()
+                counts[:] = 0
                 interval_tokens = interval_positions = interval_steps = 0
                 interval_start = time.perf_counter()
             if t.eval_every and state.step % t.eval_every == 0 and state.step < t.max_steps:
@@ -361,21 +366,20 @@ class Trainer:
                          last_checkpoint=self._last_ckpt, final=final))
         return RunResult(status, reason, state.step, self._last_ckpt, final)
 
-    def _accumulate(self, sums: torch.Tensor, out, tensors: dict, batch: Batch) -> None:
-        """Add one micro-batch's counts to ``sums`` without a device sync."""
+    def _accumulate(self, sums: torch.Tensor, counts: np.ndarray, out, tensors: dict, batch: Batch) -> None:
+        """Add one micro-batch to the metric sums without a device sync."""
+        # Selected positions in row-major order: the order of the model's ``mlm_positions``.
+        kinds = batch.kinds.reshape(-1)[batch.mlm_labels.reshape(-1) != IGNORE_INDEX]
+        of_kind = np.stack([kinds == kind for kind in (MASKED, RANDOM, KEPT)]).astype(np.float64)   # (3, M)
+        counts += [1, len(kinds), *of_kind.sum(axis=1), len(batch)]
         with torch.no_grad():
             labels = tensors["mlm_labels"].reshape(-1).index_select(0, out.mlm_positions)
-            correct = (out.mlm_logits.argmax(-1) == labels).double()
-            kinds = torch.from_numpy(batch.kinds.reshape(-1)).to(self.device).index_select(0, out.mlm_positions.to(self.device))
+            correct = (out.mlm_logits.argmax(-1) == labels).double()                               # (M,)
+            kind_correct = torch.from_numpy(of_kind).to(self.device) @ correct                     # (3,)
             nsp_correct = (out.nsp_logits.argmax(-1) == tensors["nsp_labels"]).double().sum()
-            row = [out.mlm_loss.detach().double(), out.nsp_loss.detach().double(), torch.ones((), dtype=torch.float64, device=self.device),
-                   correct.sum(), torch.tensor(float(len(labels)), dtype=torch.float64, device=self.device)]
-            for kind in (MASKED, RANDOM, KEPT):
-                of_kind = (kinds == kind).double()
-                row += [(correct * of_kind).sum(), of_kind.sum()]
-            row += [nsp_correct, torch.tensor(float(len(batch)), dtype=torch.float64, device=self.device),
-                    torch.zeros((), dtype=torch.float64, device=self.device)]
-            sums += torch.stack([r.to(self.device) for r in row])
+            sums += torch.cat([torch.stack([out.mlm_loss.detach().double(), out.nsp_loss.detach().double(),
+                                            correct.sum()]), kind_correct,
+                               torch.stack([nsp_correct, torch.zeros((), dtype=torch.float64, device=self.device)])])
 
     def _evaluate(self, model, heldout: BatchStream, step: int, emit, dist: Distributed, autocast) -> dict:
         """MLM loss/accuracy/perplexity and NSP accuracy on held-out documents (rank 0)."""
