@@ -67,13 +67,13 @@ def test_export_fill_mask_and_nsp_commands(cli_run):
 
 @pytest.mark.parametrize("args, message", [
     (["train", "--set", "train.max_steps=5"], "data.dataset is not set"),
-    (["train", "--resume", "no-such-run"], "no-such-run: no such checkpoint or run directory"),
+    (["train", "--resume", "no-such-run"], "no-such-run: no such run or checkpoint folder"),
     (["train", "--dataset", "{ds}", "--set", "train.batch_size=7", "--set", "train.gradient_accumulation_steps=2"],
      "train.batch_size (7) must be divisible by train.gradient_accumulation_steps"),
     (["train", "--dataset", "{ds}", "--set", "train.sed=1"], "unknown key train.sed (did you mean train.seed?)"),
     (["train", "--dataset", "{ds}", "--set", "model.vocab_size=5"], "model.vocab_size (5) does not match"),
     (["train", "--dataset", "{ds}", "--set", "train.schedule=\"step\""], "train.schedule must be one of"),
-    (["train", "--dataset", "{ds}", "--out", "{run}"], "already holds a run; continue it with --resume"),
+    (["train", "--dataset", "{ds}", "--out", "{run}"], "; continue it with --resume"),
     (["fill-mask", "{run}", "no mask"], "the text must contain [MASK]"),
     (["export", "nowhere", "--out", "x"], "nowhere: no such checkpoint or run directory"),
     (["train", "missing.toml"], "missing.toml: config file not found"),

@@ -25,7 +25,7 @@ def trained_run(learnable_dataset, tmp_path_factory):
 def test_export_loads_in_transformers_with_equal_outputs(trained_run, tmp_path):
     out = export_checkpoint(trained_run, tmp_path / "export")
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["config.json", "model.safetensors", "tokenizer.json", "vocab.txt", "tokenizer_config.json",
+        [".workbench-export.json", "config.json", "model.safetensors", "tokenizer.json", "vocab.txt", "tokenizer_config.json",
          "special_tokens_map.json"])
     model, info = transformers.BertForPreTraining.from_pretrained(out, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]

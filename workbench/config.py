@@ -70,7 +70,8 @@ class DataConfig:
 
     def validate(self) -> None:
         _check(self, "max_seq_length", 8 <= self.max_seq_length <= 8192, "must be in [8, 8192]")
-        _check(self, "split_lines_longer_than", self.split_lines_longer_than >= 20, "must be >= 20")
+        _check(self, "split_lines_longer_than", 20 <= self.split_lines_longer_than <= 10**9, "must be in [20, 10**9]")
+        _check(self, "dataset", "\x00" not in self.dataset, "must be a folder path")
         _check(self, "text_field", bool(self.text_field.strip()), "must not be empty")
         _check(self, "heldout_fraction", 0.0 <= self.heldout_fraction < 0.5, "must be in [0, 0.5)")
 
@@ -92,8 +93,8 @@ class TokenizerConfig:
 
     def validate(self) -> None:
         _check(self, "vocab_size", 64 <= self.vocab_size <= 1_000_000, "must be in [64, 1000000]")
-        _check(self, "min_frequency", self.min_frequency >= 1, "must be >= 1")
-        _check(self, "limit_alphabet", self.limit_alphabet >= 26, "must be >= 26")
+        _check(self, "min_frequency", 1 <= self.min_frequency <= 10**9, "must be in [1, 10**9]")
+        _check(self, "limit_alphabet", 26 <= self.limit_alphabet <= 1_000_000, "must be in [26, 1000000]")
 
 
 @dataclass
@@ -140,15 +141,15 @@ class MaskingConfig:
                 "masking.mask_fraction + masking.random_fraction must be <= 1, got "
                 f"{self.mask_fraction} + {self.random_fraction}"
             )
-        _check(self, "max_predictions_per_seq", self.max_predictions_per_seq >= 1, "must be >= 1")
-        _check(self, "min_predictions_per_seq", self.min_predictions_per_seq >= 0, "must be >= 0")
+        _check(self, "max_predictions_per_seq", 1 <= self.max_predictions_per_seq <= 8192, "must be in [1, 8192]")
+        _check(self, "min_predictions_per_seq", 0 <= self.min_predictions_per_seq <= 8192, "must be in [0, 8192]")
         if self.min_predictions_per_seq > self.max_predictions_per_seq:
             raise ConfigError(
                 "masking.min_predictions_per_seq must be <= masking.max_predictions_per_seq, got "
                 f"{self.min_predictions_per_seq} > {self.max_predictions_per_seq}"
             )
         _check(self, "span_geometric_p", 0.0 < self.span_geometric_p <= 1.0, "must be in (0, 1]")
-        _check(self, "span_max_words", self.span_max_words >= 1, "must be >= 1")
+        _check(self, "span_max_words", 1 <= self.span_max_words <= 8192, "must be in [1, 8192]")
 
 
 @dataclass
@@ -174,6 +175,11 @@ class NspConfig:
         _check(self, "random_next_probability", 0.0 <= self.random_next_probability <= 1.0, "must be in [0, 1]")
         _check(self, "short_seq_prob", 0.0 <= self.short_seq_prob <= 1.0, "must be in [0, 1]")
 
+
+# Upper bounds that keep absurd values (a typo's extra digits) out of torch, where they would be a crash.
+MODEL_SIZE_LIMITS = {"hidden_size": 65536, "num_hidden_layers": 1024, "num_attention_heads": 1024,
+                     "intermediate_size": 262144, "vocab_size": 1_000_000}
+BIG = 10**12  # bound of counts (steps, batch sizes, intervals): far beyond any real run, far below overflow
 
 # name -> (layers, hidden, heads, intermediate). Cramming/Turc et al. sizes; base is BERT-base.
 MODEL_PRESETS: dict[str, tuple[int, int, int, int]] = {
@@ -233,7 +239,7 @@ class ModelConfig:
     def validate(self, require_sizes: bool = False) -> None:
         sizes = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
         for key in sizes + ("vocab_size",):
-            _check(self, key, getattr(self, key) >= 0, "must be >= 0")
+            _check(self, key, 0 <= getattr(self, key) <= MODEL_SIZE_LIMITS[key], f"must be in [0, {MODEL_SIZE_LIMITS[key]}]")
         if self.preset == "custom" or require_sizes:
             for key in sizes:
                 _check(self, key, getattr(self, key) > 0, "must be set (> 0)" + (
@@ -247,8 +253,8 @@ class ModelConfig:
             _check(self, "vocab_size", self.vocab_size > 0, "must be known (set it or use a dataset)")
         _check(self, "hidden_dropout_prob", 0.0 <= self.hidden_dropout_prob < 1.0, "must be in [0, 1)")
         _check(self, "attention_probs_dropout_prob", 0.0 <= self.attention_probs_dropout_prob < 1.0, "must be in [0, 1)")
-        _check(self, "max_position_embeddings", self.max_position_embeddings >= 8, "must be >= 8")
-        _check(self, "type_vocab_size", self.type_vocab_size >= 2, "must be >= 2")
+        _check(self, "max_position_embeddings", 8 <= self.max_position_embeddings <= 65536, "must be in [8, 65536]")
+        _check(self, "type_vocab_size", 2 <= self.type_vocab_size <= 1024, "must be in [2, 1024]")
         _check(self, "initializer_range", self.initializer_range > 0, "must be > 0")
         _check(self, "layer_norm_eps", self.layer_norm_eps > 0, "must be > 0")
 
@@ -289,10 +295,11 @@ class TrainConfig:
     init_from: str = setting("", "Start from the weights of a Hugging Face BERT directory (continued pre-training).")
 
     def validate(self) -> None:
-        _check(self, "max_steps", self.max_steps >= 1, "must be >= 1")
-        _check(self, "max_minutes", self.max_minutes >= 0, "must be >= 0")
-        _check(self, "batch_size", self.batch_size >= 1, "must be >= 1")
-        _check(self, "gradient_accumulation_steps", self.gradient_accumulation_steps >= 1, "must be >= 1")
+        _check(self, "max_steps", 1 <= self.max_steps <= BIG, f"must be in [1, {BIG}]")
+        _check(self, "max_minutes", 0 <= self.max_minutes <= 10**7, "must be in [0, 10**7]")
+        _check(self, "batch_size", 1 <= self.batch_size <= 10**6, "must be in [1, 1000000]")
+        _check(self, "gradient_accumulation_steps", 1 <= self.gradient_accumulation_steps <= 10**5,
+               "must be in [1, 100000]")
         if self.batch_size % self.gradient_accumulation_steps:
             raise ConfigError(
                 f"train.batch_size ({self.batch_size}) must be divisible by train.gradient_accumulation_steps "
@@ -303,18 +310,23 @@ class TrainConfig:
         _check(self, "adam_beta1", 0 <= self.adam_beta1 < 1, "must be in [0, 1)")
         _check(self, "adam_beta2", 0 <= self.adam_beta2 < 1, "must be in [0, 1)")
         _check(self, "adam_epsilon", self.adam_epsilon > 0, "must be > 0")
-        _check(self, "warmup_steps", self.warmup_steps >= 0, "must be >= 0")
-        _check(self, "max_grad_norm", self.max_grad_norm >= 0, "must be >= 0")
+        _check(self, "warmup_steps", 0 <= self.warmup_steps <= BIG, f"must be in [0, {BIG}]")
+        _check(self, "max_grad_norm", 0 <= self.max_grad_norm <= 1e12, "must be in [0, 1e12]")
         _check(self, "seed", 0 <= self.seed < 2**63, "must be a non-negative integer")
         device = self.device
         if not (device in ("auto", "cpu", "cuda", "mps") or (device.startswith("cuda:") and device[5:].isdigit())):
             raise ConfigError(f"train.device must be auto, cpu, cuda, cuda:N or mps; got {device!r}")
-        _check(self, "threads", self.threads >= 0, "must be >= 0")
+        _check(self, "threads", 0 <= self.threads <= 4096, "must be in [0, 4096]")
         for key in ("log_every", "eval_batches", "keep_checkpoints"):
-            _check(self, key, getattr(self, key) >= 1, "must be >= 1")
+            _check(self, key, 1 <= getattr(self, key) <= BIG, f"must be in [1, {BIG}]")
         for key in ("eval_every", "checkpoint_every"):
-            _check(self, key, getattr(self, key) >= 0, "must be >= 0")
-        _check(self, "output_dir", bool(self.output_dir.strip()), "must not be empty")
+            _check(self, key, 0 <= getattr(self, key) <= BIG, f"must be in [0, {BIG}]")
+        _check(self, "output_dir", bool(self.output_dir.strip()) and "\x00" not in self.output_dir,
+               "must be a folder path")
+        _check(self, "init_from", "\x00" not in self.init_from, "must be a folder path")
+        from workbench.ownership import check_run_name
+
+        check_run_name(self.name)
 
 
 SECTIONS: tuple[type, ...] = (DataConfig, TokenizerConfig, MaskingConfig, NspConfig, ModelConfig, TrainConfig)
@@ -397,8 +409,10 @@ def _coerce(key: str, expected: Any, value: Any) -> Any:
             return value
     elif expected is int:
         if isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) >= 2**63:
+                raise ConfigError(f"{key} is far too large ({len(str(abs(value)))} digits)")
             return value
-        if isinstance(value, float) and value.is_integer():
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
             return int(value)
     elif expected is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):

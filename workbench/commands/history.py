@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -113,25 +112,14 @@ def _delete(repository, run_ids: list[int], yes: bool) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return 0
+    from workbench.services.run_removal import delete_run
+
     for run in runs:
         if run.status in ("running", "paused"):
             raise UsageError(f"runs delete: run {run.id} is {run.status}; stop it first")
     for run in runs:
-        repository.delete(run.id)
-        removed = remove_run_files(run)
-        print(f"deleted run {run.id} ({run.name})" + (f" and {removed}" if removed else ""))
+        print(delete_run(repository, run.id))
     return 0
-
-
-def remove_run_files(run) -> str:
-    """Remove a run's directory if it is one of ours (config.toml or checkpoints/ inside)."""
-    folder = Path(run.run_dir) if run.run_dir else None
-    if folder and folder.is_dir() and ((folder / "checkpoints").is_dir() or (folder / "config.toml").exists()):
-        shutil.rmtree(folder, ignore_errors=True)
-        return str(folder)
-    for checkpoint in run.checkpoints:
-        shutil.rmtree(checkpoint.path, ignore_errors=True)
-    return f"{len(run.checkpoints)} checkpoints" if run.checkpoints else ""
 
 
 # --- show -----------------------------------------------------------------------------------

@@ -69,64 +69,32 @@ def cmd_train(args: argparse.Namespace) -> int:
     import os
     import signal
 
-    from workbench.train.checkpoint import CheckpointError, checkpoint_config, find_checkpoint
+    from workbench.services.run_launch import find_resume_target, launch_run
     from workbench.train.control import TrainingControl
-    from workbench.train.trainer import Trainer, default_run_dir
 
     recording = not args.no_db and int(os.environ.get("RANK", "0")) == 0  # under DDP rank 0 records
     repository = open_repository(args) if recording else None
-    run_id = None
-    base = None
-    resume = None
-    if args.resume:
-        if args.resume.isdigit() and not Path(args.resume).exists():
-            if repository is None:
-                raise UsageError("train: --resume RUN_ID needs the run database (drop --no-db)")
-            run = repository.get(int(args.resume))
-            if run.status in ("running", "paused"):
-                raise UsageError(f"train: run {run.id} is still {run.status} (process {run.pid} on {run.host})")
-            try:
-                resume = find_checkpoint(run.run_dir)
-            except CheckpointError:
-                raise UsageError(f"train: run {run.id} has no checkpoint to resume from (in {run.run_dir})") from None
-            run_id = run.id
-        else:
-            resume = find_checkpoint(args.resume)
-        base = checkpoint_config(resume)
+    target = find_resume_target(args.resume, repository) if args.resume else None
     if args.dataset:
         args.overrides.append(f"data.dataset={json.dumps(args.dataset)}")
-    config = config_from_args(args, base=base)
-    if resume is not None:
-        run_dir = Path(args.out) if args.out else resume.parent.parent
-    else:
-        run_dir = Path(args.out) if args.out else default_run_dir(config)
-        if (run_dir / "checkpoints").exists() and any((run_dir / "checkpoints").iterdir()):
-            raise UsageError(f"train: {run_dir} already holds a run; continue it with --resume {run_dir} "
-                             "or choose another --out")
+    config = config_from_args(args, base=target.config() if target else None)
     control = TrainingControl()
-    trainer = Trainer(config, run_dir, resume_from=resume, control=control)  # validates before anything is recorded
-    trainer.subscribe(EventPrinter(args.json))
-    if repository is not None:
-        from workbench.store.recorder import RunRecorder
+    launched = launch_run(config, repository, out=args.out, resume=target, control=control)
+    launched.trainer.subscribe(EventPrinter(args.json))
+    if launched.run_id is not None and not args.json:
+        print(f"recording as run {launched.run_id} in {repository.url}")
 
-        if run_id is None and resume is not None:
-            run_id = next((r.id for r in repository.list_runs() if Path(r.run_dir) == run_dir.resolve()), None)
-        if run_id is None:
-            run_id = repository.create_run(config.to_dict(), config.train.name or run_dir.name,
-                                           str(run_dir.resolve()), trainer.dataset).id
-        trainer.subscribe(RunRecorder(repository, run_id))
-        if not args.json:
-            print(f"recording as run {run_id} in {repository.url}")
-
-    def on_interrupt(signum, frame):  # first Ctrl-C: stop cleanly with a checkpoint; second: abort
+    def on_signal(signum, frame):  # first Ctrl-C or SIGTERM: stop cleanly with a checkpoint; a second Ctrl-C aborts
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        control.stop("interrupted (Ctrl-C)")
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        control.stop(f"interrupted ({name})")
 
-    previous = signal.signal(signal.SIGINT, on_interrupt)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        result = trainer.run()
+        result = launched.run()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if result.status == "failed":
         print(f"error: training failed: {result.reason}", file=sys.stderr)
         return 1
@@ -147,6 +115,8 @@ def cmd_fill_mask(args: argparse.Namespace) -> int:
 
     if "[MASK]" not in args.text:
         raise UsageError("fill-mask: the text must contain [MASK]")
+    if not 1 <= args.top_k <= 1000:
+        raise UsageError(f"fill-mask: --top-k must be in [1, 1000], got {args.top_k}")
     model, tokenizer, _ = load_for_inference(args.checkpoint)
     predictions = fill_mask(model, tokenizer, args.text, args.top_k)
     if args.json:

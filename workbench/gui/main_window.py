@@ -304,12 +304,12 @@ class MainWindow(QMainWindow):
         config.train.output_dir = str(self.data_dir / "runs")
         return config
 
-    def start_training(self, _form_config=None, resume_from: str | None = None, run_id: int | None = None,
+    def start_training(self, _form_config=None, resume: str | None = None,
                        config: WorkbenchConfig | None = None) -> None:
+        """Start a new run from the form, or resume one (``resume``: a run id or a checkpoint folder)."""
         if self.training_job is not None:
             return
         from workbench.errors import WorkbenchError
-        from workbench.train.trainer import default_run_dir
 
         try:
             config = config or self.current_config()
@@ -317,10 +317,9 @@ class MainWindow(QMainWindow):
         except WorkbenchError as exc:
             self.show_error("Cannot start the run", str(exc))
             return
-        run_dir = Path(resume_from).parent.parent if resume_from else default_run_dir(config)
-        if resume_from is None:
+        if resume is None:
             self.plots.clear()
-        worker = TrainingWorker(config, str(run_dir.resolve()), self.db_url, resume_from=resume_from, run_id=run_id)
+        worker = TrainingWorker(config, self.db_url, resume=resume)
         worker.event.connect(self._on_event)
         worker.done.connect(self._training_done)
         worker.failed.connect(self._training_failed)
@@ -422,21 +421,21 @@ class MainWindow(QMainWindow):
             self.load_model(path, f"run {run_id}, {Path(path).name}")
 
     def resume_run(self, run_id: int) -> None:
-        from workbench.train.checkpoint import checkpoint_config
+        from workbench.errors import WorkbenchError
+        from workbench.services.run_launch import find_resume_target
 
         self.open_repository()
+        try:
+            target = find_resume_target(str(run_id), self.repository)
+            config: WorkbenchConfig = target.config()
+        except WorkbenchError as exc:
+            self.show_error("Cannot resume", str(exc))
+            return
         run = self.repository.get(run_id)
-        if run.status in ("running", "paused"):
-            self.show_error("Cannot resume", f"Run {run_id} is still {run.status}.")
-            return
-        path = self._checkpoint_of(run_id)
-        if path is None:
-            return
-        config: WorkbenchConfig = checkpoint_config(Path(path))
         if run.status == "completed" and run.steps >= config.train.max_steps:
             config.train.max_steps = run.steps + max(100, run.steps // 2)  # a finished run continues for longer
         self.show_run_curves(run_id)
-        self.start_training(resume_from=path, run_id=run_id, config=config)
+        self.start_training(resume=str(run_id), config=config)
 
     def _resume_interrupted(self) -> None:
         self.open_repository()

@@ -60,39 +60,35 @@ class PrepareWorker(QObject):
 
 
 class TrainingWorker(QObject):
-    """Builds and runs a ``Trainer``; its events cross to the GUI thread as the ``event`` signal."""
+    """Launches (``workbench.services.run_launch``) and runs a training run; its events cross as ``event``."""
 
     event = Signal(object)               # a workbench.train.events.Event
     done = Signal(object)                # RunResult
     failed = Signal(str)
     run_recorded = Signal(int)           # the run's id in the database
 
-    def __init__(self, config, run_dir: str, db_url: str | None, resume_from: str | None = None,
-                 run_id: int | None = None):
+    def __init__(self, config, db_url: str | None, resume: str | None = None):
         super().__init__()
         from workbench.train.control import TrainingControl
 
-        self.config, self.run_dir, self.db_url = config, run_dir, db_url
-        self.resume_from, self.run_id = resume_from, run_id
+        self.config, self.db_url, self.resume = config, db_url, resume
+        self.run_id: int | None = None
         self.control = TrainingControl()
 
     @Slot()
     def run(self) -> None:
         lower_thread_priority()
         try:
-            from workbench.store.recorder import RunRecorder
+            from workbench.services.run_launch import find_resume_target, launch_run
             from workbench.store.repository import RunRepository
-            from workbench.train.trainer import Trainer
 
-            trainer = Trainer(self.config, self.run_dir, resume_from=self.resume_from, control=self.control)
             repository = RunRepository(self.db_url)
-            if self.run_id is None:
-                self.run_id = repository.create_run(self.config.to_dict(), self.config.train.name or
-                                                    self.run_dir.rsplit("/", 1)[-1], self.run_dir, trainer.dataset).id
+            target = find_resume_target(self.resume, repository) if self.resume else None
+            launched = launch_run(self.config, repository, resume=target, control=self.control)
+            self.run_id = launched.run_id
             self.run_recorded.emit(self.run_id)
-            trainer.subscribe(RunRecorder(repository, self.run_id))
-            trainer.subscribe(self.event.emit)
-            result = trainer.run()
+            launched.trainer.subscribe(self.event.emit)
+            result = launched.run()
         except BaseException as exc:
             self.failed.emit(describe_error(exc))
             return

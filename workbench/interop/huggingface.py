@@ -20,8 +20,10 @@ import torch
 
 from workbench.config import ModelConfig, WorkbenchConfig
 from workbench.data.tokenizer import SPECIAL_TOKENS, describe, load_tokenizer, save_vocab_txt
+from workbench.durable_io import fsync_dir, fsync_tree, temporary_sibling, writing
 from workbench.errors import WorkbenchError
 from workbench.model import BertPretrainingModel
+from workbench.ownership import check_export_folder, write_export_marker
 from workbench.train import checkpoint as ckpt
 
 TIED = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
@@ -39,27 +41,35 @@ def is_hf_directory(path: Path) -> bool:
 
 
 def export_checkpoint(source: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
-    """Write a checkpoint (or a run's latest) as a transformers BERT directory."""
-    folder = ckpt.find_checkpoint(source)
+    """Write a checkpoint (or a run's latest) as a transformers BERT directory.
+
+    ``out_dir`` must be new, empty, or a folder this function exported to before
+    (its marker); only the files an export writes are replaced, each durably
+    (temporary name, fsync, rename), and nothing else in the folder is touched.
+    A damaged checkpoint is refused.
+    """
+    folder = ckpt.verified_checkpoint(source)
     config = ckpt.checkpoint_config(folder)
     tokenizer = load_tokenizer(folder / "tokenizer.json")
     model_config = config.model.resolved(vocab_size=tokenizer.get_vocab_size())
     out = Path(out_dir)
-    if out.exists() and any(out.iterdir()) and not (out / "config.json").exists():
-        raise InteropError(f"{out}: folder exists and is not an exported model; choose another --out")
-    partial = out.parent / f".{out.name}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
-        shutil.copyfile(folder / ckpt.WEIGHTS, partial / "model.safetensors")
-        (partial / "config.json").write_text(json.dumps(hf_config(model_config, tokenizer), indent=2), encoding="utf-8")
-        write_tokenizer_files(tokenizer, partial, config.data.max_seq_length)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(partial, out)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+    check_export_folder(out)
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
+        staging = temporary_sibling(out / "files")
+        staging.mkdir()
+        try:
+            shutil.copyfile(folder / ckpt.WEIGHTS, staging / "model.safetensors")
+            (staging / "config.json").write_text(json.dumps(hf_config(model_config, tokenizer), indent=2),
+                                                 encoding="utf-8")
+            write_tokenizer_files(tokenizer, staging, config.data.max_seq_length)
+            fsync_tree(staging)
+            write_export_marker(out, str(folder))  # before the files: a crash leaves a folder we may finish
+            for file in sorted(staging.iterdir()):
+                os.replace(file, out / file.name)
+            fsync_dir(out)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return out
 
 
@@ -150,7 +160,7 @@ def load_for_inference(path: str | os.PathLike, device: str = "cpu"):
         load_hf_weights(model, path)
         config = None
     else:
-        folder = ckpt.find_checkpoint(path)
+        folder = ckpt.verified_checkpoint(path)
         config: WorkbenchConfig | None = ckpt.checkpoint_config(folder)
         tokenizer = load_tokenizer(folder / "tokenizer.json")
         model = BertPretrainingModel(config.model.resolved(vocab_size=tokenizer.get_vocab_size()))

@@ -13,9 +13,11 @@ revision we do not know) is refused rather than touched.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
-from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy import create_engine, event, inspect, make_url, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -44,30 +46,90 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.close()
 
 
+def display_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``: the only form that appears in messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not even a URL: show no part that could hold a secret
+        return url.split("@")[-1] if "@" in url else url
+
+
 def open_engine(url: str | None = None) -> Engine:
     """An engine on an up-to-date database; creates the file and the schema when needed."""
     url = resolve_url(url)
+    shown = display_url(url)
     path = _sqlite_path(url)
     if path is not None:
         if path.exists() and path.is_dir():
             raise StoreError(f"{path}: is a folder, not a database file")
         if path.exists() and path.stat().st_size and not _looks_like_sqlite(path):
             raise StoreError(f"{path}: not a SQLite database")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():  # readable by the user only: runs hold paths, notes and configs
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot create the database ({exc.strerror})") from None
     try:
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000} if path else {})
     except Exception as exc:  # bad URL, missing driver
-        raise StoreError(f"cannot open database {url}: {exc}") from None
+        raise StoreError(f"cannot open database {shown}: {_without_secrets(str(exc), url)}") from None
     if path is not None:
         _configure_sqlite(engine)
     try:
-        upgrade(engine)
+        with _migration_lock(engine, path):
+            upgrade(engine)
     except (OperationalError, DatabaseError) as exc:
-        message = str(exc.orig) if getattr(exc, "orig", None) else str(exc)
+        message = _without_secrets(str(exc.orig) if getattr(exc, "orig", None) else str(exc), url)
         if "locked" in message:
-            raise StoreError(f"database {url} is locked by another program; try again") from None
-        raise StoreError(f"database {url} cannot be used: {message}") from None
+            raise StoreError(f"database {shown} is locked by another program; try again") from None
+        raise StoreError(f"database {shown} cannot be used: {message.splitlines()[0] if message else ''}") from None
     return engine
+
+
+def _without_secrets(message: str, url: str) -> str:
+    try:
+        password = make_url(url).password
+    except Exception:
+        return message
+    return message.replace(str(password), "***") if password else message
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine, sqlite_path: Path | None):
+    """Serialise schema creation and upgrades between processes opening the same database at once.
+
+    SQLite: an OS lock on a file beside the database (released if the process dies).
+    PostgreSQL: a session advisory lock. Others: the database's own DDL locking.
+    """
+    if sqlite_path is not None:
+        lock_path = sqlite_path.with_name(sqlite_path.name + ".migrate-lock")
+        try:
+            handle = open(lock_path, "a+")
+        except OSError:
+            yield
+            return
+        try:
+            try:
+                import fcntl
+
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            except ImportError:  # Windows: SQLite's own locking serialises the DDL
+                pass
+            yield
+        finally:
+            handle.close()
+    elif engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(727274)"))
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(727274)"))
+                connection.commit()
+    else:
+        yield
 
 
 def _looks_like_sqlite(path: Path) -> bool:
@@ -95,11 +157,13 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         current = current_revision(connection)
         if current is not None and current not in known:
             raise StoreError(
-                f"database {engine.url} was written by a newer version of pretrain-workbench "
+                f"database {engine.url.render_as_string(hide_password=True)} was written by a "
+                f"newer version of pretrain-workbench "
                 f"(schema {current}); update the program to use it"
             )
         if current is None and inspect(connection).has_table("runs"):
-            raise StoreError(f"database {engine.url} has a runs table but no schema version; not ours")
+            raise StoreError(f"database {engine.url.render_as_string(hide_password=True)} has a runs table but no "
+                             "schema version; not ours")
         command.upgrade(config, revision)
 
 

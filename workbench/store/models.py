@@ -65,7 +65,8 @@ class Run(Base):
     # Liveness (migration 0002): who runs it and when it last said so.
     pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     host: Mapped[str] = mapped_column(String(200), default="")
-    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)   # UTC
+    process_started: Mapped[float | None] = mapped_column(Float, nullable=True)      # migration 0003
 
     tags: Mapped[list["RunTag"]] = relationship(cascade="all, delete-orphan", lazy="selectin")
     checkpoints: Mapped[list["Checkpoint"]] = relationship(cascade="all, delete-orphan", lazy="selectin",
@@ -74,6 +75,15 @@ class Run(Base):
     @property
     def tag_names(self) -> list[str]:
         return sorted(t.tag for t in self.tags)
+
+
+class StoreInfo(Base):
+    """Facts about the database itself (migration 0003): ``database_id``, a random id."""
+
+    __tablename__ = "store_info"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
 
 
 class RunTag(Base):

@@ -3,12 +3,20 @@
 Metric points are buffered and written in one INSERT when the buffer holds
 ``flush_points`` points or ``flush_seconds`` have passed, and at every
 checkpoint, pause and at the end - so a crash loses at most the last few
-seconds of curve, and recording costs a tiny fraction of a step. Each flush
-also refreshes the run's heartbeat, by which a dead run is found later.
+seconds of curve, and recording costs a tiny fraction of a step.
+
+A heartbeat thread refreshes the run's heartbeat every ``heartbeat_seconds``
+whatever the trainer does (a paused run, or steps slower than the liveness
+window, stay alive). When the database fails for a moment (locked, a dropped
+connection), the points stay in the buffer and the next flush retries; the
+failure is reported once, as one line, and the run's reason says so if it
+never recovered.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 
 from workbench.store.repository import RunRepository, now
@@ -22,8 +30,12 @@ LOWER_IS_BETTER = ("loss", "mlm_loss", "nsp_loss", "perplexity")
 BEST_OF = ("loss", "mlm_loss", "nsp_loss", "mlm_accuracy", "nsp_accuracy", "perplexity")
 
 
+log = logging.getLogger(__name__)
+
+
 class RunRecorder:
-    def __init__(self, repository: RunRepository, run_id: int, flush_points: int = 2000, flush_seconds: float = 2.0):
+    def __init__(self, repository: RunRepository, run_id: int, flush_points: int = 2000, flush_seconds: float = 2.0,
+                 heartbeat_seconds: float = 30.0, warn=None):
         self.repository = repository
         self.run_id = run_id
         self.flush_points = flush_points
@@ -35,6 +47,24 @@ class RunRecorder:
         self.elapsed = 0.0
         self.best: dict[str, float] = dict(repository.get(run_id).best_metrics or {})
         self.seconds_spent = 0.0  # time spent in this recorder, for the overhead benchmark
+        self.failure = ""         # the first database error not yet recovered from ("" when all is written)
+        self.failures = 0
+        self._warn = warn or (lambda message: log.warning("%s", message))
+        self._lock = threading.Lock()
+        self._stop_heartbeat = threading.Event()
+        self._heartbeat = threading.Thread(target=self._beat, args=(heartbeat_seconds,), daemon=True,
+                                           name=f"heartbeat-run-{run_id}")
+        self._heartbeat.start()
+
+    def _beat(self, every: float) -> None:
+        while not self._stop_heartbeat.wait(every):
+            try:
+                self.repository.heartbeat(self.run_id)
+            except Exception:  # the next flush reports database trouble
+                pass
+
+    def close(self) -> None:
+        self._stop_heartbeat.set()
 
     def __call__(self, event: Event) -> None:
         begun = time.perf_counter()
@@ -56,16 +86,42 @@ class RunRecorder:
                 better = min if name in LOWER_IS_BETTER else max
                 self.best[key] = better(self.best.get(key, value), value)
 
-    def flush(self) -> None:
-        rows, self.buffer = self.buffer, []
-        self.repository.add_metrics(rows)
-        self.repository.heartbeat(self.run_id, steps=self.step, elapsed=self.elapsed)
-        self.last_flush = time.monotonic()
+    def flush(self) -> bool:
+        """Write the buffered points; on a database error keep them for the next try. True when written."""
+        with self._lock:
+            self.last_flush = time.monotonic()
+            try:
+                self.repository.add_metrics(self.buffer)
+                self.buffer = []
+                self.repository.heartbeat(self.run_id, steps=self.step, elapsed=self.elapsed)
+            except Exception as exc:  # locked, connection lost, disk full: the points stay buffered
+                self.failures += 1
+                if not self.failure:
+                    self.failure = _one_line(exc)
+                    self._warn(f"run {self.run_id}: cannot write to the run database ({self.failure}); "
+                               f"{len(self.buffer)} points kept, retrying")
+                return False
+            if self.failure:
+                self._warn(f"run {self.run_id}: the run database works again; every point was written")
+                self.failure = ""
+            return True
+
+    def _write(self, **values) -> None:
+        """A run-row update that must not stop training when the database fails."""
+        try:
+            self.repository.update(self.run_id, **values)
+        except Exception as exc:
+            self.failures += 1
+            if not self.failure:
+                self.failure = _one_line(exc)
+                self._warn(f"run {self.run_id}: cannot update the run database ({self.failure})")
 
     def _on_started(self, event) -> None:
         self.step = event.start_step
         self.repository.drop_metrics_after(self.run_id, event.start_step)
         self.repository.start(self.run_id, event.device, event.max_steps, config=event.config)
+        with self._lock:
+            self.last_flush = time.monotonic()
 
     def _on_step(self, event) -> None:
         self.step, self.elapsed = event.step, event.elapsed
@@ -79,22 +135,41 @@ class RunRecorder:
 
     def _on_checkpoint(self, event) -> None:
         self.flush()
-        self.repository.add_checkpoint(self.run_id, event.step, event.path, event.size_bytes)
-        self.repository.forget_missing_checkpoints(self.run_id)
+        try:
+            self.repository.add_checkpoint(self.run_id, event.step, event.path, event.size_bytes)
+            self.repository.forget_missing_checkpoints(self.run_id)
+        except Exception as exc:
+            self.failures += 1
+            self.failure = self.failure or _one_line(exc)
 
     def _on_state(self, event) -> None:
         self.flush()
-        self.repository.update(self.run_id, status="paused" if event.state == "paused" else "running")
+        self._write(status="paused" if event.state == "paused" else "running")
+
+    def _final_flush(self) -> str:
+        """Flush with a few retries at the end; the reason's suffix if points could not be written."""
+        for wait in (0.0, 0.5, 2.0, 5.0):
+            time.sleep(wait)
+            if self.flush():
+                return ""
+        return f" (recording failed: {self.failure}; {len(self.buffer)} metric points were not written)"
 
     def _on_finished(self, event) -> None:
         self.elapsed = event.elapsed
         self.step = event.step
-        self.flush()
-        self.repository.update(self.run_id, status=event.status, reason=event.reason, finished_at=now(),
-                               steps=event.step, elapsed_seconds=event.elapsed, final_metrics=event.final,
-                               best_metrics=self.best)
+        self.close()
+        suffix = self._final_flush()
+        self._write(status=event.status, reason=event.reason + suffix, finished_at=now(),
+                    steps=event.step, elapsed_seconds=event.elapsed, final_metrics=event.final,
+                    best_metrics=self.best)
 
     def _on_failed(self, event) -> None:
-        self.flush()
-        self.repository.update(self.run_id, status="failed", reason=event.reason, finished_at=now(),
-                               steps=event.step, best_metrics=self.best)
+        self.close()
+        suffix = self._final_flush()
+        self._write(status="failed", reason=event.reason + suffix, finished_at=now(), steps=event.step,
+                    best_metrics=self.best)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]

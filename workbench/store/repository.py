@@ -7,22 +7,30 @@ import json
 import os
 import socket
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Iterable, Sequence
 
 import numpy as np
 from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.engine import Engine
 
 from workbench import __version__
 from workbench.store.database import StoreError, open_engine, session_factory
-from workbench.store.models import ACTIVE, Checkpoint, Dataset, Metric, Run, RunTag
+from workbench.durable_io import process_alive, process_start_time
+from workbench.store.models import ACTIVE, Checkpoint, Dataset, Metric, Run, RunTag, StoreInfo
 
 HEARTBEAT_TIMEOUT = timedelta(minutes=2)  # a run on another host that has not written for this long died
 
 
 def now() -> datetime:
-    return datetime.now()
+    """The current time in UTC (stored without a zone: every stored time is UTC)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def local_time(stored: datetime | None) -> datetime | None:
+    """A stored (UTC) time in the local zone, for display."""
+    return None if stored is None else stored.replace(tzinfo=timezone.utc).astimezone()
 
 
 def config_hash(config: dict) -> str:
@@ -45,38 +53,52 @@ class RunRepository:
 
     @property
     def url(self) -> str:
+        """The database URL for messages: the password is never shown."""
         return self.engine.url.render_as_string(hide_password=True)
+
+    @property
+    def database_id(self) -> str:
+        """This database's random id (run folders name it in their marker)."""
+        if not hasattr(self, "_database_id"):
+            with self.Session() as session:
+                row = session.get(StoreInfo, "database_id")
+                self._database_id = row.value if row is not None else ""
+        return self._database_id
 
     # --- runs ------------------------------------------------------------------------------
 
     def create_run(self, config: dict, name: str, run_dir: str, dataset=None) -> Run:
+        dataset_id = self.register_dataset(dataset) if dataset is not None else None
+        fingerprint = dataset.fingerprint if dataset is not None else ""
         with self.Session.begin() as session:
-            dataset_id = None
-            fingerprint = ""
-            if dataset is not None:
-                dataset_id = self._upsert_dataset(session, dataset)
-                fingerprint = dataset.fingerprint
             run = Run(name=name, status="created", reason="", created_at=now(), config=config,
                       config_hash=config_hash(config), dataset_fingerprint=fingerprint, dataset_id=dataset_id,
                       run_dir=str(run_dir), device="", package_version=__version__, notes="", steps=0,
                       max_steps=int(config.get("train", {}).get("max_steps", 0)), elapsed_seconds=0.0,
                       final_metrics={}, best_metrics={}, pid=os.getpid(), host=socket.gethostname(),
-                      heartbeat_at=now())
+                      heartbeat_at=now(), process_started=process_start_time(os.getpid()))
             session.add(run)
             session.flush()
             return run
 
-    def _upsert_dataset(self, session, dataset) -> int:
-        existing = session.scalar(select(Dataset).where(Dataset.fingerprint == dataset.fingerprint))
-        if existing is not None:
-            existing.path = str(dataset.path)
-            return existing.id
-        row = Dataset(path=str(dataset.path), fingerprint=dataset.fingerprint,
-                      tokenizer_sha256=dataset.manifest["tokenizer"]["sha256"],
-                      statistics=dataset.manifest["counts"], created_at=now())
-        session.add(row)
-        session.flush()
-        return row.id
+    def register_dataset(self, dataset) -> int:
+        """The id of the dataset's row, created if needed; safe when two runs register it at once."""
+        for _ in range(3):
+            try:
+                with self.Session.begin() as session:
+                    existing = session.scalar(select(Dataset).where(Dataset.fingerprint == dataset.fingerprint))
+                    if existing is not None:
+                        existing.path = str(dataset.path)
+                        return existing.id
+                    row = Dataset(path=str(dataset.path), fingerprint=dataset.fingerprint,
+                                  tokenizer_sha256=dataset.manifest["tokenizer"]["sha256"],
+                                  statistics=dataset.manifest["counts"], created_at=now())
+                    session.add(row)
+                    session.flush()
+                    return row.id
+            except IntegrityError:  # another process inserted the same fingerprint between our select and insert
+                continue
+        raise StoreError(f"cannot register dataset {dataset.path} in {self.url}")
 
     def get(self, run_id: int) -> Run:
         with self.Session() as session:
@@ -104,7 +126,8 @@ class RunRepository:
 
     def start(self, run_id: int, device: str, max_steps: int, config: dict | None = None) -> None:
         values = dict(status="running", device=device, max_steps=max_steps, pid=os.getpid(),
-                      host=socket.gethostname(), heartbeat_at=now(), reason="", finished_at=None)
+                      host=socket.gethostname(), heartbeat_at=now(), reason="", finished_at=None,
+                      process_started=process_start_time(os.getpid()))
         if config is not None:
             values.update(config=config, config_hash=config_hash(config))
         run = self.get(run_id)
@@ -159,7 +182,9 @@ class RunRepository:
         with self.Session.begin() as session:
             for run in session.scalars(select(Run).where(Run.status.in_(ACTIVE))):
                 if run.host == host and run.pid is not None:
-                    dead = not _pid_alive(run.pid)
+                    # A pid reused by another process since (its start time differs) is dead too.
+                    started = process_start_time(run.pid) if run.process_started is not None else None
+                    dead = not process_alive(run.pid) or (started is not None and started != run.process_started)
                 else:
                     dead = run.heartbeat_at is None or now() - run.heartbeat_at > HEARTBEAT_TIMEOUT
                 if dead:
@@ -219,22 +244,3 @@ class RunRepository:
             for checkpoint in session.scalars(select(Checkpoint).where(Checkpoint.run_id == run_id)):
                 if not os.path.exists(checkpoint.path):
                     session.delete(checkpoint)
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    # A zombie (killed, not yet reaped by its parent) is dead for our purposes.
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True

@@ -34,6 +34,16 @@ class Distributed:
             dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor
 
+    def all_gather_bytes(self, tensor: torch.Tensor) -> list[torch.Tensor]:
+        """Every rank's copy of a CPU byte tensor of equal size (e.g. RNG states), in rank order."""
+        if not self.active:
+            return [tensor]
+        device = torch.device("cuda", self.local_rank) if dist.get_backend() == "nccl" else torch.device("cpu")
+        local = tensor.to(device)
+        gathered = [torch.empty_like(local) for _ in range(self.world_size)]
+        dist.all_gather(gathered, local)
+        return [t.cpu() for t in gathered]
+
     def close(self) -> None:
         if self.active and dist.is_initialized():
             dist.destroy_process_group()

@@ -122,6 +122,7 @@ class EventBus:
 
     def __init__(self) -> None:
         self._subscribers: list[Subscriber] = []
+        self.failures: dict[int, int] = {}   # id(subscriber) -> failures so far
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
@@ -130,5 +131,10 @@ class EventBus:
         for subscriber in list(self._subscribers):
             try:
                 subscriber(event)
-            except Exception:  # a broken printer must not kill a training run
-                log.exception("event subscriber %r failed on %s", subscriber, event.type)
+            except Exception as exc:  # a broken printer must not kill a training run
+                count = self.failures.get(id(subscriber), 0) + 1
+                self.failures[id(subscriber)] = count
+                if count == 1:  # one line, once; the traceback only at debug level
+                    log.warning("%s failed on a %s event: %s: %s (further failures are not reported)",
+                                type(subscriber).__name__, event.type, type(exc).__name__, exc)
+                log.debug("subscriber failure", exc_info=True)

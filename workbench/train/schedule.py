@@ -12,18 +12,34 @@ import math
 from workbench.config import TrainConfig
 
 
-def learning_rate(config: TrainConfig, step: int, progress: float, decay_start: float) -> float:
+def decay_fraction(config: TrainConfig, progress: float, state) -> float:
+    """How far the decay has gone, in [0, 1], for a state with ``decay_start`` and an anchor."""
+    return _fraction(progress, state.decay_start, state.anchor_progress, state.anchor_fraction)
+
+
+def _fraction(progress: float, decay_start: float, anchor_progress: float, anchor_fraction: float) -> float:
+    if anchor_progress > 0.0:
+        # The budget changed on resume: the decay goes on from where it stood to the new end.
+        done = (progress - anchor_progress) / max(1e-12, 1.0 - anchor_progress)
+        return min(1.0, max(0.0, anchor_fraction + (1.0 - anchor_fraction) * done))
+    return min(1.0, max(0.0, (progress - decay_start) / max(1e-12, 1.0 - decay_start)))
+
+
+def learning_rate(config: TrainConfig, step: int, progress: float, decay_start: float,
+                  anchor_progress: float = 0.0, anchor_fraction: float = 0.0) -> float:
     """Learning rate for optimizer step ``step`` (0-based).
 
     ``progress`` is the budget used so far in [0, 1]; ``decay_start`` is the progress at
-    which warm-up ended (``warmup_steps / max_steps`` for a step budget).
+    which warm-up ended (``warmup_steps / max_steps`` for a step budget). After the
+    budget was changed on resume, ``anchor_progress`` is the new budget's progress at
+    that moment and ``anchor_fraction`` how far the decay had gone then.
     """
     peak = config.learning_rate
     if config.warmup_steps and step < config.warmup_steps:
         return peak * (step + 1) / config.warmup_steps
     if config.schedule == "constant":
         return peak
-    fraction = min(1.0, max(0.0, (progress - decay_start) / max(1e-12, 1.0 - decay_start)))
+    fraction = _fraction(progress, decay_start, anchor_progress, anchor_fraction)
     if config.schedule == "cosine":
         return peak * 0.5 * (1.0 + math.cos(math.pi * fraction))
     return peak * (1.0 - fraction)

@@ -25,10 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from workbench.config import TrainConfig, WorkbenchConfig, save_config
+from workbench.config import TrainConfig, WorkbenchConfig, dumps_toml
 from workbench.data.batches import Batch, BatchStream
 from workbench.data.masking import IGNORE_INDEX, KEPT, MASKED, RANDOM
 from workbench.data.store import TokenizedDataset
+from workbench.durable_io import write_text_atomic
 from workbench.errors import ConfigError, DatasetError
 from workbench.model import BertPretrainingModel
 from workbench.train import checkpoint as ckpt
@@ -38,7 +39,7 @@ from workbench.train.events import (
     CheckpointSaved, EvalMetrics, EventBus, Notice, RunFailed, RunFinished, RunStarted, StateChanged,
     StepMetrics, Subscriber,
 )
-from workbench.train.schedule import learning_rate, run_progress
+from workbench.train.schedule import decay_fraction, learning_rate, run_progress
 
 # Settings that may change when a run is resumed; anything else would make it another run.
 RESUMABLE_CHANGES = {f.name for f in dataclasses.fields(TrainConfig) if f.metadata["kind"] == "resumable"}
@@ -125,7 +126,11 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.control = control or TrainingControl()
         self.bus = EventBus()
-        self.resume_from = ckpt.find_checkpoint(resume_from) if resume_from else None
+        self.notices: list[str] = []  # said once the run has started (e.g. damaged checkpoints skipped)
+        self.resume_from = None
+        if resume_from:
+            self.resume_from, skipped = ckpt.find_good_checkpoint(resume_from)
+            self.notices.extend(f"skipped a damaged checkpoint: {problem}" for problem in skipped)
         if not config.data.dataset:
             raise ConfigError("data.dataset is not set: prepare a dataset (`pretrain-workbench prepare`) "
                               "and pass --set data.dataset=DIR")
@@ -152,8 +157,15 @@ class Trainer:
         self.precision = resolve_precision(config.train.precision, self.device)
         if self.precision == "bf16" and self.device.type == "mps":
             raise ConfigError("train.precision bf16 is not supported on MPS; use fp32")
+        check_memory(self.model_config, config)
         if self.resume_from is not None:
             self._check_resumable(ckpt.checkpoint_config(self.resume_from))
+            saved_fingerprint = ckpt.read_info(self.resume_from).get("dataset_fingerprint")
+            if saved_fingerprint and saved_fingerprint != self.dataset.fingerprint:
+                raise ConfigError(
+                    f"cannot resume from {self.resume_from}: it was trained on another dataset (fingerprint "
+                    f"{saved_fingerprint[:12]}), but {self.dataset.path} is {self.dataset.fingerprint[:12]}; "
+                    "resume with the dataset the run trained on, or start a new run")
         t = config.train
         world_size, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
         self.micro_batch, remainder = divmod(t.batch_size, t.gradient_accumulation_steps * world_size)
@@ -172,6 +184,8 @@ class Trainer:
         now, before = self.config.to_dict(), saved.to_dict()
         for section, values in before.items():
             for key, value in values.items():
+                if section == "data" and key == "dataset":
+                    continue  # the same dataset may live at another path: its fingerprint is what counts
                 if now[section][key] != value and not (section == "train" and key in RESUMABLE_CHANGES):
                     raise ConfigError(
                         f"cannot change {section}.{key} when resuming ({value!r} -> {now[section][key]!r}); "
@@ -219,8 +233,13 @@ class Trainer:
         self._last_ckpt = ""
         if self.resume_from is not None:
             ckpt.load_weights(self.resume_from, model)
-            state = ckpt.load_training_state(self.resume_from, optimizer)
+            state = ckpt.load_training_state(self.resume_from, optimizer, rank=dist.rank)
             self._last_ckpt = str(self.resume_from)
+            saved = ckpt.checkpoint_config(self.resume_from).train
+            if (saved.max_steps, saved.max_minutes) != (t.max_steps, t.max_minutes):
+                # The budget changed: continue the decay from where it stands, with no jump in the learning rate.
+                state.anchor_fraction = decay_fraction(saved, run_progress(saved, state.step, state.elapsed), state)
+                state.anchor_progress = run_progress(t, state.step, state.elapsed)
         else:
             state.decay_start = t.warmup_steps / t.max_steps
         self._step = state.step
@@ -233,9 +252,12 @@ class Trainer:
             train_model = DistributedDataParallel(train_model, device_ids=[dist.local_rank] if self.device.type == "cuda" else None)
 
         batches = self.stream.iterate(state.epoch, state.batch_index)
+        abandoned: list[Path] = []
         if dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            save_config(self.config, self.run_dir / "config.toml")
+            write_text_atomic(self.run_dir / "config.toml", dumps_toml(self.config))
+            if self.resume_from is not None and self.resume_from.parent.parent.resolve() == self.run_dir.resolve():
+                abandoned = ckpt.abandon_newer(self.run_dir, state.step)
         self._started = True
         emit(RunStarted(run_dir=str(self.run_dir), device=describe_device(self.device), precision=self.precision,
                         num_parameters=model.num_parameters(), world_size=dist.world_size, start_step=state.step,
@@ -244,6 +266,12 @@ class Trainer:
             emit(Notice("this CPU has no native bf16 (AVX512-BF16/AMX): bf16 runs emulated, far slower than fp32"))
         if getattr(self, "_init_notice", ""):
             emit(Notice(self._init_notice))
+        for message in self.notices:
+            emit(Notice(message))
+        if abandoned:
+            emit(Notice(f"resumed from step {state.step}, an older checkpoint: the {len(abandoned)} newer one(s) "
+                        f"(steps {', '.join(str(ckpt.step_of(p)) for p in abandoned)}) were moved to "
+                        f"{abandoned[0].parent} and will not be resumed"))
         if state.step >= t.max_steps:
             emit(Notice(f"run already reached train.max_steps ({t.max_steps}); raise it to train further"))
 
@@ -251,6 +279,11 @@ class Trainer:
         sums = torch.zeros(len(_DEVICE_SUMS), dtype=torch.float64, device=self.device)
         counts = np.zeros(len(_HOST_SUMS))
         interval_tokens = interval_positions = interval_steps = 0
+        if state.interval:  # a resumed run continues the reporting interval it was in (sums: on rank 0 only)
+            if dist.is_main:
+                sums += torch.tensor(state.interval["sums"], dtype=torch.float64, device=self.device)
+                counts += np.asarray(state.interval["counts"])
+            interval_tokens, interval_positions, interval_steps = state.interval["tokens"]
         interval_start = time.perf_counter()
         step_times: list[float] = []
         last_metrics: dict = {}
@@ -280,7 +313,7 @@ class Trainer:
 
             started = time.perf_counter()
             progress = run_progress(t, state.step, state.elapsed)
-            lr = learning_rate(t, state.step, progress, state.decay_start)
+            lr = learning_rate(t, state.step, progress, state.decay_start, state.anchor_progress, state.anchor_fraction)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             total_loss = torch.zeros((), device=self.device)
@@ -300,9 +333,13 @@ class Trainer:
                 state.epoch, state.batch_index = epoch, index + 1
             max_norm = t.max_grad_norm if t.max_grad_norm > 0 else float("inf")
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
-            if not bool(torch.isfinite(total_loss)):  # a sync point, once per step
+            # One flag for all ranks: a NaN on any of them stops every one. (A sync point, once per step.)
+            bad = dist.all_reduce_sum((~torch.isfinite(total_loss)).float().reshape(1).cpu())
+            if bool(bad[0] > 0):
                 optimizer.zero_grad(set_to_none=True)
-                message = (f"loss became {float(total_loss):.4g} at step {state.step + 1}; the weights were not "
+                local = float(total_loss)
+                value = f"{local:.4g}" if not math.isfinite(local) else "non-finite on another process"
+                message = (f"loss became {value} at step {state.step + 1}; the weights were not "
                            f"updated. Lower train.learning_rate or use fp32. Last good checkpoint: "
                            f"{self._last_ckpt or 'none'}")
                 emit(RunFailed(step=state.step, reason=message, last_checkpoint=self._last_ckpt))
@@ -354,6 +391,8 @@ class Trainer:
             if t.eval_every and state.step % t.eval_every == 0 and state.step < t.max_steps:
                 self._evaluate(model, heldout, state.step, emit, dist, autocast)
             if t.checkpoint_every and state.step % t.checkpoint_every == 0 and state.step < t.max_steps:
+                state.interval = self._interval_state(sums, counts, interval_tokens, interval_positions,
+                                                      interval_steps, dist)
                 self._save(model, optimizer, state, last_metrics, emit, dist)
 
         final = dict(last_metrics)
@@ -361,6 +400,8 @@ class Trainer:
         if evaluation:
             final.update({f"eval_{k}": v for k, v in evaluation.items() if k not in ("type", "step")})
         if state.step > 0 and not self._last_ckpt.endswith(f"step-{state.step:07d}"):
+            state.interval = self._interval_state(sums, counts, interval_tokens, interval_positions, interval_steps,
+                                                  dist)
             self._save(model, optimizer, state, final, emit, dist)
         emit(RunFinished(status=status, reason=reason, step=state.step, elapsed=state.elapsed,
                          last_checkpoint=self._last_ckpt, final=final))
@@ -410,13 +451,40 @@ class Trainer:
         dist.barrier()
         return result
 
+    @staticmethod
+    def _interval_state(sums: torch.Tensor, counts: np.ndarray, tokens: int, positions: int, steps: int,
+                        dist: Distributed) -> dict:
+        """The unreported part of the metric interval, summed over ranks (rank 0 restores it on resume)."""
+        together = dist.all_reduce_sum(torch.cat([sums.cpu(), torch.from_numpy(counts)]))
+        return {"sums": together[:len(_DEVICE_SUMS)].tolist(), "counts": together[len(_DEVICE_SUMS):].tolist(),
+                "tokens": [tokens, positions, steps], "ranks": dist.world_size}
+
     def _save(self, model, optimizer, state: ckpt.TrainingState, metrics: dict, emit, dist: Distributed) -> None:
+        rng_states = dist.all_gather_bytes(torch.get_rng_state())  # each rank's dropout stream, for an exact resume
         if dist.is_main:
             path, size = ckpt.save_checkpoint(self.run_dir, model, optimizer, state, self.config, self.dataset.path,
-                                              metrics, self.dataset.fingerprint, self.config.train.keep_checkpoints)
+                                              metrics, self.dataset.fingerprint, self.config.train.keep_checkpoints,
+                                              rng_states=rng_states)
             self._last_ckpt = str(path)
             emit(CheckpointSaved(step=state.step, path=str(path), size_bytes=size))
         dist.barrier()
+
+
+def check_memory(model_config, config: WorkbenchConfig) -> None:
+    """Refuse a model whose weights and optimizer state alone could not fit in this machine's memory."""
+    H, L, I, V = (model_config.hidden_size, model_config.num_hidden_layers, model_config.intermediate_size,
+                  model_config.vocab_size)
+    parameters = L * (4 * H * H + 2 * H * I) + (V + model_config.max_position_embeddings) * H
+    needed = parameters * 4 * 4  # weights, gradients, two AdamW moments in fp32
+    try:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return
+    if config.train.device in ("auto", "cpu") and needed > available:
+        raise ConfigError(
+            f"model is far too large for this machine: about {parameters / 1e6:,.0f}M parameters need "
+            f"{needed / 2**30:,.1f} GiB for weights and optimizer state, and there are {available / 2**30:,.1f} GiB "
+            "(check model.hidden_size, model.num_hidden_layers, model.intermediate_size)")
 
 
 def _ratio(a: float, b: float) -> float:

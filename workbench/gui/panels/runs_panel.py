@@ -308,12 +308,19 @@ class RunsPanel(QWidget):
             self.delete_runs(ids)
 
     def delete_runs(self, ids: list[int]) -> None:
-        from workbench.commands.history import remove_run_files
+        from workbench.errors import WorkbenchError
+        from workbench.services.run_removal import delete_run
 
+        said = []
         for run_id in ids:
-            run = self.repository.delete(run_id)
-            remove_run_files(run)
+            try:
+                said.append(delete_run(self.repository, run_id))
+            except WorkbenchError as exc:
+                said.append(str(exc))
         self.refresh()
+        kept = [line for line in said if "kept" in line or "stop it first" in line]
+        if kept:
+            QMessageBox.information(self, "Delete runs", "\n".join(kept))
 
 
 def _fmt(value, spec: str) -> str:
