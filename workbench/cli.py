@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 import traceback
-from pathlib import Path
 from typing import Callable, Sequence
 
 from workbench import __version__
@@ -160,14 +158,6 @@ def _cmd_gui(args: argparse.Namespace) -> int:
     return run_app(db=getattr(args, "db", None))
 
 
-def _log_path() -> Path:
-    import platformdirs
-
-    folder = Path(platformdirs.user_log_dir("pretrain-workbench", appauthor=False))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / "errors.log"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -186,11 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception as exc:  # a bug: keep the traceback out of the user's face
         try:
-            log = _log_path()
-            with open(log, "a", encoding="utf-8") as f:
-                f.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} pretrain-workbench {__version__} {sys.argv[1:]}\n")
-                f.write(traceback.format_exc())
-            where = f" (details in {log})"
+            from workbench.error_log import append_error
+
+            where = f" (details in {append_error(traceback.format_exc())})"
         except OSError:
             where = ""
         logging.getLogger(__name__).debug("internal error", exc_info=True)

@@ -145,7 +145,7 @@ def process_start_time(pid: int) -> float | None:
         return None
 
 
-def remove_stale_partials(folder: Path) -> list[str]:
+def remove_stale_partials(folder: Path, prefix: str = ".") -> list[str]:
     """Remove the temporary entries in ``folder`` left by processes that died; returns their names.
 
     Only hidden names of our own pattern whose writer is gone are touched; a
@@ -157,7 +157,7 @@ def remove_stale_partials(folder: Path) -> list[str]:
     if not folder.is_dir():
         return removed
     for entry in folder.iterdir():
-        if not is_partial_name(entry.name):
+        if not (is_partial_name(entry.name) and entry.name.startswith(prefix)):
             continue
         pid = pid_of_partial(entry.name)
         if pid is not None and process_alive(pid) and pid != os.getpid():

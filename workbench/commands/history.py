@@ -6,7 +6,6 @@ import argparse
 import csv
 import json
 import sys
-from pathlib import Path
 
 from workbench.commands.common import UsageError, duration
 from workbench.store.comparison import COMPARE_METRICS, aligned_series, config_differences

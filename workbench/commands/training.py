@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 from workbench.commands.common import UsageError, config_from_args, duration
 from workbench.commands.history import open_repository

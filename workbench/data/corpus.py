@@ -307,13 +307,15 @@ def _csv_documents(f: CorpusFile, config: DataConfig, diagnostics: Diagnostics,
     csv.field_size_limit(MAX_RECORD_BYTES)
     errors = "strict" if config.encoding_errors == "strict" else "workbench-count-replace"
     with open(f.path, encoding="utf-8-sig", errors=errors, newline="") as handle:
-        reader = csv.reader(handle)
+        reader = csv.reader(handle, strict=True)  # strict: an unterminated quote is an error, not a swallowed file
         try:
             header = next(reader)
         except StopIteration:
             return
         except UnicodeDecodeError:
             raise CorpusError(f"{f.path}:1: invalid UTF-8; fix the file or use --encoding-errors replace") from None
+        except csv.Error as exc:
+            raise CorpusError(f"{f.path}:1: malformed CSV header ({exc})") from None
         if config.text_field not in header:
             raise CorpusError(
                 f"{f.path}: no column {config.text_field!r} (columns: {', '.join(header)}); "
@@ -321,6 +323,7 @@ def _csv_documents(f: CorpusFile, config: DataConfig, diagnostics: Diagnostics,
             )
         column = header.index(config.text_field)
         while True:
+            row_start = reader.line_num + 1
             try:
                 row = next(reader)
             except StopIteration:
@@ -330,6 +333,9 @@ def _csv_documents(f: CorpusFile, config: DataConfig, diagnostics: Diagnostics,
                     f"{f.path}:{reader.line_num + 1}: invalid UTF-8; fix the file or use --encoding-errors replace"
                 ) from None
             except csv.Error as exc:
+                if "end of data" in str(exc):
+                    raise CorpusError(f"{f.path}:{row_start}: malformed CSV (a quoted field opened here is never "
+                                      "closed)") from None
                 raise CorpusError(f"{f.path}:{reader.line_num}: malformed CSV ({exc})") from None
             progress.bytes_done += sum(len(cell) for cell in row) + len(row)
             if column >= len(row):

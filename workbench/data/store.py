@@ -43,6 +43,7 @@ from workbench.data.stats import CorpusStatsBuilder
 from workbench.data.tokenizer import (
     Vocabulary, describe, load_tokenizer, save_vocab_txt, tokenizer_hash, train_tokenizer,
 )
+from workbench.durable_io import fsync_dir, fsync_tree, remove_stale_partials, temporary_sibling, writing
 from workbench.errors import DatasetError, WorkbenchError
 
 FORMAT_VERSION = 1
@@ -66,10 +67,13 @@ class PrepareResult:
 def corpus_fingerprint(files: Sequence[CorpusFile], config: WorkbenchConfig, tokenizer_spec: str) -> str:
     """Identity of a prepared dataset: same fingerprint, same bytes on disk."""
     data = config.data
+    # Every setting that changes what prepare writes (stats.json depends on max_seq_length too);
+    # data.dataset and data.heldout_fraction are read at training time only.
     identity = {
         "format": FORMAT_VERSION,
         "files": [[os.path.abspath(f.path), f.kind, f.size, f.mtime_ns] for f in files],
-        "reading": [data.sentences, data.split_lines_longer_than, data.text_field, data.encoding_errors],
+        "reading": [data.sentences, data.split_lines_longer_than, data.text_field, data.encoding_errors,
+                    data.max_seq_length],
         "tokenizer": tokenizer_spec,
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
@@ -77,9 +81,10 @@ def corpus_fingerprint(files: Sequence[CorpusFile], config: WorkbenchConfig, tok
 
 def _tokenizer_spec(config: WorkbenchConfig) -> str:
     tok = config.tokenizer
-    if tok.path:
-        return "file:" + tokenizer_hash(load_tokenizer(tok.path, None))
-    return "train:" + json.dumps([tok.vocab_size, tok.lowercase, tok.strip_accents, tok.min_frequency, tok.limit_alphabet])
+    settings = json.dumps([tok.vocab_size, tok.lowercase, tok.strip_accents, tok.min_frequency, tok.limit_alphabet])
+    if tok.path:  # the file's contents (casing comes from the file)
+        return "file:" + tokenizer_hash(load_tokenizer(tok.path))
+    return "train:" + settings
 
 
 def prepare_dataset(
@@ -102,19 +107,22 @@ def prepare_dataset(
             existing = None
         if existing is not None and existing.manifest.get("fingerprint") == fingerprint:
             return PrepareResult(existing, True, time.perf_counter() - started)
+    if out.exists() and not out.is_dir():
+        raise DatasetError(f"{out}: is a file, not a folder; choose another --out")
     if out.exists() and not (out / "manifest.json").exists() and any(out.iterdir()):
         raise DatasetError(f"{out}: folder exists and is not a prepared dataset; choose another --out")
 
     progress = progress or (lambda stage, done, total: None)
     should_stop = should_stop or (lambda: False)
     total = total_bytes(files)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
+    with writing(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(out.parent, prefix=f".{out.name}.")
+        partial = temporary_sibling(out)
+        partial.mkdir()
     try:
         if config.tokenizer.path:
-            tokenizer = load_tokenizer(config.tokenizer.path, config.tokenizer)
+            tokenizer = load_tokenizer(config.tokenizer.path)
         else:
             tokenizer = _train_on_corpus(files, config, progress, should_stop, total)
         tokenizer.save(str(partial / "tokenizer.json"))
@@ -130,9 +138,11 @@ def prepare_dataset(
             "corpus": [{"path": os.path.abspath(f.path), "kind": f.kind, "size": f.size} for f in files],
             "config": {"data": config.to_dict()["data"], "tokenizer": config.to_dict()["tokenizer"]},
         }
-        (partial / "stats.json").write_text(json.dumps(stats, indent=1), encoding="utf-8")
-        (partial / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-        _swap_into_place(partial, out)
+        with writing(partial):
+            (partial / "stats.json").write_text(json.dumps(stats, indent=1), encoding="utf-8")
+            (partial / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+            fsync_tree(partial)
+            _swap_into_place(partial, out)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -142,12 +152,14 @@ def prepare_dataset(
 def _swap_into_place(partial: Path, out: Path) -> None:
     """Replace ``out`` by ``partial`` so that ``out`` is never seen half-written."""
     if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        old = temporary_sibling(out, "old")
         os.replace(out, old)
         os.replace(partial, out)
+        fsync_dir(out.parent)
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(partial, out)
+        fsync_dir(out.parent)
 
 
 def _train_on_corpus(files, config, progress, should_stop, total):
@@ -224,7 +236,7 @@ def _write_tokens(files, config, tokenizer, folder: Path, diagnostics: Diagnosti
     encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)  # no character offsets needed
     reading = ReadProgress()
     n_tokens = n_sentences = n_documents = 0
-    with open(folder / "tokens.bin", "wb") as tok_f, \
+    with writing(folder), open(folder / "tokens.bin", "wb") as tok_f, \
             open(folder / "sentence_offsets.bin", "wb") as sent_f, \
             open(folder / "document_offsets.bin", "wb") as doc_f:
         sent_f.write(np.zeros(1, np.int64).tobytes())
@@ -283,24 +295,53 @@ class TokenizedDataset:
         try:
             self.manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
             version = int(self.manifest["format_version"])
+            if version > FORMAT_VERSION:
+                raise DatasetError(
+                    f"{self.path}: dataset format {version} is newer than this program understands "
+                    f"({FORMAT_VERSION}); update pretrain-workbench")
             dtype = np.dtype(self.manifest["dtype"])
             counts = self.manifest["counts"]
+            n_tokens, n_sentences, n_documents = (int(counts[k]) for k in ("tokens", "sentences", "documents"))
+            if min(n_tokens, n_sentences, n_documents) < 0 or dtype not in (np.uint16, np.uint32):
+                raise ValueError("negative counts or an unknown dtype")
+            self.fingerprint  # noqa: B018 - must be present
         except (ValueError, KeyError, TypeError) as exc:
             raise DatasetError(f"{manifest_path}: damaged manifest ({exc}); prepare the dataset again") from None
-        if version > FORMAT_VERSION:
-            raise DatasetError(
-                f"{self.path}: dataset format {version} is newer than this program understands ({FORMAT_VERSION}); "
-                "update pretrain-workbench"
-            )
-        self.tokens = self._map("tokens.bin", dtype, counts["tokens"])
-        self.sentence_offsets = self._map("sentence_offsets.bin", np.int64, counts["sentences"] + 1)
-        self.document_offsets = self._map("document_offsets.bin", np.int64, counts["documents"] + 1)
+        if not (self.path / "tokenizer.json").is_file():
+            raise DatasetError(f"{self.path}: tokenizer.json is missing; prepare the dataset again")
+        if not (self.path / "stats.json").is_file():
+            raise DatasetError(f"{self.path}: stats.json is missing; prepare the dataset again")
+        self.tokens = self._map("tokens.bin", dtype, n_tokens)
+        self.sentence_offsets = self._map("sentence_offsets.bin", np.int64, n_sentences + 1)
+        self.document_offsets = self._map("document_offsets.bin", np.int64, n_documents + 1)
         self._tokenizer = None
         self._vocabulary: Vocabulary | None = None
+        self._validate()
+
+    def _validate(self) -> None:
+        """Structure checks, so a damaged dataset is a clear error rather than an IndexError or garbage."""
+        def bad(what: str) -> DatasetError:
+            return DatasetError(f"{self.path}: dataset is damaged ({what}); prepare it again")
+
+        for name, offsets, end in (("sentence_offsets.bin", self.sentence_offsets, len(self.tokens)),
+                                   ("document_offsets.bin", self.document_offsets, len(self.sentence_offsets) - 1)):
+            if len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != end:
+                raise bad(f"{name} does not span the data")
+            for start in range(0, len(offsets), 1 << 22):  # in pieces: flat memory for any size
+                piece = np.asarray(offsets[start:start + (1 << 22) + 1])
+                if len(piece) > 1 and (np.diff(piece) <= 0).any():
+                    raise bad(f"{name} is not increasing")
+        vocab_size = self.vocabulary.size
+        for start in range(0, len(self.tokens), 1 << 24):
+            piece = self.tokens[start:start + (1 << 24)]
+            if len(piece) and int(piece.max()) >= vocab_size:
+                raise bad(f"tokens.bin holds id {int(piece.max())}, beyond the vocabulary of {vocab_size}")
 
     def _map(self, name: str, dtype, length: int) -> np.ndarray:
         path = self.path / name
         expected = length * np.dtype(dtype).itemsize
+        if expected == 0:
+            return np.zeros(0, dtype=dtype)  # np.memmap cannot map an empty file
         actual = path.stat().st_size if path.exists() else -1
         if actual != expected:
             raise DatasetError(
@@ -323,7 +364,10 @@ class TokenizedDataset:
 
     @property
     def fingerprint(self) -> str:
-        return self.manifest["fingerprint"]
+        value = self.manifest["fingerprint"]
+        if not isinstance(value, str):
+            raise TypeError("fingerprint is not a string")
+        return value
 
     @property
     def tokenizer(self):
@@ -339,7 +383,13 @@ class TokenizedDataset:
 
     @property
     def stats(self) -> dict:
-        return json.loads((self.path / "stats.json").read_text(encoding="utf-8"))
+        try:
+            stats = json.loads((self.path / "stats.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"{self.path / 'stats.json'}: missing or damaged ({exc}); prepare the dataset again") from None
+        if not isinstance(stats, dict):
+            raise DatasetError(f"{self.path / 'stats.json'}: damaged; prepare the dataset again")
+        return stats
 
     def sentence(self, index: int) -> np.ndarray:
         return self.tokens[self.sentence_offsets[index]:self.sentence_offsets[index + 1]]

@@ -75,7 +75,7 @@ def _set_post_processor(tokenizer) -> None:
     )
 
 
-def load_tokenizer(path: str | Path, config: TokenizerConfig | None = None):
+def load_tokenizer(path: str | Path):
     """Load a ``tokenizer.json`` or a BERT ``vocab.txt``, checking it is usable for BERT."""
     from tokenizers import Tokenizer, models
 
@@ -89,16 +89,27 @@ def load_tokenizer(path: str | Path, config: TokenizerConfig | None = None):
             raise TokenizerError(f"{path}: not a valid tokenizer.json ({_first_line(exc)})") from None
     else:
         vocab = _read_vocab_txt(path)
-        lowercase = config.lowercase if config is not None else _looks_uncased(vocab)
-        strip = config.strip_accents if config is not None else lowercase
+        # Casing follows the vocabulary: a cased vocab.txt (with upper-case tokens) gives a cased
+        # tokenizer whatever tokenizer.lowercase says, since lower-casing its input would lose words.
+        lowercase = _looks_uncased(vocab)
         tokenizer = Tokenizer(models.WordPiece(vocab=vocab, unk_token=UNK, max_input_chars_per_word=100))
-        _set_bert_pipeline(tokenizer, lowercase, strip)
-        _set_post_processor(tokenizer)
+        _set_bert_pipeline(tokenizer, lowercase, lowercase)
     missing = [t for t in SPECIAL_TOKENS if tokenizer.token_to_id(t) is None]
     if missing:
         raise TokenizerError(f"{path}: tokenizer lacks the special token(s) {', '.join(missing)} that BERT needs")
     if tokenizer.get_vocab_size() < len(SPECIAL_TOKENS) + 1:
         raise TokenizerError(f"{path}: tokenizer has no tokens besides the special ones")
+    ids = sorted(tokenizer.get_vocab(with_added_tokens=True).values())
+    if ids[0] != 0 or ids[-1] != len(ids) - 1:
+        gap = next((i for i, v in enumerate(ids) if v != i), len(ids))
+        raise TokenizerError(f"{path}: token ids are not contiguous (no token has id {gap}); "
+                             "BERT needs ids 0..V-1")
+    # [MASK] and the others must be matched as wholes in text (before lower-casing and splitting on
+    # punctuation), and every sequence must get [CLS] ... [SEP]: set both, whatever the file said.
+    from tokenizers import AddedToken
+
+    tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
+    _set_post_processor(tokenizer)
     return tokenizer
 
 

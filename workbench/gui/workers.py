@@ -23,8 +23,15 @@ def describe_error(exc: BaseException) -> str:
     """A message for a person: ours as it is, anything else with its type (the traceback goes to the log)."""
     if isinstance(exc, WorkbenchError):
         return str(exc)
-    log.error("internal error in background work:\n%s", "".join(traceback.format_exception(exc)))
-    return f"internal error: {type(exc).__name__}: {exc}"
+    details = "".join(traceback.format_exception(exc))
+    log.debug("internal error in background work:\n%s", details)
+    try:
+        from workbench.error_log import append_error
+
+        where = f" (details in {append_error(details)})"
+    except OSError:
+        where = ""
+    return f"internal error: {type(exc).__name__}: {exc}{where}"
 
 
 class PrepareWorker(QObject):

@@ -6,7 +6,19 @@ from dataclasses import dataclass
 
 import torch
 
+from workbench.errors import WorkbenchError
 from workbench.model.bert import BertPretrainingModel
+
+
+class ProbeError(WorkbenchError):
+    """A probe text the model cannot take."""
+
+
+def _fits(model: BertPretrainingModel, encoding, what: str) -> None:
+    limit = model.config.max_position_embeddings
+    if len(encoding.ids) > limit:
+        raise ProbeError(f"{what} is {len(encoding.ids)} tokens long with [CLS] and [SEP]; the model takes at most "
+                         f"{limit}: shorten it")
 
 
 @dataclass
@@ -27,7 +39,10 @@ def _tensors(encoding, device) -> dict[str, torch.Tensor]:
 def fill_mask(model: BertPretrainingModel, tokenizer, text: str, top_k: int = 5) -> list[MaskPrediction]:
     """Top-k tokens for every [MASK] in ``text``; an empty list when it has none."""
     device = next(model.parameters()).device
+    if top_k < 1:
+        raise ProbeError(f"top-k must be at least 1, got {top_k}")
     encoding = tokenizer.encode(text)
+    _fits(model, encoding, "the text")
     mask_id = tokenizer.token_to_id("[MASK]")
     positions = [i for i, token in enumerate(encoding.ids) if token == mask_id]
     if not positions:
@@ -46,5 +61,7 @@ def fill_mask(model: BertPretrainingModel, tokenizer, text: str, top_k: int = 5)
 def nsp_probability(model: BertPretrainingModel, tokenizer, first: str, second: str) -> float:
     """Probability that ``second`` follows ``first`` (IsNext), by the NSP head."""
     device = next(model.parameters()).device
-    out = model(**_tensors(tokenizer.encode(first, second), device))
+    encoding = tokenizer.encode(first, second)
+    _fits(model, encoding, "the pair")
+    out = model(**_tensors(encoding, device))
     return float(out.nsp_logits[0].float().softmax(-1)[0])
