@@ -179,10 +179,14 @@ def new_run_folder(base: Path, unique: bool) -> Path:
             candidate = base if attempt == 1 else base.with_name(f"{base.name}-{attempt}")
             try:
                 candidate.mkdir()
-                return candidate
+                if _take_empty(candidate):  # ownership is decided by the lock file, made exclusively
+                    return candidate
+                if not unique:
+                    raise OwnershipError(f"{candidate}: another run took this folder at the same moment")
+                continue
             except FileExistsError:
-                if candidate.is_dir() and not any(candidate.iterdir()):
-                    return candidate  # an empty folder (made by the user for this run)
+                if candidate.is_dir() and not any(candidate.iterdir()) and _take_empty(candidate):
+                    return candidate  # an empty folder (made by the user for this run), now ours alone
                 if not unique:
                     marker = read_marker(candidate)
                     if marker is not None:
@@ -193,6 +197,15 @@ def new_run_folder(base: Path, unique: bool) -> Path:
                     raise OwnershipError(f"{candidate}: is {what}, not a new run folder; choose a new or empty "
                                          "folder (the workbench never writes into folders it did not create)") from None
     raise OwnershipError(f"{base}: could not find a free run folder name")
+
+
+def _take_empty(folder: Path) -> bool:
+    """Atomically take an empty folder: whoever creates its lock file first owns it."""
+    try:
+        os.close(os.open(folder / RUN_LOCK, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        return True
+    except FileExistsError:
+        return False
 
 
 # --- removal --------------------------------------------------------------------------------
