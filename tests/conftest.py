@@ -16,6 +16,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # never the user's own run history.
 _TEST_DATA = tempfile.mkdtemp(prefix="workbench-tests-")
 os.environ["WORKBENCH_DB"] = os.path.join(_TEST_DATA, "runs.db")
+os.environ["XDG_STATE_HOME"] = os.path.join(_TEST_DATA, "state")  # the error log, too
 
 SUBJECTS = ["the cat", "a dog", "my neighbour", "the old sailor", "every student", "the quiet engineer",
             "our teacher", "the tired runner", "a small child", "the baker"]

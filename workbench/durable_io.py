@@ -23,7 +23,8 @@ _DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota 
                 errno.EROFS: "the file system is read-only", errno.EFBIG: "the file is larger than allowed",
                 errno.EACCES: "permission denied", errno.EPERM: "permission denied",
                 errno.ENOTDIR: "a part of the path is a file, not a folder",
-                errno.EISDIR: "it is a folder, not a file", errno.ENAMETOOLONG: "the name is too long"}
+                errno.EISDIR: "it is a folder, not a file", errno.ENAMETOOLONG: "the name is too long",
+                errno.EEXIST: "a file is in the way where a folder is needed"}
 
 
 class WriteError(WorkbenchError):

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 class RunRecorder:
     def __init__(self, repository: RunRepository, run_id: int, flush_points: int = 2000, flush_seconds: float = 2.0,
-                 heartbeat_seconds: float = 30.0, warn=None):
+                 heartbeat_seconds: float = 30.0, warn=None, retry_waits: tuple[float, ...] = (0.0, 0.5, 2.0, 5.0)):
         self.repository = repository
         self.run_id = run_id
         self.flush_points = flush_points
@@ -48,6 +48,7 @@ class RunRecorder:
         self.best: dict[str, float] = dict(repository.get(run_id).best_metrics or {})
         self.seconds_spent = 0.0  # time spent in this recorder, for the overhead benchmark
         self.failure = ""         # the first database error not yet recovered from ("" when all is written)
+        self.retry_waits = retry_waits  # pauses between the last tries to flush when the run ends
         self.failures = 0
         self._warn = warn or (lambda message: log.warning("%s", message))
         self._lock = threading.Lock()
@@ -148,7 +149,7 @@ class RunRecorder:
 
     def _final_flush(self) -> str:
         """Flush with a few retries at the end; the reason's suffix if points could not be written."""
-        for wait in (0.0, 0.5, 2.0, 5.0):
+        for wait in self.retry_waits:
             time.sleep(wait)
             if self.flush():
                 return ""
