@@ -143,14 +143,14 @@ def test_one_writer_per_run_folder(finished_run, repository, learnable_dataset, 
 
     def start():
         try:
-            folders.append(new_run_folder(tmp_path / "tiny-20260101-000000", unique=True))
+            folders.append(new_run_folder(tmp_path / "tiny-20260101-000000", unique=True))  # claims, held
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=start) for _ in range(8)]
     [t.start() for t in threads]
     [t.join() for t in threads]
-    assert not errors and len(set(folders)) == 8
+    assert not errors and len({claim.folder for claim in folders}) == 8
 
 
 def test_a_named_run_into_an_existing_run_folder_is_refused(finished_run, learnable_dataset, repository):

@@ -164,13 +164,13 @@ def folder_in_use(folder: Path) -> bool:
     return False
 
 
-def new_run_folder(base: Path, unique: bool) -> Path:
-    """Create a fresh run folder at ``base`` (or ``base-2``, ``base-3``... when ``unique``).
+def new_run_folder(base: Path, unique: bool) -> RunFolderClaim:
+    """Create and claim a fresh run folder at ``base`` (or ``base-2``, ``base-3``... when ``unique``).
 
-    The creation itself is the atomic test: two processes that pick the same
-    name in the same second get two folders (``unique``) or one clear error.
-    An existing folder is never adopted: a run writes only into a folder it made
-    or an empty one.
+    Two processes that pick the same name at the same moment get two folders
+    (``unique``) or one clear error: a folder becomes a process's by creating
+    its lock file exclusively and locking it at once. An existing folder is
+    never adopted unless it is empty (or holds only a stale lock of ours).
     """
     base = Path(base)
     with writing(base):
@@ -179,33 +179,47 @@ def new_run_folder(base: Path, unique: bool) -> Path:
             candidate = base if attempt == 1 else base.with_name(f"{base.name}-{attempt}")
             try:
                 candidate.mkdir()
-                if _take_empty(candidate):  # ownership is decided by the lock file, made exclusively
-                    return candidate
-                if not unique:
-                    raise OwnershipError(f"{candidate}: another run took this folder at the same moment")
-                continue
             except FileExistsError:
-                if candidate.is_dir() and not any(candidate.iterdir()) and _take_empty(candidate):
-                    return candidate  # an empty folder (made by the user for this run), now ours alone
-                if not unique:
-                    marker = read_marker(candidate)
-                    if marker is not None:
-                        raise OwnershipError(
-                            f"{candidate} already holds run {marker.get('run_id') or '(unrecorded)'}; continue it "
-                            f"with --resume {candidate} or choose another folder") from None
-                    what = "a folder with other files" if candidate.is_dir() else "a file"
-                    raise OwnershipError(f"{candidate}: is {what}, not a new run folder; choose a new or empty "
-                                         "folder (the workbench never writes into folders it did not create)") from None
+                pass
+            claim = _take_fresh(candidate) if candidate.is_dir() else None
+            if claim is not None:
+                return claim
+            if not unique:
+                _refuse(candidate)
     raise OwnershipError(f"{base}: could not find a free run folder name")
 
 
-def _take_empty(folder: Path) -> bool:
-    """Atomically take an empty folder: whoever creates its lock file first owns it."""
+def _take_fresh(folder: Path) -> RunFolderClaim | None:
+    """This process's claim on ``folder`` if it is empty (or holds only an unheld lock of ours); else None."""
+    entries = {p.name for p in folder.iterdir()}
+    if entries - {RUN_LOCK}:
+        return None
+    if not entries:
+        try:  # the first to create the lock file wins the folder
+            os.close(os.open(folder / RUN_LOCK, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            pass
     try:
-        os.close(os.open(folder / RUN_LOCK, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-        return True
-    except FileExistsError:
-        return False
+        claim = claim_run_folder(folder)
+    except OwnershipError:
+        return None
+    if {p.name for p in folder.iterdir()} - {RUN_LOCK}:  # someone else got in first and wrote into it
+        claim.release()
+        return None
+    return claim
+
+
+def _refuse(candidate: Path) -> None:
+    if candidate.is_dir() and folder_in_use(candidate):
+        raise OwnershipError(f"{candidate}: run folder is in use by another run; choose another folder")
+    marker = read_marker(candidate) if candidate.is_dir() else None
+    if marker is not None:
+        raise OwnershipError(
+            f"{candidate} already holds run {marker.get('run_id') or '(unrecorded)'}; continue it "
+            f"with --resume {candidate} or choose another folder")
+    what = "a folder with other files" if candidate.is_dir() else "a file"
+    raise OwnershipError(f"{candidate}: is {what}, not a new run folder; choose a new or empty "
+                         "folder (the workbench never writes into folders it did not create)")
 
 
 # --- removal --------------------------------------------------------------------------------

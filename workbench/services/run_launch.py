@@ -103,9 +103,9 @@ def launch_run(config: WorkbenchConfig, repository=None, out: str | os.PathLike 
         claim = claim_run_folder(run_dir)
     else:
         base = Path(out) if out else default_run_dir(config)
-        run_dir = new_run_folder(base, unique=not out and not config.train.name).resolve()
+        claim = new_run_folder(base, unique=not out and not config.train.name)
+        run_dir = claim.folder.resolve()
         created = True
-        claim = claim_run_folder(run_dir)
     try:
         trainer = Trainer(config, run_dir, resume_from=resume.checkpoint if resume else None, control=control)
         trainer.notices.extend(resume.notices if resume else [])
