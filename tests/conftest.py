@@ -128,3 +128,26 @@ def tiny_train_config(dataset_path, **train):
         setattr(config.train, key, value)
     config.validate()
     return config
+
+
+# --- run databases: SQLite, and a real PostgreSQL server when one can be started ------------------------
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    import postgres_server as pg
+
+    server, reason = pg.start()
+    if server is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the PostgreSQL tests, but no server could be started: {reason}")
+        pytest.skip(f"no PostgreSQL server: {reason}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """A fresh, empty run database of each kind."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'runs.db'}"
+    return request.getfixturevalue("postgres_server").create_database()

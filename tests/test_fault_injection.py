@@ -7,7 +7,6 @@ After each fault: nothing already recorded is lost, the database passes
 from __future__ import annotations
 
 import json
-import os
 import resource
 import sqlite3
 import subprocess

@@ -6,7 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -24,8 +24,8 @@ def step_event(step: int) -> StepMetrics:
                        tokens_seen=step * 100, elapsed=step * 0.01, progress=step / 100, eta_seconds=1.0)
 
 
-def test_old_database_is_upgraded_without_losing_anything(tmp_path):
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+def test_old_database_is_upgraded_without_losing_anything(database_url):
+    url = database_url
     engine = create_engine(url)
     upgrade(engine, "0001")
     with engine.begin() as c:
@@ -34,10 +34,12 @@ def test_old_database_is_upgraded_without_losing_anything(tmp_path):
                        "elapsed_seconds, final_metrics, best_metrics) VALUES (1, 'old run', 'completed', '', "
                        "'2026-01-01 10:00:00', '{\"train\": {\"max_steps\": 5}}', 'h', '', '/tmp/x', 'cpu', '0.0.1', "
                        "'kept notes', 5, 5, 1.5, '{\"mlm_loss\": 3.0}', '{}')"))
+        if engine.dialect.name == "postgresql":  # explicit ids do not move the sequence there
+            c.execute(text("SELECT setval('runs_id_seq', 1)"))
         c.execute(text("INSERT INTO run_tags (run_id, tag) VALUES (1, 'baseline')"))
         for step in range(1, 6):
             c.execute(text(f"INSERT INTO metrics (run_id, step, name, value, wall_time, is_eval) "
-                           f"VALUES (1, {step}, 'loss', {10 - step}, {step}, 0)"))
+                           f"VALUES (1, {step}, 'loss', {10 - step}, {step}, false)"))
     engine.dispose()
     repository = RunRepository(url)  # opening upgrades to head
     with repository.engine.connect() as c:
@@ -47,6 +49,10 @@ def test_old_database_is_upgraded_without_losing_anything(tmp_path):
                                                                        {"mlm_loss": 3.0})
     assert run.pid is None and run.host == ""
     assert repository.series(1, "loss").values.tolist() == [9, 8, 7, 6, 5]
+    assert repository.database_id and repository.create_run({}, "new", "").id == 2
+    big = repository.create_run({"train": {"max_steps": 3 * 10**11}}, "long", "")  # 64-bit step counts
+    repository.add_checkpoint(big.id, 2**40, "/ck", 5 * 2**30)
+    assert repository.get(big.id).max_steps == 3 * 10**11 and repository.get(big.id).checkpoints[0].step == 2**40
 
 
 def test_a_database_from_a_newer_program_is_refused(tmp_path):
@@ -75,8 +81,8 @@ def test_sqlite_runs_in_wal_with_foreign_keys_and_busy_timeout(tmp_path):
         assert c.execute(text("PRAGMA busy_timeout")).scalar() >= 5000
 
 
-def test_repository_operations(tmp_path):
-    repository = RunRepository(str(tmp_path / "runs.db"))
+def test_repository_operations(tmp_path, database_url):
+    repository = RunRepository(database_url)
     a = repository.create_run({"train": {"max_steps": 10}}, "first", str(tmp_path / "a"))
     b = repository.create_run({"train": {"max_steps": 20}}, "second", str(tmp_path / "b"))
     repository.update(b.id, status="completed")
@@ -101,8 +107,8 @@ def test_repository_operations(tmp_path):
         repository.get(a.id)
 
 
-def test_recorder_batches_and_flushes_at_checkpoints_and_the_end(tmp_path):
-    repository = RunRepository(str(tmp_path / "runs.db"))
+def test_recorder_batches_and_flushes_at_checkpoints_and_the_end(tmp_path, database_url):
+    repository = RunRepository(database_url)
     run = repository.create_run({"train": {"max_steps": 100}}, "r", str(tmp_path))
     recorder = RunRecorder(repository, run.id, flush_points=10_000, flush_seconds=3600)
     recorder(RunStarted(run_dir=str(tmp_path), device="cpu", precision="fp32", num_parameters=1, world_size=1,
@@ -121,8 +127,8 @@ def test_recorder_batches_and_flushes_at_checkpoints_and_the_end(tmp_path):
     assert run.heartbeat_at is not None and run.started_at is not None
 
 
-def test_dead_runs_are_marked_interrupted(tmp_path):
-    repository = RunRepository(str(tmp_path / "runs.db"))
+def test_dead_runs_are_marked_interrupted(tmp_path, database_url):
+    repository = RunRepository(database_url)
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(finished.stdout)
     dead = repository.create_run({}, "dead", "")
@@ -130,7 +136,8 @@ def test_dead_runs_are_marked_interrupted(tmp_path):
     remote = repository.create_run({}, "remote", "")
     repository.update(dead.id, status="running", pid=dead_pid)
     repository.update(alive.id, status="running")  # this process
-    repository.update(remote.id, status="running", host="elsewhere", heartbeat_at=datetime.now() - timedelta(hours=1))
+    repository.update(remote.id, status="running", host="elsewhere",
+                      heartbeat_at=datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(minutes=5))
     marked = {r.name for r in repository.mark_interrupted_runs()}
     assert marked == {"dead", "remote"}
     assert repository.get(alive.id).status == "running"
@@ -149,8 +156,8 @@ WRITER = textwrap.dedent("""
 """)
 
 
-def test_two_processes_write_at_once_without_losing_a_point(tmp_path):
-    db = str(tmp_path / "runs.db")
+def test_two_processes_write_at_once_without_losing_a_point(database_url):
+    db = database_url
     repository = RunRepository(db)
     ids = [repository.create_run({}, f"writer {i}", "").id for i in range(2)]
     writers = [subprocess.Popen([sys.executable, "-c", WRITER, db, str(run_id)], stderr=subprocess.PIPE, text=True)
@@ -158,5 +165,6 @@ def test_two_processes_write_at_once_without_losing_a_point(tmp_path):
     for w in writers:
         assert w.wait(timeout=300) == 0, w.stderr.read()
     assert [repository.count_metrics(run_id) for run_id in ids] == [20_000, 20_000]
-    with sqlite3.connect(tmp_path / "runs.db") as c:
-        assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    if db.startswith("sqlite"):
+        with sqlite3.connect(db[len("sqlite:///"):]) as c:
+            assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -34,8 +34,8 @@ def _open_and_register(url: str, barrier, results) -> None:
         results.put(("error", repr(exc), ""))
 
 
-def test_processes_opening_a_fresh_database_at_once_all_succeed(tmp_path):
-    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+def test_processes_opening_a_fresh_database_at_once_all_succeed(database_url):
+    url = database_url
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(4), context.Queue()
     processes = [context.Process(target=_open_and_register, args=(url, barrier, results)) for _ in range(4)]
@@ -65,8 +65,8 @@ def step(n: int) -> StepMetrics:
     return StepMetrics(step=n, **STEP_FIELDS)
 
 
-def test_a_failed_flush_keeps_the_points_and_reports_once(tmp_path):
-    repository = FlakyRepository(f"sqlite:///{tmp_path / 'runs.db'}", failures=3)
+def test_a_failed_flush_keeps_the_points_and_reports_once(tmp_path, database_url):
+    repository = FlakyRepository(database_url, failures=3)
     run = repository.create_run({"train": {"max_steps": 20}}, "flaky", str(tmp_path))
     warnings = []
     recorder = RunRecorder(repository, run.id, flush_points=15, flush_seconds=3600, warn=warnings.append)
@@ -78,8 +78,8 @@ def test_a_failed_flush_keeps_the_points_and_reports_once(tmp_path):
     assert repository.get(run.id).status == "completed" and repository.get(run.id).reason == "done"
 
 
-def test_a_database_that_never_recovers_is_said_in_the_run_reason(tmp_path):
-    repository = FlakyRepository(f"sqlite:///{tmp_path / 'runs.db'}", failures=10**6)
+def test_a_database_that_never_recovers_is_said_in_the_run_reason(tmp_path, database_url):
+    repository = FlakyRepository(database_url, failures=10**6)
     run = repository.create_run({"train": {"max_steps": 3}}, "down", str(tmp_path))
     recorder = RunRecorder(repository, run.id, flush_points=1, flush_seconds=3600, warn=lambda m: None,
                            retry_waits=(0.0, 0.0))
@@ -90,8 +90,8 @@ def test_a_database_that_never_recovers_is_said_in_the_run_reason(tmp_path):
     assert "45 metric points were not written"  # 3 steps x 15 metrics in repository.get(run.id).reason
 
 
-def test_heartbeats_are_utc_and_continue_without_steps(tmp_path):
-    repository = RunRepository(f"sqlite:///{tmp_path / 'runs.db'}")
+def test_heartbeats_are_utc_and_continue_without_steps(tmp_path, database_url):
+    repository = RunRepository(database_url)
     run = repository.create_run({"train": {"max_steps": 3}}, "paused", str(tmp_path))
     utc_now = datetime.now(timezone.utc).replace(tzinfo=None)
     assert abs(repository.get(run.id).heartbeat_at - utc_now) < timedelta(seconds=30)
@@ -104,8 +104,8 @@ def test_heartbeats_are_utc_and_continue_without_steps(tmp_path):
     assert repository.get(run.id).heartbeat_at > utc_now - timedelta(seconds=30)  # beat while no step came
 
 
-def test_a_reused_process_id_does_not_keep_a_dead_run_running(tmp_path):
-    repository = RunRepository(f"sqlite:///{tmp_path / 'runs.db'}")
+def test_a_reused_process_id_does_not_keep_a_dead_run_running(tmp_path, database_url):
+    repository = RunRepository(database_url)
     alive = repository.create_run({"train": {}}, "alive", str(tmp_path))
     reused = repository.create_run({"train": {}}, "reused pid", str(tmp_path))
     repository.update(alive.id, status="running")

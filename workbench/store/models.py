@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING = {
@@ -57,8 +57,8 @@ class Run(Base):
     device: Mapped[str] = mapped_column(String(200), default="")
     package_version: Mapped[str] = mapped_column(String(40), default="")
     notes: Mapped[str] = mapped_column(Text, default="")
-    steps: Mapped[int] = mapped_column(Integer, default=0)
-    max_steps: Mapped[int] = mapped_column(Integer, default=0)
+    steps: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), default=0)
+    max_steps: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), default=0)
     elapsed_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     final_metrics: Mapped[dict] = mapped_column(JSON, default=dict)
     best_metrics: Mapped[dict] = mapped_column(JSON, default=dict)
@@ -98,7 +98,7 @@ class Metric(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
-    step: Mapped[int] = mapped_column(Integer)
+    step: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     name: Mapped[str] = mapped_column(String(64))
     value: Mapped[float] = mapped_column(Float)
     wall_time: Mapped[float] = mapped_column(Float)
@@ -112,7 +112,7 @@ class Checkpoint(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
-    step: Mapped[int] = mapped_column(Integer)
+    step: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     path: Mapped[str] = mapped_column(Text)
-    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    size_bytes: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime)
