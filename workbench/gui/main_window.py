@@ -517,9 +517,13 @@ class MainWindow(QMainWindow):
         QMessageBox.information(self, "Keyboard shortcuts", text)
 
     def _show_about(self) -> None:
+        import html
+
+        from workbench.store.database import display_url
+
         QMessageBox.about(self, "About Pre-training Workbench",
                           f"<b>Pre-training Workbench</b> {__version__}<br>Run and inspect BERT-style pre-training "
-                          f"(MLM + NSP).<br>Run database: {self.db_url}")
+                          f"(MLM + NSP).<br>Run database: {html.escape(display_url(self.db_url))}")
 
     # --- closing ---------------------------------------------------------------------------------------------------
 

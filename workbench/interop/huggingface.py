@@ -20,7 +20,7 @@ import torch
 
 from workbench.config import ModelConfig, WorkbenchConfig
 from workbench.data.tokenizer import SPECIAL_TOKENS, describe, load_tokenizer, save_vocab_txt
-from workbench.durable_io import fsync_dir, fsync_tree, temporary_sibling, writing
+from workbench.durable_io import fsync_dir, fsync_tree, remove_stale_partials, temporary_sibling, writing
 from workbench.errors import WorkbenchError
 from workbench.model import BertPretrainingModel
 from workbench.ownership import check_export_folder, write_export_marker
@@ -56,6 +56,7 @@ def export_checkpoint(source: str | os.PathLike, out_dir: str | os.PathLike) -> 
     check_export_folder(out)
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(out, prefix=".files.")  # staging left by an export that was killed
         staging = temporary_sibling(out / "files")
         staging.mkdir()
         try:
