@@ -17,9 +17,10 @@ WORKER = textwrap.dedent("""
     from conftest import tiny_train_config
     from workbench.train.trainer import Trainer
 
-    config = tiny_train_config(sys.argv[2], max_steps=int(sys.argv[4]), log_every=1)
+    resume = sys.argv[5] if len(sys.argv) > 5 else None
+    config = tiny_train_config(sys.argv[2], max_steps=int(sys.argv[4]), log_every=1, checkpoint_every=5)
     events = []
-    trainer = Trainer(config, sys.argv[3])
+    trainer = Trainer(config, sys.argv[3], resume_from=resume)
     trainer.subscribe(events.append)
     result = trainer.run()
     digest = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in trainer.model.parameters())).hexdigest()
@@ -59,3 +60,27 @@ def test_two_gloo_processes_agree_and_match_one_process(learnable_dataset, tmp_p
     # Same global batch of the same pairs; masks and dropout differ, so equal in expectation.
     assert np.mean(together[-10:]) == pytest.approx(np.mean(alone[-10:]), rel=0.1)
     assert together[-1] < together[0]
+
+
+def torchrun(script, tests, dataset, out, steps, *resume):
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+              str(script), tests, str(dataset), str(out), str(steps), *map(str, resume)]
+    result = subprocess.run(launch, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads((out / "rank0.json").read_text())
+
+
+def test_a_ddp_resume_continues_exactly(learnable_dataset, tmp_path):
+    """Per-rank RNG (dropout) and data position are restored: the resumed curve equals the uninterrupted one."""
+    from pathlib import Path
+
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    tests = str(Path(__file__).parent)
+    (tmp_path / "whole").mkdir()
+    (tmp_path / "split").mkdir()
+    whole = torchrun(script, tests, learnable_dataset.path, tmp_path / "whole", 10)
+    torchrun(script, tests, learnable_dataset.path, tmp_path / "split", 5)
+    resumed = torchrun(script, tests, learnable_dataset.path, tmp_path / "split", 10, tmp_path / "split")
+    assert resumed["losses"] == whole["losses"][5:]
+    assert resumed["digest"] == whole["digest"]
