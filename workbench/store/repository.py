@@ -146,6 +146,8 @@ class RunRepository:
     def rename(self, run_id: int, name: str) -> None:
         if not name.strip():
             raise StoreError("a run name must not be empty")
+        if len(name) > 200 or any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise StoreError("a run name must be at most 200 characters without control characters")
         self.update(run_id, name=name.strip())
 
     def set_notes(self, run_id: int, notes: str) -> None:
@@ -159,6 +161,8 @@ class RunRepository:
             present = {t.tag for t in run.tags}
             for tag in add:
                 tag = tag.strip()
+                if len(tag) > 100 or any(ord(c) < 32 or ord(c) == 127 for c in tag):
+                    raise StoreError(f"tag {tag[:20]!r}...: at most 100 characters without control characters")
                 if tag and tag not in present:
                     run.tags.append(RunTag(tag=tag))
                     present.add(tag)
