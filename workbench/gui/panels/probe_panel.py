@@ -103,7 +103,11 @@ class ProbePanel(QWidget):
         if "[MASK]" not in self.text.text():
             self.message.setText("Write [MASK] where the model should guess a token.")
             return []
-        predictions = fill_mask(self.model, self.tokenizer, self.text.text(), self.top_k.value())
+        try:
+            predictions = fill_mask(self.model, self.tokenizer, self.text.text(), self.top_k.value())
+        except WorkbenchError as exc:  # e.g. longer than the model's positions
+            self.message.setText(str(exc))
+            return []
         rows = [(n + 1, token, p) for n, prediction in enumerate(predictions) for token, p in prediction.candidates]
         self.results.setRowCount(len(rows))
         for row, (mask, token, probability) in enumerate(rows):
@@ -121,7 +125,11 @@ class ProbePanel(QWidget):
         if self.model is None:
             self.message.setText("Load a model first.")
             return None
-        probability = nsp_probability(self.model, self.tokenizer, self.first.text(), self.second.text())
+        try:
+            probability = nsp_probability(self.model, self.tokenizer, self.first.text(), self.second.text())
+        except WorkbenchError as exc:
+            self.message.setText(str(exc))
+            return None
         self.nsp_bar.setValue(int(probability * 1000))
         self.nsp_bar.setFormat(f"P(IsNext) = {probability:.1%}  →  {'IsNext' if probability >= 0.5 else 'NotNext'}")
         self.message.setText("")
