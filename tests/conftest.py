@@ -112,6 +112,8 @@ def tiny_train_config(dataset_path, **train):
     config.data.dataset = str(dataset_path)
     config.data.max_seq_length = 32
     config.data.heldout_fraction = 0.05
+    config.model.architecture = "bert"  # the faithful BERT, with dropout (its RNG is part of what resume restores)
+    config.model.hidden_dropout_prob = config.model.attention_probs_dropout_prob = 0.1
     config.model.preset = "custom"
     config.model.hidden_size, config.model.num_hidden_layers = 32, 2
     config.model.num_attention_heads, config.model.intermediate_size = 2, 64

@@ -197,6 +197,12 @@ class ModelConfig:
 
     SECTION: ClassVar[str] = "model"
 
+    architecture: str = setting(
+        "modernbert",
+        "`modernbert`: pre-LayerNorm, gated-GELU feed-forward, rotary positions, no biases, global attention "
+        "(learns far faster at small budgets; exports to transformers' ModernBertForMaskedLM); `bert`: the "
+        "original post-LayerNorm BERT with learned positions and token types (exports to BertForPreTraining).",
+        choices=("modernbert", "bert"))
     preset: str = setting("tiny", "Named size: tiny, mini, small, medium, base (or `custom` with every size set).",
                           choices=("tiny", "mini", "small", "medium", "base", "custom"))
     vocab_size: int = setting(0, "Vocabulary size; 0 takes it from the dataset's tokenizer.")
@@ -204,12 +210,15 @@ class ModelConfig:
     num_hidden_layers: int = setting(0, "Transformer layers; 0 takes the preset's.")
     num_attention_heads: int = setting(0, "Attention heads; 0 takes the preset's. Must divide hidden_size.")
     intermediate_size: int = setting(0, "Width of the feed-forward layer; 0 takes the preset's.")
-    hidden_dropout_prob: float = setting(0.1, "Dropout on embeddings and layer outputs.")
-    attention_probs_dropout_prob: float = setting(0.1, "Dropout on attention probabilities.")
+    hidden_dropout_prob: float = setting(
+        0.0, "Dropout on embeddings and layer outputs (original BERT: 0.1; none learns faster at small budgets).")
+    attention_probs_dropout_prob: float = setting(0.0, "Dropout on attention probabilities (original BERT: 0.1).")
     max_position_embeddings: int = setting(512, "Longest sequence the position table holds.")
     type_vocab_size: int = setting(2, "Token types (segments A and B).")
     initializer_range: float = setting(0.02, "Standard deviation of the initial weights.")
-    layer_norm_eps: float = setting(1e-12, "Epsilon of every LayerNorm.")
+    layer_norm_eps: float = setting(0.0, "Epsilon of every LayerNorm; 0 takes the architecture's (bert 1e-12, "
+                                         "modernbert 1e-5).")
+    rope_theta: float = setting(160000.0, "modernbert: base of the rotary position frequencies.")
 
     @classmethod
     def preset_config(cls, name: str, vocab_size: int = 0, **overrides: Any) -> "ModelConfig":
@@ -232,6 +241,8 @@ class ModelConfig:
                     values[key] = value
         if not values["vocab_size"] and vocab_size:
             values["vocab_size"] = vocab_size
+        if not values["layer_norm_eps"]:
+            values["layer_norm_eps"] = 1e-12 if self.architecture == "bert" else 1e-5
         resolved = ModelConfig(**values)
         resolved.validate(require_sizes=True)
         return resolved
@@ -256,7 +267,8 @@ class ModelConfig:
         _check(self, "max_position_embeddings", 8 <= self.max_position_embeddings <= 65536, "must be in [8, 65536]")
         _check(self, "type_vocab_size", 2 <= self.type_vocab_size <= 1024, "must be in [2, 1024]")
         _check(self, "initializer_range", self.initializer_range > 0, "must be > 0")
-        _check(self, "layer_norm_eps", self.layer_norm_eps > 0, "must be > 0")
+        _check(self, "layer_norm_eps", 0 <= self.layer_norm_eps < 1, "must be in [0, 1)")
+        _check(self, "rope_theta", 1.0 <= self.rope_theta <= 1e9, "must be in [1, 1e9]")
 
 
 @dataclass
@@ -288,7 +300,8 @@ class TrainConfig:
     threads: int = setting(0, "CPU threads for PyTorch (0: all cores).", kind="resumable")
     log_every: int = setting(1, "Report step metrics every this many steps (averaged over them).", kind="resumable")
     eval_every: int = setting(200, "Evaluate on held-out documents every this many steps (0: only at the end).", kind="resumable")
-    eval_batches: int = setting(10, "Batches of held-out pairs per evaluation.", kind="resumable")
+    eval_batches: int = setting(16, "Size of the fixed evaluation set, in batches of 32 held-out pairs (the same "
+                                    "pre-masked pairs for every run of a dataset).", kind="resumable")
     checkpoint_every: int = setting(500, "Save a checkpoint every this many steps (0: only at the end).", kind="resumable")
     keep_checkpoints: int = setting(3, "Keep the last this many checkpoints.", kind="resumable")
     output_dir: str = setting("runs", "Folder in which each run gets its own directory.", kind="resumable")

@@ -1,11 +1,17 @@
-"""Hugging Face ``transformers`` BERT format: export a checkpoint, import weights, load either for inference.
+"""Hugging Face ``transformers`` format: export a checkpoint, import weights, load either for inference.
 
 An exported directory holds ``config.json``, ``model.safetensors``,
 ``tokenizer.json``, ``vocab.txt``, ``tokenizer_config.json`` and
-``special_tokens_map.json``; ``BertForPreTraining``, ``BertForMaskedLM``,
-``AutoTokenizer`` and ``pipeline("fill-mask")`` load it as it is. Parameter
-names are already the ``transformers`` ones, so export is a copy; the tied
-decoder weight and bias are left out, as ``transformers`` itself saves them.
+``special_tokens_map.json``. Parameter names are already the ``transformers``
+ones, so export is a copy; tied decoder weights are left out, as
+``transformers`` itself saves them.
+
+* ``bert``: ``BertForPreTraining``, ``BertForMaskedLM``, ``AutoTokenizer`` and
+  ``pipeline("fill-mask")`` load it as it is.
+* ``modernbert``: ``ModernBertForMaskedLM`` (and ``AutoModelForMaskedLM``)
+  loads it with no missing or unexpected weights; the pair (NSP/SOP) head is
+  ours and is not exported.
+
 Weights are read only through safetensors or ``torch.load(weights_only=True)``.
 """
 
@@ -22,7 +28,7 @@ from workbench.config import ModelConfig, WorkbenchConfig
 from workbench.data.tokenizer import SPECIAL_TOKENS, describe, load_tokenizer, save_vocab_txt
 from workbench.durable_io import fsync_dir, fsync_tree, remove_stale_partials, temporary_sibling, writing
 from workbench.errors import WorkbenchError
-from workbench.model import BertPretrainingModel
+from workbench.model import build_model
 from workbench.ownership import check_export_folder, write_export_marker
 from workbench.train import checkpoint as ckpt
 
@@ -60,7 +66,13 @@ def export_checkpoint(source: str | os.PathLike, out_dir: str | os.PathLike) -> 
         staging = temporary_sibling(out / "files")
         staging.mkdir()
         try:
-            shutil.copyfile(folder / ckpt.WEIGHTS, staging / "model.safetensors")
+            if model_config.architecture == "bert":
+                shutil.copyfile(folder / ckpt.WEIGHTS, staging / "model.safetensors")
+            else:
+                from safetensors.torch import load_file, save_file
+
+                tensors = {k: v for k, v in load_file(str(folder / ckpt.WEIGHTS)).items() if not k.startswith("pair_")}
+                save_file(tensors, str(staging / "model.safetensors"), metadata={"format": "pt"})
             (staging / "config.json").write_text(json.dumps(hf_config(model_config, tokenizer), indent=2),
                                                  encoding="utf-8")
             write_tokenizer_files(tokenizer, staging, config.data.max_seq_length)
@@ -75,6 +87,8 @@ def export_checkpoint(source: str | os.PathLike, out_dir: str | os.PathLike) -> 
 
 
 def hf_config(model: ModelConfig, tokenizer) -> dict:
+    if model.architecture == "modernbert":
+        return modernbert_config(model, tokenizer)
     config = {key: getattr(model, key) for key in _CONFIG_KEYS}
     config.update({
         "architectures": ["BertForPreTraining"], "model_type": "bert", "hidden_act": "gelu",
@@ -82,6 +96,29 @@ def hf_config(model: ModelConfig, tokenizer) -> dict:
         "tie_word_embeddings": True, "torch_dtype": "float32",
     })
     return config
+
+
+def modernbert_config(model: ModelConfig, tokenizer) -> dict:
+    """``transformers.ModernBertConfig`` of our encoder: every layer global, no biases, tied decoder with bias."""
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    return {
+        "architectures": ["ModernBertForMaskedLM"], "model_type": "modernbert",
+        "vocab_size": model.vocab_size, "hidden_size": model.hidden_size, "intermediate_size": model.intermediate_size,
+        "num_hidden_layers": model.num_hidden_layers, "num_attention_heads": model.num_attention_heads,
+        "hidden_activation": "gelu", "max_position_embeddings": model.max_position_embeddings,
+        "initializer_range": model.initializer_range, "norm_eps": model.layer_norm_eps, "norm_bias": False,
+        "attention_bias": False, "mlp_bias": False, "decoder_bias": True, "classifier_bias": False,
+        "classifier_activation": "gelu", "classifier_pooling": "cls",
+        "attention_dropout": model.attention_probs_dropout_prob, "mlp_dropout": model.hidden_dropout_prob,
+        "embedding_dropout": model.hidden_dropout_prob,
+        # every layer attends globally (both spellings: older and newer transformers)
+        "global_attn_every_n_layers": 1, "layer_types": ["full_attention"] * model.num_hidden_layers,
+        "global_rope_theta": model.rope_theta, "local_rope_theta": 10000.0, "local_attention": 128,
+        "rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": model.rope_theta},
+                            "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}},
+        "pad_token_id": tokenizer.token_to_id("[PAD]"), "cls_token_id": cls_id, "sep_token_id": sep_id,
+        "bos_token_id": cls_id, "eos_token_id": sep_id, "tie_word_embeddings": True, "torch_dtype": "float32",
+    }
 
 
 def write_tokenizer_files(tokenizer, folder: Path, max_length: int) -> None:
@@ -104,15 +141,40 @@ def model_config_from_hf(folder: Path) -> ModelConfig:
         raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InteropError(f"{folder / 'config.json'}: cannot read ({exc})") from None
+    if raw.get("model_type") == "modernbert":
+        return _modernbert_config_from_hf(folder, raw)
     if raw.get("model_type") not in (None, "bert"):
-        raise InteropError(f"{folder}: model_type is {raw.get('model_type')!r}, not a BERT model")
+        raise InteropError(f"{folder}: model_type is {raw.get('model_type')!r}, not a BERT or ModernBERT model")
     missing = [k for k in _CONFIG_KEYS[:5] if k not in raw]
     if missing:
         raise InteropError(f"{folder / 'config.json'}: lacks {', '.join(missing)}")
     if raw.get("hidden_act", "gelu") != "gelu" or raw.get("position_embedding_type", "absolute") != "absolute":
         raise InteropError(f"{folder}: only BERT with gelu and absolute positions is supported")
     values = {k: raw[k] for k in _CONFIG_KEYS if k in raw}
-    return ModelConfig(preset="custom", **values)
+    return ModelConfig(architecture="bert", preset="custom", **values)
+
+
+def _modernbert_config_from_hf(folder: Path, raw: dict) -> ModelConfig:
+    keys = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+    missing = [k for k in keys if k not in raw]
+    if missing:
+        raise InteropError(f"{folder / 'config.json'}: lacks {', '.join(missing)}")
+    layer_types = raw.get("layer_types") or (["full_attention"] if raw.get("global_attn_every_n_layers", 3) == 1
+                                             else ["sliding_attention"])
+    if any(t != "full_attention" for t in layer_types):
+        raise InteropError(f"{folder}: a ModernBERT with local (sliding-window) attention layers; the workbench "
+                           "trains ModernBERT with global attention in every layer")
+    if raw.get("hidden_activation", "gelu") not in ("gelu", "gelu_python") or raw.get("norm_bias") or \
+            raw.get("attention_bias") or raw.get("mlp_bias") or not raw.get("decoder_bias", True):
+        raise InteropError(f"{folder}: only ModernBERT with gelu, no biases and a decoder bias is supported")
+    theta = ((raw.get("rope_parameters") or {}).get("full_attention") or {}).get("rope_theta") or \
+        raw.get("global_rope_theta", 160000.0)
+    return ModelConfig(architecture="modernbert", preset="custom", **{k: raw[k] for k in keys},
+                       max_position_embeddings=raw.get("max_position_embeddings", 8192),
+                       layer_norm_eps=raw.get("norm_eps", 1e-5), rope_theta=float(theta),
+                       initializer_range=raw.get("initializer_range", 0.02),
+                       hidden_dropout_prob=raw.get("mlp_dropout", 0.0),
+                       attention_probs_dropout_prob=raw.get("attention_dropout", 0.0))
 
 
 def read_hf_weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -126,17 +188,21 @@ def read_hf_weights(folder: Path) -> dict[str, torch.Tensor]:
     else:
         raise InteropError(f"{folder}: no model.safetensors or pytorch_model.bin")
     normalised = {}
+    modern = any(k.startswith(("model.layers.", "layers.")) for k in tensors)
     for key, tensor in tensors.items():
-        if key in TIED or key.endswith("position_ids"):
+        if key in TIED or key == "decoder.weight" or key.endswith("position_ids"):
             continue
-        if not key.startswith(("bert.", "cls.")):
+        if modern:
+            if not key.startswith(("model.", "head.", "decoder.", "classifier.")):
+                key = "model." + key  # a bare ModernBertModel checkpoint
+        elif not key.startswith(("bert.", "cls.")):
             key = "bert." + key  # a bare BertModel checkpoint
         normalised[key] = tensor
     return normalised
 
 
-def load_hf_weights(model: BertPretrainingModel, folder: Path) -> list[str]:
-    """Copy a HF BERT's weights into ``model``; returns the names left at their initial values."""
+def load_hf_weights(model, folder: Path) -> list[str]:
+    """Copy a HF BERT's or ModernBERT's weights into ``model``; returns the names left at their initial values."""
     tensors = read_hf_weights(folder)
     own = model.state_dict()
     wrong = [k for k, v in tensors.items() if k in own and own[k].shape != v.shape]
@@ -144,8 +210,8 @@ def load_hf_weights(model: BertPretrainingModel, folder: Path) -> list[str]:
         k = wrong[0]
         raise InteropError(f"{folder}: {k} has shape {tuple(tensors[k].shape)}, the model expects {tuple(own[k].shape)}")
     missing, unexpected = model.load_state_dict({k: v for k, v in tensors.items() if k in own}, strict=False)
-    if not any(k.startswith("bert.encoder") for k in tensors):
-        raise InteropError(f"{folder}: holds no BERT encoder weights")
+    if not any(k.startswith(("bert.encoder", "model.layers")) for k in tensors):
+        raise InteropError(f"{folder}: holds no encoder weights")
     return sorted(missing)
 
 
@@ -157,14 +223,14 @@ def load_for_inference(path: str | os.PathLike, device: str = "cpu"):
     if is_hf_directory(path):
         model_config = model_config_from_hf(path)
         tokenizer = load_tokenizer(path / "tokenizer.json" if (path / "tokenizer.json").exists() else path / "vocab.txt")
-        model = BertPretrainingModel(model_config)
+        model = build_model(model_config.resolved(vocab_size=tokenizer.get_vocab_size()))
         load_hf_weights(model, path)
         config = None
     else:
         folder = ckpt.verified_checkpoint(path)
         config: WorkbenchConfig | None = ckpt.checkpoint_config(folder)
         tokenizer = load_tokenizer(folder / "tokenizer.json")
-        model = BertPretrainingModel(config.model.resolved(vocab_size=tokenizer.get_vocab_size()))
+        model = build_model(config.model.resolved(vocab_size=tokenizer.get_vocab_size()))
         ckpt.load_weights(folder, model)
     missing = [t for t in SPECIAL_TOKENS if tokenizer.token_to_id(t) is None]
     if missing:

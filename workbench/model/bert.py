@@ -83,6 +83,14 @@ class BertEmbeddings(nn.Module):
         return dropout(self.LayerNorm(x), self.dropout.p, self.training)
 
 
+def bucket_size(n: int, limit: int) -> int:
+    """``n`` rounded up to one of 8 steps per power of two (at most ``limit``)."""
+    if n <= 64:
+        return min(limit, 64)
+    step = 1 << max(0, n.bit_length() - 4)
+    return min(limit, -(-n // step) * step)
+
+
 @dataclass
 class TokenLayout:
     """Where the real (non-padding) tokens of a (B, T) batch are.
@@ -99,13 +107,25 @@ class TokenLayout:
     bias: torch.Tensor | None        # (B, 1, 1, T) additive mask (0 or a large negative), for the explicit path
 
     @classmethod
-    def from_mask(cls, attention_mask: torch.Tensor | None, batch: int, length: int, dtype: torch.dtype) -> "TokenLayout":
+    def from_mask(cls, attention_mask: torch.Tensor | None, batch: int, length: int, dtype: torch.dtype,
+                  bucket: bool = True) -> "TokenLayout":
         # Without padding nothing is gathered and no mask is passed, so SDPA may pick
         # its fastest kernel. (The check and nonzero() are sync points on CUDA.)
         if attention_mask is None or bool(attention_mask.all()):
             return cls(batch, length, None, None, None)
         real = attention_mask.bool()
-        index = real.reshape(-1).nonzero().squeeze(1)
+        flat = real.reshape(-1)
+        index = flat.nonzero().squeeze(1)
+        if bucket:
+            # Round the row count up to a bucket by carrying a few padding positions along (their
+            # keys stay masked, their outputs are never read). Every batch otherwise has a new
+            # (N, H) shape, and oneDNN's per-shape primitive cache and the allocator grow without
+            # end on CPU (GBs over minutes); with buckets shapes repeat. Cost: < 1/8 more rows.
+            n = len(index)
+            size = bucket_size(n, batch * length)
+            if size > n:
+                padding = (~flat).nonzero().squeeze(1)[: size - n]
+                index = torch.cat([index, padding]).sort().values
         attend = real[:, None, None, :]
         bias = torch.zeros(attend.shape, dtype=dtype, device=real.device).masked_fill(~attend, torch.finfo(dtype).min)
         return cls(batch, length, index, attend, bias)
@@ -273,6 +293,8 @@ class BertPreTrainingHeads(nn.Module):
 class BertPretrainingModel(nn.Module):
     """BERT with the MLM and NSP heads; ``state_dict`` keys equal ``BertForPreTraining``'s (ties aside)."""
 
+    architecture = "bert"
+
     def __init__(self, config: ModelConfig):
         super().__init__()
         if not config.hidden_size or not config.vocab_size:
@@ -331,7 +353,8 @@ class BertPretrainingModel(nn.Module):
 def flops_per_token(config: ModelConfig, seq_len: int, mlm_share: float = 0.15) -> float:
     """Training FLOPs per token (forward + backward = 3x forward), counting matmuls only."""
     H, L, I, V = config.hidden_size, config.num_hidden_layers, config.intermediate_size, config.vocab_size
-    per_layer = 2 * (4 * H * H + 2 * H * I) + 2 * 2 * seq_len * H              # dense + attention scores/values
+    ffn = 3 if config.architecture == "modernbert" else 2                      # a gated MLP has three I x H matrices
+    per_layer = 2 * (4 * H * H + ffn * H * I) + 2 * 2 * seq_len * H            # dense + attention scores/values
     head = mlm_share * 2 * (H * H + H * V)
     return 3 * (L * per_layer + head)
 

@@ -25,7 +25,8 @@ from workbench.train.events import Event
 STEP_METRICS = ("loss", "mlm_loss", "nsp_loss", "mlm_accuracy", "mlm_accuracy_masked", "mlm_accuracy_random",
                 "mlm_accuracy_kept", "nsp_accuracy", "lr", "grad_norm", "tokens_per_second", "padding_fraction",
                 "step_time", "tokens_seen", "elapsed")
-EVAL_METRICS = ("mlm_loss", "mlm_accuracy", "perplexity", "nsp_loss", "nsp_accuracy")
+EVAL_METRICS = ("mlm_loss", "mlm_accuracy", "perplexity", "nsp_loss", "nsp_accuracy", "floor_mlm_loss",
+                "floor_mlm_accuracy", "chance_nsp_accuracy")
 LOWER_IS_BETTER = ("loss", "mlm_loss", "nsp_loss", "perplexity")
 BEST_OF = ("loss", "mlm_loss", "nsp_loss", "mlm_accuracy", "nsp_accuracy", "perplexity")
 

@@ -64,6 +64,8 @@ class StepMetrics(Event):
 
 @dataclass
 class EvalMetrics(Event):
+    """Scores on the dataset's fixed, pre-masked evaluation set (``workbench.train.evaluation``)."""
+
     type: ClassVar[str] = "eval"
     step: int
     mlm_loss: float
@@ -72,6 +74,10 @@ class EvalMetrics(Event):
     nsp_loss: float
     nsp_accuracy: float
     sequences: int
+    floor_mlm_loss: float = 0.0       # the context-free (unigram) references on the same positions
+    floor_mlm_accuracy: float = 0.0
+    chance_nsp_accuracy: float = 0.5
+    elapsed: float = 0.0              # training seconds when evaluated
 
 
 @dataclass

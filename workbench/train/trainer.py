@@ -31,10 +31,11 @@ from workbench.data.masking import IGNORE_INDEX, KEPT, MASKED, RANDOM
 from workbench.data.store import TokenizedDataset
 from workbench.durable_io import write_text_atomic
 from workbench.errors import ConfigError, DatasetError
-from workbench.model import BertPretrainingModel
+from workbench.model import build_model
 from workbench.train import checkpoint as ckpt
 from workbench.train.control import TrainingControl
 from workbench.train.distributed import Distributed, init_distributed
+from workbench.train.evaluation import build_eval_set
 from workbench.train.events import (
     CheckpointSaved, EvalMetrics, EventBus, Notice, RunFailed, RunFinished, RunStarted, StateChanged,
     StepMetrics, Subscriber,
@@ -142,7 +143,7 @@ class Trainer:
         if config.train.init_from:
             from workbench.interop.huggingface import model_config_from_hf
 
-            self.model_config = model_config_from_hf(Path(config.train.init_from))
+            self.model_config = model_config_from_hf(Path(config.train.init_from)).resolved()
             if self.model_config.vocab_size != vocab_size:
                 raise ConfigError(
                     f"train.init_from model has {self.model_config.vocab_size} tokens but the dataset's tokenizer has "
@@ -177,7 +178,7 @@ class Trainer:
             raise DatasetError(f"{self.dataset.path}: too small for one batch of {t.batch_size} pairs "
                                f"({len(self.stream.plan(0))} pairs per epoch); use a smaller train.batch_size "
                                "or a larger corpus")
-        self.heldout = BatchStream(self.dataset, config, self.micro_batch, t.seed, "heldout")
+        self.eval_set = build_eval_set(self.dataset, config, sequences=32 * t.eval_batches)
         self._started = False
 
     def _check_resumable(self, saved: WorkbenchConfig) -> None:
@@ -219,7 +220,7 @@ class Trainer:
     def _run(self, dist: Distributed, emit) -> RunResult:
         t = self.config.train
         torch.manual_seed(t.seed)
-        model = BertPretrainingModel(self.model_config)
+        model = build_model(self.model_config)
         if t.init_from and self.resume_from is None:
             from workbench.interop.huggingface import load_hf_weights
 
@@ -288,8 +289,7 @@ class Trainer:
         step_times: list[float] = []
         last_metrics: dict = {}
         status, reason = "completed", f"reached train.max_steps ({t.max_steps})"
-        heldout = self.heldout
-        if len(heldout.documents) == 0:
+        if self.eval_set is None:
             emit(Notice("no held-out documents (data.heldout_fraction or a tiny corpus): evaluation is skipped"))
 
         model.train()
@@ -389,14 +389,14 @@ class Trainer:
                 interval_tokens = interval_positions = interval_steps = 0
                 interval_start = time.perf_counter()
             if t.eval_every and state.step % t.eval_every == 0 and state.step < t.max_steps:
-                self._evaluate(model, heldout, state.step, emit, dist, autocast)
+                self._evaluate(model, state.step, state.elapsed, emit, dist, autocast)
             if t.checkpoint_every and state.step % t.checkpoint_every == 0 and state.step < t.max_steps:
                 state.interval = self._interval_state(sums, counts, interval_tokens, interval_positions,
                                                       interval_steps, dist)
                 self._save(model, optimizer, state, last_metrics, emit, dist)
 
         final = dict(last_metrics)
-        evaluation = self._evaluate(model, heldout, state.step, emit, dist, autocast)
+        evaluation = self._evaluate(model, state.step, state.elapsed, emit, dist, autocast)
         if evaluation:
             final.update({f"eval_{k}": v for k, v in evaluation.items() if k not in ("type", "step")})
         if state.step > 0 and not self._last_ckpt.endswith(f"step-{state.step:07d}"):
@@ -422,32 +422,31 @@ class Trainer:
                                             correct.sum()]), kind_correct,
                                torch.stack([nsp_correct, torch.zeros((), dtype=torch.float64, device=self.device)])])
 
-    def _evaluate(self, model, heldout: BatchStream, step: int, emit, dist: Distributed, autocast) -> dict:
-        """MLM loss/accuracy/perplexity and NSP accuracy on held-out documents (rank 0)."""
+    def _evaluate(self, model, step: int, elapsed: float, emit, dist: Distributed, autocast) -> dict:
+        """MLM loss/accuracy/perplexity and pair accuracy on the fixed evaluation set (rank 0)."""
         result: dict = {}
-        if dist.is_main and len(heldout.documents):
-            plan_size = len(heldout.plan(0))
-            n_batches = min(self.config.train.eval_batches, -(-plan_size // heldout.batch_size))
-            if n_batches:
-                model.eval()
-                totals = np.zeros(6)
-                with torch.no_grad(), autocast:
-                    for index in range(n_batches):
-                        batch = heldout.batch(0, index)
-                        tensors = to_device(batch, self.device)
-                        out = model(**tensors)
-                        labels = tensors["mlm_labels"].reshape(-1).index_select(0, out.mlm_positions)
-                        selected = len(labels)
-                        totals += [float(out.mlm_loss) * selected, float((out.mlm_logits.argmax(-1) == labels).sum()),
-                                   selected, float(out.nsp_loss) * len(batch),
-                                   float((out.nsp_logits.argmax(-1) == tensors["nsp_labels"]).sum()), len(batch)]
-                model.train()
-                mlm_loss = totals[0] / max(1, totals[2])
-                event = EvalMetrics(step=step, mlm_loss=mlm_loss, mlm_accuracy=totals[1] / max(1, totals[2]),
-                                    perplexity=math.exp(min(mlm_loss, 50.0)), nsp_loss=totals[3] / max(1, totals[5]),
-                                    nsp_accuracy=totals[4] / max(1, totals[5]), sequences=int(totals[5]))
-                emit(event)
-                result = event.to_dict()
+        if dist.is_main and self.eval_set is not None:
+            model.eval()
+            totals = np.zeros(6)
+            with torch.no_grad(), autocast:
+                for batch in self.eval_set.batches:
+                    tensors = to_device(batch, self.device)
+                    out = model(**tensors)
+                    labels = tensors["mlm_labels"].reshape(-1).index_select(0, out.mlm_positions)
+                    selected = len(labels)
+                    totals += [float(out.mlm_loss) * selected, float((out.mlm_logits.argmax(-1) == labels).sum()),
+                               selected, float(out.nsp_loss) * len(batch),
+                               float((out.nsp_logits.argmax(-1) == tensors["nsp_labels"]).sum()), len(batch)]
+            model.train()
+            mlm_loss = totals[0] / max(1, totals[2])
+            event = EvalMetrics(step=step, mlm_loss=mlm_loss, mlm_accuracy=totals[1] / max(1, totals[2]),
+                                perplexity=math.exp(min(mlm_loss, 50.0)), nsp_loss=totals[3] / max(1, totals[5]),
+                                nsp_accuracy=totals[4] / max(1, totals[5]), sequences=int(totals[5]),
+                                floor_mlm_loss=self.eval_set.floor_loss,
+                                floor_mlm_accuracy=self.eval_set.floor_accuracy,
+                                chance_nsp_accuracy=self.eval_set.chance_pair_accuracy, elapsed=elapsed)
+            emit(event)
+            result = event.to_dict()
         dist.barrier()
         return result
 

@@ -1,0 +1,231 @@
+"""ModernBERT for pre-training: encoder + sparse MLM head + a pair (NSP/SOP) head, with ``transformers`` names.
+
+Read top-down: embeddings -> rotary positions -> attention -> gated MLP ->
+layer -> encoder -> heads -> ``ModernBertPretrainingModel``. The encoder and
+MLM head carry exactly the parameter names and shapes of ``transformers``'
+``ModernBertForMaskedLM`` (the decoder weight is tied to the token
+embeddings, the decoder has its own bias), so export is a copy and loss and
+gradients can be checked against theirs.
+
+Why this architecture: at small budgets the original post-LayerNorm BERT
+learns slowly (Cramming, Geiping & Goldstein 2022); pre-LayerNorm, gated
+GELU feed-forward, rotary positions, no biases and no dropout learn far
+faster per minute. Every layer attends globally (ModernBERT's alternating
+local windows only pay off for sequences much longer than ours).
+
+Segments: ModernBERT has no token-type embeddings. The pair task sees the
+two segments through the [SEP] between them, as RoBERTa does, so the
+exported encoder is exactly ``transformers``' - nothing extra to document
+or drop. The pair head (``pair_head``, ``pair_classifier``) reads the final
+[CLS] state; it is ours and not part of ``ModernBertForMaskedLM``.
+
+Lean as our BERT: the encoder works on real tokens only (padding removed; the
+count of rows is rounded up to a bucket so that shapes repeat, which keeps
+oneDNN's per-shape caches and the allocator from growing without end), the
+MLM head runs at the selected positions only, and Wqkv is one matmul.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from workbench.config import ModelConfig
+from workbench.model.bert import IGNORE_INDEX, PretrainingOutput, TokenLayout, dropout
+
+
+def _layer_norm(config: ModelConfig) -> nn.LayerNorm:
+    return nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps, bias=False)
+
+
+class ModernBertEmbeddings(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.tok_embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.norm = _layer_norm(config)
+        self.p = config.hidden_dropout_prob
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return dropout(self.norm(self.tok_embeddings(input_ids)), self.p, self.training)   # (B, T, H)
+
+
+def rotary_tables(length: int, head_dim: int, theta: float, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of the rotary angles for positions 0..length-1, each (T, head_dim), in fp32."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=device) / head_dim))
+    angles = torch.arange(length, dtype=torch.float32, device=device)[:, None] * inv_freq[None, :]   # (T, hd/2)
+    angles = torch.cat([angles, angles], dim=-1)                                                      # (T, hd)
+    return angles.cos(), angles.sin()
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Apply rotary positions to (B, nh, T, hd) in fp32 (as transformers does), back in x's dtype."""
+    x32 = x.float()
+    half = x32.shape[-1] // 2
+    rotated = torch.cat([-x32[..., half:], x32[..., :half]], dim=-1)
+    return (x32 * cos + rotated * sin).to(x.dtype)
+
+
+class ModernBertAttention(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.Wqkv = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=False)
+        self.Wo = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
+        self.p = config.attention_probs_dropout_prob
+
+    def forward(self, x: torch.Tensor, layout: TokenLayout, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """(N, H) real tokens -> (N, H)."""
+        B, T, H = layout.batch, layout.length, x.shape[-1]
+        qkv = layout.scatter(F.linear(x, self.Wqkv.weight)).view(B, T, 3, self.num_heads, H // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)                                # each (B, nh, T, hd)
+        q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=layout.attend,
+                                           dropout_p=self.p if self.training else 0.0)  # (B, nh, T, hd)
+        y = layout.gather(y.transpose(1, 2).reshape(B * T, H))
+        return F.linear(y, self.Wo.weight)
+
+
+class ModernBertMLP(nn.Module):
+    """Gated GELU: Wo(gelu(x Wi_a) * (x Wi_b)); Wi holds both halves, as in transformers."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.Wi = nn.Linear(config.hidden_size, 2 * config.intermediate_size, bias=False)
+        self.Wo = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
+        self.p = config.hidden_dropout_prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        value, gate = F.linear(x, self.Wi.weight).chunk(2, dim=-1)                    # each (N, I)
+        return F.linear(dropout(F.gelu(value) * gate, self.p, self.training), self.Wo.weight)
+
+
+class ModernBertEncoderLayer(nn.Module):
+    """Pre-LayerNorm: x = x + Attn(LN(x)); x = x + MLP(LN(x)). Layer 0 has no attention norm (the embeddings are normed)."""
+
+    def __init__(self, config: ModelConfig, index: int):
+        super().__init__()
+        self.attn_norm = nn.Identity() if index == 0 else _layer_norm(config)
+        self.attn = ModernBertAttention(config)
+        self.mlp_norm = _layer_norm(config)
+        self.mlp = ModernBertMLP(config)
+
+    def forward(self, x: torch.Tensor, layout: TokenLayout, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.attn_norm(x), layout, cos, sin)
+        return x + self.mlp(self.mlp_norm(x))
+
+
+class ModernBertModel(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.embeddings = ModernBertEmbeddings(config)
+        self.layers = nn.ModuleList(ModernBertEncoderLayer(config, i) for i in range(config.num_hidden_layers))
+        self.final_norm = _layer_norm(config)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> tuple[torch.Tensor, TokenLayout]:
+        """The final states of the real tokens, (N, H), and where they are."""
+        B, T = input_ids.shape
+        embedded = self.embeddings(input_ids)                                          # (B, T, H)
+        layout = TokenLayout.from_mask(attention_mask, B, T, embedded.dtype, bucket=True)
+        head_dim = self.config.hidden_size // self.config.num_attention_heads
+        cos, sin = rotary_tables(T, head_dim, self.config.rope_theta, input_ids.device)
+        x = layout.gather(embedded.reshape(B * T, -1))                                 # (N, H)
+        for layer in self.layers:
+            x = layer(x, layout, cos, sin)
+        return self.final_norm(x), layout
+
+
+class ModernBertPredictionHead(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
+        self.norm = _layer_norm(config)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(F.gelu(self.dense(x)))
+
+
+class ModernBertDecoder(nn.Module):
+    """The vocabulary projection: weight tied to the token embeddings (not stored), its own bias."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+
+class ModernBertPretrainingModel(nn.Module):
+    """ModernBERT with the MLM head and a pair head; MLM-side names equal ``ModernBertForMaskedLM``'s."""
+
+    architecture = "modernbert"
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        if not config.hidden_size or not config.vocab_size or not config.layer_norm_eps:
+            config = config.resolved()
+        self.config = config
+        self.model = ModernBertModel(config)
+        self.head = ModernBertPredictionHead(config)
+        self.decoder = ModernBertDecoder(config)
+        self.pair_head = ModernBertPredictionHead(config)
+        self.pair_classifier = nn.Linear(config.hidden_size, 2)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """transformers' ModernBERT initialisation: truncated normals, output projections scaled by depth."""
+        std = self.config.initializer_range
+        out_std = std / math.sqrt(2.0 * self.config.num_hidden_layers)
+
+        def normal(weight: torch.Tensor, s: float) -> None:
+            nn.init.trunc_normal_(weight, mean=0.0, std=s, a=-2 * s, b=2 * s)
+
+        normal(self.model.embeddings.tok_embeddings.weight, std)
+        for layer in self.model.layers:
+            normal(layer.attn.Wqkv.weight, std)
+            normal(layer.attn.Wo.weight, out_std)
+            normal(layer.mlp.Wi.weight, std)
+            normal(layer.mlp.Wo.weight, out_std)
+        normal(self.head.dense.weight, out_std)
+        normal(self.pair_head.dense.weight, out_std)
+        normal(self.pair_classifier.weight, self.config.hidden_size ** -0.5)
+        nn.init.zeros_(self.pair_classifier.bias)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @property
+    def word_embeddings(self) -> torch.Tensor:
+        return self.model.embeddings.tok_embeddings.weight
+
+    def mlm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return F.linear(self.head(hidden), self.word_embeddings, self.decoder.bias)
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None, attention_mask: torch.Tensor,
+                mlm_labels: torch.Tensor | None = None, nsp_labels: torch.Tensor | None = None) -> PretrainingOutput:
+        """Same contract as ``BertPretrainingModel.forward``; ``token_type_ids`` is accepted and unused."""
+        packed, layout = self.model(input_ids, attention_mask)                         # (N, H)
+        B, T = input_ids.shape
+        first = layout.packed_positions(torch.arange(B, device=packed.device) * T)
+        nsp_logits = self.pair_classifier(self.pair_head(packed.index_select(0, first)))   # (B, 2)
+
+        mlm_loss = nsp_loss = None
+        positions = None
+        if mlm_labels is None:
+            mlm_logits = self.mlm_logits(layout.scatter(packed).view(B, T, -1))         # (B, T, V)
+        else:
+            flat_labels = mlm_labels.reshape(-1)
+            positions = (flat_labels != IGNORE_INDEX).nonzero().squeeze(1)              # (M,)
+            selected = packed.index_select(0, layout.packed_positions(positions))      # (M, H)
+            mlm_logits = self.mlm_logits(selected)                                      # (M, V)
+            if positions.numel():
+                mlm_loss = F.cross_entropy(mlm_logits.float(), flat_labels.index_select(0, positions))
+            else:
+                mlm_loss = mlm_logits.sum() * 0.0
+        if nsp_labels is not None:
+            nsp_loss = F.cross_entropy(nsp_logits.float(), nsp_labels)
+        loss = None
+        if mlm_loss is not None or nsp_loss is not None:
+            loss = (mlm_loss if mlm_loss is not None else 0.0) + (nsp_loss if nsp_loss is not None else 0.0)
+        return PretrainingOutput(loss, mlm_loss, nsp_loss, mlm_logits, nsp_logits, positions)

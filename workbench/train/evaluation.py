@@ -1,0 +1,94 @@
+"""One yardstick for every run: a fixed, pre-masked held-out evaluation set and its context-free references.
+
+The evaluation set is built from the held-out documents with its own seed and
+*standard* masking (15% of tokens, exact count, 80% [MASK] / 10% random / 10%
+kept, single tokens), whatever the run's masking settings, so runs with
+different masking rates are scored on the same positions. Pairs follow the
+run's pair task (NSP or SOP) with half of them negative.
+
+``context_free_floor`` is what a model that ignores context achieves on those
+positions: predicting the training-set token frequencies (loss = cross-entropy
+of the unigram distribution, accuracy = the most frequent token's share).
+Being below the floor is "has learned to use context"; chance (0.5) is the
+pair task's floor.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+
+from workbench.config import WorkbenchConfig
+from workbench.data.batches import Batch, BatchStream
+from workbench.data.masking import IGNORE_INDEX
+
+EVAL_SEED = 20240601      # independent of any run's seed
+EVAL_SEQUENCES = 512
+
+
+def standard_eval_config(config: WorkbenchConfig) -> WorkbenchConfig:
+    """The run's data and pair settings with standard BERT masking and a balanced pair task."""
+    fixed = copy.deepcopy(config)
+    m = fixed.masking
+    m.probability, m.mask_fraction, m.random_fraction = 0.15, 0.8, 0.1
+    m.selection, m.strategy = "exact", "token"
+    m.max_predictions_per_seq = max(1, round(0.15 * config.data.max_seq_length) + 1)
+    m.min_predictions_per_seq = 1
+    fixed.nsp.random_next_probability = 0.5
+    return fixed
+
+
+@dataclass
+class EvalSet:
+    batches: list[Batch]
+    floor_loss: float          # context-free (unigram) cross-entropy at the evaluated positions
+    floor_accuracy: float      # share of evaluated positions that hold the most frequent token
+    chance_pair_accuracy: float
+
+    @property
+    def sequences(self) -> int:
+        return sum(len(b) for b in self.batches)
+
+
+def build_eval_set(dataset, config: WorkbenchConfig, batch_size: int = 32,
+                   sequences: int = EVAL_SEQUENCES) -> EvalSet | None:
+    """The first ``sequences`` pairs of the fixed evaluation set (same for every run of this dataset
+    and pair task), in batches of ``batch_size``."""
+    stream = BatchStream(dataset, standard_eval_config(config), batch_size, EVAL_SEED, "heldout")
+    if len(stream.documents) == 0:
+        return None
+    available = len(stream.plan(0))
+    count = min(-(-sequences // batch_size), -(-available // batch_size))
+    batches = [stream.batch(0, index) for index in range(count)]
+    if not batches:
+        return None
+    loss, accuracy = context_free_floor(dataset, config, batches)
+    labels = np.concatenate([b.nsp_labels for b in batches])
+    chance = max(float(labels.mean()), 1.0 - float(labels.mean()))
+    return EvalSet(batches, loss, accuracy, chance)
+
+
+def unigram_distribution(dataset, config: WorkbenchConfig) -> np.ndarray:
+    """Token frequencies of the training documents (add-one smoothed over non-special tokens), (V,)."""
+    size = dataset.vocabulary.size
+    counts = np.zeros(size, dtype=np.float64)
+    for start in range(0, len(dataset.tokens), 1 << 24):  # all tokens, in pieces: flat memory
+        counts += np.bincount(np.asarray(dataset.tokens[start:start + (1 << 24)]), minlength=size)[:size]
+    heldout = BatchStream(dataset, config, 1, 0, "heldout").documents
+    doc_off, sent_off = dataset.document_offsets, dataset.sentence_offsets
+    for doc in heldout:  # minus the held-out documents (a few percent)
+        first, last = int(sent_off[doc_off[doc]]), int(sent_off[doc_off[doc + 1]])
+        counts -= np.bincount(np.asarray(dataset.tokens[first:last]), minlength=size)[:size]
+    counts[~dataset.vocabulary.is_special] += 1.0
+    counts[dataset.vocabulary.is_special] = 0.0
+    return counts / counts.sum()
+
+
+def context_free_floor(dataset, config: WorkbenchConfig, batches: list[Batch]) -> tuple[float, float]:
+    probabilities = unigram_distribution(dataset, config)
+    labels = np.concatenate([b.mlm_labels[b.mlm_labels != IGNORE_INDEX] for b in batches])
+    loss = float(-np.log(np.maximum(probabilities[labels], 1e-12)).mean())
+    accuracy = float((labels == int(probabilities.argmax())).mean())
+    return loss, accuracy
