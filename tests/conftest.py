@@ -123,6 +123,8 @@ def tiny_train_config(dataset_path, **train):
     config.train.warmup_steps = 10
     config.train.max_steps = 50
     config.train.eval_every = 0
+    config.train.eval_every_seconds = 0.0
+    config.train.max_minutes = 0.0   # a step budget: the schedule must not depend on the clock
     config.train.checkpoint_every = 0
     config.train.threads = 1
     config.train.device = "cpu"

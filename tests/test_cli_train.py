@@ -14,7 +14,8 @@ from test_cli import run
 TINY = ["--set", "model.preset=\"custom\"", "--set", "model.hidden_size=32", "--set", "model.num_hidden_layers=1",
         "--set", "model.num_attention_heads=2", "--set", "model.intermediate_size=64",
         "--set", "data.max_seq_length=32", "--set", "train.batch_size=8", "--set", "train.threads=1",
-        "--set", "train.device=\"cpu\"", "--set", "train.eval_every=0", "--set", "train.warmup_steps=2"]
+        "--set", "train.device=\"cpu\"", "--set", "train.eval_every=0", "--set", "train.warmup_steps=2",
+        "--set", "train.max_minutes=0", "--set", "train.eval_every_seconds=0"]
 
 
 @pytest.fixture(scope="module")

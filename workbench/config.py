@@ -65,7 +65,7 @@ class DataConfig:
         choices=("strict", "replace"),
     )
     heldout_fraction: float = setting(
-        0.01, "Share of documents kept out of training for evaluation (chosen by document hash)."
+        0.02, "Share of documents kept out of training for evaluation (chosen by document hash)."
     )
 
     def validate(self) -> None:
@@ -278,8 +278,9 @@ class TrainConfig:
     SECTION: ClassVar[str] = "train"
 
     name: str = setting("", "Name of the run; empty makes one from the preset and the time.", kind="resumable")
-    max_steps: int = setting(1000, "Stop after this many optimizer steps.", kind="resumable")
-    max_minutes: float = setting(0.0, "Stop after this many minutes of training (0: no time budget). With a "
+    max_steps: int = setting(0, "Stop after this many optimizer steps (0: no step limit; the time budget ends "
+                                "the run).", kind="resumable")
+    max_minutes: float = setting(5.0, "Stop after this many minutes of training (0: no time budget). With a "
                                       "budget the learning-rate schedule runs over the time.", kind="resumable")
     batch_size: int = setting(32, "Sequences per optimizer step (across all processes and accumulation).")
     gradient_accumulation_steps: int = setting(1, "Micro-batches per optimizer step.")
@@ -299,7 +300,10 @@ class TrainConfig:
     compile: bool = setting(False, "Compile the model with torch.compile (slower start, faster steps).", kind="resumable")
     threads: int = setting(0, "CPU threads for PyTorch (0: all cores).", kind="resumable")
     log_every: int = setting(1, "Report step metrics every this many steps (averaged over them).", kind="resumable")
-    eval_every: int = setting(200, "Evaluate on held-out documents every this many steps (0: only at the end).", kind="resumable")
+    eval_every: int = setting(0, "Evaluate on the fixed evaluation set every this many steps (0: by time only, "
+                                 "or at the end).", kind="resumable")
+    eval_every_seconds: float = setting(30.0, "Also evaluate every this many seconds of training (0: off).",
+                                        kind="resumable")
     eval_batches: int = setting(16, "Size of the fixed evaluation set, in batches of 32 held-out pairs (the same "
                                     "pre-masked pairs for every run of a dataset).", kind="resumable")
     checkpoint_every: int = setting(500, "Save a checkpoint every this many steps (0: only at the end).", kind="resumable")
@@ -307,9 +311,17 @@ class TrainConfig:
     output_dir: str = setting("runs", "Folder in which each run gets its own directory.", kind="resumable")
     init_from: str = setting("", "Start from the weights of a Hugging Face BERT directory (continued pre-training).")
 
+    @property
+    def step_limit(self) -> int:
+        """``max_steps``, or no limit (a number no run reaches) when it is 0."""
+        return self.max_steps or 2**62
+
     def validate(self) -> None:
-        _check(self, "max_steps", 1 <= self.max_steps <= BIG, f"must be in [1, {BIG}]")
+        _check(self, "max_steps", 0 <= self.max_steps <= BIG, f"must be in [0, {BIG}]")
         _check(self, "max_minutes", 0 <= self.max_minutes <= 10**7, "must be in [0, 10**7]")
+        if not self.max_steps and not self.max_minutes:
+            raise ConfigError("train.max_steps and train.max_minutes are both 0: set a step limit or a time budget")
+        _check(self, "eval_every_seconds", 0 <= self.eval_every_seconds <= 10**9, "must be in [0, 10**9]")
         _check(self, "batch_size", 1 <= self.batch_size <= 10**6, "must be in [1, 1000000]")
         _check(self, "gradient_accumulation_steps", 1 <= self.gradient_accumulation_steps <= 10**5,
                "must be in [1, 100000]")

@@ -37,14 +37,18 @@ class EventPrinter:
             self.max_steps = event.max_steps
             resumed = f", resuming at step {event.start_step}" if event.start_step else ""
             procs = f", {event.world_size} processes" if event.world_size > 1 else ""
+            minutes = event.config.get("train", {}).get("max_minutes", 0)
+            budget = " or ".join(([f"{event.max_steps} steps"] if event.max_steps else []) +
+                                 ([f"{minutes:g} minutes"] if minutes else []))
             return (f"run {event.run_dir}: {event.num_parameters / 1e6:.2f}M parameters on {event.device}, "
-                    f"{event.precision}{procs}, {event.max_steps} steps{resumed}")
+                    f"{event.precision}{procs}, {budget}{resumed}")
         if kind == "step":
             now = time.monotonic()
             if now - self.last < self.every and event.step != self.max_steps:
                 return ""
             self.last = now
-            return (f"step {event.step:>6}/{self.max_steps}  loss {event.loss:.4f} (mlm {event.mlm_loss:.3f} "
+            of = f"/{self.max_steps}" if self.max_steps else f" ({event.progress:4.0%})"
+            return (f"step {event.step:>6}{of}  loss {event.loss:.4f} (mlm {event.mlm_loss:.3f} "
                     f"nsp {event.nsp_loss:.3f})  mlm acc {event.mlm_accuracy:.3f}  nsp acc {event.nsp_accuracy:.3f}  "
                     f"lr {event.lr:.2e}  {event.tokens_per_second:,.0f} tok/s  ETA {duration(event.eta_seconds)}")
         if kind == "eval":

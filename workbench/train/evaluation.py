@@ -59,9 +59,17 @@ def build_eval_set(dataset, config: WorkbenchConfig, batch_size: int = 32,
     stream = BatchStream(dataset, standard_eval_config(config), batch_size, EVAL_SEED, "heldout")
     if len(stream.documents) == 0:
         return None
-    available = len(stream.plan(0))
-    count = min(-(-sequences // batch_size), -(-available // batch_size))
-    batches = [stream.batch(0, index) for index in range(count)]
+    # A small held-out split gives few pairs per epoch: take further epochs (new cuts and masks of the
+    # same held-out text) until the set is full.
+    batches: list[Batch] = []
+    for epoch in range(16):
+        available = -(-len(stream.plan(epoch)) // batch_size)
+        for index in range(available):
+            if len(batches) * batch_size >= sequences:
+                break
+            batches.append(stream.batch(epoch, index))
+        if len(batches) * batch_size >= sequences or available == 0:
+            break
     if not batches:
         return None
     loss, accuracy = context_free_floor(dataset, config, batches)

@@ -47,7 +47,7 @@ def learning_rate(config: TrainConfig, step: int, progress: float, decay_start: 
 
 def run_progress(config: TrainConfig, step: int, elapsed_seconds: float) -> float:
     """Fraction of the budget used: steps, or time when a time budget is set, whichever is further."""
-    progress = step / config.max_steps
+    progress = step / config.max_steps if config.max_steps else 0.0
     if config.max_minutes:
         progress = max(progress, elapsed_seconds / (60.0 * config.max_minutes))
     return min(1.0, progress)

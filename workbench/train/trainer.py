@@ -242,7 +242,7 @@ class Trainer:
                 state.anchor_fraction = decay_fraction(saved, run_progress(saved, state.step, state.elapsed), state)
                 state.anchor_progress = run_progress(t, state.step, state.elapsed)
         else:
-            state.decay_start = t.warmup_steps / t.max_steps
+            state.decay_start = t.warmup_steps / t.max_steps if t.max_steps else 0.0
         self._step = state.step
         train_model: torch.nn.Module = model
         if t.compile:
@@ -273,8 +273,11 @@ class Trainer:
             emit(Notice(f"resumed from step {state.step}, an older checkpoint: the {len(abandoned)} newer one(s) "
                         f"(steps {', '.join(str(ckpt.step_of(p)) for p in abandoned)}) were moved to "
                         f"{abandoned[0].parent} and will not be resumed"))
-        if state.step >= t.max_steps:
+        if state.step >= t.step_limit:
             emit(Notice(f"run already reached train.max_steps ({t.max_steps}); raise it to train further"))
+        if t.max_minutes and state.elapsed >= 60.0 * t.max_minutes:
+            emit(Notice(f"run already used its time budget (train.max_minutes = {t.max_minutes}); raise it to "
+                        "train further"))
 
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
         sums = torch.zeros(len(_DEVICE_SUMS), dtype=torch.float64, device=self.device)
@@ -293,7 +296,9 @@ class Trainer:
             emit(Notice("no held-out documents (data.heldout_fraction or a tiny corpus): evaluation is skipped"))
 
         model.train()
-        while state.step < t.max_steps:
+        every = t.eval_every_seconds
+        next_eval = (math.floor(state.elapsed / every) + 1) * every if every else math.inf
+        while state.step < t.step_limit:
             # --- control: pause and stop, agreed by all ranks -----------------------------------
             if self.control.paused and not self.control.stop_requested:
                 emit(StateChanged("paused", state.step))
@@ -356,7 +361,7 @@ class Trainer:
             step_times.append(seconds)
             interval_steps += 1
 
-            if state.step % t.log_every == 0 or state.step == t.max_steps:
+            if state.step % t.log_every == 0 or state.step == t.step_limit:
                 together = torch.cat([sums, torch.from_numpy(counts).to(self.device)])
                 values = dict(zip(_DEVICE_SUMS + _HOST_SUMS, dist.all_reduce_sum(together).tolist()))
                 wall = time.perf_counter() - interval_start
@@ -364,7 +369,7 @@ class Trainer:
                 state.tokens_seen += tokens
                 progress = run_progress(t, state.step, state.elapsed)
                 recent = step_times[-50:]
-                eta = (t.max_steps - state.step) * (sum(recent) / len(recent))
+                eta = (t.step_limit - state.step) * (sum(recent) / len(recent))
                 if t.max_minutes:
                     eta = min(eta, max(0.0, 60.0 * t.max_minutes - state.elapsed))
                 metrics = StepMetrics(
@@ -388,9 +393,12 @@ class Trainer:
                 counts[:] = 0
                 interval_tokens = interval_positions = interval_steps = 0
                 interval_start = time.perf_counter()
-            if t.eval_every and state.step % t.eval_every == 0 and state.step < t.max_steps:
+            by_steps = t.eval_every and state.step % t.eval_every == 0
+            if (by_steps or state.elapsed >= next_eval) and state.step < t.step_limit and not self._budget_spent(state):
                 self._evaluate(model, state.step, state.elapsed, emit, dist, autocast)
-            if t.checkpoint_every and state.step % t.checkpoint_every == 0 and state.step < t.max_steps:
+                while next_eval <= state.elapsed:
+                    next_eval += every
+            if t.checkpoint_every and state.step % t.checkpoint_every == 0 and state.step < t.step_limit:
                 state.interval = self._interval_state(sums, counts, interval_tokens, interval_positions,
                                                       interval_steps, dist)
                 self._save(model, optimizer, state, last_metrics, emit, dist)
@@ -449,6 +457,10 @@ class Trainer:
             result = event.to_dict()
         dist.barrier()
         return result
+
+    def _budget_spent(self, state: ckpt.TrainingState) -> bool:
+        t = self.config.train
+        return bool(t.max_minutes) and state.elapsed >= 60.0 * t.max_minutes
 
     @staticmethod
     def _interval_state(sums: torch.Tensor, counts: np.ndarray, tokens: int, positions: int, steps: int,

@@ -180,7 +180,7 @@ class RunsPanel(QWidget):
         for row, s in enumerate(summaries):
             cells = [
                 NumberItem(s["id"], str(s["id"])), QTableWidgetItem(s["name"]), QTableWidgetItem(s["status"]),
-                NumberItem(s["steps"], f"{s['steps']:,}/{s['max_steps']:,}"),
+                NumberItem(s["steps"], f"{s['steps']:,}/{s['max_steps']:,}" if s["max_steps"] else f"{s['steps']:,}"),
                 NumberItem(s["duration_seconds"], duration(s["duration_seconds"])),
                 NumberItem(s["mlm_loss"], _fmt(s["mlm_loss"], ".4f")),
                 NumberItem(s["mlm_accuracy"], _fmt(s["mlm_accuracy"], ".3f")),
