@@ -18,7 +18,7 @@ def twin_models(**sizes):
     theirs = transformers.BertForPreTraining(transformers.BertConfig(
         vocab_size=300, hidden_size=config.hidden_size, num_hidden_layers=config.num_hidden_layers,
         num_attention_heads=config.num_attention_heads, intermediate_size=config.intermediate_size,
-        hidden_act="gelu", layer_norm_eps=config.layer_norm_eps)).eval()
+        hidden_act="gelu", layer_norm_eps=ours.config.layer_norm_eps)).eval()
     missing, unexpected = theirs.load_state_dict(ours.state_dict(), strict=False)
     assert not unexpected
     assert set(missing) == {"cls.predictions.decoder.weight", "cls.predictions.decoder.bias"}  # tied in both

@@ -284,7 +284,9 @@ class TrainConfig:
                                       "budget the learning-rate schedule runs over the time.", kind="resumable")
     batch_size: int = setting(32, "Sequences per optimizer step (across all processes and accumulation).")
     gradient_accumulation_steps: int = setting(1, "Micro-batches per optimizer step.")
-    learning_rate: float = setting(1e-3, "Peak learning rate of AdamW.")
+    learning_rate: float = setting(0.0, "Peak learning rate of AdamW; 0 picks one for the model: "
+                                        "4e-3 x sqrt(128 / hidden_size) for modernbert, a quarter of that for the "
+                                        "post-LayerNorm bert (tiny: 4e-3 and 1e-3).")
     weight_decay: float = setting(0.01, "Decoupled weight decay (not applied to biases and LayerNorm).")
     adam_beta1: float = setting(0.9, "AdamW beta1.")
     adam_beta2: float = setting(0.98, "AdamW beta2.")
@@ -330,7 +332,7 @@ class TrainConfig:
                 f"train.batch_size ({self.batch_size}) must be divisible by train.gradient_accumulation_steps "
                 f"({self.gradient_accumulation_steps})"
             )
-        _check(self, "learning_rate", 0 < self.learning_rate < 1, "must be in (0, 1)")
+        _check(self, "learning_rate", 0 <= self.learning_rate < 1, "must be in [0, 1) (0: chosen for the model)")
         _check(self, "weight_decay", 0 <= self.weight_decay < 1, "must be in [0, 1)")
         _check(self, "adam_beta1", 0 <= self.adam_beta1 < 1, "must be in [0, 1)")
         _check(self, "adam_beta2", 0 <= self.adam_beta2 < 1, "must be in [0, 1)")

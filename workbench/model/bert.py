@@ -21,6 +21,7 @@ What makes it lean:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -297,7 +298,9 @@ class BertPretrainingModel(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        if not config.hidden_size or not config.vocab_size:
+        if config.architecture != "bert":
+            config = dataclasses.replace(config, architecture="bert")
+        if not config.hidden_size or not config.vocab_size or not config.layer_norm_eps:
             config = config.resolved()
         self.config = config
         self.bert = BertModel(config)

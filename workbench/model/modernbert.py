@@ -27,6 +27,7 @@ MLM head runs at the selected positions only, and Wqkv is one matmul.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -163,6 +164,8 @@ class ModernBertPretrainingModel(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
+        if config.architecture != "modernbert":
+            config = dataclasses.replace(config, architecture="modernbert")
         if not config.hidden_size or not config.vocab_size or not config.layer_norm_eps:
             config = config.resolved()
         self.config = config

@@ -15,6 +15,7 @@ those of an uninterrupted run bit for bit.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import math
 import os
@@ -159,6 +160,12 @@ class Trainer:
         if self.precision == "bf16" and self.device.type == "mps":
             raise ConfigError("train.precision bf16 is not supported on MPS; use fp32")
         check_memory(self.model_config, config)
+        if config.train.learning_rate == 0:
+            config = copy.deepcopy(config)
+            config.train.learning_rate = auto_learning_rate(self.model_config)
+            self.config = config
+            self.notices.append(f"learning rate {config.train.learning_rate:.2g} (chosen for a "
+                                f"{self.model_config.architecture} of width {self.model_config.hidden_size})")
         if self.resume_from is not None:
             self._check_resumable(ckpt.checkpoint_config(self.resume_from))
             saved_fingerprint = ckpt.read_info(self.resume_from).get("dataset_fingerprint")
@@ -479,6 +486,17 @@ class Trainer:
             self._last_ckpt = str(path)
             emit(CheckpointSaved(step=state.step, path=str(path), size_bytes=size))
         dist.barrier()
+
+
+def auto_learning_rate(model_config) -> float:
+    """A peak learning rate that learns fast at small budgets without diverging (measured on tiny and mini).
+
+    Pre-LayerNorm ModernBERT takes 4e-3 at width 128 (better than 2e-3 on both benchmark corpora after a
+    minute); wider models take less, as 1/sqrt(width). The post-LayerNorm BERT diverges at such rates and
+    takes a quarter.
+    """
+    rate = 4e-3 * math.sqrt(128 / model_config.hidden_size)
+    return round(rate if model_config.architecture == "modernbert" else rate / 4, 6)
 
 
 def check_memory(model_config, config: WorkbenchConfig) -> None:

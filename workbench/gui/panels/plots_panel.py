@@ -34,6 +34,11 @@ EVAL_METRICS = ("mlm_loss", "nsp_loss", "mlm_accuracy", "nsp_accuracy")
 X_AXES = (("step", "Step"), ("tokens_seen", "Tokens seen"), ("elapsed", "Time (s)"))
 TRAIN_COLOR = (31, 119, 180)
 EVAL_COLOR = (214, 39, 40)
+REFERENCE_COLOR = (120, 120, 120)
+# metric -> (the eval event's reference field, its label): the line that says "learning happened"
+REFERENCES = {"mlm_loss": ("floor_mlm_loss", "context-free floor"),
+              "mlm_accuracy": ("floor_mlm_accuracy", "context-free floor"),
+              "nsp_accuracy": ("chance_nsp_accuracy", "chance")}
 
 
 class GrowingColumns:
@@ -200,6 +205,15 @@ class PlotsPanel(QWidget):
                 self.eval_points[metric] = plot.plot(pen=None, symbol="o", symbolSize=7, symbolBrush=EVAL_COLOR,
                                                      symbolPen=None, name="held-out")
             self.plots[metric] = plot
+        self.references: dict[str, pg.InfiniteLine] = {}
+        self.reference_values: dict[str, float] = {}
+        for metric, (_, label) in REFERENCES.items():
+            line = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen(REFERENCE_COLOR, width=1.2, style=Qt.DashLine),
+                                   label=label, labelOpts={"position": 0.02, "color": REFERENCE_COLOR,
+                                                           "anchors": [(0, 1), (0, 1)]})
+            line.setVisible(False)
+            self.plots[metric].addItem(line, ignoreBounds=True)
+            self.references[metric] = line
         self.plots["mlm_loss"].addLegend(offset=(-10, 10))
         self.plots["mlm_loss"].legend.addItem(self.curves["mlm_loss"], "train (smoothed)")
         self.plots["mlm_loss"].legend.addItem(self.eval_points["mlm_loss"], "held-out")
@@ -223,6 +237,9 @@ class PlotsPanel(QWidget):
     def clear(self) -> None:
         self.train.clear()
         self.eval.clear()
+        self.reference_values.clear()
+        for line in self.references.values():
+            line.setVisible(False)
         self.last_tokens = self.last_elapsed = 0.0
         self._mark_dirty()
 
@@ -235,7 +252,24 @@ class PlotsPanel(QWidget):
             values = {name: float(getattr(event, name)) for name in EVAL_METRICS}
             values.update(step=float(event.step), tokens_seen=self.last_tokens, elapsed=self.last_elapsed)
             self.eval.append(values)
+            self.set_references({metric: getattr(event, field, 0.0) for metric, (field, _) in REFERENCES.items()})
             self.dirty = True
+
+    def set_references(self, values: dict[str, float]) -> None:
+        """Draw the context-free floor (MLM) and chance (pair task) lines; 0 or NaN hides a line."""
+        for metric, value in values.items():
+            if value and math.isfinite(value):
+                self.reference_values[metric] = float(value)
+                self._place_reference(metric)
+
+    def _place_reference(self, metric: str) -> None:
+        value = self.reference_values.get(metric)
+        line = self.references[metric]
+        if value is None:
+            return
+        logged = self.log_scale.isChecked() and dict((m, lg) for m, _, lg in METRICS)[metric]
+        line.setValue(math.log10(value) if logged else value)
+        line.setVisible(True)
 
     def load_series(self, series: dict[str, dict]) -> None:
         """Show a recorded run (``all_series`` of the run history): train and eval points."""
@@ -254,6 +288,8 @@ class PlotsPanel(QWidget):
             for name in EVAL_METRICS:
                 if f"eval_{name}" in series:
                     columns[name] = np.asarray(series[f"eval_{name}"]["values"], dtype=float)
+            self.set_references({metric: float(series[f"eval_{field}"]["values"][-1])
+                                 for metric, (field, _) in REFERENCES.items() if f"eval_{field}" in series})
             train_steps = self.train.view("step")
             for axis in ("tokens_seen", "elapsed"):
                 column = self.train.view(axis)
@@ -273,6 +309,8 @@ class PlotsPanel(QWidget):
         for metric, _, loggable in METRICS:
             if loggable:
                 self.plots[metric].setLogMode(y=on)
+        for metric in self.reference_values:
+            self._place_reference(metric)
         self._mark_dirty()
 
     def redraw(self) -> None:
