@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workbench.config import describe_settings
+from workbench.config import describe_settings, settings_table
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 
 
-def test_every_setting_is_in_the_config_reference():
+def test_the_config_reference_is_the_generated_table():
+    assert settings_table() in README, "regenerate the README's table with `python -m workbench.config`"
     for key, default, _, _ in describe_settings():
         assert f"| `{key}` | `{default}` |" in README, f"{key} (default {default}) missing from the README"
 

@@ -551,3 +551,16 @@ def describe_settings() -> list[tuple[str, str, str, str]]:
         for f in dataclasses.fields(cls):
             rows.append((f"{cls.SECTION}.{f.name}", _toml_value(f.default), f.metadata["kind"], f.metadata["help"]))
     return rows
+
+
+def settings_table() -> str:
+    """The README's configuration reference, generated from the help texts (a test keeps them equal)."""
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    for key, default, kind, help_text in describe_settings():
+        mark = " *(resumable)*" if kind == "resumable" else " *(live)*" if kind == "live" else ""
+        lines.append(f"| `{key}` | `{default}` | {help_text}{mark} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m workbench.config: print the configuration reference
+    print(settings_table())

@@ -43,6 +43,18 @@ def writing(what: str | os.PathLike) -> Iterator[None]:
         raise
 
 
+def is_write_failure(exc: BaseException) -> bool:
+    """True for the errors safetensors and torch.save raise when the disk fails under them (they wrap the OSError)."""
+    text = str(exc).lower()
+    return (isinstance(exc, RuntimeError) or type(exc).__name__ == "SafetensorError") and any(
+        needle in text for needle in ("os error", "file too large", "no space", "failed writing", "quota", "read-only"))
+
+
+def first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def fsync_dir(folder: str | os.PathLike) -> None:
     """Make a rename or a new entry in ``folder`` durable (no-op where folders cannot be opened)."""
     try:

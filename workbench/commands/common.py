@@ -6,6 +6,8 @@ import argparse
 import sys
 import time
 
+from workbench.formatting import duration  # noqa: F401 - the commands' shared import
+
 from workbench.config import WorkbenchConfig, load_config, parse_assignment
 from workbench.errors import WorkbenchError
 
@@ -99,10 +101,3 @@ def config_from_args(args: argparse.Namespace, base: WorkbenchConfig | None = No
             section, _, name = key.partition(".")
             raw[section][name] = value
     return WorkbenchConfig.from_dict(raw, source="options")
-
-
-def duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

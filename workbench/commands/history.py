@@ -7,10 +7,11 @@ import csv
 import json
 import sys
 
-from workbench.commands.common import UsageError, duration
+from workbench.commands.common import UsageError
+from workbench.formatting import duration, number
+from workbench.store.summary import all_series, run_summary
 from workbench.store.comparison import COMPARE_METRICS, aligned_series, config_differences
 
-SUMMARY_METRICS = ("mlm_loss", "mlm_accuracy", "nsp_accuracy", "tokens_per_second")
 
 
 def add_db_option(p: argparse.ArgumentParser, in_action: bool = False) -> None:
@@ -33,32 +34,6 @@ def parse_run_id(text: str) -> int:
     if not str(text).isdigit():
         raise UsageError(f"expected a run id (a number, see `pretrain-workbench runs`), got {text!r}")
     return int(text)
-
-
-def last_values(repository, run) -> dict:
-    """Latest value of the summary metrics: the final ones, or the last recorded for an unfinished run."""
-    values = {k: v for k, v in (run.final_metrics or {}).items() if k in SUMMARY_METRICS}
-    for name in SUMMARY_METRICS:
-        if name not in values:
-            series = repository.series(run.id, name)
-            if len(series.values):
-                values[name] = float(series.values[-1])
-    return values
-
-
-def run_summary(repository, run) -> dict:
-    values = last_values(repository, run)
-    return {
-        "id": run.id, "name": run.name, "status": run.status, "steps": run.steps, "max_steps": run.max_steps,
-        "duration_seconds": run.elapsed_seconds, "mlm_loss": values.get("mlm_loss"),
-        "mlm_accuracy": values.get("mlm_accuracy"), "nsp_accuracy": values.get("nsp_accuracy"),
-        "tokens_per_second": values.get("tokens_per_second"), "device": run.device,
-        "created": run.created_at.isoformat(timespec="seconds"), "tags": run.tag_names, "run_dir": run.run_dir,
-    }
-
-
-def _fmt(value, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
 
 
 # --- runs -------------------------------------------------------------------------------
@@ -96,8 +71,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for s in summaries:
         steps = f"{s['steps']}/{s['max_steps']}"
         print(f"{s['id']:>4}  {s['name'][:24]:<24} {s['status']:<11} {steps:>11} {duration(s['duration_seconds']):>7} "
-              f"{_fmt(s['mlm_loss'], '.4f'):>8} {_fmt(s['mlm_accuracy'], '.3f'):>7} {_fmt(s['nsp_accuracy'], '.3f'):>7} "
-              f"{_fmt(s['tokens_per_second'], ',.0f'):>8}  {s['device'][:18]:<18} {s['created'].replace('T', ' ')}")
+              f"{number(s['mlm_loss'], '.4f'):>8} {number(s['mlm_accuracy'], '.3f'):>7} {number(s['nsp_accuracy'], '.3f'):>7} "
+              f"{number(s['tokens_per_second'], ',.0f'):>8}  {s['device'][:18]:<18} {s['created'].replace('T', ' ')}")
     return 0
 
 
@@ -122,15 +97,6 @@ def _delete(repository, run_ids: list[int], yes: bool) -> int:
 
 
 # --- show -----------------------------------------------------------------------------------
-
-def all_series(repository, run_id: int) -> dict[str, dict]:
-    out = {}
-    for name, is_eval in repository.metric_names(run_id):
-        series = repository.series(run_id, name, is_eval)
-        out[f"eval_{name}" if is_eval else name] = {"steps": series.steps.tolist(), "values": series.values.tolist(),
-                                                      "wall_times": series.wall_times.tolist()}
-    return out
-
 
 def write_metrics_csv(path: str, series: dict[str, dict]) -> int:
     """Wide CSV: one row per step, one column per metric (eval_ columns for held-out points)."""
@@ -244,7 +210,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(f"{metric} at matched steps:")
         print(f"  {'step':>8}  " + "  ".join(f"{'run ' + str(r):>12}" for r in run_ids))
         for row in matched:
-            print(f"  {row['step']:>8}  " + "  ".join(f"{_fmt(row[f'run{r}_{metric}'], '.4f'):>12}" for r in run_ids))
+            print(f"  {row['step']:>8}  " + "  ".join(f"{number(row[f'run{r}_{metric}'], '.4f'):>12}" for r in run_ids))
     return 0
 
 

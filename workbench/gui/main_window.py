@@ -16,7 +16,7 @@ from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget
 
 from workbench import __version__
-from workbench.commands.common import duration
+from workbench.formatting import duration
 from workbench.config import WorkbenchConfig, dumps_toml
 from workbench.gui.panels.corpus_panel import CorpusPanel
 from workbench.gui.panels.masking_panel import MaskingPanel
@@ -463,7 +463,7 @@ class MainWindow(QMainWindow):
         self.docks["training"].raise_()
 
     def show_run_curves(self, run_id: int) -> None:
-        from workbench.commands.history import all_series
+        from workbench.store.summary import all_series
 
         self.open_repository()
         self.plots.load_series(all_series(self.repository, run_id))

@@ -26,7 +26,9 @@ import torch
 
 from workbench.config import ModelConfig, WorkbenchConfig
 from workbench.data.tokenizer import SPECIAL_TOKENS, describe, load_tokenizer, save_vocab_txt
-from workbench.durable_io import fsync_dir, fsync_tree, remove_stale_partials, temporary_sibling, writing
+from workbench.durable_io import (
+    WriteError, first_line, fsync_dir, fsync_tree, is_write_failure, remove_stale_partials, temporary_sibling, writing,
+)
 from workbench.errors import WorkbenchError
 from workbench.model import build_model
 from workbench.ownership import check_export_folder, write_export_marker
@@ -81,6 +83,11 @@ def export_checkpoint(source: str | os.PathLike, out_dir: str | os.PathLike) -> 
             for file in sorted(staging.iterdir()):
                 os.replace(file, out / file.name)
             fsync_dir(out)
+        except BaseException as exc:
+            if is_write_failure(exc):
+                raise WriteError(f"{out}: cannot write the export ({first_line(exc)}); files already there are "
+                                 "kept") from None
+            raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return out

@@ -36,7 +36,8 @@ import torch
 
 from workbench.config import WorkbenchConfig, dumps_toml, load_config
 from workbench.durable_io import (
-    WriteError, fsync_dir, fsync_tree, remove_stale_partials, sha256_file, temporary_sibling, writing,
+    WriteError, first_line, fsync_dir, fsync_tree, is_write_failure, remove_stale_partials, sha256_file,
+    temporary_sibling, writing,
 )
 from workbench.errors import WorkbenchError
 
@@ -120,8 +121,8 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.opti
             fsync_dir(parent)
         except BaseException as exc:
             shutil.rmtree(partial, ignore_errors=True)
-            if _is_write_failure(exc):  # safetensors and torch.save wrap the OSError in their own types
-                raise WriteError(f"{folder}: cannot write the checkpoint ({_first_line(exc)}); the previous "
+            if is_write_failure(exc):  # safetensors and torch.save wrap the OSError in their own types
+                raise WriteError(f"{folder}: cannot write the checkpoint ({first_line(exc)}); the previous "
                                  "checkpoints are kept") from None
             raise
     size = sum(f.stat().st_size for f in folder.iterdir())
@@ -129,17 +130,6 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.opti
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return folder, size
-
-
-def _is_write_failure(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return (isinstance(exc, RuntimeError) or type(exc).__name__ == "SafetensorError") and any(
-        needle in text for needle in ("os error", "file too large", "no space", "failed writing", "quota", "read-only"))
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:

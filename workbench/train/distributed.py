@@ -46,6 +46,12 @@ class Distributed:
 
     def close(self) -> None:
         if self.active and dist.is_initialized():
+            # Tear down together: a rank that destroys the group while another still has gloo work in
+            # flight can abort at exit ("terminate called without an active exception").
+            try:
+                dist.barrier()
+            except RuntimeError:  # another rank failed: nothing left to agree on
+                pass
             dist.destroy_process_group()
             self.active = False
 

@@ -17,11 +17,12 @@ from PySide6.QtWidgets import (
     QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from workbench.commands.common import duration
+from workbench.formatting import duration, number
 from workbench.store.comparison import config_differences
 from workbench.errors import StoreError
 
-COLUMNS = ("id", "name", "status", "steps", "time", "MLM loss", "MLM acc", "NSP acc", "tokens/s", "device", "created")
+COLUMNS = ("id", "name", "status", "steps", "time", "MLM loss", "MLM acc", "NSP acc", "held-out MLM loss",
+           "held-out MLM acc", "held-out NSP acc", "tokens/s", "device", "created")
 COMPARE_CHOICES = (("mlm_loss", "MLM loss"), ("loss", "loss"), ("mlm_accuracy", "MLM accuracy"),
                    ("nsp_accuracy", "NSP accuracy"), ("nsp_loss", "NSP loss"))
 PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189), (140, 86, 75),
@@ -160,7 +161,7 @@ class RunsPanel(QWidget):
             self.refresh()
 
     def refresh(self) -> None:
-        from workbench.commands.history import run_summary
+        from workbench.store.summary import run_summary
 
         if self.repository is None:
             return  # the window opens the database after its first paint
@@ -182,13 +183,19 @@ class RunsPanel(QWidget):
                 NumberItem(s["id"], str(s["id"])), QTableWidgetItem(s["name"]), QTableWidgetItem(s["status"]),
                 NumberItem(s["steps"], f"{s['steps']:,}/{s['max_steps']:,}" if s["max_steps"] else f"{s['steps']:,}"),
                 NumberItem(s["duration_seconds"], duration(s["duration_seconds"])),
-                NumberItem(s["mlm_loss"], _fmt(s["mlm_loss"], ".4f")),
-                NumberItem(s["mlm_accuracy"], _fmt(s["mlm_accuracy"], ".3f")),
-                NumberItem(s["nsp_accuracy"], _fmt(s["nsp_accuracy"], ".3f")),
-                NumberItem(s["tokens_per_second"], _fmt(s["tokens_per_second"], ",.0f")),
+                NumberItem(s["mlm_loss"], number(s["mlm_loss"], ".4f")),
+                NumberItem(s["mlm_accuracy"], number(s["mlm_accuracy"], ".3f")),
+                NumberItem(s["nsp_accuracy"], number(s["nsp_accuracy"], ".3f")),
+                NumberItem(s["eval_mlm_loss"], number(s["eval_mlm_loss"], ".4f")),
+                NumberItem(s["eval_mlm_accuracy"], number(s["eval_mlm_accuracy"], ".3f")),
+                NumberItem(s["eval_nsp_accuracy"], number(s["eval_nsp_accuracy"], ".3f")),
+                NumberItem(s["tokens_per_second"], number(s["tokens_per_second"], ",.0f")),
                 QTableWidgetItem(s["device"]), QTableWidgetItem(s["created"].replace("T", " ")),
             ]
             cells[1].setToolTip(", ".join(s["tags"]) or "no tags")
+            if s["floor_mlm_loss"] is not None and s["eval_mlm_loss"] is not None:
+                cells[8].setToolTip(f"{s['floor_mlm_loss'] - s['eval_mlm_loss']:+.2f} nats below the context-free "
+                                    f"floor ({s['floor_mlm_loss']:.3f}) on the fixed evaluation set")
             cells[0].setData(Qt.UserRole, s["id"])
             cells[0].setData(Qt.UserRole + 1, " ".join([s["name"]] + s["tags"]).lower())
             for column, item in enumerate(cells):
@@ -321,7 +328,3 @@ class RunsPanel(QWidget):
         kept = [line for line in said if "kept" in line or "stop it first" in line]
         if kept:
             QMessageBox.information(self, "Delete runs", "\n".join(kept))
-
-
-def _fmt(value, spec: str) -> str:
-    return "-" if value is None else format(value, spec)

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
-from workbench.commands.common import duration
+from workbench.formatting import duration
 from workbench.config import MODEL_PRESETS, WorkbenchConfig, dumps_toml
 from workbench.errors import ConfigError
 

@@ -1,0 +1,45 @@
+"""What the run list shows of a run, and a run's whole curves: read from the run history.
+
+Shared by ``runs``/``show`` and the Runs panel. Latest values come from one
+query per run (the last point of each metric), never from loading whole series.
+"""
+
+from __future__ import annotations
+
+from workbench.store.repository import local_time
+
+SUMMARY_METRICS = ("mlm_loss", "mlm_accuracy", "nsp_accuracy", "tokens_per_second")
+HELDOUT_METRICS = ("mlm_loss", "mlm_accuracy", "nsp_accuracy", "floor_mlm_loss")
+
+
+def run_summary(repository, run) -> dict:
+    """A run's row: its state and the latest training and held-out values."""
+    final = run.final_metrics or {}
+    values = {k: v for k, v in final.items() if k in SUMMARY_METRICS}
+    missing = [name for name in SUMMARY_METRICS if name not in values]
+    if missing:
+        values.update(repository.latest_values(run.id, missing))
+    heldout = {k[len("eval_"):]: v for k, v in final.items() if k.startswith("eval_")}
+    if not all(name in heldout for name in HELDOUT_METRICS):
+        heldout.update(repository.latest_values(run.id, HELDOUT_METRICS, is_eval=True))
+    created = local_time(run.created_at)
+    return {
+        "id": run.id, "name": run.name, "status": run.status, "steps": run.steps, "max_steps": run.max_steps,
+        "duration_seconds": run.elapsed_seconds, "mlm_loss": values.get("mlm_loss"),
+        "mlm_accuracy": values.get("mlm_accuracy"), "nsp_accuracy": values.get("nsp_accuracy"),
+        "tokens_per_second": values.get("tokens_per_second"),
+        "eval_mlm_loss": heldout.get("mlm_loss"), "eval_mlm_accuracy": heldout.get("mlm_accuracy"),
+        "eval_nsp_accuracy": heldout.get("nsp_accuracy"), "floor_mlm_loss": heldout.get("floor_mlm_loss"),
+        "device": run.device, "created": created.isoformat(timespec="seconds") if created else "",
+        "tags": run.tag_names, "run_dir": run.run_dir,
+    }
+
+
+def all_series(repository, run_id: int) -> dict[str, dict]:
+    """Every metric of a run: ``{name or eval_name: {steps, values, wall_times}}``."""
+    out = {}
+    for name, is_eval in repository.metric_names(run_id):
+        series = repository.series(run_id, name, is_eval)
+        out[f"eval_{name}" if is_eval else name] = {"steps": series.steps.tolist(), "values": series.values.tolist(),
+                                                      "wall_times": series.wall_times.tolist()}
+    return out
