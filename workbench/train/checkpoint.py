@@ -126,9 +126,13 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.opti
                                  "checkpoints are kept") from None
             raise
     size = sum(f.stat().st_size for f in folder.iterdir())
-    # Rotation only now that the new one is durable.
+    # Rotation only now that the new one is durable. Each old checkpoint is first renamed to a hidden
+    # name (atomic), then removed: a kill during the removal leaves a stale partial (cleaned up at the
+    # next save), never a half-deleted checkpoint that still looks like one.
     for old in list_checkpoints(run_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        doomed = temporary_sibling(old, "old")
+        os.replace(old, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
     return folder, size
 
 
