@@ -285,8 +285,8 @@ class TrainConfig:
     batch_size: int = setting(32, "Sequences per optimizer step (across all processes and accumulation).")
     gradient_accumulation_steps: int = setting(1, "Micro-batches per optimizer step.")
     learning_rate: float = setting(0.0, "Peak learning rate of AdamW; 0 picks one for the model: "
-                                        "4e-3 x sqrt(128 / hidden_size) for modernbert, a quarter of that for the "
-                                        "post-LayerNorm bert (tiny: 4e-3 and 1e-3).")
+                                        "2e-3 x sqrt(128 / hidden_size) for modernbert, half of that for the "
+                                        "post-LayerNorm bert (tiny: 2e-3 and 1e-3).")
     weight_decay: float = setting(0.01, "Decoupled weight decay (not applied to biases and LayerNorm).")
     adam_beta1: float = setting(0.9, "AdamW beta1.")
     adam_beta2: float = setting(0.98, "AdamW beta2.")

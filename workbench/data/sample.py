@@ -23,7 +23,7 @@ from typing import Callable, Iterable
 
 from workbench.data.sentences import split_sentences
 
-SAMPLE_FORMAT = 1  # bump when the extraction below changes, so caches rebuild
+SAMPLE_FORMAT = 2  # bump when the extraction below changes, so caches rebuild (2: fine-tuning packages left out)
 
 _ROLE = re.compile(r":[\w:.-]+:`~?([^`<]*?)(?:\s*<[^>]*>)?`")
 _LITERAL = re.compile(r"``([^`]*)``|`([^`]*)`")
@@ -79,9 +79,14 @@ def build_sample_documents(progress: Callable[[int, int], None] | None = None) -
 
 
 def _stdlib_sources() -> list[str]:
+    """Standard-library sources, without the packages of the built-in fine-tuning task (nothing of it is
+    pre-trained on: see ``workbench.data.labelled``)."""
+    from workbench.data.labelled import BUILTIN_PACKAGES
+
     root = Path(sysconfig.get_paths()["stdlib"])
     skip = {"site-packages", "dist-packages", "__pycache__", "lib2to3"}
-    return [str(p) for p in sorted(root.rglob("*.py")) if not skip.intersection(p.parts)]
+    return [str(p) for p in sorted(root.rglob("*.py"))
+            if not skip.intersection(p.parts) and p.relative_to(root).parts[0] not in BUILTIN_PACKAGES]
 
 
 def module_sentences(path: str) -> list[str]:

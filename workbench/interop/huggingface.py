@@ -93,6 +93,46 @@ def export_checkpoint(source: str | os.PathLike, out_dir: str | os.PathLike) -> 
     return out
 
 
+def export_classifier(model, tokenizer, label_names: list[str], out_dir: str | os.PathLike, source: str,
+                      max_length: int) -> Path:
+    """Write a fine-tuned ``SequenceClassifier`` as transformers' ``BertForSequenceClassification`` or
+    ``ModernBertForSequenceClassification`` (same ownership and durability rules as ``export_checkpoint``)."""
+    from safetensors.torch import save_file
+
+    out = Path(out_dir)
+    check_export_folder(out)
+    config = hf_config(model.config, tokenizer)
+    kind = "BertForSequenceClassification" if model.architecture == "bert" else "ModernBertForSequenceClassification"
+    config.update({"architectures": [kind], "num_labels": len(label_names),
+                   "id2label": {str(i): name for i, name in enumerate(label_names)},
+                   "label2id": {name: i for i, name in enumerate(label_names)},
+                   "problem_type": "single_label_classification"})
+    if model.architecture == "bert":
+        config["classifier_dropout"] = None
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(out, prefix=".files.")
+        staging = temporary_sibling(out / "files")
+        staging.mkdir()
+        try:
+            tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+            save_file(tensors, str(staging / "model.safetensors"), metadata={"format": "pt"})
+            (staging / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+            write_tokenizer_files(tokenizer, staging, max_length)
+            fsync_tree(staging)
+            write_export_marker(out, source)
+            for file in sorted(staging.iterdir()):
+                os.replace(file, out / file.name)
+            fsync_dir(out)
+        except BaseException as exc:
+            if is_write_failure(exc):
+                raise WriteError(f"{out}: cannot write the export ({first_line(exc)})") from None
+            raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
 def hf_config(model: ModelConfig, tokenizer) -> dict:
     if model.architecture == "modernbert":
         return modernbert_config(model, tokenizer)

@@ -16,8 +16,10 @@ local windows only pay off for sequences much longer than ours).
 Segments: ModernBERT has no token-type embeddings. The pair task sees the
 two segments through the [SEP] between them, as RoBERTa does, so the
 exported encoder is exactly ``transformers``' - nothing extra to document
-or drop. The pair head (``pair_head``, ``pair_classifier``) reads the final
-[CLS] state; it is ours and not part of ``ModernBertForMaskedLM``.
+or drop. The pair head (``pair_classifier``) is one linear layer on the
+final [CLS] state - a deeper head with its own LayerNorm learned the pair
+task far slower at small budgets; it is ours and not part of
+``ModernBertForMaskedLM``.
 
 Lean as our BERT: the encoder works on real tokens only (padding removed; the
 count of rows is rounded up to a bucket so that shapes repeat, which keeps
@@ -172,7 +174,6 @@ class ModernBertPretrainingModel(nn.Module):
         self.model = ModernBertModel(config)
         self.head = ModernBertPredictionHead(config)
         self.decoder = ModernBertDecoder(config)
-        self.pair_head = ModernBertPredictionHead(config)
         self.pair_classifier = nn.Linear(config.hidden_size, 2)
         self._init_weights()
 
@@ -191,8 +192,7 @@ class ModernBertPretrainingModel(nn.Module):
             normal(layer.mlp.Wi.weight, std)
             normal(layer.mlp.Wo.weight, out_std)
         normal(self.head.dense.weight, out_std)
-        normal(self.pair_head.dense.weight, out_std)
-        normal(self.pair_classifier.weight, self.config.hidden_size ** -0.5)
+        nn.init.uniform_(self.pair_classifier.weight, -self.config.hidden_size ** -0.5, self.config.hidden_size ** -0.5)
         nn.init.zeros_(self.pair_classifier.bias)
 
     def num_parameters(self) -> int:
@@ -211,7 +211,7 @@ class ModernBertPretrainingModel(nn.Module):
         packed, layout = self.model(input_ids, attention_mask)                         # (N, H)
         B, T = input_ids.shape
         first = layout.packed_positions(torch.arange(B, device=packed.device) * T)
-        nsp_logits = self.pair_classifier(self.pair_head(packed.index_select(0, first)))   # (B, 2)
+        nsp_logits = self.pair_classifier(packed.index_select(0, first))                 # (B, 2)
 
         mlm_loss = nsp_loss = None
         positions = None

@@ -1,0 +1,147 @@
+"""Fine-tuning: labelled files, the two arms, the gain of pre-training, export to transformers."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+
+from workbench.data.labelled import LabelledData, builtin_task, read_labelled, split
+from workbench.errors import WorkbenchError
+from workbench.train.finetune import FinetuneConfig, compare_arms
+from workbench.train.trainer import Trainer
+
+from conftest import ADJECTIVES, LEARN_NOUNS, LEARN_VERBS, TOPICS, tiny_train_config
+from test_data_safety import cli
+
+transformers = pytest.importorskip("transformers")
+
+
+def topic_task(n: int = 360, seed: int = 0) -> LabelledData:
+    """Sentences of the learnable corpus's grammar, labelled by their topic (4 labels)."""
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for _ in range(n):
+        label = rng.randrange(4)
+        texts.append(f"The {rng.choice(ADJECTIVES)} {TOPICS[label]} {rng.choice(LEARN_VERBS)} {rng.choice(LEARN_NOUNS)}.")
+        labels.append(label)
+    return LabelledData(texts, None, labels, TOPICS[:4], "topics")
+
+
+@pytest.fixture(scope="module")
+def pretrained_run(learnable_dataset, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("ft") / "run"
+    config = tiny_train_config(learnable_dataset.path, max_steps=300, batch_size=32, learning_rate=2e-3,
+                               warmup_steps=20)
+    config.model.architecture = "modernbert"
+    config.model.hidden_dropout_prob = config.model.attention_probs_dropout_prob = 0.0
+    Trainer(config, run_dir).run()
+    return run_dir
+
+
+def test_pretraining_helps_fine_tuning(pretrained_run):
+    train, heldout = split(topic_task(), 0.25)
+    comparison = compare_arms(pretrained_run, train, heldout,
+                              FinetuneConfig(steps=40, eval_every=20, batch_size=16, seeds=(0, 1, 2),
+                                                             learning_rate=3e-4, frozen_arm=True))
+    summary = comparison.summary()
+    assert {r.arm for r in comparison.arms} == {"pretrained", "scratch", "frozen"} and len(comparison.arms) == 9
+    gain = summary["gain_points"]
+    assert summary["pretrained"]["accuracy"] > summary["scratch"]["accuracy"], summary
+    assert gain["accuracy"] > 5 and gain["accuracy"] > 3 * gain["accuracy_std"], summary  # clearly beyond the spread
+    assert all(len(r.curve) >= 2 for r in comparison.arms)
+
+
+def test_the_arms_see_the_same_data_and_head(pretrained_run):
+    """With a learning rate of ~0 the two arms differ only in the encoder: same head, same batches."""
+    from workbench.model.classifier import SequenceClassifier
+
+    train, heldout = split(topic_task(120), 0.25)
+    a = compare_arms(pretrained_run, train, heldout, FinetuneConfig(steps=3, eval_every=3, seeds=(5,),
+                                                                    learning_rate=1e-12))
+    b = compare_arms(pretrained_run, train, heldout, FinetuneConfig(steps=3, eval_every=3, seeds=(5,),
+                                                                    learning_rate=1e-12))
+    assert [r.curve for r in a.arms] == [r.curve for r in b.arms]                 # deterministic per seed
+    m1 = SequenceClassifier(a.model.config, 4, head_seed=5)
+    m2 = SequenceClassifier(a.model.config, 4, head_seed=5)
+    assert torch.equal(m1.classifier.weight, m2.classifier.weight)
+
+
+def test_export_loads_as_sequence_classification_and_predicts_the_same(pretrained_run, tmp_path, capsys):
+    data = topic_task(200)
+    path = tmp_path / "topics.csv"
+    path.write_text("sentence,category\n" + "\n".join(f"{t},{data.label_names[y]}" for t, y in
+                                                        zip(data.texts, data.labels)) + "\n", encoding="utf-8")
+    code, out, err = cli(capsys, "finetune", pretrained_run, "--data", path, "--steps", "30", "--seeds", "0",
+                         "--batch-size", "16", "--export", tmp_path / "clf", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["label_names"] == sorted(TOPICS[:4]) and "gain_points" in result["summary"]
+    config = json.loads((tmp_path / "clf" / "config.json").read_text())
+    assert config["architectures"] == ["ModernBertForSequenceClassification"]
+    model, info = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "clf",
+                                                                                 output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    # Directly: the exported model gives our fine-tuned model's logits, so it predicts the same labels.
+    from workbench.interop.huggingface import export_classifier
+    from workbench.train.finetune import _batch, encode
+
+    train, heldout = split(data, 0.25)
+    comparison = compare_arms(pretrained_run, train, heldout, FinetuneConfig(steps=30, seeds=(0,), batch_size=16))
+    out = export_classifier(comparison.model, comparison.tokenizer, train.label_names, tmp_path / "clf2",
+                            str(pretrained_run), comparison.max_length)
+    theirs = transformers.AutoModelForSequenceClassification.from_pretrained(out).eval()
+    ids, types = encode(comparison.tokenizer, heldout, comparison.max_length)
+    batch = _batch(ids, types, list(range(8)), comparison.tokenizer.token_to_id("[PAD]"))
+    with torch.no_grad():
+        ours = comparison.model(**batch)
+        ref = theirs(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    assert torch.allclose(ours, ref, atol=1e-4)
+    assert ours.argmax(-1).tolist() == ref.argmax(-1).tolist()
+
+
+def test_labelled_files_are_detected_and_bad_rows_named(tmp_path):
+    jsonl = tmp_path / "pairs.jsonl"
+    jsonl.write_text('{"sentence1": "a b", "sentence2": "c d", "label": "yes"}\n'
+                     '{"sentence1": "e f", "sentence2": "g h", "label": "no"}\n', encoding="utf-8")
+    data = read_labelled(jsonl)
+    assert data.pairs == ["c d", "g h"] and data.label_names == ["no", "yes"] and data.labels == [1, 0]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nfine,a\n,b\n", encoding="utf-8")
+    with pytest.raises(WorkbenchError, match="bad.csv:3: empty text"):
+        read_labelled(bad)
+    one = tmp_path / "one.tsv"
+    one.write_text("text\tlabel\nx\ta\ny\ta\n", encoding="utf-8")
+    with pytest.raises(WorkbenchError, match="only one label"):
+        read_labelled(one)
+    with pytest.raises(WorkbenchError, match="no column 'nope'"):
+        read_labelled(bad, text_column="nope")
+
+
+def test_the_builtin_task_is_left_out_of_the_sample():
+    from workbench.data.sample import _stdlib_sources
+
+    task = builtin_task()
+    assert len(task) > 500 and len(task.label_names) >= 6
+    sources = _stdlib_sources()
+    assert not any(f"/{package}/" in path for path in sources for package in task.label_names)
+
+
+def test_a_fine_tuned_bert_exports_as_bert_for_sequence_classification(learnable_dataset, tmp_path):
+    from workbench.interop.huggingface import export_classifier
+    from workbench.train.finetune import _batch, encode
+
+    run_dir = tmp_path / "bert-run"
+    Trainer(tiny_train_config(learnable_dataset.path, max_steps=20), run_dir).run()
+    train, heldout = split(topic_task(120), 0.25)
+    comparison = compare_arms(run_dir, train, heldout, FinetuneConfig(steps=10, seeds=(0,), batch_size=16))
+    out = export_classifier(comparison.model, comparison.tokenizer, train.label_names, tmp_path / "clf",
+                            str(run_dir), comparison.max_length)
+    theirs, info = transformers.BertForSequenceClassification.from_pretrained(out, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    ids, types = encode(comparison.tokenizer, heldout, comparison.max_length)
+    batch = _batch(ids, types, list(range(6)), comparison.tokenizer.token_to_id("[PAD]"))
+    with torch.no_grad():
+        assert torch.allclose(comparison.model(**batch), theirs.eval()(**batch).logits, atol=1e-4)

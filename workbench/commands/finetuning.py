@@ -1,0 +1,91 @@
+"""``finetune``: does pre-training help? Fine-tune a pre-trained run and the same model from scratch."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from workbench.commands.common import UsageError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "finetune", help="fine-tune a pre-trained model and the same model from scratch; compare them",
+        description="Fine-tune, with identical data order, seeds and budget, the encoder of a pre-training run and "
+                    "the same architecture from fresh weights (optionally also the frozen pre-trained encoder), "
+                    "on a labelled file; report held-out accuracy and macro-F1 of each arm and the gain.")
+    p.add_argument("source", metavar="RUN_OR_CHECKPOINT", help="pre-training run directory, checkpoint or export")
+    p.add_argument("--data", required=True, metavar="FILE",
+                   help="labelled .csv/.tsv/.jsonl, or `builtin` for the built-in task (stdlib docstrings by package)")
+    p.add_argument("--dev", metavar="FILE", help="held-out file (default: a share of --data, see --heldout-fraction)")
+    p.add_argument("--text-column", help="column with the text (default: detected)")
+    p.add_argument("--pair-column", help="column with a second text, for pair tasks (default: detected)")
+    p.add_argument("--label-column", help="column with the label (default: detected)")
+    p.add_argument("--steps", type=int, default=300, help="optimizer steps per arm (default 300)")
+    p.add_argument("--minutes", type=float, default=0.0, help="also stop an arm after this many minutes")
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=0, help="tokens per example (default: the run's length)")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    p.add_argument("--heldout-fraction", type=float, default=0.2)
+    p.add_argument("--frozen", action="store_true", help="also train a third arm: the pre-trained encoder frozen")
+    p.add_argument("--export", metavar="DIR", help="write the pre-trained arm of the first seed as a transformers "
+                                                    "sequence-classification model")
+    p.add_argument("--json", action="store_true", help="print the whole comparison as JSON")
+    p.set_defaults(handler=cmd_finetune)
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from workbench.data.labelled import BUILTIN_NAME, read_labelled, split
+    from workbench.train.finetune import FinetuneConfig, compare_arms
+
+    try:
+        seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
+    except ValueError:
+        raise UsageError(f"finetune: --seeds must be comma-separated integers, got {args.seeds!r}") from None
+    if any(s < 0 for s in seeds):
+        raise UsageError("finetune: --seeds must be non-negative")
+    config = FinetuneConfig(steps=args.steps, minutes=args.minutes, learning_rate=args.learning_rate,
+                            batch_size=args.batch_size, max_length=args.max_length, seeds=seeds,
+                            frozen_arm=args.frozen, heldout_fraction=args.heldout_fraction)
+    config.validate()
+    source = BUILTIN_NAME if args.data == "builtin" else args.data
+    data = read_labelled(source, args.text_column, args.pair_column, args.label_column)
+    if args.dev:
+        train, heldout = data, read_labelled(args.dev, args.text_column, args.pair_column, args.label_column,
+                                             label_names=data.label_names)
+    else:
+        train, heldout = split(data, config.heldout_fraction)
+    if not args.json:
+        print(f"{len(train)} training and {len(heldout)} held-out examples, {len(train.label_names)} labels "
+              f"({', '.join(train.label_names[:8])}{'...' if len(train.label_names) > 8 else ''})")
+
+    def on_point(result, point) -> None:
+        if not args.json and (point["step"] == config.steps or point["step"] % (config.eval_every * 4) == 0):
+            print(f"  {result.arm:<10} seed {result.seed}  step {point['step']:>5}  held-out accuracy "
+                  f"{point['accuracy']:.3f}  macro-F1 {point['macro_f1']:.3f}", flush=True)
+
+    comparison = compare_arms(args.source, train, heldout, config, on_point)
+    summary = comparison.summary()
+    if args.export:
+        from workbench.interop.huggingface import export_classifier
+
+        export_classifier(comparison.model, comparison.tokenizer, train.label_names, args.export, str(args.source),
+                          comparison.max_length)
+    if args.json:
+        print(json.dumps(comparison.to_dict()))
+        return 0
+    print(f"{'arm':<12}{'accuracy':>18}{'macro-F1':>18}")
+    for arm in ("pretrained", "scratch", "frozen"):
+        if arm in summary:
+            s = summary[arm]
+            print(f"{arm:<12}{s['accuracy']:>11.3f} ± {s['accuracy_std']:.3f}{s['macro_f1']:>11.3f} ± "
+                  f"{s['macro_f1_std']:.3f}")
+    gain = summary.get("gain_points")
+    if gain:
+        print(f"pre-training gain: {gain['accuracy']:+.1f} ± {gain['accuracy_std']:.1f} accuracy points, "
+              f"{gain['macro_f1']:+.1f} ± {gain['macro_f1_std']:.1f} macro-F1 points over {len(seeds)} seed(s)")
+    if args.export:
+        print(f"exported the fine-tuned pre-trained arm (seed {seeds[0]}) to {args.export}", file=sys.stdout)
+    return 0

@@ -1,0 +1,204 @@
+"""Labelled data for fine-tuning: CSV / TSV / JSONL files, and the built-in task.
+
+A labelled file has a text column, optionally a second text column (a pair
+task), and a label column. Columns are detected by their usual names
+(``text``/``sentence``/``sentence1``, ``text_pair``/``sentence2``,
+``label``/``labels``/``category``/``class``) or given. A bad row is an error
+that names the file and line.
+
+The built-in task (``builtin_task``) is made offline from the standard library
+every Python has: docstrings of functions and classes, labelled by their
+top-level package (asyncio, email, http, importlib, logging, multiprocessing,
+unittest, xml). Those packages are left out of the sample corpus, so the
+task's text is never pre-trained on.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import hashlib
+import json
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbench.errors import WorkbenchError
+
+TEXT_NAMES = ("text", "sentence", "sentence1", "text_a", "question", "premise", "content", "document")
+PAIR_NAMES = ("text_pair", "sentence2", "text_b", "hypothesis", "answer")
+LABEL_NAMES = ("label", "labels", "category", "class", "target", "y")
+BUILTIN_PACKAGES = ("asyncio", "email", "http", "importlib", "logging", "multiprocessing", "unittest", "xml")
+BUILTIN_NAME = "builtin:python-docstrings"
+
+
+class LabelledDataError(WorkbenchError):
+    """A labelled file cannot be used for fine-tuning."""
+
+
+@dataclass
+class LabelledData:
+    texts: list[str]
+    pairs: list[str] | None          # the second text of a pair task, else None
+    labels: list[int]                # index into label_names
+    label_names: list[str]
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, indices) -> "LabelledData":
+        return LabelledData([self.texts[i] for i in indices], [self.pairs[i] for i in indices] if self.pairs else None,
+                            [self.labels[i] for i in indices], self.label_names, self.source)
+
+
+def read_labelled(path: str | Path, text_column: str | None = None, pair_column: str | None = None,
+                  label_column: str | None = None, label_names: list[str] | None = None) -> LabelledData:
+    """Read a labelled ``.csv``, ``.tsv`` or ``.jsonl`` file (``label_names`` fixes the label order, for a dev file)."""
+    if str(path) == BUILTIN_NAME:
+        return builtin_task()
+    path = Path(path)
+    if not path.is_file():
+        raise LabelledDataError(f"{path}: labelled file not found")
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        header, rows = _read_table(path, "\t" if suffix == ".tsv" else ",")
+    elif suffix in (".jsonl", ".json"):
+        header, rows = _read_jsonl(path)
+    else:
+        raise LabelledDataError(f"{path}: unknown format {suffix!r}; use .csv, .tsv or .jsonl")
+    text_key = _pick(path, header, text_column, TEXT_NAMES, "text", fallback=0)
+    label_key = _pick(path, header, label_column, LABEL_NAMES, "label", fallback=-1)
+    pair_key = _pick(path, header, pair_column, PAIR_NAMES, "pair", fallback=None) if pair_column != "" else None
+    if label_key == text_key:
+        raise LabelledDataError(f"{path}: the text and the label are the same column ({text_key!r}); "
+                                "choose them with --text-column and --label-column")
+    texts, pairs, raw_labels = [], [] if pair_key else None, []
+    for line, row in rows:
+        text = str(row.get(text_key) or "").strip()
+        label = row.get(label_key)
+        if not text:
+            raise LabelledDataError(f"{path}:{line}: empty text in column {text_key!r}")
+        if label is None or str(label).strip() == "":
+            raise LabelledDataError(f"{path}:{line}: no label in column {label_key!r}")
+        texts.append(text)
+        raw_labels.append(str(label).strip())
+        if pairs is not None:
+            pairs.append(str(row.get(pair_key) or "").strip())
+    if not texts:
+        raise LabelledDataError(f"{path}: no rows")
+    names = list(label_names) if label_names else sorted(set(raw_labels))
+    unknown = sorted(set(raw_labels) - set(names))
+    if unknown:
+        raise LabelledDataError(f"{path}: labels {unknown[:5]} do not occur in the training file")
+    if len(names) < 2:
+        raise LabelledDataError(f"{path}: only one label ({names[0]!r}); classification needs at least two")
+    index = {name: i for i, name in enumerate(names)}
+    return LabelledData(texts, pairs, [index[label] for label in raw_labels], names, str(path))
+
+
+def _pick(path: Path, header: list[str], given: str | None, names: tuple[str, ...], what: str, fallback):
+    if given:
+        if given not in header:
+            raise LabelledDataError(f"{path}: no column {given!r} (columns: {', '.join(header)})")
+        return given
+    lowered = {h.lower(): h for h in header}
+    for name in names:
+        if name in lowered:
+            return lowered[name]
+    if fallback is None:
+        return None
+    if len(header) < 2:
+        raise LabelledDataError(f"{path}: needs a text and a label column (columns: {', '.join(header)})")
+    return header[fallback]
+
+
+def _read_table(path: Path, delimiter: str) -> tuple[list[str], list[tuple[int, dict]]]:
+    rows = []
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            reader = csv.reader(f, delimiter=delimiter, strict=True)
+            header = next(reader, None)
+            if not header:
+                raise LabelledDataError(f"{path}: empty file")
+            while True:
+                start = reader.line_num + 1
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as exc:
+                    raise LabelledDataError(f"{path}:{start}: malformed row ({exc})") from None
+                if not any(cell.strip() for cell in row):
+                    continue
+                if len(row) != len(header):
+                    raise LabelledDataError(f"{path}:{start}: {len(row)} columns, the header has {len(header)}")
+                rows.append((start, dict(zip(header, row))))
+    except UnicodeDecodeError:
+        raise LabelledDataError(f"{path}: not UTF-8 text") from None
+    return header, rows
+
+
+def _read_jsonl(path: Path) -> tuple[list[str], list[tuple[int, dict]]]:
+    rows, header = [], []
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            for line, text in enumerate(f, 1):
+                if not text.strip():
+                    continue
+                try:
+                    record = json.loads(text)
+                except ValueError as exc:
+                    raise LabelledDataError(f"{path}:{line}: not JSON ({exc})") from None
+                if not isinstance(record, dict):
+                    raise LabelledDataError(f"{path}:{line}: expected an object with text and label fields")
+                for key in record:
+                    if key not in header:
+                        header.append(key)
+                rows.append((line, record))
+    except UnicodeDecodeError:
+        raise LabelledDataError(f"{path}: not UTF-8 text") from None
+    if not rows:
+        raise LabelledDataError(f"{path}: no rows")
+    return header, rows
+
+
+def split(data: LabelledData, heldout_fraction: float, seed: int = 0) -> tuple[LabelledData, LabelledData]:
+    """(train, held-out) by a hash of each example's text: stable, and the same text never lands in both."""
+    train, heldout = [], []
+    for i, text in enumerate(data.texts):
+        digest = hashlib.sha256(f"{seed}:{text}:{data.pairs[i] if data.pairs else ''}".encode()).digest()
+        (heldout if int.from_bytes(digest[:4], "little") / 2**32 < heldout_fraction else train).append(i)
+    if not heldout or not train:
+        raise LabelledDataError(f"{data.source}: too few examples ({len(data)}) for a held-out split")
+    return data.subset(train), data.subset(heldout)
+
+
+def builtin_task() -> LabelledData:
+    """Docstrings of the standard library labelled by their top-level package (see the module docstring)."""
+    from workbench.data.sample import _paragraphs, _prose_sentences
+
+    root = Path(sysconfig.get_paths()["stdlib"])
+    texts, labels, seen = [], [], set()
+    present = [p for p in BUILTIN_PACKAGES if (root / p).is_dir()]
+    for label, package in enumerate(present):
+        for file in sorted((root / package).rglob("*.py")):
+            if "test" in file.parts or "tests" in file.parts:
+                continue
+            try:
+                tree = ast.parse(file.read_text(encoding="utf-8"))
+            except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    doc = ast.get_docstring(node)
+                    if not doc:
+                        continue
+                    text = " ".join(_prose_sentences(_paragraphs(doc.splitlines()))[:3])
+                    if len(text.split()) >= 6 and text not in seen:
+                        seen.add(text)
+                        texts.append(text)
+                        labels.append(label)
+    if len(present) < 2 or len(texts) < 100:
+        raise LabelledDataError("the built-in task needs the standard library's sources, which this Python lacks")
+    return LabelledData(texts, None, labels, present, BUILTIN_NAME)
