@@ -50,7 +50,7 @@ def test_pretraining_helps_fine_tuning(pretrained_run):
     assert {r.arm for r in comparison.arms} == {"pretrained", "scratch", "frozen"} and len(comparison.arms) == 9
     gain = summary["gain_points"]
     assert summary["pretrained"]["accuracy"] > summary["scratch"]["accuracy"], summary
-    assert gain["accuracy"] > 5 and gain["accuracy"] > 3 * gain["accuracy_std"], summary  # clearly beyond the spread
+    assert all(g > 0 for g in gain["per_seed"]) and gain["accuracy"] > 10, summary  # every seed, by a margin
     assert all(len(r.curve) >= 2 for r in comparison.arms)
 
 

@@ -30,7 +30,7 @@ from workbench.config import TrainConfig, WorkbenchConfig, dumps_toml
 from workbench.data.batches import Batch, BatchStream
 from workbench.data.masking import IGNORE_INDEX, KEPT, MASKED, RANDOM
 from workbench.data.store import TokenizedDataset
-from workbench.durable_io import write_text_atomic
+from workbench.durable_io import remove_stale_partials, write_text_atomic
 from workbench.errors import ConfigError, DatasetError
 from workbench.model import build_model
 from workbench.train import checkpoint as ckpt
@@ -266,6 +266,10 @@ class Trainer:
             write_text_atomic(self.run_dir / "config.toml", dumps_toml(self.config))
             if self.resume_from is not None and self.resume_from.parent.parent.resolve() == self.run_dir.resolve():
                 abandoned = ckpt.abandon_newer(self.run_dir, state.step)
+            stale = remove_stale_partials(self.run_dir / "checkpoints")
+            if stale:
+                self.notices.append(f"removed {len(stale)} partly written checkpoint(s) left by a process that "
+                                    f"died: {', '.join(stale[:3])}")
         self._started = True
         emit(RunStarted(run_dir=str(self.run_dir), device=describe_device(self.device), precision=self.precision,
                         num_parameters=model.num_parameters(), world_size=dist.world_size, start_step=state.step,
