@@ -78,13 +78,41 @@ def open_engine(url: str | None = None) -> Engine:
         _configure_sqlite(engine)
     try:
         with _migration_lock(engine, path):
-            upgrade(engine)
+            if path is not None:
+                upgrade_sqlite_atomically(url)
+            else:
+                upgrade(engine)
     except (OperationalError, DatabaseError) as exc:
         message = _without_secrets(str(exc.orig) if getattr(exc, "orig", None) else str(exc), url)
         if "locked" in message:
             raise StoreError(f"database {shown} is locked by another program; try again") from None
         raise StoreError(f"database {shown} cannot be used: {message.splitlines()[0] if message else ''}") from None
     return engine
+
+
+def upgrade_sqlite_atomically(url: str) -> None:
+    """Run the migrations in one real SQLite transaction, so a kill half-way leaves the old schema.
+
+    Python's sqlite3 module commits before every DDL statement by default, so a migration killed
+    half-way would leave some tables created and no version stamped: an unusable database. Here the
+    module's own transaction handling is switched off and one ``BEGIN IMMEDIATE`` wraps everything
+    (SQLite's DDL is transactional).
+    """
+    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+    _configure_sqlite(engine)
+
+    @event.listens_for(engine, "connect")
+    def no_implicit_transactions(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def begin_immediately(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
 
 
 def _without_secrets(message: str, url: str) -> str:
