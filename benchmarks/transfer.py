@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--checkpoint", help="skip pre-training: fine-tune from this run or checkpoint")
+    parser.add_argument("--keep", metavar="DIR", help="keep the pre-training run in this (new) folder")
     args = parser.parse_args()
 
     from corpora import prepared
@@ -41,6 +42,7 @@ def main() -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
         source = args.checkpoint
+        keep = Path(args.keep) if args.keep else Path(folder) / "pretrain"
         pretraining = {}
         if source is None:
             dataset = prepared("sample")
@@ -49,7 +51,7 @@ def main() -> None:
             config.train.max_minutes = args.minutes
             config.train.checkpoint_every = 0
             events = []
-            trainer = Trainer(config, Path(folder) / "pretrain")
+            trainer = Trainer(config, keep)
             trainer.subscribe(lambda e: events.append(e) if e.type == "eval" else None)
             result = trainer.run()
             source = result.last_checkpoint

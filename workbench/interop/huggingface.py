@@ -109,6 +109,8 @@ def export_classifier(model, tokenizer, label_names: list[str], out_dir: str | o
                    "problem_type": "single_label_classification"})
     if model.architecture == "bert":
         config["classifier_dropout"] = None
+    else:
+        config["classifier_pooling"] = "mean"
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
         remove_stale_partials(out, prefix=".files.")

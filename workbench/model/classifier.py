@@ -1,4 +1,7 @@
-"""Sequence classification: a pre-training encoder with a classification head on [CLS].
+"""Sequence classification: a pre-training encoder with a classification head.
+
+BERT classifies from its pooler on [CLS], as ``BertForSequenceClassification``;
+ModernBERT from the mean of its final token states (``classifier_pooling="mean"``).
 
 Parameter names equal ``transformers``' ``BertForSequenceClassification``
 (``bert.*`` with the pooler, ``classifier``) and
@@ -73,9 +76,13 @@ class SequenceClassifier(nn.Module):
             first = packed.index_select(0, layout.packed_positions(torch.arange(B, device=packed.device) * T))
             pooled = dropout(self.bert.pooler(first), self.config.hidden_dropout_prob, self.training)
         else:
+            # Mean over the real tokens (transformers' classifier_pooling="mean"): MLM pre-training trains
+            # every token's state, while [CLS] alone is trained only by the pair head. Fine-tuned from a
+            # 5-minute pre-training, mean pooling is what lets the pre-trained encoder help.
             packed, layout = self.model(input_ids, attention_mask)
-            first = packed.index_select(0, layout.packed_positions(torch.arange(B, device=packed.device) * T))
-            pooled = self.head(first)
+            states = layout.scatter(packed).view(B, T, -1)                              # (B, T, H)
+            mask = attention_mask.to(states.dtype).unsqueeze(-1)                         # (B, T, 1)
+            pooled = self.head((states * mask).sum(1) / mask.sum(1).clamp(min=1.0))
         return self.classifier(pooled)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
