@@ -28,6 +28,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300, help="fine-tuning steps per arm")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--train-examples", type=int, default=0,
+                        help="fine-tune on this many labelled examples only (0: all); the low-data regime")
     parser.add_argument("--checkpoint", help="skip pre-training: fine-tune from this run or checkpoint")
     parser.add_argument("--keep", metavar="DIR", help="keep the pre-training run in this (new) folder")
     args = parser.parse_args()
@@ -62,6 +64,11 @@ def main() -> None:
                            "heldout_pair_accuracy": getattr(last, "nsp_accuracy", None)}
         task = builtin_task()
         train, heldout = split(task, 0.2)
+        if args.train_examples:
+            import numpy as np
+
+            chosen = np.random.default_rng(0).permutation(len(train))[: args.train_examples]
+            train = train.subset(sorted(chosen.tolist()))
         seeds = tuple(int(s) for s in args.seeds.split(","))
         comparison = compare_arms(source, train, heldout, FinetuneConfig(
             steps=args.steps, learning_rate=args.learning_rate, seeds=seeds, frozen_arm=True))
