@@ -92,6 +92,20 @@ def bucket_size(n: int, limit: int) -> int:
     return min(limit, -(-n // step) * step)
 
 
+def bucketed_rows(rows: torch.Tensor) -> torch.Tensor:
+    """``rows`` padded (with copies of its first entry) to a bucket size, for the MLM head.
+
+    The number of predicted positions changes every batch; without buckets each count is a new
+    (M, H) x (H, V) matmul shape and oneDNN caches a primitive per shape (a GB on CPU within minutes).
+    The extra rows are computed and sliced off before the loss; they cost < 1/8 more of the head.
+    """
+    n = len(rows)
+    size = bucket_size(n, 1 << 62) if n else 0
+    if size == n:
+        return rows
+    return torch.cat([rows, rows[:1].expand(size - n)])
+
+
 @dataclass
 class TokenLayout:
     """Where the real (non-padding) tokens of a (B, T) batch are.
@@ -339,8 +353,9 @@ class BertPretrainingModel(nn.Module):
             # Gather the selected positions first: the transform and the vocabulary
             # projection then cost ~15% of doing them everywhere. (nonzero() syncs on CUDA.)
             positions = (flat_labels != IGNORE_INDEX).nonzero().squeeze(1)      # (M,)
-            selected = packed.index_select(0, layout.packed_positions(positions))  # (M, H)
-            mlm_logits = self.cls.predictions(selected, word_embeddings)        # (M, V)
+            rows = bucketed_rows(layout.packed_positions(positions))            # (M') >= M, shapes repeat
+            selected = packed.index_select(0, rows)                             # (M', H)
+            mlm_logits = self.cls.predictions(selected, word_embeddings)[: len(positions)]  # (M, V)
             if positions.numel():
                 mlm_loss = F.cross_entropy(mlm_logits.float(), flat_labels.index_select(0, positions))
             else:  # no position selected in the whole batch: a zero that keeps the graph

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from workbench.config import ModelConfig
-from workbench.model.bert import IGNORE_INDEX, PretrainingOutput, TokenLayout, dropout
+from workbench.model.bert import IGNORE_INDEX, PretrainingOutput, TokenLayout, bucketed_rows, dropout
 
 
 def _layer_norm(config: ModelConfig) -> nn.LayerNorm:
@@ -220,8 +220,8 @@ class ModernBertPretrainingModel(nn.Module):
         else:
             flat_labels = mlm_labels.reshape(-1)
             positions = (flat_labels != IGNORE_INDEX).nonzero().squeeze(1)              # (M,)
-            selected = packed.index_select(0, layout.packed_positions(positions))      # (M, H)
-            mlm_logits = self.mlm_logits(selected)                                      # (M, V)
+            rows = bucketed_rows(layout.packed_positions(positions))                    # (M') >= M: shapes repeat
+            mlm_logits = self.mlm_logits(packed.index_select(0, rows))[: len(positions)]   # (M, V)
             if positions.numel():
                 mlm_loss = F.cross_entropy(mlm_logits.float(), flat_labels.index_select(0, positions))
             else:
