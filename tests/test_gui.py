@@ -73,6 +73,10 @@ def test_form_validates_as_you_type(make_window, corpus, qtbot):
     window = make_window()
     prepare(qtbot, window, corpus)
     assert window.training.start_button.isEnabled()
+    # A fresh form trains the default recipe: the automatic learning rate (0) survives the form unchanged.
+    rate = window.training.widgets[("train", "learning_rate")]
+    assert rate.text() == "auto (chosen for the model)" and window.training.config().train.learning_rate == 0.0
+    assert window.training.config().model.architecture == "modernbert"
     window.training.widgets[("train", "batch_size")].setValue(10)
     window.training.base.train.gradient_accumulation_steps = 3
     window.training.validate()

@@ -212,7 +212,7 @@ class PlotsPanel(QWidget):
                                    label=label, labelOpts={"position": 0.02, "color": REFERENCE_COLOR,
                                                            "anchors": [(0, 1), (0, 1)]})
             line.setVisible(False)
-            self.plots[metric].addItem(line, ignoreBounds=True)
+            self.plots[metric].addItem(line)  # in the bounds: the floor stays in view, so the gap to it shows
             self.references[metric] = line
         self.plots["mlm_loss"].addLegend(offset=(-10, 10))
         self.plots["mlm_loss"].legend.addItem(self.curves["mlm_loss"], "train (smoothed)")

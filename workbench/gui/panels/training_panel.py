@@ -34,7 +34,7 @@ FIELDS = (
     ("train", "max_steps", "Steps (0 = no limit)", "int", (0, 10_000_000)),
     ("train", "max_minutes", "Time budget (min, 0 = none)", "float", (0.0, 100_000.0, 1)),
     ("train", "batch_size", "Batch size", "int", (1, 65_536)),
-    ("train", "learning_rate", "Learning rate", "float", (1e-6, 0.999, 6)),
+    ("train", "learning_rate", "Learning rate", "float", (0.0, 0.999, 6)),
     ("train", "warmup_steps", "Warm-up steps", "int", (0, 1_000_000)),
     ("train", "schedule", "Schedule", "combo", ("linear", "cosine", "constant")),
     ("train", "weight_decay", "Weight decay", "float", (0.0, 0.999, 4)),
@@ -73,7 +73,7 @@ class TrainingPanel(QWidget):
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
         for section, key, label, kind, extra in FIELDS:
-            widget = self._make_widget(kind, extra)
+            widget = self._make_widget(kind, extra, key)
             widget.setObjectName(f"{section}_{key}")
             widget.setToolTip(_help(section, key))
             self.widgets[(section, key)] = widget
@@ -129,7 +129,7 @@ class TrainingPanel(QWidget):
 
     # --- form <-> config ------------------------------------------------------------------------
 
-    def _make_widget(self, kind: str, extra: tuple) -> QWidget:
+    def _make_widget(self, kind: str, extra: tuple, key: str = "") -> QWidget:
         if kind == "combo":
             widget = QComboBox()
             widget.addItems(list(extra))
@@ -143,6 +143,8 @@ class TrainingPanel(QWidget):
             widget = QDoubleSpinBox()
             widget.setRange(extra[0], extra[1])
             widget.setDecimals(extra[2])
+            if key == "learning_rate":  # 0 is a value of its own: the trainer chooses the rate for the model
+                widget.setSpecialValueText("auto (chosen for the model)")
             widget.setSingleStep(10 ** -extra[2] * 10 if extra[2] > 2 else 1)
             widget.valueChanged.connect(self.validate)
         else:
