@@ -343,29 +343,38 @@ class BertPretrainingModel(nn.Module):
         first = layout.packed_positions(torch.arange(B, device=packed.device) * T)
         nsp_logits = self.cls.seq_relationship(self.bert.pooler(packed.index_select(0, first)))  # (B, 2)
 
-        mlm_loss = nsp_loss = None
-        positions = None
-        if mlm_labels is None:
-            sequence = layout.scatter(packed).view(B, T, -1)                    # (B, T, H)
-            mlm_logits = self.cls.predictions(sequence, word_embeddings)        # (B, T, V)
-        else:
-            flat_labels = mlm_labels.reshape(-1)
-            # Gather the selected positions first: the transform and the vocabulary
-            # projection then cost ~15% of doing them everywhere. (nonzero() syncs on CUDA.)
-            positions = (flat_labels != IGNORE_INDEX).nonzero().squeeze(1)      # (M,)
-            rows = bucketed_rows(layout.packed_positions(positions))            # (M') >= M, shapes repeat
-            selected = packed.index_select(0, rows)                             # (M', H)
-            mlm_logits = self.cls.predictions(selected, word_embeddings)[: len(positions)]  # (M, V)
-            if positions.numel():
-                mlm_loss = F.cross_entropy(mlm_logits.float(), flat_labels.index_select(0, positions))
-            else:  # no position selected in the whole batch: a zero that keeps the graph
-                mlm_loss = mlm_logits.sum() * 0.0
-        if nsp_labels is not None:
-            nsp_loss = F.cross_entropy(nsp_logits.float(), nsp_labels)
-        loss = None
-        if mlm_loss is not None or nsp_loss is not None:
-            loss = (mlm_loss if mlm_loss is not None else 0.0) + (nsp_loss if nsp_loss is not None else 0.0)
-        return PretrainingOutput(loss, mlm_loss, nsp_loss, mlm_logits, nsp_logits, positions)
+        return heads_and_losses(packed, layout, lambda h: self.cls.predictions(h, word_embeddings), nsp_logits,
+                                mlm_labels, nsp_labels)
+
+
+def heads_and_losses(packed: torch.Tensor, layout: "TokenLayout", mlm_head, nsp_logits: torch.Tensor,
+                     mlm_labels: torch.Tensor | None, nsp_labels: torch.Tensor | None) -> PretrainingOutput:
+    """The MLM head (at the selected positions only, when labels are given) and both losses.
+
+    Shared by both architectures. ``mlm_head`` maps (rows, H) states to (rows, V) logits.
+    """
+    B, T = layout.batch, layout.length
+    mlm_loss = nsp_loss = None
+    positions = None
+    if mlm_labels is None:
+        mlm_logits = mlm_head(layout.scatter(packed).view(B, T, -1))                 # (B, T, V)
+    else:
+        flat_labels = mlm_labels.reshape(-1)
+        # Gather the selected positions first: the transform and the vocabulary
+        # projection then cost ~15% of doing them everywhere. (nonzero() syncs on CUDA.)
+        positions = (flat_labels != IGNORE_INDEX).nonzero().squeeze(1)               # (M,)
+        rows = bucketed_rows(layout.packed_positions(positions))                     # (M') >= M: shapes repeat
+        mlm_logits = mlm_head(packed.index_select(0, rows))[: len(positions)]        # (M, V)
+        if positions.numel():
+            mlm_loss = F.cross_entropy(mlm_logits.float(), flat_labels.index_select(0, positions))
+        else:  # no position selected in the whole batch: a zero that keeps the graph
+            mlm_loss = mlm_logits.sum() * 0.0
+    if nsp_labels is not None:
+        nsp_loss = F.cross_entropy(nsp_logits.float(), nsp_labels)
+    loss = None
+    if mlm_loss is not None or nsp_loss is not None:
+        loss = (mlm_loss if mlm_loss is not None else 0.0) + (nsp_loss if nsp_loss is not None else 0.0)
+    return PretrainingOutput(loss, mlm_loss, nsp_loss, mlm_logits, nsp_logits, positions)
 
 
 def flops_per_token(config: ModelConfig, seq_len: int, mlm_share: float = 0.15) -> float:

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from workbench.config import ModelConfig
-from workbench.model.bert import IGNORE_INDEX, PretrainingOutput, TokenLayout, bucketed_rows, dropout
+from workbench.model.bert import PretrainingOutput, TokenLayout, dropout, heads_and_losses
 
 
 def _layer_norm(config: ModelConfig) -> nn.LayerNorm:
@@ -213,22 +213,4 @@ class ModernBertPretrainingModel(nn.Module):
         first = layout.packed_positions(torch.arange(B, device=packed.device) * T)
         nsp_logits = self.pair_classifier(packed.index_select(0, first))                 # (B, 2)
 
-        mlm_loss = nsp_loss = None
-        positions = None
-        if mlm_labels is None:
-            mlm_logits = self.mlm_logits(layout.scatter(packed).view(B, T, -1))         # (B, T, V)
-        else:
-            flat_labels = mlm_labels.reshape(-1)
-            positions = (flat_labels != IGNORE_INDEX).nonzero().squeeze(1)              # (M,)
-            rows = bucketed_rows(layout.packed_positions(positions))                    # (M') >= M: shapes repeat
-            mlm_logits = self.mlm_logits(packed.index_select(0, rows))[: len(positions)]   # (M, V)
-            if positions.numel():
-                mlm_loss = F.cross_entropy(mlm_logits.float(), flat_labels.index_select(0, positions))
-            else:
-                mlm_loss = mlm_logits.sum() * 0.0
-        if nsp_labels is not None:
-            nsp_loss = F.cross_entropy(nsp_logits.float(), nsp_labels)
-        loss = None
-        if mlm_loss is not None or nsp_loss is not None:
-            loss = (mlm_loss if mlm_loss is not None else 0.0) + (nsp_loss if nsp_loss is not None else 0.0)
-        return PretrainingOutput(loss, mlm_loss, nsp_loss, mlm_logits, nsp_logits, positions)
+        return heads_and_losses(packed, layout, self.mlm_logits, nsp_logits, mlm_labels, nsp_labels)
