@@ -46,8 +46,13 @@ class Distributed:
 
     def close(self) -> None:
         if self.active and dist.is_initialized():
-            # Tear down together: a rank that destroys the group while another still has gloo work in
-            # flight can abort at exit ("terminate called without an active exception").
+            # DistributedDataParallel's reducer sits in reference cycles (autograd hooks); collected only
+            # at interpreter exit, after the group is gone, its gloo threads abort the process
+            # ("terminate called without an active exception"). Collect it while the group lives,
+            # then tear down together.
+            import gc
+
+            gc.collect()
             try:
                 dist.barrier()
             except RuntimeError:  # another rank failed: nothing left to agree on
