@@ -151,3 +151,31 @@ def test_a_fine_tuned_bert_exports_as_bert_for_sequence_classification(learnable
     batch = _batch(ids, types, list(range(6)), comparison.tokenizer.token_to_id("[PAD]"))
     with torch.no_grad():
         assert torch.allclose(comparison.model(**batch), theirs.eval()(**batch).logits, atol=1e-4)
+
+
+def test_a_comparison_is_recorded_and_linked_to_its_pretraining_run(learnable_dataset, tmp_path, capsys):
+    from workbench.services.run_launch import launch_run
+    from workbench.store.repository import RunRepository
+
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    repository = RunRepository(db)
+    config = tiny_train_config(learnable_dataset.path, max_steps=20)
+    config.train.output_dir = str(tmp_path / "runs")
+    launched = launch_run(config, repository)
+    launched.run()
+    data = topic_task(120)
+    path = tmp_path / "topics.jsonl"
+    path.write_text("\n".join(json.dumps({"text": t, "label": data.label_names[y]})
+                              for t, y in zip(data.texts, data.labels)), encoding="utf-8")
+    code, out, err = cli(capsys, "finetune", launched.run_dir, "--data", path, "--steps", "10", "--seeds", "0,1",
+                         "--batch-size", "16", "--db", db, "--json")
+    assert code == 0, err
+    child_id = json.loads(out)["run_id"]
+    child = repository.get(child_id)
+    assert (child.kind, child.parent_run_id, child.status) == ("finetune", launched.run_id, "completed")
+    assert {"pretrained_accuracy", "scratch_accuracy", "gain_accuracy_points"} <= set(child.final_metrics)
+    assert repository.series(child_id, "pretrained_accuracy", is_eval=True).steps.tolist() == [10]
+    code, out, _ = cli(capsys, "show", launched.run_id, "--db", db)
+    assert code == 0 and f"fine-tuning (run {child_id}" in out and "gain" in out
+    repository.delete(launched.run_id)                    # the link is cleared, the comparison stays
+    assert repository.get(child_id).parent_run_id is None

@@ -43,7 +43,7 @@ def test_old_database_is_upgraded_without_losing_anything(database_url):
     engine.dispose()
     repository = RunRepository(url)  # opening upgrades to head
     with repository.engine.connect() as c:
-        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
     run = repository.get(1)
     assert (run.name, run.notes, run.tag_names, run.final_metrics) == ("old run", "kept notes", ["baseline"],
                                                                        {"mlm_loss": 3.0})

@@ -7,6 +7,7 @@ import json
 import sys
 
 from workbench.commands.common import UsageError
+from workbench.commands.history import add_db_option, open_repository
 
 
 def add_parser(sub) -> None:
@@ -33,6 +34,8 @@ def add_parser(sub) -> None:
     p.add_argument("--export", metavar="DIR", help="write the pre-trained arm of the first seed as a transformers "
                                                     "sequence-classification model")
     p.add_argument("--json", action="store_true", help="print the whole comparison as JSON")
+    p.add_argument("--no-db", action="store_true", help="do not record the comparison in the run database")
+    add_db_option(p)
     p.set_defaults(handler=cmd_finetune)
 
 
@@ -66,15 +69,21 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             print(f"  {result.arm:<10} seed {result.seed}  step {point['step']:>5}  held-out accuracy "
                   f"{point['accuracy']:.3f}  macro-F1 {point['macro_f1']:.3f}", flush=True)
 
+    repository = None if args.no_db else open_repository(args)  # opened first: a bad --db fails before training
     comparison = compare_arms(args.source, train, heldout, config, on_point)
     summary = comparison.summary()
+    recorded = None
+    if repository is not None:
+        from workbench.services.finetune_record import record_comparison
+
+        recorded = record_comparison(repository, comparison, config, str(args.source), source)
     if args.export:
         from workbench.interop.huggingface import export_classifier
 
         export_classifier(comparison.model, comparison.tokenizer, train.label_names, args.export, str(args.source),
                           comparison.max_length)
     if args.json:
-        print(json.dumps(comparison.to_dict()))
+        print(json.dumps({**comparison.to_dict(), "run_id": recorded}))
         return 0
     print(f"{'arm':<12}{'accuracy':>18}{'macro-F1':>18}")
     for arm in ("pretrained", "scratch", "frozen"):
@@ -88,4 +97,6 @@ def cmd_finetune(args: argparse.Namespace) -> int:
               f"{gain['macro_f1']:+.1f} ± {gain['macro_f1_std']:.1f} macro-F1 points over {len(seeds)} seed(s)")
     if args.export:
         print(f"exported the fine-tuned pre-trained arm (seed {seeds[0]}) to {args.export}", file=sys.stdout)
+    if recorded is not None:
+        print(f"recorded as run {recorded} in {repository.url}")
     return 0

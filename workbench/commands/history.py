@@ -126,6 +126,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         "dataset_fingerprint": run.dataset_fingerprint, "package_version": run.package_version,
         "config": run.config, "final_metrics": run.final_metrics, "best_metrics": run.best_metrics,
         "checkpoints": [{"step": c.step, "path": c.path, "size_bytes": c.size_bytes} for c in run.checkpoints],
+        "kind": run.kind, "parent_run_id": run.parent_run_id,
+        "finetuning": [{"run_id": child.id, **(child.final_metrics or {})}
+                       for child in repository.children(run.id, kind="finetune")],
     }
     series = all_series(repository, run.id) if (args.metrics or args.csv) else {}
     if args.csv:
@@ -151,6 +154,14 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"  {title}: " + "  ".join(f"{k} {v:.4g}" for k, v in sorted(shown.items())))
     print("  checkpoints: " + (", ".join(f"step {c.step} ({c.size_bytes / 1e6:.1f} MB)" for c in run.checkpoints)
                                or "none"))
+    if run.parent_run_id is not None:
+        print(f"  fine-tuned from run {run.parent_run_id}")
+    for child in repository.children(run.id, kind="finetune"):
+        final = child.final_metrics or {}
+        if "gain_accuracy_points" in final:
+            print(f"  fine-tuning (run {child.id}, {child.config.get('data', {}).get('labelled', '?')}): "
+                  f"pre-trained {final.get('pretrained_accuracy', 0):.3f} vs scratch {final.get('scratch_accuracy', 0):.3f}"
+                  f" accuracy, gain {final['gain_accuracy_points']:+.1f} ± {final.get('gain_accuracy_std_points', 0):.1f} points")
     if args.metrics:
         print("  metrics (points, first -> last, min, max):")
         for name, data in sorted(series.items()):

@@ -104,6 +104,9 @@ def upgrade_sqlite_atomically(url: str) -> None:
     @event.listens_for(engine, "connect")
     def no_implicit_transactions(dbapi_connection, _record):
         dbapi_connection.isolation_level = None
+        # A migration that rebuilds a table (SQLite's batch mode) must not cascade deletes into the
+        # tables that refer to it: foreign keys are off while the schema changes.
+        dbapi_connection.execute("PRAGMA foreign_keys = OFF")
 
     @event.listens_for(engine, "begin")
     def begin_immediately(connection):

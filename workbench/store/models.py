@@ -67,6 +67,9 @@ class Run(Base):
     host: Mapped[str] = mapped_column(String(200), default="")
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)   # UTC
     process_started: Mapped[float | None] = mapped_column(Float, nullable=True)      # migration 0003
+    # Lineage (migration 0004): "pretrain", or "finetune" for a fine-tuning comparison of a pre-training run.
+    kind: Mapped[str] = mapped_column(String(20), default="pretrain", server_default="pretrain")
+    parent_run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # kept by the repository
 
     tags: Mapped[list["RunTag"]] = relationship(cascade="all, delete-orphan", lazy="selectin")
     checkpoints: Mapped[list["Checkpoint"]] = relationship(cascade="all, delete-orphan", lazy="selectin",

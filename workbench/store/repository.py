@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Iterable, Sequence
 
 import numpy as np
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.engine import Engine
 
@@ -67,7 +67,8 @@ class RunRepository:
 
     # --- runs ------------------------------------------------------------------------------
 
-    def create_run(self, config: dict, name: str, run_dir: str, dataset=None) -> Run:
+    def create_run(self, config: dict, name: str, run_dir: str, dataset=None, kind: str = "pretrain",
+                   parent_run_id: int | None = None) -> Run:
         dataset_id = self.register_dataset(dataset) if dataset is not None else None
         fingerprint = dataset.fingerprint if dataset is not None else ""
         with self.Session.begin() as session:
@@ -76,7 +77,8 @@ class RunRepository:
                       run_dir=str(run_dir), device="", package_version=__version__, notes="", steps=0,
                       max_steps=int(config.get("train", {}).get("max_steps", 0)), elapsed_seconds=0.0,
                       final_metrics={}, best_metrics={}, pid=os.getpid(), host=socket.gethostname(),
-                      heartbeat_at=now(), process_started=process_start_time(os.getpid()))
+                      heartbeat_at=now(), process_started=process_start_time(os.getpid()), kind=kind,
+                      parent_run_id=parent_run_id)
             session.add(run)
             session.flush()
             return run
@@ -114,6 +116,14 @@ class RunRepository:
                 query = query.where(Run.status == status)
             if tag:
                 query = query.where(Run.id.in_(select(RunTag.run_id).where(RunTag.tag == tag)))
+            return list(session.scalars(query))
+
+    def children(self, run_id: int, kind: str | None = None) -> list[Run]:
+        """Runs started from run ``run_id`` (fine-tuning comparisons of a pre-training run), oldest first."""
+        with self.Session() as session:
+            query = select(Run).where(Run.parent_run_id == run_id).order_by(Run.id)
+            if kind:
+                query = query.where(Run.kind == kind)
             return list(session.scalars(query))
 
     def update(self, run_id: int, **values) -> None:
@@ -176,6 +186,7 @@ class RunRepository:
             if run is None:
                 raise StoreError(f"no run {run_id} in {self.url}")
             session.execute(delete(Metric).where(Metric.run_id == run_id))
+            session.execute(update(Run).where(Run.parent_run_id == run_id).values(parent_run_id=None))
             session.delete(run)
             return run
 
