@@ -60,7 +60,8 @@ def corpus(tmp_path):
 
 def test_window_has_its_named_panels_and_controls(make_window):
     window = make_window()
-    for name in ("corpusPanel", "maskingPanel", "trainingPanel", "plotsPanel", "runsPanel", "probePanel"):
+    for name in ("corpusPanel", "maskingPanel", "trainingPanel", "plotsPanel", "runsPanel", "probePanel",
+                 "finetunePanel"):
         assert window.findChild(QWidget, name) is not None, name
     for name in ("startButton", "pauseButton", "stopButton"):
         assert window.findChild(QPushButton, name) is not None, name
@@ -154,6 +155,20 @@ def test_a_run_trains_plots_records_and_can_be_probed(make_window, corpus, qtbot
     assert window.masking.show_predictions.isEnabled()
     window.masking.redraw()
     assert "%" in window.masking.view.toPlainText()  # predicted probabilities next to masked tokens
+    # The Fine-tune panel: the finished run is filled in; both arms train and the comparison is recorded.
+    assert window.finetune.source.text() == run.run_dir
+    labelled = corpus.parent / "labelled.csv"
+    labelled.write_text("text,label\n" + "\n".join(
+        f"The {adjective} {topic} holds a secret.,{topic}" for topic in ("river", "castle", "engine")
+        for adjective in ("old", "quiet", "bright", "small", "famous", "hidden")) + "\n", encoding="utf-8")
+    window.finetune.data.setText(str(labelled))
+    window.finetune.steps.setValue(4)
+    window.finetune.seeds.setText("0")
+    window.finetune.start_button.click()
+    qtbot.waitUntil(lambda: window.finetune_job is None and window.finetune.results.rowCount() == 2, timeout=120_000)
+    assert window.last_error == "" and "gain" in window.finetune.gain.text()
+    assert {key[0] for key in window.finetune.curves} == {"pretrained", "scratch"}
+    assert window.repository.children(window.run_id, kind="finetune")
 
 
 def test_pause_resume_and_stop(make_window, corpus, qtbot):

@@ -19,14 +19,15 @@ from workbench import __version__
 from workbench.formatting import duration
 from workbench.config import WorkbenchConfig, dumps_toml
 from workbench.gui.panels.corpus_panel import CorpusPanel
+from workbench.gui.panels.finetune_panel import FinetunePanel
 from workbench.gui.panels.masking_panel import MaskingPanel
 from workbench.gui.panels.plots_panel import PlotsPanel
 from workbench.gui.panels.probe_panel import ProbePanel
 from workbench.gui.panels.runs_panel import RunsPanel
 from workbench.gui.panels.training_panel import TrainingPanel
-from workbench.gui.workers import PrepareWorker, TrainingWorker, start_in_thread
+from workbench.gui.workers import FinetuneWorker, PrepareWorker, TrainingWorker, start_in_thread
 
-SETTINGS_VERSION = 1
+SETTINGS_VERSION = 2  # 2: the Fine-tune panel (an older saved layout would hide it)
 ICON = Path(__file__).resolve().parents[2] / "icons" / "workbench.svg"
 SHORTCUTS = (("Ctrl+R", "Start a run"), ("Ctrl+P", "Pause / resume"), ("Ctrl+.", "Stop (saves a checkpoint)"),
              ("Ctrl+O", "Open corpus files"), ("Ctrl+Shift+O", "Open corpus folder"), ("Ctrl+N", "Next masking example"),
@@ -72,10 +73,13 @@ class MainWindow(QMainWindow):
         self.plots = PlotsPanel()
         self.runs = RunsPanel()
         self.probe = ProbePanel()
+        self.finetune = FinetunePanel()
+        self.finetune_job = None     # (thread, worker)
         self.docks: dict[str, QDockWidget] = {}
         for key, title, panel in (("training", "Training", self.training), ("corpus", "Corpus", self.corpus),
                                   ("plots", "Live plots", self.plots), ("masking", "Masking preview", self.masking),
-                                  ("runs", "Runs", self.runs), ("probe", "Probe", self.probe)):
+                                  ("runs", "Runs", self.runs), ("probe", "Probe", self.probe),
+                                  ("finetune", "Fine-tune", self.finetune)):
             dock = QDockWidget(title, self)
             dock.setObjectName(f"{key}Dock")
             dock.setWidget(panel)
@@ -125,6 +129,7 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(d["training"], d["corpus"])
         self.tabifyDockWidget(d["plots"], d["masking"])
         self.tabifyDockWidget(d["runs"], d["probe"])
+        self.tabifyDockWidget(d["runs"], d["finetune"])
         self.resizeDocks([d["training"], d["plots"]], [430, 1070], Qt.Horizontal)
         self.resizeDocks([d["plots"], d["runs"]], [700, 230], Qt.Vertical)
         d["plots"].raise_()
@@ -207,6 +212,8 @@ class MainWindow(QMainWindow):
         self.runs.curves_requested.connect(self.show_run_curves)
         self.runs.model_requested.connect(self.use_run_model)
         self.training.widgets[("train", "batch_size")].valueChanged.connect(self._sync_batch_size)
+        self.finetune.start_requested.connect(self.start_finetune)
+        self.finetune.stop_requested.connect(self.stop_finetune)
 
     def _sync_batch_size(self, value: int) -> None:
         self.masking.batch_size = max(1, value)
@@ -372,6 +379,8 @@ class MainWindow(QMainWindow):
 
     def _training_done(self, result) -> None:
         self.training_job = None
+        if result.last_checkpoint:
+            self.finetune.set_source(str(Path(result.last_checkpoint).parent.parent))
         self.training.set_state("finished")
         self.state_label.setText(f"{result.status} at step {result.step}")
         self.runs.refresh()
@@ -379,6 +388,35 @@ class MainWindow(QMainWindow):
             self.show_error("Training failed", result.reason)
         elif result.last_checkpoint and not self.closing:
             self.load_model(result.last_checkpoint, f"run {self.run_id}, {Path(result.last_checkpoint).name}")
+
+    # --- fine-tuning ----------------------------------------------------------------------------------------------
+
+    def start_finetune(self, request: dict) -> None:
+        if self.finetune_job is not None:
+            return
+        worker = FinetuneWorker(request, self.db_url)
+        worker.point.connect(self.finetune.add_point)
+        worker.done.connect(self._finetune_done)
+        worker.failed.connect(self._finetune_failed)
+        self.finetune.set_running(True)
+        self.finetune_job = (start_in_thread(worker, self), worker)
+        self.docks["finetune"].raise_()
+
+    def stop_finetune(self) -> None:
+        if self.finetune_job:
+            self.finetune_job[1].stop()
+
+    def _finetune_done(self, summary: dict, recorded) -> None:
+        self.finetune_job = None
+        self.finetune.set_running(False)
+        self.finetune.show_result(summary, recorded)
+        self.runs.refresh()
+
+    def _finetune_failed(self, message: str) -> None:
+        self.finetune_job = None
+        self.finetune.set_running(False)
+        self.finetune.status.setText("failed")
+        self.show_error("Fine-tuning failed", message)
 
     def _training_failed(self, message: str) -> None:
         self.training_job = None
@@ -539,6 +577,10 @@ class MainWindow(QMainWindow):
             thread, worker = self.prepare_job
             worker.cancel()
             thread.wait(30_000)
+        if self.finetune_job is not None:  # stops at the next step; nothing of it is on disk yet
+            thread, worker = self.finetune_job
+            worker.stop()
+            thread.wait(60_000)
         self.save_settings()
         event.accept()
 

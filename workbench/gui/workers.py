@@ -102,6 +102,48 @@ class TrainingWorker(QObject):
         self.done.emit(result)
 
 
+class FinetuneWorker(QObject):
+    """Runs ``compare_arms`` (both fine-tuning arms over seeds) and records the comparison."""
+
+    point = Signal(str, int, int, float)   # arm, seed, step, held-out accuracy
+    done = Signal(object, object)          # summary dict, recorded run id (or None)
+    failed = Signal(str)
+
+    def __init__(self, request: dict, db_url: str | None):
+        super().__init__()
+        self.request, self.db_url = request, db_url
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @Slot()
+    def run(self) -> None:
+        lower_thread_priority()
+        try:
+            from workbench.data.labelled import BUILTIN_NAME, read_labelled, split
+            from workbench.services.finetune_record import record_comparison
+            from workbench.store.repository import RunRepository
+            from workbench.train.finetune import FinetuneConfig, compare_arms
+
+            r = self.request
+            config = FinetuneConfig(steps=r["steps"], learning_rate=r["learning_rate"], batch_size=r["batch_size"],
+                                    seeds=tuple(r["seeds"]), frozen_arm=r["frozen"])
+            source = BUILTIN_NAME if r["data"] == "builtin" else r["data"]
+            train, heldout = split(read_labelled(source), config.heldout_fraction)
+            comparison = compare_arms(r["source"], train, heldout, config,
+                                      on_point=lambda arm, p: self.point.emit(arm.arm, arm.seed, p["step"],
+                                                                               p["accuracy"]),
+                                      should_stop=self._stop.is_set)
+            recorded = None
+            if comparison.arms and not self._stop.is_set():
+                recorded = record_comparison(RunRepository(self.db_url), comparison, config, r["source"], source)
+        except BaseException as exc:
+            self.failed.emit(describe_error(exc))
+            return
+        self.done.emit(comparison.summary(), recorded)
+
+
 def lower_thread_priority(niceness: int = 10) -> None:
     """Let the GUI thread win the CPU: on Linux, nice this thread (and the compute threads it starts).
 
