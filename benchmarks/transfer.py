@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--train-examples", type=int, default=0,
                         help="fine-tune on this many labelled examples only (0: all); the low-data regime")
+    parser.add_argument("--task", default="builtin", help="builtin (word order), builtin:package, or a labelled file")
     parser.add_argument("--checkpoint", help="skip pre-training: fine-tune from this run or checkpoint")
     parser.add_argument("--keep", metavar="DIR", help="keep the pre-training run in this (new) folder")
     args = parser.parse_args()
@@ -37,7 +38,7 @@ def main() -> None:
     from corpora import prepared
 
     from workbench.config import WorkbenchConfig
-    from workbench.data.labelled import builtin_task, split
+    from workbench.data.labelled import read_labelled, split
     from workbench.train.finetune import FinetuneConfig, compare_arms
     from workbench.train.trainer import Trainer
 
@@ -62,7 +63,7 @@ def main() -> None:
                            "heldout_mlm_loss": getattr(last, "mlm_loss", None),
                            "floor_mlm_loss": getattr(last, "floor_mlm_loss", None),
                            "heldout_pair_accuracy": getattr(last, "nsp_accuracy", None)}
-        task = builtin_task()
+        task = read_labelled(args.task)
         train, heldout = split(task, 0.2)
         if args.train_examples:
             import numpy as np
@@ -72,7 +73,7 @@ def main() -> None:
         seeds = tuple(int(s) for s in args.seeds.split(","))
         comparison = compare_arms(source, train, heldout, FinetuneConfig(
             steps=args.steps, learning_rate=args.learning_rate, seeds=seeds, frozen_arm=True))
-    print(json.dumps({"pretraining": pretraining, "task": {"labels": task.label_names, "train": len(train),
+    print(json.dumps({"pretraining": pretraining, "task": {"name": task.source, "labels": task.label_names, "train": len(train),
                                                            "heldout": len(heldout)},
                       "finetune_steps": args.steps, "seeds": list(seeds), "summary": comparison.summary(),
                       "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),

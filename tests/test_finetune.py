@@ -8,7 +8,7 @@ import random
 import pytest
 import torch
 
-from workbench.data.labelled import LabelledData, builtin_task, read_labelled, split
+from workbench.data.labelled import LabelledData, builtin_task, read_labelled, split, word_order_task
 from workbench.errors import WorkbenchError
 from workbench.train.finetune import FinetuneConfig, compare_arms
 from workbench.train.trainer import Trainer
@@ -133,6 +133,26 @@ def test_the_builtin_task_is_left_out_of_the_sample():
     assert len(task) > 500 and len(task.label_names) >= 6
     sources = _stdlib_sources()
     assert not any(f"/{package}/" in path for path in sources for package in task.label_names)
+
+
+def test_the_word_order_task_cannot_be_solved_by_a_bag_of_words():
+    task = word_order_task()
+    assert read_labelled("builtin").texts == task.texts          # `builtin` is the word-order task
+    assert len(task) > 1000 and 0.4 < sum(task.labels) / len(task) < 0.6
+    assert len(set(task.texts)) == len(task.texts)
+    swapped = [t for t, label in zip(task.texts, task.labels) if label == 1]
+    as_written = {t for t, label in zip(task.texts, task.labels) if label == 0}
+    from workbench.data.labelled import _docstrings
+
+    bags = {}
+    for _, sentences in _docstrings():
+        for sentence in sentences:
+            bags.setdefault(tuple(sorted(sentence.split())), []).append(sentence)
+    for text in swapped[:200]:
+        sources = bags[tuple(sorted(text.split()))]          # the same words as a real sentence...
+        assert text not in sources                           # ...in an order that sentence does not have
+        assert not any(s in as_written for s in sources)     # and that sentence is not also in the task
+    assert word_order_task(seed=1).labels != task.labels
 
 
 def test_a_fine_tuned_bert_exports_as_bert_for_sequence_classification(learnable_dataset, tmp_path):

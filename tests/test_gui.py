@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("PySide6")
 from PySide6.QtCore import QSettings  # noqa: E402
-from PySide6.QtWidgets import QMessageBox, QPushButton, QWidget  # noqa: E402
+from PySide6.QtWidgets import QComboBox, QMessageBox, QPushButton, QWidget  # noqa: E402
 
 from conftest import write_learnable_corpus  # noqa: E402
 
@@ -157,6 +157,10 @@ def test_a_run_trains_plots_records_and_can_be_probed(make_window, corpus, qtbot
     assert "%" in window.masking.view.toPlainText()  # predicted probabilities next to masked tokens
     # The Fine-tune panel: the finished run is filled in; both arms train and the comparison is recorded.
     assert window.finetune.source.text() == run.run_dir
+    assert window.finetune.request()["data"] == "builtin:word-order"     # a fresh form: the built-in task
+    builtin = window.finetune.findChild(QComboBox, "finetuneBuiltin")
+    builtin.activated.emit(2)
+    assert window.finetune.request()["data"] == "builtin:package" and builtin.currentIndex() == 0
     labelled = corpus.parent / "labelled.csv"
     labelled.write_text("text,label\n" + "\n".join(
         f"The {adjective} {topic} holds a secret.,{topic}" for topic in ("river", "castle", "engine")

@@ -18,7 +18,8 @@ def add_parser(sub) -> None:
                     "on a labelled file; report held-out accuracy and macro-F1 of each arm and the gain.")
     p.add_argument("source", metavar="RUN_OR_CHECKPOINT", help="pre-training run directory, checkpoint or export")
     p.add_argument("--data", required=True, metavar="FILE",
-                   help="labelled .csv/.tsv/.jsonl, or `builtin` for the built-in task (stdlib docstrings by package)")
+                   help="labelled .csv/.tsv/.jsonl; or `builtin` (= `builtin:word-order`: sentences as written or with two "
+                        "words swapped) or `builtin:package` (stdlib docstrings labelled by package)")
     p.add_argument("--dev", metavar="FILE", help="held-out file (default: a share of --data, see --heldout-fraction)")
     p.add_argument("--text-column", help="column with the text (default: detected)")
     p.add_argument("--pair-column", help="column with a second text, for pair tasks (default: detected)")
@@ -40,7 +41,7 @@ def add_parser(sub) -> None:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from workbench.data.labelled import BUILTIN_NAME, read_labelled, split
+    from workbench.data.labelled import BUILTIN_TASKS, read_labelled, split
     from workbench.train.finetune import FinetuneConfig, compare_arms
 
     try:
@@ -53,7 +54,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
                             batch_size=args.batch_size, max_length=args.max_length, seeds=seeds,
                             frozen_arm=args.frozen, heldout_fraction=args.heldout_fraction)
     config.validate()
-    source = BUILTIN_NAME if args.data == "builtin" else args.data
+    source = BUILTIN_TASKS.get(args.data, args.data)
     data = read_labelled(source, args.text_column, args.pair_column, args.label_column)
     if args.dev:
         train, heldout = data, read_labelled(args.dev, args.text_column, args.pair_column, args.label_column,

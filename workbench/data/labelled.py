@@ -30,6 +30,9 @@ PAIR_NAMES = ("text_pair", "sentence2", "text_b", "hypothesis", "answer")
 LABEL_NAMES = ("label", "labels", "category", "class", "target", "y")
 BUILTIN_PACKAGES = ("asyncio", "email", "http", "importlib", "logging", "multiprocessing", "unittest", "xml")
 BUILTIN_NAME = "builtin:python-docstrings"
+WORD_ORDER_NAME = "builtin:word-order"
+BUILTIN_TASKS = {"builtin": WORD_ORDER_NAME, "builtin:word-order": WORD_ORDER_NAME,
+                 "builtin:package": BUILTIN_NAME, BUILTIN_NAME: BUILTIN_NAME}
 
 
 class LabelledDataError(WorkbenchError):
@@ -55,8 +58,8 @@ class LabelledData:
 def read_labelled(path: str | Path, text_column: str | None = None, pair_column: str | None = None,
                   label_column: str | None = None, label_names: list[str] | None = None) -> LabelledData:
     """Read a labelled ``.csv``, ``.tsv`` or ``.jsonl`` file (``label_names`` fixes the label order, for a dev file)."""
-    if str(path) == BUILTIN_NAME:
-        return builtin_task()
+    if str(path) in BUILTIN_TASKS:
+        return word_order_task() if BUILTIN_TASKS[str(path)] == WORD_ORDER_NAME else builtin_task()
     path = Path(path)
     if not path.is_file():
         raise LabelledDataError(f"{path}: labelled file not found")
@@ -174,14 +177,14 @@ def split(data: LabelledData, heldout_fraction: float, seed: int = 0) -> tuple[L
     return data.subset(train), data.subset(heldout)
 
 
-def builtin_task() -> LabelledData:
-    """Docstrings of the standard library labelled by their top-level package (see the module docstring)."""
+def _docstrings():
+    """(package, prose sentences) for each function or class docstring of the held-out packages."""
     from workbench.data.sample import _paragraphs, _prose_sentences
 
     root = Path(sysconfig.get_paths()["stdlib"])
-    texts, labels, seen = [], [], set()
-    present = [p for p in BUILTIN_PACKAGES if (root / p).is_dir()]
-    for label, package in enumerate(present):
+    for package in BUILTIN_PACKAGES:
+        if not (root / package).is_dir():
+            continue
         for file in sorted((root / package).rglob("*.py")):
             if "test" in file.parts or "tests" in file.parts:
                 continue
@@ -192,13 +195,61 @@ def builtin_task() -> LabelledData:
             for node in ast.walk(tree):
                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                     doc = ast.get_docstring(node)
-                    if not doc:
-                        continue
-                    text = " ".join(_prose_sentences(_paragraphs(doc.splitlines()))[:3])
-                    if len(text.split()) >= 6 and text not in seen:
-                        seen.add(text)
-                        texts.append(text)
-                        labels.append(label)
-    if len(present) < 2 or len(texts) < 100:
-        raise LabelledDataError("the built-in task needs the standard library's sources, which this Python lacks")
+                    if doc:
+                        yield package, _prose_sentences(_paragraphs(doc.splitlines()))
+
+
+def _too_small(count: int) -> LabelledDataError | None:
+    if count < 100:
+        return LabelledDataError("the built-in tasks need the standard library's sources, which this Python lacks")
+    return None
+
+
+def builtin_task() -> LabelledData:
+    """Docstrings of the standard library labelled by their top-level package (see the module docstring)."""
+    texts, labels, seen, present = [], [], set(), []
+    for package, sentences in _docstrings():
+        text = " ".join(sentences[:3])
+        if len(text.split()) >= 6 and text not in seen:
+            if package not in present:
+                present.append(package)
+            seen.add(text)
+            texts.append(text)
+            labels.append(present.index(package))
+    if len(present) < 2 or (error := _too_small(len(texts))):
+        raise error or LabelledDataError("the built-in task needs the standard library's sources")
     return LabelledData(texts, None, labels, present, BUILTIN_NAME)
+
+
+def word_order_task(seed: int = 0) -> LabelledData:
+    """Sentences of the held-out docstrings, half as written and half with two of their words swapped.
+
+    An acceptability task in the manner of CoLA: both labels use exactly the
+    same words, so a bag of words cannot tell them apart; only a model that
+    knows how text is ordered can. Each sentence appears once (as written or
+    swapped, never both), the two swapped words differ, and the choice is a
+    fixed function of the seed.
+    """
+    import random
+
+    rng = random.Random(seed)
+    texts, labels, seen = [], [], set()
+    for _, sentences in _docstrings():
+        for sentence in sentences:
+            words = sentence.split()
+            if not 6 <= len(words) <= 40 or sentence in seen:
+                continue
+            seen.add(sentence)
+            if rng.random() < 0.5:
+                texts.append(sentence)
+                labels.append(0)
+                continue
+            i, j = sorted(rng.sample(range(len(words)), 2))
+            if words[i] == words[j]:
+                continue
+            words[i], words[j] = words[j], words[i]
+            texts.append(" ".join(words))
+            labels.append(1)
+    if error := _too_small(len(texts)):
+        raise error
+    return LabelledData(texts, None, labels, ["as written", "words swapped"], WORD_ORDER_NAME)

@@ -121,7 +121,7 @@ class FinetuneWorker(QObject):
     def run(self) -> None:
         lower_thread_priority()
         try:
-            from workbench.data.labelled import BUILTIN_NAME, read_labelled, split
+            from workbench.data.labelled import BUILTIN_TASKS, read_labelled, split
             from workbench.services.finetune_record import record_comparison
             from workbench.store.repository import RunRepository
             from workbench.train.finetune import FinetuneConfig, compare_arms
@@ -129,7 +129,7 @@ class FinetuneWorker(QObject):
             r = self.request
             config = FinetuneConfig(steps=r["steps"], learning_rate=r["learning_rate"], batch_size=r["batch_size"],
                                     seeds=tuple(r["seeds"]), frozen_arm=r["frozen"])
-            source = BUILTIN_NAME if r["data"] == "builtin" else r["data"]
+            source = BUILTIN_TASKS.get(r["data"], r["data"])
             train, heldout = split(read_labelled(source), config.heldout_fraction)
             comparison = compare_arms(r["source"], train, heldout, config,
                                       on_point=lambda arm, p: self.point.emit(arm.arm, arm.seed, p["step"],

@@ -10,12 +10,15 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QCheckBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox,
     QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 ARM_COLORS = {"pretrained": (214, 39, 40), "scratch": (31, 119, 180), "frozen": (44, 160, 44)}
-BUILTIN_LABEL = "built-in task: standard-library docstrings by package"
+# What the data field shows for each built-in task, and what it asks for.
+BUILTIN_LABELS = {"built-in: word order (as written or two words swapped)": "builtin:word-order",
+                  "built-in: standard-library docstrings by package": "builtin:package"}
+BUILTIN_LABEL = next(iter(BUILTIN_LABELS))
 
 
 class FinetunePanel(QWidget):
@@ -35,8 +38,13 @@ class FinetunePanel(QWidget):
                              "or the built-in task")
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
-        builtin = QPushButton("Built-in task")
-        builtin.clicked.connect(lambda: self.data.setText(BUILTIN_LABEL))
+        builtin = QComboBox(objectName="finetuneBuiltin")
+        builtin.addItem("Built-in task…")
+        builtin.addItems(list(BUILTIN_LABELS))
+        builtin.setToolTip("Word order: needs a model that knows how text is ordered (pre-training shows here).\n"
+                           "Package: a topic task that keywords solve (a model from scratch learns it too).")
+        builtin.activated.connect(lambda i: (self.data.setText(builtin.itemText(i)), builtin.setCurrentIndex(0))
+                                  if i > 0 else None)
         data_row = QHBoxLayout()
         data_row.addWidget(self.data, 1)
         data_row.addWidget(browse)
@@ -114,7 +122,7 @@ class FinetunePanel(QWidget):
         if not self.source.text().strip():
             raise ValueError("Choose the pre-training run to fine-tune (train one first)")
         data = self.data.text().strip()
-        return {"source": self.source.text().strip(), "data": "builtin" if data == BUILTIN_LABEL else data,
+        return {"source": self.source.text().strip(), "data": BUILTIN_LABELS.get(data, data),
                 "steps": self.steps.value(), "learning_rate": self.learning_rate.value(),
                 "batch_size": self.batch_size.value(), "seeds": seeds, "frozen": self.frozen.isChecked()}
 
