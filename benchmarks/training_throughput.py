@@ -63,7 +63,7 @@ def setup(preset: str, dataset_dir: str, impls: list[str]):
     vocab = dataset.vocabulary.size
     stream = BatchStream(dataset, WorkbenchConfig(), BATCH[preset], seed=0)
     batches = [stream.batch(0, k) for k in range(8)]
-    config = ModelConfig.preset(preset, vocab_size=vocab)
+    config = ModelConfig.from_preset(preset, vocab_size=vocab)
     torch.manual_seed(0)
     models = {}
     ours = BertPretrainingModel(config)

@@ -155,6 +155,17 @@ def test_a_run_trains_plots_records_and_can_be_probed(make_window, corpus, qtbot
     assert window.masking.show_predictions.isEnabled()
     window.masking.redraw()
     assert "%" in window.masking.view.toPlainText()  # predicted probabilities next to masked tokens
+    # Accuracy by kind (this example, and the evaluation set on a worker thread) and a before/after view.
+    assert "This example, accuracy by kind: [MASK]" in window.masking.view.toPlainText()
+    qtbot.waitUntil(lambda: window.masking.eval_by_kind is not None, timeout=60_000)
+    assert "Evaluation set" in window.masking.eval_line.text() and "[MASK]" in window.masking.eval_line.text()
+    before = window.masking.before_choice
+    assert [before.itemText(i) for i in range(before.count())] == ["no comparison", "step 10",
+                                                                    "fresh weights (step 0)"]
+    assert before.currentText() == "step 10" and "before: " in window.masking.view.toPlainText()
+    before.setCurrentIndex(2)
+    window.masking.redraw()
+    assert "before (fresh weights (step 0))" in window.masking.view.toPlainText()
     # The Fine-tune panel: the finished run is filled in; both arms train and the comparison is recorded.
     assert window.finetune.source.text() == run.run_dir
     assert window.finetune.request()["data"] == "builtin:word-order"     # a fresh form: the built-in task

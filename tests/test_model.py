@@ -13,7 +13,7 @@ transformers = pytest.importorskip("transformers")
 
 def twin_models(**sizes):
     torch.manual_seed(0)
-    config = ModelConfig.preset("tiny", vocab_size=300, **sizes)
+    config = ModelConfig.from_preset("tiny", vocab_size=300, **sizes)
     ours = BertPretrainingModel(config).eval()
     theirs = transformers.BertForPreTraining(transformers.BertConfig(
         vocab_size=300, hidden_size=config.hidden_size, num_hidden_layers=config.num_hidden_layers,
@@ -80,13 +80,13 @@ def test_a_batch_without_any_selected_position_has_zero_mlm_loss():
 
 
 def test_presets():
-    assert ModelConfig.preset("mini", vocab_size=10).hidden_size == 256
-    sizes = {name: ModelConfig.preset(name, vocab_size=100) for name in ("tiny", "mini", "small", "medium", "base")}
+    assert ModelConfig.from_preset("mini", vocab_size=10).hidden_size == 256
+    sizes = {name: ModelConfig.from_preset(name, vocab_size=100) for name in ("tiny", "mini", "small", "medium", "base")}
     assert [(c.num_hidden_layers, c.hidden_size) for c in sizes.values()] == [
         (2, 128), (4, 256), (4, 512), (8, 512), (12, 768)]
     assert sizes["mini"].num_attention_heads == 4 and sizes["mini"].intermediate_size == 1024
     with pytest.raises(ConfigError, match="model.preset must be one of"):
-        ModelConfig.preset("huge")
+        ModelConfig.from_preset("huge")
     config = WorkbenchConfig().model
     assert config.preset == "tiny" and config.resolved(vocab_size=50).hidden_size == 128
 

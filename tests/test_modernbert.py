@@ -108,6 +108,29 @@ def test_modernbert_learns_below_the_context_free_floor(modern_run):
     assert last.mlm_accuracy > 2 * last.floor_mlm_accuracy
 
 
+def test_accuracy_by_kind_agrees_with_the_eval_metrics_and_rises_with_training(modern_run, learnable_dataset):
+    from workbench.train.checkpoint import checkpoint_config, list_checkpoints
+    from workbench.train.evaluation import accuracy_by_kind
+
+    run_dir, _, events = modern_run
+    last = list_checkpoints(run_dir)[-1]
+    config = checkpoint_config(last)
+    eval_set = build_eval_set(learnable_dataset, config, sequences=32 * config.train.eval_batches)
+    model = load_for_inference(last)[0]
+    trained = accuracy_by_kind(model, eval_set.batches)
+    fresh = accuracy_by_kind(build_model(config.model.resolved(vocab_size=learnable_dataset.vocabulary.size)),
+                             eval_set.batches)
+    right = sum(r for r, _ in trained.values())
+    total = sum(t for _, t in trained.values())
+    # Standard 80/10/10 masking: about 10% random and 10% kept; the sum is the held-out MLM accuracy.
+    assert 0.05 < trained["random"][1] / total < 0.15 and 0.05 < trained["kept"][1] / total < 0.15
+    assert right / total == pytest.approx([e for e in events if e.type == "eval"][-1].mlm_accuracy, abs=1e-6)
+    assert trained["kept"][0] / trained["kept"][1] >= trained["[MASK]"][0] / trained["[MASK]"][1]
+    assert trained["[MASK]"][0] > 3 * fresh["[MASK]"][0]
+    one = accuracy_by_kind(model, eval_set.batches[:1], rows=[0])
+    assert sum(t for _, t in one.values()) == int((eval_set.batches[0].kinds[0] != 0).sum())
+
+
 def test_export_loads_unchanged_as_modernbert_for_masked_lm(modern_run, tmp_path):
     run_dir, _, _ = modern_run
     out = export_checkpoint(run_dir, tmp_path / "hf")

@@ -221,8 +221,8 @@ class ModelConfig:
     rope_theta: float = setting(160000.0, "modernbert: base of the rotary position frequencies.")
 
     @classmethod
-    def preset_config(cls, name: str, vocab_size: int = 0, **overrides: Any) -> "ModelConfig":
-        """A config with the preset's sizes filled in (``ModelConfig.preset(...)`` in ``workbench.model``)."""
+    def from_preset(cls, name: str, vocab_size: int = 0, **overrides: Any) -> "ModelConfig":
+        """A config with the preset's sizes filled in: ``ModelConfig.from_preset("mini", vocab_size=8192)``."""
         if name not in MODEL_PRESETS:
             raise ConfigError(f"model.preset must be one of {', '.join(MODEL_PRESETS)}; got {name!r}")
         layers, hidden, heads, inter = MODEL_PRESETS[name]

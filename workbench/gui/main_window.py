@@ -440,7 +440,20 @@ class MainWindow(QMainWindow):
             self.show_error("Cannot load the model", str(exc))
             return
         self.probe.set_model(model, tokenizer, description)
-        self.masking.set_model(model, tokenizer)
+        self.masking.set_model(model, tokenizer, self._run_checkpoint_folder(path))
+
+    @staticmethod
+    def _run_checkpoint_folder(path: str) -> Path | None:
+        """The checkpoint folder ``path`` names (a run or one of its checkpoints), None for an export."""
+        from workbench.interop.huggingface import is_hf_directory
+        from workbench.train.checkpoint import CheckpointError, find_checkpoint
+
+        if is_hf_directory(Path(path)):
+            return None
+        try:
+            return find_checkpoint(path)
+        except CheckpointError:
+            return None
 
     def _checkpoint_of(self, run_id: int) -> str | None:
         from workbench.train.checkpoint import CheckpointError, find_checkpoint

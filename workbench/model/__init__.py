@@ -1,6 +1,6 @@
 """The pre-training models. Public API (kept stable, documented in the README):
 
-* ``ModelConfig`` - the ``[model]`` config section; ``ModelConfig.preset(name, vocab_size=...)``
+* ``ModelConfig`` - the ``[model]`` config section; ``ModelConfig.from_preset(name, vocab_size=...)``
   returns a config with the preset's sizes;
 * ``build_model(config)`` - the model of ``config.architecture``: ``BertPretrainingModel`` (the
   faithful BERT) or ``ModernBertPretrainingModel``; both ``forward(input_ids, token_type_ids,
@@ -20,19 +20,6 @@ def build_model(config: ModelConfig):
         return ModernBertPretrainingModel(config)
     return BertPretrainingModel(config)
 
-
-class _PresetField:
-    """``ModelConfig.preset`` is both a field (the preset's name, on instances) and, on the
-    class, a constructor: ``ModelConfig.preset("mini", vocab_size=8192)``. Instances keep the
-    field in their ``__dict__``, which wins over this non-data descriptor."""
-
-    def __get__(self, instance, owner):
-        if instance is None:
-            return owner.preset_config
-        return instance.__dict__.get("preset", "tiny")
-
-
-ModelConfig.preset = _PresetField()
 
 __all__ = ["ModelConfig", "BertPretrainingModel", "ModernBertPretrainingModel", "PretrainingOutput", "build_model",
            "flops_per_token"]

@@ -100,3 +100,37 @@ def context_free_floor(dataset, config: WorkbenchConfig, batches: list[Batch]) -
     loss = float(-np.log(np.maximum(probabilities[labels], 1e-12)).mean())
     accuracy = float((labels == int(probabilities.argmax())).mean())
     return loss, accuracy
+
+
+def accuracy_by_kind(model, batches: list[Batch], rows: list[int] | None = None) -> dict[str, tuple[int, int]]:
+    """Top-1 accuracy of ``model`` at the predicted positions, by what masking did there.
+
+    Returns ``{"[MASK]": (right, total), "random": ..., "kept": ...}`` over every
+    row of ``batches`` (or, with ``rows``, over those rows of the single batch
+    given). The three kinds answer different questions: [MASK] is "can it fill
+    a gap from context", random is "does it notice a wrong token", kept is
+    "does it trust a right one".
+    """
+    import torch
+
+    from workbench.data.masking import KEPT, KIND_NAMES, MASKED, RANDOM
+
+    counts = {KIND_NAMES[kind]: [0, 0] for kind in (MASKED, RANDOM, KEPT)}
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                chosen = slice(None) if rows is None else rows
+                out = model(torch.from_numpy(batch.input_ids[chosen]), torch.from_numpy(batch.token_type_ids[chosen]),
+                            torch.from_numpy(batch.attention_mask[chosen]))
+                guesses = out.mlm_logits.argmax(-1).numpy()
+                kinds, originals = batch.kinds[chosen], batch.original_ids[chosen]
+                for kind in (MASKED, RANDOM, KEPT):
+                    where = kinds == kind
+                    entry = counts[KIND_NAMES[kind]]
+                    entry[0] += int((guesses[where] == originals[where]).sum())
+                    entry[1] += int(where.sum())
+    finally:
+        model.train(was_training)
+    return {name: (right, total) for name, (right, total) in counts.items()}

@@ -6,13 +6,18 @@ coloured chips: [MASK] (with the original), random replacement (new <- original)
 kept-but-predicted, and unselected tokens of segment A and B, with the
 IsNext/NotNext label. Every option re-draws at once; the rates are measured
 over a couple of thousand examples with ``realised_statistics``. With a model
-loaded, each predicted position shows its top guesses, right ones in green.
+loaded, each predicted position shows its top guesses, right ones in green,
+the example's accuracy by kind ([MASK], random, kept) next to the model's
+accuracy by kind on the fixed evaluation set (scored on a worker thread), and -
+"before / after" - the guesses of an earlier checkpoint of the same run (or of
+the fresh weights) beside the loaded one's.
 """
 
 from __future__ import annotations
 
 import copy
 import html
+import threading
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -45,6 +50,12 @@ STAT_ROWS = (
 )
 
 
+def by_kind_text(counts: dict[str, tuple[int, int]]) -> str:
+    """"[MASK] 41% (123/300) · random 12% (4/33) · kept 80% (24/30)" - kinds with no positions are left out."""
+    return " · ".join(f"{html.escape(kind)} {right / total:.0%} ({right}/{total})"
+                      for kind, (right, total) in counts.items() if total)
+
+
 def chip(text: str, background: str, color: str, bold: bool = False) -> str:
     weight = "font-weight:600;" if bold else ""
     return (f'<span style="background-color:{background};color:{color};{weight}">'
@@ -53,6 +64,7 @@ def chip(text: str, background: str, color: str, bold: bool = False) -> str:
 
 class MaskingPanel(QWidget):
     options_changed = Signal()
+    eval_scored = Signal(object, object)   # (model it was scored for, {kind: (right, total)} or an error text)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -60,6 +72,9 @@ class MaskingPanel(QWidget):
         self.dataset = None
         self.model = None
         self.tokenizer = None
+        self.checkpoint = None        # the loaded model's checkpoint folder, when it came from a run
+        self.before = None            # (label, model) whose guesses are shown beside the loaded model's
+        self.eval_by_kind: dict | None = None
         self.batch_size = 32
         self.stream = None
         self.current = None  # (batch, row) on display
@@ -89,9 +104,15 @@ class MaskingPanel(QWidget):
         self.show_predictions = QCheckBox("Model predictions", objectName="predictionsCheck")
         self.show_predictions.setToolTip("Top guesses of the loaded checkpoint at each predicted position")
         self.show_predictions.setEnabled(False)
+        self.before_choice = QComboBox(objectName="beforeCombo")
+        self.before_choice.setToolTip("Before / after: show this model's top guess beside the loaded one's")
+        self.before_choice.setEnabled(False)
+        self.before_choice.addItem("no comparison")
         row = QHBoxLayout()
         row.addWidget(next_button)
         row.addWidget(self.show_predictions)
+        row.addWidget(QLabel("before:"))
+        row.addWidget(self.before_choice)
         row.addStretch(1)
         row.addWidget(self._legend())
 
@@ -99,6 +120,9 @@ class MaskingPanel(QWidget):
         self.view.setOpenLinks(False)
         self.header = QLabel("Prepare a dataset to see its training examples.", objectName="exampleHeader")
         self.header.setWordWrap(True)
+        self.eval_line = QLabel("", objectName="evalByKind")
+        self.eval_line.setWordWrap(True)
+        self.eval_line.setVisible(False)
 
         self.stats_labels: dict[str, QLabel] = {}
         stats = QGridLayout()
@@ -117,6 +141,7 @@ class MaskingPanel(QWidget):
         layout.addLayout(options)
         layout.addLayout(row)
         layout.addWidget(self.header)
+        layout.addWidget(self.eval_line)
         layout.addWidget(self.view, 1)
         layout.addWidget(stats_box)
 
@@ -126,6 +151,8 @@ class MaskingPanel(QWidget):
         self.stats_timer.timeout.connect(self.measure)
         next_button.clicked.connect(lambda: self.example.setValue(self.example.value() + 1))
         self.show_predictions.toggled.connect(self._schedule_example)
+        self.before_choice.currentIndexChanged.connect(self._choose_before)
+        self.eval_scored.connect(self._show_eval)
 
     # --- widgets ----------------------------------------------------------------------------------
 
@@ -210,15 +237,98 @@ class MaskingPanel(QWidget):
         self.dataset = dataset
         self._changed()
 
-    def set_model(self, model, tokenizer) -> None:
-        """A model to show predictions from (None to forget it); its vocabulary must be the dataset's."""
-        self.model, self.tokenizer = model, tokenizer
+    def set_model(self, model, tokenizer, checkpoint=None) -> None:
+        """A model to show predictions from (None to forget it); its vocabulary must be the dataset's.
+
+        ``checkpoint`` (the folder it was loaded from, when it belongs to a run) offers the run's other
+        checkpoints and its fresh weights as the "before" of a before/after view."""
+        self.model, self.tokenizer, self.checkpoint = model, tokenizer, checkpoint
         usable = model is not None and self.dataset is not None and \
             tokenizer.get_vocab_size() == self.dataset.vocabulary.size
         self.show_predictions.setEnabled(usable)
         if usable:
             self.show_predictions.setChecked(True)
+        self._offer_before(usable)
+        self.eval_by_kind = None
+        self.eval_line.setVisible(usable)
+        if usable:
+            self.eval_line.setText("Scoring the evaluation set by kind…")
+            self._score_eval_set()
         self._schedule_example()
+
+    def _offer_before(self, usable: bool) -> None:
+        from workbench.train.checkpoint import list_checkpoints, step_of
+
+        self.before = None
+        self.before_choice.blockSignals(True)
+        self.before_choice.clear()
+        self.before_choice.addItem("no comparison", None)
+        if usable and self.checkpoint is not None:
+            for folder in list_checkpoints(self.checkpoint.parent.parent):
+                if folder.name != self.checkpoint.name:
+                    self.before_choice.addItem(f"step {step_of(folder)}", str(folder))
+            self.before_choice.addItem("fresh weights (step 0)", "fresh")
+        self.before_choice.setEnabled(self.before_choice.count() > 1)
+        self.before_choice.blockSignals(False)
+        # The earliest other checkpoint is the natural "before".
+        self.before_choice.setCurrentIndex(1 if self.before_choice.count() > 1 else 0)
+
+    def _choose_before(self, index: int) -> None:
+        choice = self.before_choice.itemData(index)
+        self.before = None
+        if choice is not None:
+            try:
+                self.before = (self.before_choice.itemText(index), self._load_before(choice))
+            except WorkbenchError as exc:
+                self.header.setText(f"Cannot load {self.before_choice.itemText(index)}: {exc}")
+        self._schedule_example()
+
+    def _load_before(self, choice: str):
+        from workbench.interop.huggingface import load_for_inference
+
+        if choice != "fresh":
+            return load_for_inference(choice)[0]
+        import torch
+
+        from workbench.model import build_model
+        from workbench.train.checkpoint import checkpoint_config
+
+        config = checkpoint_config(self.checkpoint)
+        torch.manual_seed(config.train.seed)       # the run's own initial weights (it seeds the same way)
+        return build_model(config.model.resolved(vocab_size=self.tokenizer.get_vocab_size())).eval()
+
+    def _score_eval_set(self) -> None:
+        model, dataset = self.model, self.dataset
+        try:
+            config = self.config()
+        except WorkbenchError as exc:
+            self.eval_line.setText(str(exc))
+            return
+
+        def score() -> None:
+            from workbench.train.evaluation import accuracy_by_kind, build_eval_set
+
+            try:
+                eval_set = build_eval_set(dataset, config)
+                result = accuracy_by_kind(model, eval_set.batches) if eval_set else "no held-out documents"
+            except (WorkbenchError, RuntimeError, ValueError) as exc:
+                result = str(exc)
+            try:
+                self.eval_scored.emit(model, result)
+            except RuntimeError:
+                pass                    # the panel was closed while scoring
+
+        threading.Thread(target=score, name="eval-by-kind", daemon=True).start()
+
+    def _show_eval(self, model, result) -> None:
+        if model is not self.model:
+            return                      # scored for a model no longer loaded
+        if isinstance(result, str):
+            self.eval_line.setText(f"Evaluation set: {html.escape(result)}")
+            return
+        self.eval_by_kind = result
+        self.eval_line.setText("<b>Evaluation set</b> (fixed held-out pairs, standard 15% masking), "
+                               "accuracy by kind: " + by_kind_text(result))
 
     # --- drawing ------------------------------------------------------------------------------------
 
@@ -258,6 +368,7 @@ class MaskingPanel(QWidget):
         vocab = self.dataset.vocabulary
         label = "IsNext" if batch.nsp_labels[row] == 0 else "NotNext"
         predictions = self._predictions(batch, row) if self.show_predictions.isChecked() else {}
+        before = self._predictions(batch, row, self.before[1]) if predictions and self.before else {}
         selected = int((batch.kinds[row] != NOT_SELECTED).sum())
         self.header.setText(
             f"<b>{label}</b> · segment A {int(batch.a_lengths[row])} tokens, B {int(batch.b_lengths[row])} tokens"
@@ -286,18 +397,40 @@ class MaskingPanel(QWidget):
             chips.append(piece)
         body = "<p style='line-height:170%'>" + " ".join(chips) + "</p>"
         if predictions:
-            body += "<p style='font-size:small'><b>Top guesses</b> at each predicted position:<br>"
+            body += ("<p style='font-size:small'><b>This example</b>, accuracy by kind: "
+                     + self._example_by_kind(batch, row, predictions)
+                     + (f" &nbsp; (before, {html.escape(self.before[0])}: "
+                        f"{self._example_by_kind(batch, row, before)})" if before else "") + "</p>")
+            heading = "Top guesses" if not before else \
+                f"Top guesses, loaded model and <i>before ({html.escape(self.before[0])})</i>,"
+            body += f"<p style='font-size:small'><b>{heading}</b> at each predicted position:<br>"
             for pos, guesses in predictions.items():
                 original = vocab.tokens[int(batch.original_ids[row, pos])]
                 listed = ", ".join(
                     f"<span style='color:{'#1e8449' if g == original else 'inherit'}'>{html.escape(g)} {p:.0%}</span>"
                     for g, p in guesses)
+                if pos in before:
+                    listed += " &nbsp; <i>before: " + ", ".join(
+                        f"<span style='color:{'#1e8449' if g == original else 'inherit'}'>{html.escape(g)} {p:.0%}"
+                        f"</span>" for g, p in before[pos]) + "</i>"
                 body += f"{pos}: <b>{html.escape(original)}</b> → {listed}<br>"
             body += "</p>"
         return body
 
-    def _predictions(self, batch, row: int) -> dict[int, list[tuple[str, float]]]:
-        if self.model is None:
+    def _example_by_kind(self, batch, row: int, predictions: dict) -> str:
+        from workbench.data.masking import KIND_NAMES
+
+        counts: dict[str, list[int]] = {KIND_NAMES[k]: [0, 0] for k in (MASKED, RANDOM, KEPT)}
+        vocab = self.dataset.vocabulary
+        for pos, guesses in predictions.items():
+            entry = counts[KIND_NAMES[int(batch.kinds[row, pos])]]
+            entry[0] += guesses[0][0] == vocab.tokens[int(batch.original_ids[row, pos])]
+            entry[1] += 1
+        return by_kind_text({kind: (right, total) for kind, (right, total) in counts.items()})
+
+    def _predictions(self, batch, row: int, model=None) -> dict[int, list[tuple[str, float]]]:
+        model = model or self.model
+        if model is None:
             return {}
         import torch
 
@@ -305,7 +438,7 @@ class MaskingPanel(QWidget):
         if not positions:
             return {}
         with torch.no_grad():
-            out = self.model(torch.from_numpy(batch.input_ids[row:row + 1]),
+            out = model(torch.from_numpy(batch.input_ids[row:row + 1]),
                              torch.from_numpy(batch.token_type_ids[row:row + 1]),
                              torch.from_numpy(batch.attention_mask[row:row + 1]))
             top = out.mlm_logits[0, positions].float().softmax(-1).topk(3, dim=-1)
