@@ -156,9 +156,9 @@ def test_a_run_trains_plots_records_and_can_be_probed(make_window, corpus, qtbot
     window.masking.redraw()
     assert "%" in window.masking.view.toPlainText()  # predicted probabilities next to masked tokens
     # Accuracy by kind (this example, and the evaluation set on a worker thread) and a before/after view.
-    assert "This example, accuracy by kind: [MASK]" in window.masking.view.toPlainText()
+    assert "this example</b> [MASK]" in window.masking.eval_line.text()
     qtbot.waitUntil(lambda: window.masking.eval_by_kind is not None, timeout=60_000)
-    assert "Evaluation set" in window.masking.eval_line.text() and "[MASK]" in window.masking.eval_line.text()
+    assert "evaluation set</b>" in window.masking.eval_line.text() and "kept" in window.masking.eval_line.text()
     before = window.masking.before_choice
     assert [before.itemText(i) for i in range(before.count())] == ["no comparison", "step 10",
                                                                     "fresh weights (step 0)"]

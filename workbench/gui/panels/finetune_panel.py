@@ -10,8 +10,8 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox,
-    QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
+    QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 ARM_COLORS = {"pretrained": (214, 39, 40), "scratch": (31, 119, 180), "frozen": (44, 160, 44)}
@@ -34,6 +34,7 @@ class FinetunePanel(QWidget):
         self.source = QLineEdit(objectName="finetuneSource")
         self.source.setPlaceholderText("a pre-training run folder (the latest run is filled in)")
         self.data = QLineEdit(BUILTIN_LABEL, objectName="finetuneData")
+        self.data.setCursorPosition(0)
         self.data.setToolTip("A labelled .csv, .tsv or .jsonl file (text, optional second text, label), "
                              "or the built-in task")
         browse = QPushButton("Browse…")
@@ -41,10 +42,12 @@ class FinetunePanel(QWidget):
         builtin = QComboBox(objectName="finetuneBuiltin")
         builtin.addItem("Built-in task…")
         builtin.addItems(list(BUILTIN_LABELS))
+        builtin.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        builtin.setMinimumContentsLength(12)       # the list itself shows the full names
         builtin.setToolTip("Word order: needs a model that knows how text is ordered (pre-training shows here).\n"
                            "Package: a topic task that keywords solve (a model from scratch learns it too).")
-        builtin.activated.connect(lambda i: (self.data.setText(builtin.itemText(i)), builtin.setCurrentIndex(0))
-                                  if i > 0 else None)
+        builtin.activated.connect(lambda i: (self.data.setText(builtin.itemText(i)), self.data.setCursorPosition(0),
+                                             builtin.setCurrentIndex(0)) if i > 0 else None)
         data_row = QHBoxLayout()
         data_row.addWidget(self.data, 1)
         data_row.addWidget(browse)
@@ -88,23 +91,36 @@ class FinetunePanel(QWidget):
 
         self.plot = pg.PlotWidget(objectName="finetunePlot")
         self.plot.setLabel("left", "held-out accuracy")
+        self.plot.getAxis("left").enableAutoSIPrefix(False)      # accuracy is a share, never "x0.001"
         self.plot.setLabel("bottom", "fine-tuning step")
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.plot.addLegend(offset=(-10, 10))
-        self.plot.setMinimumHeight(180)
+        self.plot.setMinimumHeight(150)
         self.results = QTableWidget(0, 3, objectName="finetuneResults")
         self.results.setHorizontalHeaderLabels(["arm", "accuracy (mean ± std)", "macro-F1 (mean ± std)"])
+        self.results.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
         self.results.horizontalHeader().setStretchLastSection(True)
-        self.results.setMaximumHeight(120)
+        self.results.verticalHeader().setVisible(False)
+        self.results.setMaximumHeight(110)
         self.gain = QLabel("", objectName="finetuneGain")
+        self.gain.setWordWrap(True)
 
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addLayout(buttons)
-        layout.addWidget(self.status)
-        layout.addWidget(self.plot, 1)
-        layout.addWidget(self.results)
-        layout.addWidget(self.gain)
+        # A wide, short dock: the form on the left, the curves and the results beside it.
+        settings = QVBoxLayout()
+        settings.addLayout(form)
+        settings.addLayout(buttons)
+        settings.addWidget(self.status)
+        settings.addStretch(1)
+        left = QWidget()
+        left.setLayout(settings)
+        left.setMaximumWidth(560)
+        outcome = QVBoxLayout()
+        outcome.addWidget(self.plot, 1)
+        outcome.addWidget(self.results)
+        outcome.addWidget(self.gain)
+        layout = QHBoxLayout(self)
+        layout.addWidget(left, 2)
+        layout.addLayout(outcome, 3)
 
     # --- in ------------------------------------------------------------------------------------
 

@@ -50,6 +50,14 @@ STAT_ROWS = (
 )
 
 
+def same_vocabulary(tokenizer, dataset) -> bool:
+    """Whether ``tokenizer`` maps every token to the id ``dataset`` uses (the same size is not enough:
+    training a tokenizer twice on the same text can give a different vocabulary)."""
+    tokens = dataset.vocabulary.tokens
+    return tokenizer.get_vocab_size() == len(tokens) and \
+        all(tokenizer.id_to_token(i) == token for i, token in enumerate(tokens))
+
+
 def by_kind_text(counts: dict[str, tuple[int, int]]) -> str:
     """"[MASK] 41% (123/300) · random 12% (4/33) · kept 80% (24/30)" - kinds with no positions are left out."""
     return " · ".join(f"{html.escape(kind)} {right / total:.0%} ({right}/{total})"
@@ -75,6 +83,7 @@ class MaskingPanel(QWidget):
         self.checkpoint = None        # the loaded model's checkpoint folder, when it came from a run
         self.before = None            # (label, model) whose guesses are shown beside the loaded model's
         self.eval_by_kind: dict | None = None
+        self.example_kinds = ""       # accuracy by kind of the example on display (HTML)
         self.batch_size = 32
         self.stream = None
         self.current = None  # (batch, row) on display
@@ -107,6 +116,7 @@ class MaskingPanel(QWidget):
         self.before_choice = QComboBox(objectName="beforeCombo")
         self.before_choice.setToolTip("Before / after: show this model's top guess beside the loaded one's")
         self.before_choice.setEnabled(False)
+        self.before_choice.setSizeAdjustPolicy(QComboBox.AdjustToContents)
         self.before_choice.addItem("no comparison")
         row = QHBoxLayout()
         row.addWidget(next_button)
@@ -243,16 +253,17 @@ class MaskingPanel(QWidget):
         ``checkpoint`` (the folder it was loaded from, when it belongs to a run) offers the run's other
         checkpoints and its fresh weights as the "before" of a before/after view."""
         self.model, self.tokenizer, self.checkpoint = model, tokenizer, checkpoint
-        usable = model is not None and self.dataset is not None and \
-            tokenizer.get_vocab_size() == self.dataset.vocabulary.size
+        usable = model is not None and self.dataset is not None and same_vocabulary(tokenizer, self.dataset)
         self.show_predictions.setEnabled(usable)
         if usable:
             self.show_predictions.setChecked(True)
         self._offer_before(usable)
         self.eval_by_kind = None
-        self.eval_line.setVisible(usable)
+        self.eval_line.setVisible(model is not None and self.dataset is not None)
+        if model is not None and self.dataset is not None and not usable:
+            self.eval_line.setText("The loaded model's vocabulary is not this dataset's: its guesses are shown for "
+                                   "a dataset prepared with the model's tokenizer (Corpus → Use tokenizer file…).")
         if usable:
-            self.eval_line.setText("Scoring the evaluation set by kind…")
             self._score_eval_set()
         self._schedule_example()
 
@@ -327,8 +338,21 @@ class MaskingPanel(QWidget):
             self.eval_line.setText(f"Evaluation set: {html.escape(result)}")
             return
         self.eval_by_kind = result
-        self.eval_line.setText("<b>Evaluation set</b> (fixed held-out pairs, standard 15% masking), "
-                               "accuracy by kind: " + by_kind_text(result))
+        self._show_kind_line()
+
+    def _show_kind_line(self) -> None:
+        """"Accuracy by kind - this example: ... · evaluation set: ..." (what is known so far)."""
+        if self.model is None or not self.show_predictions.isEnabled():
+            return
+        parts = []
+        if self.example_kinds:
+            parts.append(f"<b>this example</b> {self.example_kinds}")
+        if self.eval_by_kind is not None:
+            parts.append("<b>evaluation set</b> (fixed held-out pairs, standard 15% masking) "
+                         + by_kind_text(self.eval_by_kind))
+        else:
+            parts.append("scoring the evaluation set…")
+        self.eval_line.setText("Top-1 accuracy by kind: " + " &nbsp;·&nbsp; ".join(parts))
 
     # --- drawing ------------------------------------------------------------------------------------
 
@@ -396,11 +420,13 @@ class MaskingPanel(QWidget):
                           f'{probability:.0%} {"✓" if right else "✗"}</span>')
             chips.append(piece)
         body = "<p style='line-height:170%'>" + " ".join(chips) + "</p>"
+        self.example_kinds = ""
         if predictions:
-            body += ("<p style='font-size:small'><b>This example</b>, accuracy by kind: "
-                     + self._example_by_kind(batch, row, predictions)
-                     + (f" &nbsp; (before, {html.escape(self.before[0])}: "
-                        f"{self._example_by_kind(batch, row, before)})" if before else "") + "</p>")
+            self.example_kinds = (self._example_by_kind(batch, row, predictions)
+                                  + (f" (before, {html.escape(self.before[0])}: "
+                                     f"{self._example_by_kind(batch, row, before)})" if before else ""))
+        self._show_kind_line()
+        if predictions:
             heading = "Top guesses" if not before else \
                 f"Top guesses, loaded model and <i>before ({html.escape(self.before[0])})</i>,"
             body += f"<p style='font-size:small'><b>{heading}</b> at each predicted position:<br>"
