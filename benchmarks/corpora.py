@@ -77,7 +77,7 @@ def corpus_path(name: str) -> Path:
 def prepared(name: str, max_seq_length: int = 128):
     """The prepared dataset of a corpus with the default tokenizer settings (cached)."""
     from workbench.config import WorkbenchConfig
-    from workbench.data.store import prepare_dataset
+    from workbench.data.prepare import prepare_dataset
 
     config = WorkbenchConfig()
     config.data.max_seq_length = max_seq_length

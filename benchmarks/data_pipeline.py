@@ -42,7 +42,7 @@ def peak_rss_of_prepare(corpus: Path, tokenizer: Path, out: Path) -> float:
     code = (
         "import sys\n"
         "from workbench.config import WorkbenchConfig\n"
-        "from workbench.data.store import prepare_dataset\n"
+        "from workbench.data.prepare import prepare_dataset\n"
         "c = WorkbenchConfig(); c.tokenizer.path = sys.argv[2]\n"
         "prepare_dataset([sys.argv[1]], sys.argv[3], c)\n"
         # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the (large) parent across exec.
@@ -66,7 +66,7 @@ def main() -> None:
     from workbench.data.batches import BatchStream
     from workbench.data.corpus import read_corpus
     from workbench.data.sample import sample_corpus_path
-    from workbench.data.store import prepare_dataset
+    from workbench.data.prepare import prepare_dataset
 
     work = Path(tempfile.mkdtemp(prefix="wb-bench-"))
     results: dict = {"machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()}}

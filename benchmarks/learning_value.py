@@ -87,7 +87,7 @@ def run_transformers(kind: str, config, eval_every: float) -> dict:
     import transformers
 
     from workbench.data.batches import BatchStream
-    from workbench.data.store import TokenizedDataset
+    from workbench.data.dataset import TokenizedDataset
     from workbench.train.evaluation import build_eval_set
 
     torch.manual_seed(config.train.seed)

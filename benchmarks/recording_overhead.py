@@ -24,7 +24,7 @@ def main() -> None:
 
     from workbench.config import WorkbenchConfig
     from workbench.data.sample import sample_corpus_path
-    from workbench.data.store import prepare_dataset
+    from workbench.data.prepare import prepare_dataset
     from workbench.store.recorder import RunRecorder
     from workbench.store.repository import RunRepository
     from workbench.train.trainer import Trainer
@@ -43,7 +43,7 @@ def main() -> None:
     run = repository.create_run(config.to_dict(), "overhead", str(work / "run"), dataset)
     trainer = Trainer(config, work / "run")
     recorder = RunRecorder(repository, run.id)
-    trainer.subscribe(recorder)
+    trainer.subscribe(lambda event: recorder(event.to_dict()))
     start = time.perf_counter()
     result = trainer.run()
     total = time.perf_counter() - start

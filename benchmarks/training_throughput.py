@@ -54,7 +54,7 @@ def setup(preset: str, dataset_dir: str, impls: list[str]):
 
     from workbench.config import WorkbenchConfig
     from workbench.data.batches import BatchStream
-    from workbench.data.store import TokenizedDataset
+    from workbench.data.dataset import TokenizedDataset
     from workbench.model import BertPretrainingModel, ModelConfig
 
     transformers.logging.set_verbosity_error()
@@ -134,7 +134,7 @@ def main() -> None:
 
     from workbench.config import WorkbenchConfig
     from workbench.data.sample import sample_corpus_path
-    from workbench.data.store import prepare_dataset
+    from workbench.data.prepare import prepare_dataset
     from workbench.model import flops_per_token
 
     dataset_dir = args.dataset

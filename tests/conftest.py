@@ -65,7 +65,7 @@ def small_config():
 
 @pytest.fixture(scope="session")
 def dataset(tmp_path_factory, corpus_file, small_config):
-    from workbench.data.store import prepare_dataset
+    from workbench.data.prepare import prepare_dataset
 
     return prepare_dataset([corpus_file], tmp_path_factory.mktemp("ds") / "stories", small_config).dataset
 
@@ -92,7 +92,7 @@ def write_learnable_corpus(path: Path, documents: int = 400, seed: int = 0) -> P
 @pytest.fixture(scope="session")
 def learnable_dataset(tmp_path_factory):
     from workbench.config import WorkbenchConfig
-    from workbench.data.store import prepare_dataset
+    from workbench.data.prepare import prepare_dataset
 
     folder = tmp_path_factory.mktemp("learnable")
     corpus = write_learnable_corpus(folder / "topics.txt")

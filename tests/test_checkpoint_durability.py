@@ -14,7 +14,7 @@ import torch
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.interop.huggingface import export_checkpoint
 from workbench.services.run_launch import find_resume_target
-from workbench.train import checkpoint as ckpt
+from workbench import checkpoint as ckpt
 from workbench.train.trainer import Trainer
 
 from conftest import tiny_train_config, write_learnable_corpus
@@ -89,7 +89,7 @@ def test_resuming_an_older_checkpoint_starts_a_branch_and_keeps_the_newer_ones(r
 
 
 def test_resume_refuses_another_dataset(run_with_checkpoints, tmp_path, small_config):
-    from workbench.data.store import prepare_dataset
+    from workbench.data.prepare import prepare_dataset
 
     config, run_dir = run_with_checkpoints
     other = prepare_dataset([write_learnable_corpus(tmp_path / "other.txt", seed=7)], tmp_path / "other-ds",

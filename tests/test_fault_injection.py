@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.train import checkpoint as ckpt
+from workbench import checkpoint as ckpt
 
 from conftest import write_text_corpus
 from test_cli import run

@@ -102,7 +102,7 @@ def test_csv_with_an_unterminated_quote_names_the_line(tmp_path, capsys):
 
 
 def test_a_deleted_stats_json_is_a_clear_error(learnable_dataset, tmp_path):
-    from workbench.data.store import TokenizedDataset
+    from workbench.data.dataset import TokenizedDataset
 
     copy = shutil.copytree(learnable_dataset.path, tmp_path / "ds")
     (copy / "stats.json").unlink()
@@ -111,7 +111,7 @@ def test_a_deleted_stats_json_is_a_clear_error(learnable_dataset, tmp_path):
 
 
 def test_prepare_with_a_changed_setting_is_not_up_to_date(corpus_file, small_config, tmp_path):
-    from workbench.data.store import prepare_dataset
+    from workbench.data.prepare import prepare_dataset
 
     assert not prepare_dataset([corpus_file], tmp_path / "ds", small_config).reused
     assert prepare_dataset([corpus_file], tmp_path / "ds", small_config).reused
@@ -167,7 +167,7 @@ DATASET_FILES = ["manifest.json", "tokens.bin", "sentence_offsets.bin", "documen
 @given(st.sampled_from(DATASET_FILES), st.sampled_from(["bytes", "truncate", "int64", "json"]),
        st.integers(0, 10**6), st.binary(min_size=1, max_size=64))
 def test_fuzz_dataset_folders(learnable_dataset, tmp_path_factory, name, how, where, junk):
-    from workbench.data.store import TokenizedDataset
+    from workbench.data.dataset import TokenizedDataset
     from workbench.data.batches import BatchStream
     from workbench.config import WorkbenchConfig
 
@@ -206,7 +206,7 @@ def test_fuzz_dataset_folders(learnable_dataset, tmp_path_factory, name, how, wh
        st.booleans())
 def test_fuzz_checkpoints(trained, tmp_path_factory, name, where, junk, truncate):
     from workbench.services.run_launch import find_resume_target
-    from workbench.train import checkpoint as ckpt
+    from workbench import checkpoint as ckpt
 
     run_dir = Path(shutil.copytree(trained, tmp_path_factory.mktemp("fuzz") / "run"))
     folder = ckpt.list_checkpoints(run_dir)[-1]

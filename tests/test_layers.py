@@ -1,39 +1,36 @@
-"""The core must import and work on a machine without Qt (a GPU node, a cluster)."""
+"""The layering of pyproject.toml's import-linter contracts holds: Qt only in the window, the window never
+imports the CLI's commands, core packages point one way (see [tool.importlinter])."""
 
-from __future__ import annotations
-
-import subprocess
+import shutil
 import sys
-import textwrap
+from pathlib import Path
 
-CORE_WITHOUT_QT = textwrap.dedent("""
-    import importlib.abc, sys
+import pytest
 
-    class NoQt(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path, target=None):
-            if name.split(".")[0] in ("PySide6", "shiboken6", "PyQt5", "PyQt6", "pyqtgraph"):
-                raise ImportError(f"{name} is blocked: the core must not import Qt")
-            return None
+importlinter_cli = pytest.importorskip("importlinter.cli")
 
-    sys.meta_path.insert(0, NoQt())
-    import pkgutil, workbench
-    for module in pkgutil.walk_packages(workbench.__path__, "workbench."):
-        if not module.name.startswith("workbench.gui"):
-            __import__(module.name)
-
-    from workbench.cli import main
-    corpus, out = sys.argv[1], sys.argv[2]
-    assert main(["prepare", corpus, "--out", out, "--vocab-size", "120", "--max-seq-length", "32"]) == 0
-    assert main(["inspect", out, "--samples", "50", "--json"]) == 0
-    print("core ok without Qt")
-""")
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_core_imports_and_runs_without_qt(tmp_path):
-    from conftest import write_text_corpus
+def test_the_import_contracts_are_kept(monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    code = importlinter_cli.lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True)
+    report = capsys.readouterr().out
+    assert code == 0, report
+    assert "Contracts: 4 kept, 0 broken." in report
 
-    corpus = write_text_corpus(tmp_path / "c.txt", documents=30)
-    result = subprocess.run([sys.executable, "-c", CORE_WITHOUT_QT, str(corpus), str(tmp_path / "ds")],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert "core ok without Qt" in result.stdout
+
+def test_a_broken_contract_is_reported(monkeypatch, capsys, tmp_path):
+    """The check can fail: a copy of the package whose data layer imports Qt breaks the first contract."""
+    copy = tmp_path / "workbench"
+    shutil.copytree(ROOT / "workbench", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    with (copy / "data" / "masking.py").open("a", encoding="utf-8") as f:
+        f.write("\nimport PySide6  # noqa\n")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [m for m in sys.modules if m == "workbench" or m.startswith("workbench.")]:
+        monkeypatch.delitem(sys.modules, name)      # grimp finds the package through the import system
+    code = importlinter_cli.lint_imports(config_filename=str(tmp_path / "pyproject.toml"), no_cache=True)
+    report = capsys.readouterr().out
+    assert code != 0 and "workbench.data is not allowed to import PySide6" in report

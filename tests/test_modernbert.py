@@ -109,7 +109,7 @@ def test_modernbert_learns_below_the_context_free_floor(modern_run):
 
 
 def test_accuracy_by_kind_agrees_with_the_eval_metrics_and_rises_with_training(modern_run, learnable_dataset):
-    from workbench.train.checkpoint import checkpoint_config, list_checkpoints
+    from workbench.checkpoint import checkpoint_config, list_checkpoints
     from workbench.train.evaluation import accuracy_by_kind
 
     run_dir, _, events = modern_run

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from workbench.config import DataConfig, NspConfig, WorkbenchConfig
 from workbench.data.batches import BatchStream, assemble
 from workbench.data.pairs import IS_NEXT, NOT_NEXT, _truncate, build_pair_plan, document_split
-from workbench.data.store import prepare_dataset
+from workbench.data.prepare import prepare_dataset
 
 from conftest import make_sentence
 

@@ -112,15 +112,15 @@ def test_recorder_batches_and_flushes_at_checkpoints_and_the_end(tmp_path, datab
     run = repository.create_run({"train": {"max_steps": 100}}, "r", str(tmp_path))
     recorder = RunRecorder(repository, run.id, flush_points=10_000, flush_seconds=3600)
     recorder(RunStarted(run_dir=str(tmp_path), device="cpu", precision="fp32", num_parameters=1, world_size=1,
-                        start_step=0, max_steps=100, config={"train": {"max_steps": 100}}))
+                        start_step=0, max_steps=100, config={"train": {"max_steps": 100}}).to_dict())
     for step in range(1, 31):
-        recorder(step_event(step))
+        recorder(step_event(step).to_dict())
     assert repository.count_metrics(run.id) == 0  # still buffered
-    recorder(CheckpointSaved(step=30, path=str(tmp_path / "ck30"), size_bytes=1))
+    recorder(CheckpointSaved(step=30, path=str(tmp_path / "ck30"), size_bytes=1).to_dict())
     assert repository.count_metrics(run.id) == 30 * 15
     for step in range(31, 41):
-        recorder(step_event(step))
-    recorder(RunFinished(status="completed", reason="done", step=40, elapsed=0.4, last_checkpoint="", final={"mlm_loss": 4.0}))
+        recorder(step_event(step).to_dict())
+    recorder(RunFinished(status="completed", reason="done", step=40, elapsed=0.4, last_checkpoint="", final={"mlm_loss": 4.0}).to_dict())
     run = repository.get(run.id)
     assert run.status == "completed" and run.steps == 40 and repository.count_metrics(run.id) == 40 * 15
     assert run.best_metrics["loss"] == pytest.approx(5.0 - 0.4)

@@ -71,8 +71,8 @@ def test_a_failed_flush_keeps_the_points_and_reports_once(tmp_path, database_url
     warnings = []
     recorder = RunRecorder(repository, run.id, flush_points=15, flush_seconds=3600, warn=warnings.append)
     for n in range(1, 21):
-        recorder(step(n))
-    recorder(RunFinished(status="completed", reason="done", step=20, elapsed=1.0, last_checkpoint=""))
+        recorder(step(n).to_dict())
+    recorder(RunFinished(status="completed", reason="done", step=20, elapsed=1.0, last_checkpoint="").to_dict())
     assert repository.series(run.id, "loss").steps.tolist() == list(range(1, 21))  # nothing lost
     assert len([w for w in warnings if "cannot write" in w]) == 1 and "works again" in warnings[-1]
     assert repository.get(run.id).status == "completed" and repository.get(run.id).reason == "done"
@@ -84,8 +84,8 @@ def test_a_database_that_never_recovers_is_said_in_the_run_reason(tmp_path, data
     recorder = RunRecorder(repository, run.id, flush_points=1, flush_seconds=3600, warn=lambda m: None,
                            retry_waits=(0.0, 0.0))
     for n in (1, 2, 3):
-        recorder(step(n))
-    recorder(RunFinished(status="completed", reason="done", step=3, elapsed=1.0, last_checkpoint=""))
+        recorder(step(n).to_dict())
+    recorder(RunFinished(status="completed", reason="done", step=3, elapsed=1.0, last_checkpoint="").to_dict())
     assert "recording failed: OperationalError" in repository.get(run.id).reason
     assert "45 metric points were not written"  # 3 steps x 15 metrics in repository.get(run.id).reason
 

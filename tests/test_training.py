@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from workbench.errors import ConfigError, DatasetError
-from workbench.train.checkpoint import list_checkpoints
+from workbench.checkpoint import list_checkpoints
 from workbench.train.control import TrainingControl
 from workbench.train.trainer import Trainer
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from conftest import tiny_train_config
 
@@ -150,16 +151,57 @@ def test_checkpoints_keep_the_last_k_and_hold_everything(learnable_dataset, tmp_
     assert state["state"]["step"] == 20
 
 
-def test_gradient_accumulation_matches_the_large_batch(learnable_dataset, tmp_path):
-    """Two micro-batches of 8 give the same first step as one batch of 16 (no dropout)."""
-    results = []
-    for accumulation in (1, 2):
-        config = tiny_train_config(learnable_dataset.path, max_steps=3, gradient_accumulation_steps=accumulation)
-        config.model.hidden_dropout_prob = config.model.attention_probs_dropout_prob = 0.0
-        _, events = run(config, tmp_path / f"acc{accumulation}")
-        results.append(of_type(events, "step")[0])
-    # batch_size 16 either way; masking seeds differ per micro-batch, so compare loosely
-    assert results[0].loss == pytest.approx(results[1].loss, rel=0.1)
+def _first_step_gradients(config, run_dir, monkeypatch, feed=None):
+    """Run one step; return (the micro-batches the trainer fed, every parameter's gradient at the optimizer step).
+
+    ``feed`` replaces the trainer's batch stream with these batches."""
+    from workbench.data.batches import BatchStream
+
+    fed, grads = [], {}
+    iterate = BatchStream.iterate
+
+    def recording(self, epoch=0, index=0):
+        source = iter([(0, 0, feed)] * 4) if feed is not None else iterate(self, epoch, index)
+        for item in source:
+            fed.append(item[2])
+            yield item
+
+    def keep_gradients(optimizer, args, kwargs):
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    grads[len(grads)] = p.grad.detach().clone()
+
+    monkeypatch.setattr(BatchStream, "iterate", recording)
+    handle = register_optimizer_step_pre_hook(keep_gradients)
+    try:
+        run(config, run_dir)
+    finally:
+        handle.remove()
+    return fed, grads
+
+
+def test_gradient_accumulation_equals_one_large_batch(learnable_dataset, tmp_path, monkeypatch):
+    """Two micro-batches of 8 give exactly the gradient of one batch of 16 holding the same examples and masks,
+    although the micro-batches hold different numbers of predicted positions."""
+    import dataclasses
+
+    def config(accumulation):
+        c = tiny_train_config(learnable_dataset.path, max_steps=1, batch_size=16, max_grad_norm=0.0,
+                              gradient_accumulation_steps=accumulation)
+        c.model.hidden_dropout_prob = c.model.attention_probs_dropout_prob = 0.0
+        return c
+
+    micro, accumulated = _first_step_gradients(config(2), tmp_path / "acc2", monkeypatch)
+    first, second = micro[:2]
+    assert len(first) == len(second) == 8
+    assert (first.mlm_labels != -100).sum() != (second.mlm_labels != -100).sum()   # a plain 1/2 would be wrong
+    whole = type(first)(**{f.name: np.concatenate([getattr(first, f.name), getattr(second, f.name)])
+                           for f in dataclasses.fields(first)})
+    _, single = _first_step_gradients(config(1), tmp_path / "acc1", monkeypatch, feed=whole)
+    assert accumulated.keys() == single.keys() and len(single) > 10
+    for key in single:
+        assert torch.allclose(accumulated[key], single[key], rtol=1e-4, atol=1e-7), key
 
 
 @pytest.mark.parametrize("change, error, message", [

@@ -12,7 +12,7 @@ from workbench.commands.common import ProgressPrinter, UsageError, config_from_a
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from workbench.data.store import prepare_dataset
+    from workbench.data.prepare import prepare_dataset
 
     if args.tokenizer and args.vocab_size:
         raise UsageError("prepare: give either --tokenizer or --vocab-size, not both")
@@ -78,7 +78,7 @@ def _print_dataset_summary(dataset, stats: dict) -> None:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from workbench.data.inspection import realised_statistics, render_example, training_examples
-    from workbench.data.store import TokenizedDataset
+    from workbench.data.dataset import TokenizedDataset
 
     config = config_from_args(args)
     path = args.dataset or config.data.dataset

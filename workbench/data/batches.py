@@ -23,7 +23,7 @@ import numpy as np
 from workbench.config import WorkbenchConfig
 from workbench.data.masking import MaskedTokens, mask_batch
 from workbench.data.pairs import PairPlan, build_pair_plan, document_split
-from workbench.data.store import TokenizedDataset
+from workbench.data.dataset import TokenizedDataset
 from workbench.data.tokenizer import Vocabulary
 from workbench.errors import DatasetError
 

@@ -17,7 +17,7 @@ from workbench.config import WorkbenchConfig
 from workbench.data.batches import Batch, BatchStream
 from workbench.data.masking import KEPT, MASKED, NOT_SELECTED, RANDOM
 from workbench.data.pairs import NOT_NEXT
-from workbench.data.store import TokenizedDataset
+from workbench.data.dataset import TokenizedDataset
 from workbench.data.tokenizer import Vocabulary
 
 

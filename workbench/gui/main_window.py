@@ -446,7 +446,7 @@ class MainWindow(QMainWindow):
     def _run_checkpoint_folder(path: str) -> Path | None:
         """The checkpoint folder ``path`` names (a run or one of its checkpoints), None for an export."""
         from workbench.interop.huggingface import is_hf_directory
-        from workbench.train.checkpoint import CheckpointError, find_checkpoint
+        from workbench.checkpoint import CheckpointError, find_checkpoint
 
         if is_hf_directory(Path(path)):
             return None
@@ -456,7 +456,7 @@ class MainWindow(QMainWindow):
             return None
 
     def _checkpoint_of(self, run_id: int) -> str | None:
-        from workbench.train.checkpoint import CheckpointError, find_checkpoint
+        from workbench.checkpoint import CheckpointError, find_checkpoint
 
         self.open_repository()
         run = self.repository.get(run_id)
@@ -508,7 +508,7 @@ class MainWindow(QMainWindow):
         self.training.load_config(config)
         self.masking.load_config(config)
         if dataset and Path(dataset).exists():
-            from workbench.data.store import TokenizedDataset
+            from workbench.data.dataset import TokenizedDataset
 
             self.set_dataset(TokenizedDataset(dataset))
         self.docks["training"].raise_()

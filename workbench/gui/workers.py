@@ -52,7 +52,7 @@ class PrepareWorker(QObject):
     @Slot()
     def run(self) -> None:
         from workbench.data.sample import sample_corpus_path
-        from workbench.data.store import prepare_dataset
+        from workbench.data.prepare import prepare_dataset
 
         try:
             corpus = list(self.corpus)

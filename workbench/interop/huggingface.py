@@ -32,7 +32,7 @@ from workbench.durable_io import (
 from workbench.errors import WorkbenchError
 from workbench.model import build_model
 from workbench.ownership import check_export_folder, write_export_marker
-from workbench.train import checkpoint as ckpt
+from workbench import checkpoint as ckpt
 
 TIED = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
 _CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",

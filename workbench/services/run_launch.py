@@ -21,7 +21,7 @@ from workbench.errors import WorkbenchError
 from workbench.ownership import (
     RUN_LOCK, RunFolderClaim, check_run_name, claim_run_folder, new_run_folder, read_marker, write_run_marker,
 )
-from workbench.train import checkpoint as ckpt
+from workbench import checkpoint as ckpt
 from workbench.train.trainer import RunResult, Trainer, default_run_dir
 
 
@@ -122,7 +122,8 @@ def launch_run(config: WorkbenchConfig, repository=None, out: str | os.PathLike 
             from workbench.store.recorder import RunRecorder
             from workbench.train.events import Notice
 
-            trainer.subscribe(RunRecorder(repository, run_id, warn=lambda message: trainer.bus.emit(Notice(message))))
+            recorder = RunRecorder(repository, run_id, warn=lambda message: trainer.bus.emit(Notice(message)))
+            trainer.subscribe(lambda event: recorder(event.to_dict()))
         if created or read_marker(run_dir) is None:
             write_run_marker(run_dir, run_id, database_id)
     except BaseException:

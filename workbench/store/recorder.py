@@ -1,4 +1,10 @@
-"""RunRecorder: a trainer subscriber that writes a run's events into the run history.
+"""RunRecorder: writes a run's events, as plain dicts, into the run history.
+
+An event is a mapping with a ``type`` (``started``, ``step``, ``eval``,
+``checkpoint``, ``state``, ``finished``, ``failed``) and that event's fields -
+what ``Event.to_dict()`` of ``workbench.train.events`` gives, and what the
+CLI's ``--json`` prints - so the run store does not depend on the trainer;
+``workbench.services.run_launch`` connects the two.
 
 Metric points are buffered and written in one INSERT when the buffer holds
 ``flush_points`` points or ``flush_seconds`` have passed, and at every
@@ -19,8 +25,10 @@ import logging
 import threading
 import time
 
+from collections.abc import Mapping
+from typing import Any
+
 from workbench.store.repository import RunRepository, now
-from workbench.train.events import Event
 
 STEP_METRICS = ("loss", "mlm_loss", "nsp_loss", "mlm_accuracy", "mlm_accuracy_masked", "mlm_accuracy_random",
                 "mlm_accuracy_kept", "nsp_accuracy", "lr", "grad_norm", "tokens_per_second", "padding_fraction",
@@ -68,10 +76,10 @@ class RunRecorder:
     def close(self) -> None:
         self._stop_heartbeat.set()
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: Mapping[str, Any]) -> None:
         begun = time.perf_counter()
         try:
-            handler = getattr(self, f"_on_{event.type}", None)
+            handler = getattr(self, f"_on_{event['type']}", None)
             if handler is not None:
                 handler(event)
         finally:
@@ -80,8 +88,8 @@ class RunRecorder:
     def _points(self, event, names, is_eval: bool) -> None:
         wall = time.monotonic() - self.started
         for name in names:
-            value = float(getattr(event, name))
-            self.buffer.append({"run_id": self.run_id, "step": event.step, "name": name, "value": value,
+            value = float(event[name])
+            self.buffer.append({"run_id": self.run_id, "step": event["step"], "name": name, "value": value,
                                 "wall_time": wall, "is_eval": is_eval})
             if name in BEST_OF:
                 key = f"eval_{name}" if is_eval else name
@@ -119,14 +127,14 @@ class RunRecorder:
                 self._warn(f"run {self.run_id}: cannot update the run database ({self.failure})")
 
     def _on_started(self, event) -> None:
-        self.step = event.start_step
-        self.repository.drop_metrics_after(self.run_id, event.start_step)
-        self.repository.start(self.run_id, event.device, event.max_steps, config=event.config)
+        self.step = event["start_step"]
+        self.repository.drop_metrics_after(self.run_id, event["start_step"])
+        self.repository.start(self.run_id, event["device"], event["max_steps"], config=event["config"])
         with self._lock:
             self.last_flush = time.monotonic()
 
     def _on_step(self, event) -> None:
-        self.step, self.elapsed = event.step, event.elapsed
+        self.step, self.elapsed = event["step"], event["elapsed"]
         self._points(event, STEP_METRICS, False)
         if len(self.buffer) >= self.flush_points or time.monotonic() - self.last_flush >= self.flush_seconds:
             self.flush()
@@ -138,7 +146,7 @@ class RunRecorder:
     def _on_checkpoint(self, event) -> None:
         self.flush()
         try:
-            self.repository.add_checkpoint(self.run_id, event.step, event.path, event.size_bytes)
+            self.repository.add_checkpoint(self.run_id, event["step"], event["path"], event["size_bytes"])
             self.repository.forget_missing_checkpoints(self.run_id)
         except Exception as exc:
             self.failures += 1
@@ -146,7 +154,7 @@ class RunRecorder:
 
     def _on_state(self, event) -> None:
         self.flush()
-        self._write(status="paused" if event.state == "paused" else "running")
+        self._write(status="paused" if event["state"] == "paused" else "running")
 
     def _final_flush(self) -> str:
         """Flush with a few retries at the end; the reason's suffix if points could not be written."""
@@ -157,18 +165,18 @@ class RunRecorder:
         return f" (recording failed: {self.failure}; {len(self.buffer)} metric points were not written)"
 
     def _on_finished(self, event) -> None:
-        self.elapsed = event.elapsed
-        self.step = event.step
+        self.elapsed = event["elapsed"]
+        self.step = event["step"]
         self.close()
         suffix = self._final_flush()
-        self._write(status=event.status, reason=event.reason + suffix, finished_at=now(),
-                    steps=event.step, elapsed_seconds=event.elapsed, final_metrics=event.final,
+        self._write(status=event["status"], reason=event["reason"] + suffix, finished_at=now(),
+                    steps=event["step"], elapsed_seconds=event["elapsed"], final_metrics=event["final"],
                     best_metrics=self.best)
 
     def _on_failed(self, event) -> None:
         self.close()
         suffix = self._final_flush()
-        self._write(status="failed", reason=event.reason + suffix, finished_at=now(), steps=event.step,
+        self._write(status="failed", reason=event["reason"] + suffix, finished_at=now(), steps=event["step"],
                     best_metrics=self.best)
 
 

@@ -29,11 +29,11 @@ import torch
 from workbench.config import TrainConfig, WorkbenchConfig, dumps_toml
 from workbench.data.batches import Batch, BatchStream
 from workbench.data.masking import IGNORE_INDEX, KEPT, MASKED, RANDOM
-from workbench.data.store import TokenizedDataset
+from workbench.data.dataset import TokenizedDataset
 from workbench.durable_io import remove_stale_partials, write_text_atomic
 from workbench.errors import ConfigError, DatasetError
 from workbench.model import build_model
-from workbench.train import checkpoint as ckpt
+from workbench import checkpoint as ckpt
 from workbench.train.control import TrainingControl
 from workbench.train.distributed import Distributed, init_distributed
 from workbench.train.evaluation import build_eval_set
@@ -117,6 +117,27 @@ def to_device(batch: Batch, device: torch.device) -> dict[str, torch.Tensor]:
     arrays = {"input_ids": batch.input_ids, "token_type_ids": batch.token_type_ids,
               "attention_mask": batch.attention_mask, "mlm_labels": batch.mlm_labels, "nsp_labels": batch.nsp_labels}
     return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device, non_blocking=True) for k, v in arrays.items()}
+
+
+def batch_shares(micro_batches: list[Batch]) -> list[tuple[float, float]]:
+    """(MLM share, pair share) of each micro-batch in the step's whole batch.
+
+    The MLM loss is a mean over predicted positions and the pair loss a mean over
+    rows; weighting each micro-batch's means by its share of the step's positions
+    and rows makes the accumulated gradient exactly that of one batch holding all
+    the micro-batches (a plain 1/k would overweight micro-batches with few
+    predicted positions)."""
+    positions = [int((b.mlm_labels != IGNORE_INDEX).sum()) for b in micro_batches]
+    rows = [len(b) for b in micro_batches]
+    return [(p / max(1, sum(positions)), r / max(1, sum(rows))) for p, r in zip(positions, rows)]
+
+
+def share_of_step_loss(out, mlm_share: float, pair_share: float) -> torch.Tensor:
+    """This micro-batch's part of the step's loss (``out.loss`` when the step is one batch)."""
+    if mlm_share == 1.0 and pair_share == 1.0:
+        return out.loss
+    loss = out.mlm_loss * mlm_share if out.mlm_loss is not None else 0.0
+    return loss + out.nsp_loss * pair_share if out.nsp_loss is not None else loss
 
 
 class Trainer:
@@ -333,15 +354,16 @@ class Trainer:
             for group in optimizer.param_groups:
                 group["lr"] = lr
             total_loss = torch.zeros((), device=self.device)
-            for micro in range(t.gradient_accumulation_steps):
-                epoch, index, batch = next(batches)
+            micro_batches = [next(batches) for _ in range(t.gradient_accumulation_steps)]
+            shares = batch_shares([batch for _, _, batch in micro_batches])
+            for micro, (epoch, index, batch) in enumerate(micro_batches):
                 tensors = to_device(batch, self.device)
                 sync = micro == t.gradient_accumulation_steps - 1 or not dist.active
                 context = train_model.no_sync() if not sync else contextlib.nullcontext()
                 with context:
                     with autocast:
                         out = train_model(**tensors)
-                    (out.loss / t.gradient_accumulation_steps).backward()
+                    share_of_step_loss(out, *shares[micro]).backward()
                 total_loss += out.loss.detach()
                 self._accumulate(sums, counts, out, tensors, batch)
                 interval_tokens += int(batch.attention_mask.sum())

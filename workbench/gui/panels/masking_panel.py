@@ -268,7 +268,7 @@ class MaskingPanel(QWidget):
         self._schedule_example()
 
     def _offer_before(self, usable: bool) -> None:
-        from workbench.train.checkpoint import list_checkpoints, step_of
+        from workbench.checkpoint import list_checkpoints, step_of
 
         self.before = None
         self.before_choice.blockSignals(True)
@@ -302,7 +302,7 @@ class MaskingPanel(QWidget):
         import torch
 
         from workbench.model import build_model
-        from workbench.train.checkpoint import checkpoint_config
+        from workbench.checkpoint import checkpoint_config
 
         config = checkpoint_config(self.checkpoint)
         torch.manual_seed(config.train.seed)       # the run's own initial weights (it seeds the same way)
@@ -502,7 +502,7 @@ if __name__ == "__main__":
 
     from PySide6.QtWidgets import QApplication
 
-    from workbench.data.store import TokenizedDataset
+    from workbench.data.dataset import TokenizedDataset
 
     app = QApplication([])
     panel = MaskingPanel()

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from workbench.data.corpus import read_corpus
-from workbench.data.store import Cancelled, TokenizedDataset, prepare_dataset
+from workbench.data.dataset import TokenizedDataset
+from workbench.data.prepare import Cancelled, prepare_dataset
 from workbench.errors import CorpusError, DatasetError
 
 from conftest import write_text_corpus
