@@ -20,6 +20,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
+from workbench.gui.curves import GrowingColumns, SmoothedCache, envelope
+
 METRICS = (  # drawn in this order, three to a row
     ("mlm_loss", "MLM loss", True),
     ("nsp_loss", "NSP loss", True),
@@ -39,116 +41,6 @@ REFERENCE_COLOR = (120, 120, 120)
 REFERENCES = {"mlm_loss": ("floor_mlm_loss", "context-free floor"),
               "mlm_accuracy": ("floor_mlm_accuracy", "context-free floor"),
               "nsp_accuracy": ("chance_nsp_accuracy", "chance")}
-
-
-class GrowingColumns:
-    """Columns of float64 that grow by doubling; ``view(name)`` is the filled part."""
-
-    def __init__(self, names: tuple[str, ...], capacity: int = 1024):
-        self.n = 0
-        self.data = {name: np.empty(capacity) for name in names}
-
-    def append(self, values: dict[str, float]) -> None:
-        if self.n == len(next(iter(self.data.values()))):
-            for name, column in self.data.items():
-                grown = np.empty(2 * len(column))
-                grown[: self.n] = column[: self.n]
-                self.data[name] = grown
-        for name, column in self.data.items():
-            column[self.n] = values.get(name, math.nan)
-        self.n += 1
-
-    def extend(self, columns: dict[str, np.ndarray]) -> None:
-        count = len(next(iter(columns.values())))
-        needed = self.n + count
-        for name, column in self.data.items():
-            if needed > len(column):
-                grown = np.empty(max(needed, 2 * len(column)))
-                grown[: self.n] = column[: self.n]
-                column = self.data[name] = grown
-            column[self.n:needed] = columns.get(name, np.full(count, math.nan))
-        self.n = needed
-
-    def view(self, name: str) -> np.ndarray:
-        return self.data[name][: self.n]
-
-    def clear(self) -> None:
-        self.n = 0
-
-
-def ema_biased(values: np.ndarray, weight: float, previous: float = 0.0) -> np.ndarray:
-    """y_k = w y_(k-1) + (1 - w) x_k from y_0 = ``previous``, vectorised by blocks.
-
-    Inside a block, y_k = w^k (y_0 + (1 - w) sum_(j<=k) w^-j x_j); blocks are short
-    enough that w^-k stays finite.
-    """
-    out = np.empty(len(values))
-    block = max(1, min(4096, int(200 / -math.log(weight))))
-    for start in range(0, len(values), block):
-        x = values[start:start + block]
-        k = np.arange(1, len(x) + 1)
-        out[start:start + len(x)] = weight ** k * (previous + (1 - weight) * np.cumsum(x * weight ** -k))
-        previous = out[start + len(x) - 1]
-    return out
-
-
-def ema(values: np.ndarray, weight: float) -> np.ndarray:
-    """Exponential moving average, debiased as TensorBoard's smoothing."""
-    if weight <= 0 or len(values) == 0:
-        return values
-    return ema_biased(values, weight) / (1 - weight ** np.arange(1, len(values) + 1))
-
-
-def envelope(x: np.ndarray, y: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """At most 2 * ``bins`` points that keep every peak: the min and max of each bin, in order."""
-    n = len(x)
-    if n <= 2 * bins:
-        return x, y
-    per = n // bins
-    cut = per * bins
-    ys = y[:cut].reshape(bins, per)
-    xs = x[:cut].reshape(bins, per)
-    if np.isnan(ys).any():  # a missing metric (NaN) must not win the min or the max
-        low = np.where(np.isnan(ys), np.inf, ys).argmin(axis=1)
-        high = np.where(np.isnan(ys), -np.inf, ys).argmax(axis=1)
-    else:
-        low, high = ys.argmin(axis=1), ys.argmax(axis=1)
-    first = np.minimum(low, high)
-    second = np.maximum(low, high)
-    rows = np.arange(bins)
-    out_x = np.column_stack([xs[rows, first], xs[rows, second]]).ravel()
-    out_y = np.column_stack([ys[rows, first], ys[rows, second]]).ravel()
-    return np.concatenate([out_x, x[cut:]]), np.concatenate([out_y, y[cut:]])
-
-
-class SmoothedCache:
-    """Smoothed copies of the curves, extended as points arrive (a full pass only when the weight changes)."""
-
-    def __init__(self) -> None:
-        self.weight = -1.0
-        self.biased: dict[str, GrowingColumns] = {}
-        self.state: dict[str, float] = {}
-        self.debias = np.ones(0)   # 1 / (1 - w^k), shared by every curve
-
-    def get(self, name: str, values: np.ndarray, weight: float) -> np.ndarray:
-        if weight <= 0:
-            return values
-        if weight != self.weight:
-            self.weight, self.biased, self.state, self.debias = weight, {}, {}, np.ones(0)
-        column = self.biased.setdefault(name, GrowingColumns(("y",)))
-        if column.n > len(values):
-            column.clear()
-            self.state[name] = 0.0
-        if column.n < len(values):
-            new = ema_biased(values[column.n:], weight, self.state.get(name, 0.0))
-            column.extend({"y": new})
-            self.state[name] = float(new[-1])
-        n = len(values)
-        if len(self.debias) < n:
-            size = max(n, 2 * len(self.debias))
-            with np.errstate(over="ignore"):
-                self.debias = 1.0 / (1.0 - weight ** np.arange(1, size + 1, dtype=float))
-        return column.view("y")[:n] * self.debias[:n]
 
 
 class PlotsPanel(QWidget):

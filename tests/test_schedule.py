@@ -1,0 +1,52 @@
+"""The learning-rate schedule: warm-up by steps, decay over the budget's progress, and resume anchors."""
+
+import pytest
+
+from workbench.config import TrainConfig
+from workbench.train.schedule import learning_rate, run_progress
+
+
+def config(**values) -> TrainConfig:
+    base = dict(learning_rate=1e-3, warmup_steps=10, max_steps=110, max_minutes=0.0, schedule="linear")
+    base.update(values)
+    return TrainConfig(**base)
+
+
+def test_warm_up_rises_linearly_to_the_peak():
+    c = config()
+    assert [learning_rate(c, s, 0.0, 10 / 110) for s in (0, 4, 9)] == pytest.approx([1e-4, 5e-4, 1e-3])
+
+
+@pytest.mark.parametrize("schedule, half, end", [("linear", 5e-4, 0.0), ("cosine", 5e-4, 0.0),
+                                                  ("constant", 1e-3, 1e-3)])
+def test_decay_runs_from_the_end_of_warm_up_to_the_end_of_the_budget(schedule, half, end):
+    c = config(schedule=schedule)
+    start = 10 / 110
+    assert learning_rate(c, 10, start, start) == pytest.approx(1e-3)
+    assert learning_rate(c, 60, (start + 1) / 2, start) == pytest.approx(half)
+    assert learning_rate(c, 110, 1.0, start) == pytest.approx(end, abs=1e-12)
+
+
+def test_cosine_stays_above_linear_in_the_first_half():
+    c_cos, c_lin = config(schedule="cosine"), config()
+    assert learning_rate(c_cos, 30, 0.3, 0.0) > learning_rate(c_lin, 30, 0.3, 0.0)
+
+
+def test_progress_is_steps_or_time_whichever_is_further():
+    assert run_progress(config(), 55, 0.0) == pytest.approx(0.5)
+    timed = config(max_steps=0, max_minutes=2.0)
+    assert run_progress(timed, 10**6, 30.0) == pytest.approx(0.25)          # no step limit: time alone
+    both = config(max_steps=100, max_minutes=1.0)
+    assert run_progress(both, 10, 45.0) == pytest.approx(0.75)
+    assert run_progress(both, 90, 6.0) == pytest.approx(0.9)
+    assert run_progress(both, 500, 600.0) == 1.0                              # never past the end
+
+
+def test_a_budget_raised_on_resume_continues_the_decay_without_a_jump():
+    c = config(warmup_steps=0)
+    # The old budget had decayed 60% when it was raised; the new budget's progress was then 0.3.
+    before = learning_rate(c, 50, 0.6, 0.0)
+    after = learning_rate(c, 50, 0.3, 0.0, anchor_progress=0.3, anchor_fraction=0.6)
+    assert after == pytest.approx(before)
+    assert learning_rate(c, 80, 0.65, 0.0, anchor_progress=0.3, anchor_fraction=0.6) == pytest.approx(2e-4)
+    assert learning_rate(c, 99, 1.0, 0.0, anchor_progress=0.3, anchor_fraction=0.6) == pytest.approx(0.0)
