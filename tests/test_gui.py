@@ -79,12 +79,12 @@ def test_form_validates_as_you_type(make_window, corpus, qtbot):
     assert rate.text() == "auto (chosen for the model)" and window.training.config().train.learning_rate == 0.0
     assert window.training.config().model.architecture == "modernbert"
     window.training.widgets[("train", "batch_size")].setValue(10)
-    window.training.base.train.gradient_accumulation_steps = 3
+    window.run_settings.set("train", "gradient_accumulation_steps", 3)
     window.training.validate()
     assert "train.batch_size (10) must be divisible by train.gradient_accumulation_steps (3)" in \
         window.training.message.text()
     assert not window.training.start_button.isEnabled()
-    window.training.base.train.gradient_accumulation_steps = 1
+    window.run_settings.set("train", "gradient_accumulation_steps", 1)
     window.training.validate()
     assert window.training.start_button.isEnabled()
     preset = window.training.widgets[("model", "preset")]
@@ -100,31 +100,84 @@ def test_form_validates_as_you_type(make_window, corpus, qtbot):
     assert window.training.config().model.hidden_size == 100
     preset.setCurrentText("tiny")
     command = window.training.torchrun_command()
-    assert command.startswith("torchrun --nproc-per-node 8 -m workbench train") and "--set train.batch_size=10" in command
+    assert command.startswith("torchrun --nproc-per-node 1 -m workbench train") and "--set train.batch_size=10" in command
 
 
-def test_masking_preview_shows_what_training_uses(make_window, corpus, qtbot):
+def fed_by_the_trainer(config, run_dir, monkeypatch, steps=1) -> list:
+    """The micro-batches ``Trainer`` feeds its model in its first ``steps`` steps, captured from its stream."""
     from workbench.data.batches import BatchStream
+    from workbench.train.trainer import Trainer
 
+    fed, iterate = [], BatchStream.iterate
+
+    def recording(self, epoch=0, index=0):
+        for item in iterate(self, epoch, index):
+            fed.append(item[2])
+            yield item
+
+    config.train.max_steps, config.train.max_minutes, config.train.eval_every_seconds = steps, 0.0, 0.0
+    with monkeypatch.context() as patch:
+        patch.setattr(BatchStream, "iterate", recording)
+        Trainer(config, run_dir).run()
+    return fed[: steps * config.train.gradient_accumulation_steps]
+
+
+def shown_batch(panel, example: int):
+    panel.example.setValue(example)
+    panel.redraw()
+    return panel.current
+
+
+def same_batch(a, b) -> bool:
+    return all(np.array_equal(getattr(a, name), getattr(b, name))
+               for name in ("input_ids", "token_type_ids", "attention_mask", "mlm_labels", "kinds", "nsp_labels"))
+
+
+def test_masking_preview_shows_what_training_feeds_the_model(make_window, corpus, qtbot, monkeypatch, tmp_path):
     window = make_window()
     prepare(qtbot, window, corpus)
     panel = window.masking
+    # Settings edited in both panels land in the one config the preview and Start read.
     panel.strategy.setCurrentText("whole_word")
     panel.probability.setValue(0.3)
     panel.max_length.setValue(32)
-    panel.seed.setValue(7)
-    panel.example.setValue(11)
-    panel.redraw()
-    batch, row = panel.current
-    config = panel.apply_to(window.training.config())
-    expected = BatchStream(window.dataset, config, panel.batch_size, 7).batch(0, 11 // panel.batch_size)
-    assert row == 11 % panel.batch_size
-    assert np.array_equal(batch.kinds, expected.kinds) and np.array_equal(batch.input_ids, expected.input_ids)
+    window.training.widgets[("train", "seed")].setValue(7)
+    window.training.widgets[("train", "batch_size")].setValue(16)
+    window.run_settings.set("train", "gradient_accumulation_steps", 2)       # micro-batches of 8
+    assert window.current_config().masking.probability == 0.3 and window.current_config().train.seed == 7
+    fed = fed_by_the_trainer(window.current_config(), tmp_path / "a", monkeypatch)
+    assert len(fed) == 2 and len(fed[0]) == 8
+    batch, row = shown_batch(panel, 11)                                      # micro-batch 1, row 3
+    assert row == 3 and same_batch(batch, fed[1])
+    assert "micro-batch 1, row 3" in panel.header.text()
     html = panel.view.toHtml()
     assert "[MASK] (" in html and ("IsNext" in panel.header.text() or "NotNext" in panel.header.text())
     stats = panel.measure()
     assert stats["samples"] == 2000 and stats["special_selected"] == 0
     assert "(0.300)" in panel.stats_labels["selected_fraction"].text()
+
+    # "New run from config" (or restored settings): every panel redraws from the replaced config.
+    other = window.current_config()
+    other.train.seed, other.train.batch_size, other.train.gradient_accumulation_steps = 3, 12, 3
+    other.masking.probability, other.masking.strategy, other.nsp.objective = 0.2, "token", "sop"
+    window.apply_config(other)
+    assert panel.probability.value() == 0.2 and panel.objective.currentText() == "sop"
+    assert window.training.widgets[("train", "seed")].value() == 3
+    fed = fed_by_the_trainer(window.current_config(), tmp_path / "b", monkeypatch)
+    assert [len(b) for b in fed] == [4, 4, 4]
+    assert same_batch(shown_batch(panel, 9)[0], fed[2])
+
+    # Two processes: the preview is rank 0's micro-batch, as the trainer of rank 0 builds it.
+    window.training.processes.setValue(2)
+    window.run_settings.set("train", "gradient_accumulation_steps", 1)
+    from workbench.train.trainer import Trainer
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    rank0 = Trainer(window.current_config(), tmp_path / "c").stream
+    assert rank0.batch_size == 6 and rank0.world_size == 2
+    assert same_batch(shown_batch(panel, 13)[0], rank0.batch(0, 2))
+    assert window.training.torchrun_command().startswith("torchrun --nproc-per-node 2 -m workbench train")
 
 
 def test_bad_corpus_gives_a_message_and_the_panel_stays_usable(make_window, tmp_path, qtbot):

@@ -553,6 +553,18 @@ def describe_settings() -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def choices_of(key: str) -> tuple[str, ...]:
+    """The allowed values of a setting (``"train.schedule"`` -> ``("linear", "cosine", "constant")``), from its
+    field's metadata: the window's lists and the CLI's ``choices=`` come from here."""
+    section_name, _, name = key.partition(".")
+    for f in dataclasses.fields(WorkbenchConfig):
+        if f.name == section_name:
+            for inner in dataclasses.fields(f.default_factory):
+                if inner.name == name:
+                    return tuple(inner.metadata.get("choices", ()))
+    raise KeyError(key)
+
+
 def settings_table() -> str:
     """The README's configuration reference, generated from the help texts (a test keeps them equal)."""
     lines = ["| key | default | meaning |", "|---|---|---|"]

@@ -25,7 +25,7 @@ from workbench.data.masking import MaskedTokens, mask_batch
 from workbench.data.pairs import PairPlan, build_pair_plan, document_split
 from workbench.data.dataset import TokenizedDataset
 from workbench.data.tokenizer import Vocabulary
-from workbench.errors import DatasetError
+from workbench.errors import ConfigError, DatasetError
 
 PAD_MULTIPLE = 8
 
@@ -134,3 +134,25 @@ class BatchStream:
             for index in range(start, count):
                 yield epoch, index, self.batch(epoch, index)
             epoch, start = epoch + 1, 0
+
+
+def micro_batch_size(config: WorkbenchConfig, world_size: int = 1) -> int:
+    """Pairs per forward pass: ``train.batch_size`` split over accumulation steps and processes."""
+    t = config.train
+    micro, remainder = divmod(t.batch_size, t.gradient_accumulation_steps * world_size)
+    if remainder or micro == 0:
+        raise ConfigError(f"train.batch_size ({t.batch_size}) must be divisible by "
+                          f"train.gradient_accumulation_steps x processes ({t.gradient_accumulation_steps} x "
+                          f"{world_size})")
+    return micro
+
+
+def training_stream(dataset: TokenizedDataset, config: WorkbenchConfig, rank: int = 0,
+                    world_size: int = 1) -> BatchStream:
+    """The stream a training process of rank ``rank`` (of ``world_size``) feeds its model from.
+
+    ``Trainer`` and the window's masking preview both call this: the preview's
+    example ``k`` is micro-batch ``k // micro_batch_size``, row ``k % micro_batch_size``,
+    of rank 0 in the first epoch - the very pairs and masks training uses."""
+    return BatchStream(dataset, config, micro_batch_size(config, world_size), config.train.seed, "train", rank,
+                       world_size)

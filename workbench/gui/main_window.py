@@ -25,6 +25,7 @@ from workbench.gui.panels.plots_panel import PlotsPanel
 from workbench.gui.panels.probe_panel import ProbePanel
 from workbench.gui.panels.runs_panel import RunsPanel
 from workbench.gui.panels.training_panel import TrainingPanel
+from workbench.gui.run_settings import RunSettings
 from workbench.gui.workers import FinetuneWorker, PrepareWorker, TrainingWorker, start_in_thread
 
 SETTINGS_VERSION = 2  # 2: the Fine-tune panel (an older saved layout would hide it)
@@ -68,8 +69,9 @@ class MainWindow(QMainWindow):
         # application and crashes the interpreter at exit.
         pg.setConfigOptions(background=palette.base().color().name(), foreground=palette.text().color().name())
         self.corpus = CorpusPanel(datasets_root=self.data_dir / "datasets")
-        self.masking = MaskingPanel()
-        self.training = TrainingPanel()
+        self.run_settings = RunSettings(parent=self)     # the window's one WorkbenchConfig, shared by the panels
+        self.masking = MaskingPanel(self.run_settings)
+        self.training = TrainingPanel(self.run_settings)
         self.plots = PlotsPanel()
         self.runs = RunsPanel()
         self.probe = ProbePanel()
@@ -211,13 +213,8 @@ class MainWindow(QMainWindow):
         self.runs.export_requested.connect(self.export_run)
         self.runs.curves_requested.connect(self.show_run_curves)
         self.runs.model_requested.connect(self.use_run_model)
-        self.training.widgets[("train", "batch_size")].valueChanged.connect(self._sync_batch_size)
         self.finetune.start_requested.connect(self.start_finetune)
         self.finetune.stop_requested.connect(self.stop_finetune)
-
-    def _sync_batch_size(self, value: int) -> None:
-        self.masking.batch_size = max(1, value)
-        self.masking._changed()
 
     # --- settings ----------------------------------------------------------------------------------------
 
@@ -240,8 +237,7 @@ class MainWindow(QMainWindow):
 
                 config = WorkbenchConfig.from_dict(tomllib.loads(text))
                 config.data.dataset = ""
-                self.training.load_config(config)
-                self.masking.load_config(config)
+                self.apply_config(config)
             except Exception:  # a stale or hand-edited setting: keep the defaults
                 pass
         return isinstance(state, QByteArray)
@@ -307,9 +303,15 @@ class MainWindow(QMainWindow):
     # --- training ---------------------------------------------------------------------------------------------
 
     def current_config(self) -> WorkbenchConfig:
-        config = self.masking.apply_to(self.training.config())
+        config = self.run_settings.validated()
         config.train.output_dir = str(self.data_dir / "runs")
         return config
+
+    def apply_config(self, config: WorkbenchConfig) -> None:
+        """Every setting from ``config`` (the dataset stays the window's when ``config`` names none)."""
+        if not config.data.dataset and self.dataset is not None:
+            config.data.dataset = str(self.dataset.path)
+        self.run_settings.replace(config)
 
     def start_training(self, _form_config=None, resume: str | None = None,
                        config: WorkbenchConfig | None = None) -> None:
@@ -505,8 +507,7 @@ class MainWindow(QMainWindow):
         config.train.name = ""
         dataset = config.data.dataset
         config.data.dataset = ""
-        self.training.load_config(config)
-        self.masking.load_config(config)
+        self.apply_config(config)
         if dataset and Path(dataset).exists():
             from workbench.data.dataset import TokenizedDataset
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from workbench.config import TrainConfig, WorkbenchConfig, dumps_toml
-from workbench.data.batches import Batch, BatchStream
+from workbench.data.batches import Batch, micro_batch_size, training_stream
 from workbench.data.masking import IGNORE_INDEX, KEPT, MASKED, RANDOM
 from workbench.data.dataset import TokenizedDataset
 from workbench.durable_io import remove_stale_partials, write_text_atomic
@@ -197,11 +197,8 @@ class Trainer:
                     "resume with the dataset the run trained on, or start a new run")
         t = config.train
         world_size, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
-        self.micro_batch, remainder = divmod(t.batch_size, t.gradient_accumulation_steps * world_size)
-        if remainder or self.micro_batch == 0:
-            raise ConfigError(f"train.batch_size ({t.batch_size}) must be divisible by "
-                              f"train.gradient_accumulation_steps x processes ({t.gradient_accumulation_steps} x {world_size})")
-        self.stream = BatchStream(self.dataset, config, self.micro_batch, t.seed, "train", rank, world_size)
+        self.micro_batch = micro_batch_size(config, world_size)
+        self.stream = training_stream(self.dataset, config, rank, world_size)
         if self.stream.batches_per_epoch(0) == 0:
             raise DatasetError(f"{self.dataset.path}: too small for one batch of {t.batch_size} pairs "
                                f"({len(self.stream.plan(0))} pairs per epoch); use a smaller train.batch_size "

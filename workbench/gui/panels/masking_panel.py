@@ -1,7 +1,10 @@
 """Masking preview: a real training example drawn token by token, and the rates masking really produces.
 
-The example is ``BatchStream(...).batch(epoch, k)`` row ``r`` - the very pair
-and the very mask training uses for that seed and batch size - drawn as
+The panel edits the window's one ``RunSettings`` (masking, pair task and
+length; the seed, batch size and accumulation come from the Training form).
+Example ``k`` is row ``k % m`` of micro-batch ``k // m`` (m = pairs per forward
+pass) of ``training_stream(...)`` for rank 0 of the chosen number of processes -
+the very pair and the very mask the trainer feeds its model - drawn as
 coloured chips: [MASK] (with the original), random replacement (new <- original),
 kept-but-predicted, and unselected tokens of segment A and B, with the
 IsNext/NotNext label. Every option re-draws at once; the rates are measured
@@ -15,7 +18,6 @@ the fresh weights) beside the loaded one's.
 
 from __future__ import annotations
 
-import copy
 import html
 import threading
 
@@ -25,10 +27,11 @@ from PySide6.QtWidgets import (
     QSpinBox, QTextBrowser, QVBoxLayout, QWidget,
 )
 
-from workbench.config import WorkbenchConfig
+from workbench.config import WorkbenchConfig, choices_of
 from workbench.data.inspection import example_tokens
 from workbench.data.masking import KEPT, MASKED, NOT_SELECTED, RANDOM
 from workbench.errors import WorkbenchError
+from workbench.gui.run_settings import RunSettings
 
 COLORS = {  # background, text
     MASKED: ("#d62728", "#ffffff"),
@@ -74,9 +77,10 @@ class MaskingPanel(QWidget):
     options_changed = Signal()
     eval_scored = Signal(object, object)   # (model it was scored for, {kind: (right, total)} or an error text)
 
-    def __init__(self, parent=None):
+    def __init__(self, settings: RunSettings | None = None, parent=None):
         super().__init__(parent)
         self.setObjectName("maskingPanel")
+        self.settings = settings or RunSettings(parent=self)
         self.dataset = None
         self.model = None
         self.tokenizer = None
@@ -84,27 +88,27 @@ class MaskingPanel(QWidget):
         self.before = None            # (label, model) whose guesses are shown beside the loaded model's
         self.eval_by_kind: dict | None = None
         self.example_kinds = ""       # accuracy by kind of the example on display (HTML)
-        self.batch_size = 32
         self.stream = None
+        self.micro_batch_index = 0
         self.current = None  # (batch, row) on display
 
-        self.probability = self._spin(0.15, 0.01, 0.99, 2, "masking.probability")
-        self.mask_fraction = self._spin(0.8, 0.0, 1.0, 2, "masking.mask_fraction")
-        self.random_fraction = self._spin(0.1, 0.0, 1.0, 2, "masking.random_fraction")
-        self.selection = self._combo(("exact", "bernoulli"), "masking.selection")
-        self.strategy = self._combo(("token", "whole_word", "span"), "masking.strategy")
-        self.max_predictions = self._int(20, 1, 512, "masking.max_predictions_per_seq")
-        self.objective = self._combo(("nsp", "sop"), "nsp.objective")
-        self.max_length = self._int(128, 8, 512, "data.max_seq_length")
-        self.seed = self._int(0, 0, 2_147_483_647, "train.seed")
-        self.example = self._int(0, 0, 10_000_000, None)
+        self.bound: dict[str, QWidget] = {}
+        self.probability = self._spin(0.01, 0.99, 2, "masking.probability")
+        self.mask_fraction = self._spin(0.0, 1.0, 2, "masking.mask_fraction")
+        self.random_fraction = self._spin(0.0, 1.0, 2, "masking.random_fraction")
+        self.selection = self._combo("masking.selection")
+        self.strategy = self._combo("masking.strategy")
+        self.max_predictions = self._int(1, 512, "masking.max_predictions_per_seq")
+        self.objective = self._combo("nsp.objective")
+        self.max_length = self._int(8, 512, "data.max_seq_length")
+        self.example = self._int(0, 10_000_000, None)
         self.example.setToolTip("Index of the training example: batch = index // batch size")
         options = QGridLayout()
         cells = (("Probability", self.probability), ("[MASK] share", self.mask_fraction),
                  ("Random share", self.random_fraction), ("Selection", self.selection),
                  ("Units", self.strategy), ("Max predictions", self.max_predictions),
                  ("Pair task", self.objective), ("Max length", self.max_length),
-                 ("Seed", self.seed), ("Example", self.example))
+                 ("Example", self.example))
         for i, (label, widget) in enumerate(cells):
             options.addWidget(QLabel(label), i // 5 * 2, i % 5)
             options.addWidget(widget, i // 5 * 2 + 1, i % 5)
@@ -163,6 +167,8 @@ class MaskingPanel(QWidget):
         self.show_predictions.toggled.connect(self._schedule_example)
         self.before_choice.currentIndexChanged.connect(self._choose_before)
         self.eval_scored.connect(self._show_eval)
+        self.settings.changed.connect(self._settings_changed)
+        self.refresh()
 
     # --- widgets ----------------------------------------------------------------------------------
 
@@ -172,37 +178,56 @@ class MaskingPanel(QWidget):
         self.stats_timer.start()
         self.options_changed.emit()
 
+    # Settings that change the stream of training pairs (the preview redraws when one of them changes).
+    STREAM_KEYS = ("masking.", "nsp.", "data.max_seq_length", "train.seed", "train.batch_size",
+                   "train.gradient_accumulation_steps", "processes")
+
+    def _settings_changed(self, key: str) -> None:
+        if key == "" or any(key.startswith(prefix) for prefix in self.STREAM_KEYS):
+            self.refresh()
+            self._changed()
+
+    def refresh(self) -> None:
+        """Show the settings in the fields (signals blocked, so nothing echoes back)."""
+        for key, widget in self.bound.items():
+            value = self.settings.get(*key.split("."))
+            widget.blockSignals(True)
+            if isinstance(widget, QComboBox):
+                widget.setCurrentIndex(max(0, widget.findText(str(value))))
+            else:
+                widget.setValue(value)
+            widget.blockSignals(False)
+
     def _schedule_example(self, *_) -> None:
         self.redraw_timer.start()
 
-    def _spin(self, value, low, high, decimals, key) -> QDoubleSpinBox:
+    def _bind(self, widget: QWidget, key: str, signal) -> QWidget:
+        widget.setObjectName(key.replace(".", "_"))
+        self.bound[key] = widget
+        section, name = key.split(".")
+        signal.connect(lambda value: self.settings.set(section, name, value))
+        return widget
+
+    def _spin(self, low, high, decimals, key) -> QDoubleSpinBox:
         widget = QDoubleSpinBox()
         widget.setRange(low, high)
         widget.setDecimals(decimals)
         widget.setSingleStep(0.01)
-        widget.setValue(value)
-        widget.setObjectName(key.replace(".", "_"))
-        widget.valueChanged.connect(self._changed)
-        return widget
+        return self._bind(widget, key, widget.valueChanged)
 
-    def _int(self, value, low, high, key) -> QSpinBox:
+    def _int(self, low, high, key) -> QSpinBox:
         widget = QSpinBox()
         widget.setRange(low, high)
-        widget.setValue(value)
         if key:
-            widget.setObjectName(key.replace(".", "_"))
-            widget.valueChanged.connect(self._changed)
-        else:
-            widget.setObjectName("exampleIndex")
-            widget.valueChanged.connect(self._schedule_example)
+            return self._bind(widget, key, widget.valueChanged)
+        widget.setObjectName("exampleIndex")
+        widget.valueChanged.connect(self._schedule_example)
         return widget
 
-    def _combo(self, items, key) -> QComboBox:
+    def _combo(self, key) -> QComboBox:
         widget = QComboBox()
-        widget.addItems(list(items))
-        widget.setObjectName(key.replace(".", "_"))
-        widget.currentIndexChanged.connect(self._changed)
-        return widget
+        widget.addItems(list(choices_of(key)))
+        return self._bind(widget, key, widget.currentTextChanged)
 
     def _legend(self) -> QLabel:
         legend = QLabel(" ".join([
@@ -213,35 +238,9 @@ class MaskingPanel(QWidget):
 
     # --- config <-> widgets ------------------------------------------------------------------------
 
-    def apply_to(self, config: WorkbenchConfig) -> WorkbenchConfig:
-        """``config`` with this panel's masking, pairing, length and seed settings."""
-        config = copy.deepcopy(config)
-        m = config.masking
-        m.probability, m.mask_fraction = self.probability.value(), self.mask_fraction.value()
-        m.random_fraction = self.random_fraction.value()
-        m.selection, m.strategy = self.selection.currentText(), self.strategy.currentText()
-        m.max_predictions_per_seq = self.max_predictions.value()
-        m.min_predictions_per_seq = min(m.min_predictions_per_seq, m.max_predictions_per_seq)
-        config.nsp.objective = self.objective.currentText()
-        config.data.max_seq_length = self.max_length.value()
-        config.train.seed = self.seed.value()
-        return config
-
     def load_config(self, config: WorkbenchConfig) -> None:
-        widgets = ((self.probability, config.masking.probability), (self.mask_fraction, config.masking.mask_fraction),
-                   (self.random_fraction, config.masking.random_fraction),
-                   (self.max_predictions, config.masking.max_predictions_per_seq),
-                   (self.max_length, config.data.max_seq_length), (self.seed, config.train.seed))
-        for widget, value in widgets:
-            widget.blockSignals(True)
-            widget.setValue(value)
-            widget.blockSignals(False)
-        for widget, value in ((self.selection, config.masking.selection), (self.strategy, config.masking.strategy),
-                              (self.objective, config.nsp.objective)):
-            widget.blockSignals(True)
-            widget.setCurrentIndex(max(0, widget.findText(value)))
-            widget.blockSignals(False)
-        self._changed()
+        """Take every setting from ``config`` (the window's one config is replaced; every panel redraws)."""
+        self.settings.replace(config)
 
     def set_dataset(self, dataset) -> None:
         self.dataset = dataset
@@ -357,16 +356,24 @@ class MaskingPanel(QWidget):
     # --- drawing ------------------------------------------------------------------------------------
 
     def config(self) -> WorkbenchConfig:
-        config = self.apply_to(WorkbenchConfig())
-        config.masking.validate()
-        return config
+        """The window's config, validated (raises ConfigError with the CLI's message)."""
+        return self.settings.validated()
+
+    @property
+    def micro_batch(self) -> int:
+        """Pairs per forward pass of one training process (1 while the settings are invalid)."""
+        from workbench.data.batches import micro_batch_size
+
+        try:
+            return micro_batch_size(self.settings.config, self.settings.processes)
+        except WorkbenchError:
+            return 1
 
     def _stream(self):
-        from workbench.data.batches import BatchStream
+        from workbench.data.batches import training_stream
 
         if self.stream is None:
-            config = self.config()
-            self.stream = BatchStream(self.dataset, config, self.batch_size, config.train.seed)
+            self.stream = training_stream(self.dataset, self.config(), 0, self.settings.processes)
         return self.stream
 
     def redraw(self) -> None:
@@ -374,13 +381,14 @@ class MaskingPanel(QWidget):
             return
         try:
             stream = self._stream()
-            plan_size = len(stream.plan(0))
-            if plan_size == 0:
+            examples = stream.batches_per_epoch(0) * stream.batch_size     # rank 0's share of the epoch
+            if examples == 0:
                 self.header.setText("This dataset yields no training pairs at this length.")
                 return
-            index = self.example.value() % plan_size
-            batch = stream.batch(0, index // self.batch_size)
-            row = index % self.batch_size
+            index = self.example.value() % examples
+            batch = stream.batch(0, index // stream.batch_size)
+            row = index % stream.batch_size
+            self.micro_batch_index = index // stream.batch_size
         except WorkbenchError as exc:
             self.header.setText(str(exc))
             self.view.clear()
@@ -397,7 +405,8 @@ class MaskingPanel(QWidget):
         self.header.setText(
             f"<b>{label}</b> · segment A {int(batch.a_lengths[row])} tokens, B {int(batch.b_lengths[row])} tokens"
             f"{' (truncated)' if batch.truncated[row] else ''} · {selected} predicted positions · "
-            f"batch {self.example.value() // self.batch_size}, row {row} of the seed's first epoch")
+            f"micro-batch {self.micro_batch_index}, row {row} of the first epoch (process 1 of "
+            f"{self.settings.processes})")
         chips = []
         for token in example_tokens(batch, row, vocab):
             pos, original, kind = token.position, token.original, token.kind
@@ -481,7 +490,7 @@ class MaskingPanel(QWidget):
         try:
             config = self.config()
             stats = realised_statistics(training_examples(self.dataset, config, 2000, config.train.seed,
-                                                          self.batch_size), self.dataset.vocabulary, config)
+                                                          self.micro_batch), self.dataset.vocabulary, config)
         except WorkbenchError as exc:
             self.header.setText(str(exc))
             return {}

@@ -1,14 +1,14 @@
 """Training: the run's settings, validated as you type, and Start / Pause / Resume / Stop.
 
-The form edits a ``WorkbenchConfig`` - the same object the TOML file holds and
-the database stores - and validates it with the same code as the CLI, so a
-message here reads exactly as ``pretrain-workbench train`` would print it.
-The panel only lays out and forwards: the window owns the training thread.
+The form is bound to the window's ``RunSettings`` - one ``WorkbenchConfig``,
+the same object the TOML file holds and the database stores, which the
+masking preview edits too - and validates it with the same code as the CLI,
+so a message here reads exactly as ``pretrain-workbench train`` would print
+it. The panel only lays out and forwards: the window owns the training thread.
 """
 
 from __future__ import annotations
 
-import copy
 import shlex
 
 from PySide6.QtCore import Signal
@@ -18,15 +18,16 @@ from PySide6.QtWidgets import (
     QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
-from workbench.formatting import duration
-from workbench.config import MODEL_PRESETS, WorkbenchConfig, dumps_toml
+from workbench.config import WorkbenchConfig, _toml_value, choices_of, dumps_toml
 from workbench.errors import ConfigError
+from workbench.formatting import duration
+from workbench.gui.run_settings import SIZE_KEYS, RunSettings, default_run_config, preset_sizes
 
 # (section, key, label, widget kind, extra): the settings a person changes most; every other
 # setting keeps its value from the loaded config ("new run from this config" keeps them all).
 FIELDS = (
-    ("model", "architecture", "Architecture", "combo", ("modernbert", "bert")),
-    ("model", "preset", "Model size", "combo", tuple(MODEL_PRESETS) + ("custom",)),
+    ("model", "architecture", "Architecture", "combo", choices_of("model.architecture")),
+    ("model", "preset", "Model size", "combo", choices_of("model.preset")),
     ("model", "num_hidden_layers", "  layers", "int", (0, 96)),
     ("model", "hidden_size", "  hidden size", "int", (0, 16_384)),
     ("model", "num_attention_heads", "  attention heads", "int", (0, 256)),
@@ -36,10 +37,10 @@ FIELDS = (
     ("train", "batch_size", "Batch size", "int", (1, 65_536)),
     ("train", "learning_rate", "Learning rate", "float", (0.0, 0.999, 6)),
     ("train", "warmup_steps", "Warm-up steps", "int", (0, 1_000_000)),
-    ("train", "schedule", "Schedule", "combo", ("linear", "cosine", "constant")),
+    ("train", "schedule", "Schedule", "combo", choices_of("train.schedule")),
     ("train", "weight_decay", "Weight decay", "float", (0.0, 0.999, 4)),
-    ("train", "precision", "Precision", "combo", ("auto", "fp32", "bf16")),
-    ("train", "device", "Device", "combo", ("auto", "cpu", "cuda", "mps")),
+    ("train", "precision", "Precision", "combo", choices_of("train.precision")),
+    ("train", "device", "Device", "combo", ("auto", "cpu", "cuda", "mps")),   # free-form in TOML (cuda:1)
     ("train", "eval_every_seconds", "Evaluate every (s)", "float", (0.0, 100_000.0, 0)),
     ("train", "eval_every", "  and every (steps)", "int", (0, 1_000_000)),
     ("train", "checkpoint_every", "Checkpoint every (steps)", "int", (0, 1_000_000)),
@@ -50,11 +51,8 @@ FIELDS = (
 
 
 def tiny_default_config() -> WorkbenchConfig:
-    """What a fresh window trains: the default recipe (tiny ModernBERT, 5 minutes), which learns on a CPU."""
-    config = WorkbenchConfig()
-    config.model.preset = "tiny"
-    config.train.checkpoint_every = 500
-    return config
+    """What a fresh window trains (see ``default_run_config``)."""
+    return default_run_config()
 
 
 class TrainingPanel(QWidget):
@@ -63,21 +61,26 @@ class TrainingPanel(QWidget):
     resume_requested = Signal()
     stop_requested = Signal()
 
-    def __init__(self, parent=None):
+    def __init__(self, settings: RunSettings | None = None, parent=None):
         super().__init__(parent)
         self.setObjectName("trainingPanel")
-        self.base = tiny_default_config()
-        self.dataset_path = ""
+        self.settings = settings or RunSettings(parent=self)
         self.widgets: dict[tuple[str, str], QWidget] = {}
 
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
         for section, key, label, kind, extra in FIELDS:
-            widget = self._make_widget(kind, extra, key)
+            widget = self._make_widget(kind, extra, section, key)
             widget.setObjectName(f"{section}_{key}")
             widget.setToolTip(_help(section, key))
             self.widgets[(section, key)] = widget
             form.addRow(label, widget)
+        self.processes = QSpinBox(objectName="processesSpin")
+        self.processes.setRange(1, 4096)
+        self.processes.setToolTip("Training processes of a torchrun launch (one per GPU): the torchrun command "
+                                  "uses it, and the masking preview shows the first process's micro-batches")
+        self.processes.valueChanged.connect(self.settings.set_processes)
+        form.addRow("Processes (torchrun)", self.processes)
         settings = QGroupBox("Run settings")
         settings.setLayout(form)
 
@@ -123,22 +126,26 @@ class TrainingPanel(QWidget):
         self.stop_button.clicked.connect(self.stop_requested)
         save.clicked.connect(self._save_config)
         copy_cmd.clicked.connect(self._copy_torchrun)
-        self.widgets[("model", "preset")].currentIndexChanged.connect(self._show_preset_sizes)
-        self.load_config(self.base)
+        self.settings.changed.connect(self._settings_changed)
+        self.refresh()
         self.set_state("idle")
 
     # --- form <-> config ------------------------------------------------------------------------
 
-    def _make_widget(self, kind: str, extra: tuple, key: str = "") -> QWidget:
+    def _make_widget(self, kind: str, extra: tuple, section: str, key: str) -> QWidget:
+        """A field bound to ``settings``: an edit writes the setting (and every panel redraws from it)."""
+        def store(value) -> None:
+            self.settings.set(section, key, value)
+
         if kind == "combo":
             widget = QComboBox()
             widget.addItems(list(extra))
-            widget.currentIndexChanged.connect(self.validate)
+            widget.currentTextChanged.connect(store)
         elif kind == "int":
             widget = QSpinBox()
             widget.setRange(*extra)
             widget.setGroupSeparatorShown(True)
-            widget.valueChanged.connect(self.validate)
+            widget.valueChanged.connect(store)
         elif kind == "float":
             widget = QDoubleSpinBox()
             widget.setRange(extra[0], extra[1])
@@ -146,68 +153,71 @@ class TrainingPanel(QWidget):
             if key == "learning_rate":  # 0 is a value of its own: the trainer chooses the rate for the model
                 widget.setSpecialValueText("auto (chosen for the model)")
             widget.setSingleStep(10 ** -extra[2] * 10 if extra[2] > 2 else 1)
-            widget.valueChanged.connect(self.validate)
+            widget.valueChanged.connect(store)
         else:
             widget = QLineEdit()
             widget.setPlaceholderText("made from the preset and the time")
-            widget.textChanged.connect(self.validate)
+            widget.textChanged.connect(lambda text: store(text.strip()))
         return widget
 
     def load_config(self, config: WorkbenchConfig) -> None:
-        """Show ``config`` in the form (model -> widget with signals blocked, so nothing echoes back)."""
-        self.base = copy.deepcopy(config)
+        """Take every setting from ``config`` (the window's one config is replaced; every panel redraws)."""
+        self.settings.replace(config)
+
+    def _settings_changed(self, key: str) -> None:
+        if key in ("", "model.preset", "processes"):
+            self.refresh()
+        else:
+            self.validate()
+
+    def refresh(self) -> None:
+        """Show the settings in the form (signals blocked, so nothing echoes back)."""
+        config = self.settings.config
+        named = config.model.preset != "custom"
         for (section, key), widget in self.widgets.items():
             value = getattr(getattr(config, section), key)
+            if named and section == "model" and key in SIZE_KEYS:
+                value = preset_sizes(config.model.preset)[key]      # 0 in the config: the preset's size
             widget.blockSignals(True)
             if isinstance(widget, QComboBox):
                 index = widget.findText(str(value))
-                widget.setCurrentIndex(max(0, index))
+                if index < 0:                                        # e.g. device = "cuda:1" from a TOML file
+                    widget.addItem(str(value))
+                    index = widget.count() - 1
+                widget.setCurrentIndex(index)
             elif isinstance(widget, (QSpinBox, QDoubleSpinBox)):
                 widget.setValue(value)
             else:
                 widget.setText(str(value))
             widget.blockSignals(False)
+        self.processes.blockSignals(True)
+        self.processes.setValue(self.settings.processes)
+        self.processes.blockSignals(False)
         self._show_preset_sizes()
-        if config.data.dataset:
-            self.set_dataset(config.data.dataset)
+        dataset = config.data.dataset
+        self.dataset_label.setText(f"Dataset: {dataset}" if dataset else
+                                   "Dataset: none yet - prepare a corpus in the Corpus panel")
         self.validate()
 
-    SIZE_KEYS = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size")
-
-    def _show_preset_sizes(self, *_) -> None:
+    def _show_preset_sizes(self) -> None:
         """A named preset shows its sizes (read-only); `custom` lets every size be set."""
-        preset = self.widgets[("model", "preset")].currentText()
-        custom = preset == "custom"
-        for key, value in zip(self.SIZE_KEYS, MODEL_PRESETS.get(preset, (None,) * 4)):
-            widget = self.widgets[("model", key)]
-            widget.setEnabled(custom and self.state not in ("running", "paused", "starting", "stopping"))
-            if not custom:
-                widget.blockSignals(True)
-                widget.setValue(value)
-                widget.blockSignals(False)
-        self.validate()
+        custom = self.settings.config.model.preset == "custom"
+        for key in SIZE_KEYS:
+            self.widgets[("model", key)].setEnabled(
+                custom and self.state not in ("running", "paused", "starting", "stopping"))
+
+    @property
+    def dataset_path(self) -> str:
+        return self.settings.config.data.dataset
 
     def set_dataset(self, path: str) -> None:
-        self.dataset_path = path
+        self.settings.set("data", "dataset", path)
         self.dataset_label.setText(f"Dataset: {path}")
         self.validate()
 
     def config(self) -> WorkbenchConfig:
-        """The form's config; raises ConfigError with the CLI's message when invalid."""
-        raw = self.base.to_dict()
-        for (section, key), widget in self.widgets.items():
-            if isinstance(widget, QComboBox):
-                value = widget.currentText()
-            elif isinstance(widget, (QSpinBox, QDoubleSpinBox)):
-                value = widget.value()
-            else:
-                value = widget.text().strip()
-            raw[section][key] = value
-        if raw["model"]["preset"] != "custom":
-            for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
-                raw["model"][key] = 0  # sizes come from the chosen preset
-        raw["data"]["dataset"] = self.dataset_path
-        return WorkbenchConfig.from_dict(raw, source="settings")
+        """The window's config, validated; raises ConfigError with the CLI's message when invalid."""
+        return self.settings.validated()
 
     def validate(self, *_) -> bool:
         try:
@@ -235,6 +245,7 @@ class TrainingPanel(QWidget):
         for widget in self.widgets.values():
             widget.setEnabled(not running and state != "stopping")
         self._show_preset_sizes()
+        self.validate()
 
     def show_progress(self, step: int, max_steps: int, progress: float, eta_seconds: float) -> None:
         self.progress.setValue(int(1000 * progress))
@@ -261,8 +272,8 @@ class TrainingPanel(QWidget):
 
     def torchrun_command(self) -> str:
         config = self.config()
-        sets = [f"--set {key}={shlex.quote(_toml(value))}" for key, value in _changed(config)]
-        return " ".join(["torchrun --nproc-per-node 8 -m workbench train", *sets])
+        sets = [f"--set {key}={shlex.quote(_toml_value(value))}" for key, value in _changed(config)]
+        return " ".join([f"torchrun --nproc-per-node {self.settings.processes} -m workbench train", *sets])
 
     def _copy_torchrun(self) -> None:
         try:
@@ -276,14 +287,6 @@ def _changed(config: WorkbenchConfig) -> list[tuple[str, object]]:
     default = WorkbenchConfig().to_dict()
     return [(f"{section}.{key}", value) for section, values in config.to_dict().items()
             for key, value in values.items() if default[section][key] != value]
-
-
-def _toml(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return repr(value)
 
 
 def _help(section: str, key: str) -> str:
