@@ -212,10 +212,9 @@ class CorpusPanel(QWidget):
         self.progress.setFormat(f"ready: {dataset.path.name}")
 
 
-if __name__ == "__main__":
-    from PySide6.QtWidgets import QApplication
+if __name__ == "__main__":  # python -m workbench.gui.panels.corpus_panel: the panel on its own
+    import sys
 
-    app = QApplication([])
-    panel = CorpusPanel()
-    panel.show()
-    app.exec()
+    from workbench.gui.standalone import run_alone
+
+    sys.exit(run_alone(CorpusPanel))

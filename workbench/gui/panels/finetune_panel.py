@@ -200,10 +200,6 @@ class FinetunePanel(QWidget):
 if __name__ == "__main__":  # python -m workbench.gui.panels.finetune_panel: the panel on its own
     import sys
 
-    from PySide6.QtWidgets import QApplication
+    from workbench.gui.standalone import run_alone
 
-    app = QApplication(sys.argv)
-    panel = FinetunePanel()
-    panel.resize(700, 700)
-    panel.show()
-    sys.exit(app.exec())
+    sys.exit(run_alone(FinetunePanel, 1100, 600))

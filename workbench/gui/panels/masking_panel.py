@@ -506,17 +506,17 @@ class MaskingPanel(QWidget):
         return stats
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m workbench.gui.panels.masking_panel [DATASET]: the panel on its own
     import sys
 
-    from PySide6.QtWidgets import QApplication
+    from workbench.gui.standalone import run_alone
 
-    from workbench.data.dataset import TokenizedDataset
+    def make() -> MaskingPanel:
+        from workbench.data.dataset import TokenizedDataset
 
-    app = QApplication([])
-    panel = MaskingPanel()
-    if len(sys.argv) > 1:
-        panel.set_dataset(TokenizedDataset(sys.argv[1]))
-    panel.resize(900, 700)
-    panel.show()
-    app.exec()
+        panel = MaskingPanel()
+        if len(sys.argv) > 1:
+            panel.set_dataset(TokenizedDataset(sys.argv[1]))
+        return panel
+
+    sys.exit(run_alone(make))

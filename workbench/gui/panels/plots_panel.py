@@ -250,21 +250,22 @@ class PlotsPanel(QWidget):
                 return
 
 
-if __name__ == "__main__":  # a preview with a synthetic run
-    from PySide6.QtWidgets import QApplication
+if __name__ == "__main__":  # python -m workbench.gui.panels.plots_panel: a preview with a synthetic run
+    import sys
 
+    from workbench.gui.standalone import run_alone
     from workbench.train.events import StepMetrics
 
-    app = QApplication([])
-    panel = PlotsPanel()
-    for step in range(1, 2001):
-        panel.add_event(StepMetrics(step=step, epoch=0, loss=8 * math.exp(-step / 500) + 2, mlm_loss=7 * math.exp(-step / 500) + 1.5,
-                                    nsp_loss=0.69 - 0.3 * step / 2000, mlm_accuracy=0.5 * (1 - math.exp(-step / 400)),
-                                    mlm_accuracy_masked=0, mlm_accuracy_random=0, mlm_accuracy_kept=0,
-                                    nsp_accuracy=0.5 + 0.3 * step / 2000, lr=1e-3 * min(1, step / 100), grad_norm=1.0,
-                                    tokens_per_second=9000 + np.random.rand() * 500, padding_fraction=0.1,
-                                    step_time=0.1, tokens_seen=step * 3000, elapsed=step * 0.1, progress=step / 2000,
-                                    eta_seconds=0))
-    panel.resize(1000, 800)
-    panel.show()
-    app.exec()
+    def make() -> PlotsPanel:
+        panel = PlotsPanel()
+        for step in range(1, 2001):
+            panel.add_event(StepMetrics(
+                step=step, epoch=0, loss=8 * math.exp(-step / 500) + 2, mlm_loss=7 * math.exp(-step / 500) + 1.5,
+                nsp_loss=0.69 - 0.3 * step / 2000, mlm_accuracy=0.5 * (1 - math.exp(-step / 400)),
+                mlm_accuracy_masked=0, mlm_accuracy_random=0, mlm_accuracy_kept=0,
+                nsp_accuracy=0.5 + 0.3 * step / 2000, lr=1e-3 * min(1, step / 100), grad_norm=1.0,
+                tokens_per_second=9000 + np.random.rand() * 500, padding_fraction=0.1, step_time=0.1,
+                tokens_seen=step * 3000, elapsed=step * 0.1, progress=step / 2000, eta_seconds=0))
+        return panel
+
+    sys.exit(run_alone(make, 1000, 800))

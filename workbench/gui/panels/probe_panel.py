@@ -134,3 +134,26 @@ class ProbePanel(QWidget):
         self.nsp_bar.setFormat(f"P(IsNext) = {probability:.1%}  →  {'IsNext' if probability >= 0.5 else 'NotNext'}")
         self.message.setText("")
         return probability
+
+
+if __name__ == "__main__":  # python -m workbench.gui.panels.probe_panel [RUN_OR_CHECKPOINT_OR_EXPORT]
+    import sys
+
+    from workbench.gui.standalone import run_alone
+
+    def make() -> ProbePanel:
+        from PySide6.QtWidgets import QMessageBox
+
+        from workbench.errors import WorkbenchError
+        from workbench.interop.huggingface import load_for_inference
+
+        panel = ProbePanel()
+        if len(sys.argv) > 1:
+            try:
+                model, tokenizer, _ = load_for_inference(sys.argv[1])
+                panel.set_model(model, tokenizer, sys.argv[1])
+            except WorkbenchError as exc:
+                QMessageBox.warning(None, "Cannot load the model", str(exc))
+        return panel
+
+    sys.exit(run_alone(make, 700, 500))

@@ -328,3 +328,24 @@ class RunsPanel(QWidget):
         kept = [line for line in said if "kept" in line or "stop it first" in line]
         if kept:
             QMessageBox.information(self, "Delete runs", "\n".join(kept))
+
+
+if __name__ == "__main__":  # python -m workbench.gui.panels.runs_panel [DATABASE_URL]: the run history on its own
+    import sys
+
+    from workbench.gui.standalone import run_alone
+
+    def make() -> RunsPanel:
+        from PySide6.QtWidgets import QMessageBox
+
+        from workbench.errors import WorkbenchError
+        from workbench.store.repository import RunRepository
+
+        panel = RunsPanel()
+        try:
+            panel.set_repository(RunRepository(sys.argv[1] if len(sys.argv) > 1 else None))
+        except WorkbenchError as exc:
+            QMessageBox.warning(None, "Cannot open the run database", str(exc))
+        return panel
+
+    sys.exit(run_alone(make, 1000, 600))

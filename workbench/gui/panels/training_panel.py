@@ -298,10 +298,9 @@ def _help(section: str, key: str) -> str:
     return ""
 
 
-if __name__ == "__main__":
-    from PySide6.QtWidgets import QApplication
+if __name__ == "__main__":  # python -m workbench.gui.panels.training_panel: the panel on its own
+    import sys
 
-    app = QApplication([])
-    panel = TrainingPanel()
-    panel.show()
-    app.exec()
+    from workbench.gui.standalone import run_alone
+
+    sys.exit(run_alone(TrainingPanel, 450, 800))
