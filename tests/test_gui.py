@@ -200,7 +200,11 @@ def test_a_run_trains_plots_records_and_can_be_probed(make_window, corpus, qtbot
     assert window.plots.point_count() == 20 and window.plots.eval.n == 2
     run = window.repository.get(window.run_id)
     assert run.status == "completed" and run.steps == 20 and [c.step for c in run.checkpoints] == [10, 20]
-    assert window.runs.table.rowCount() == 1
+    qtbot.waitUntil(lambda: window.runs.table.rowCount() == 1 and not window.runs.loading, timeout=10_000)
+    window.runs.table.setRowCount(0)
+    window.runs.refresh(background=True)                 # the periodic refresh reads on a worker thread
+    qtbot.waitUntil(lambda: window.runs.table.rowCount() == 1 and not window.runs.loading, timeout=10_000)
+    assert window.runs.table.item(0, 2).text() == "completed"
     assert window.probe.model is not None
     predictions = window.probe.fill_mask()
     assert len(predictions) == 1 and window.probe.results.rowCount() == 5

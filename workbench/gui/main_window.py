@@ -341,7 +341,7 @@ class MainWindow(QMainWindow):
 
     def _run_recorded(self, run_id: int) -> None:
         self.run_id = run_id
-        self.runs.refresh()
+        self.runs.refresh(background=True)
 
     def _on_event(self, event) -> None:
         kind = event.type
@@ -385,7 +385,7 @@ class MainWindow(QMainWindow):
             self.finetune.set_source(str(Path(result.last_checkpoint).parent.parent))
         self.training.set_state("finished")
         self.state_label.setText(f"{result.status} at step {result.step}")
-        self.runs.refresh()
+        self.runs.refresh(background=True)
         if result.status == "failed":
             self.show_error("Training failed", result.reason)
         elif result.last_checkpoint and not self.closing:
@@ -412,7 +412,7 @@ class MainWindow(QMainWindow):
         self.finetune_job = None
         self.finetune.set_running(False)
         self.finetune.show_result(summary, recorded)
-        self.runs.refresh()
+        self.runs.refresh(background=True)
 
     def _finetune_failed(self, message: str) -> None:
         self.finetune_job = None
@@ -424,7 +424,7 @@ class MainWindow(QMainWindow):
         self.training_job = None
         self.training.set_state("finished")
         self.state_label.setText("failed")
-        self.runs.refresh()
+        self.runs.refresh(background=True)
         self.show_error("Training failed", message)
 
     def training_running(self) -> bool:

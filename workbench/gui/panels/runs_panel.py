@@ -9,6 +9,7 @@ config) are forwarded to the window or done through the repository.
 from __future__ import annotations
 
 import json
+import threading
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from workbench.formatting import duration, number
 from workbench.store.comparison import config_differences
+from workbench.store.models import STATUSES
 from workbench.errors import StoreError
 
 COLUMNS = ("id", "name", "status", "steps", "time", "MLM loss", "MLM acc", "NSP acc", "held-out MLM loss",
@@ -42,7 +44,38 @@ class NumberItem(QTableWidgetItem):
         return super().__lt__(other)
 
 
+ENDED = ("completed", "stopped", "failed", "interrupted")   # a run in one of these no longer changes by itself
+
+
+def load_rows(repository, status: str | None, cache: dict | None = None):
+    """(runs, their table rows) - or the error's text; any thread (the Runs panel reads on a worker).
+
+    ``cache`` keeps the rows of runs that have ended, keyed by what can still change about them (name,
+    tags, status, steps): a history of a hundred finished runs costs one query, not hundreds."""
+    from workbench.store.summary import run_summary
+
+    cache = {} if cache is None else cache
+    try:
+        repository.mark_interrupted_runs()
+        runs = repository.list_runs(status=status)
+        rows = []
+        for run in runs:
+            key = (run.name, tuple(run.tag_names), run.status, run.steps, run.finished_at)
+            cached = cache.get(run.id)
+            if cached is not None and cached[0] == key:
+                rows.append(cached[1])
+                continue
+            row = run_summary(repository, run)
+            if run.status in ENDED:
+                cache[run.id] = (key, row)
+            rows.append(row)
+        return runs, rows
+    except StoreError as exc:
+        return str(exc)
+
+
 class RunsPanel(QWidget):
+    rows_loaded = Signal(object)   # (runs, summaries) read on a worker thread, or an error text
     resume_requested = Signal(int)
     new_run_requested = Signal(dict)     # a stored config
     export_requested = Signal(int)
@@ -57,7 +90,7 @@ class RunsPanel(QWidget):
         self.filter = QLineEdit(objectName="runsFilter")
         self.filter.setPlaceholderText("filter by name or tag")
         self.status = QComboBox(objectName="runsStatusFilter")
-        self.status.addItems(["all statuses", "running", "paused", "completed", "stopped", "failed", "interrupted"])
+        self.status.addItems(["all statuses", *STATUSES])
         top = QHBoxLayout()
         top.addWidget(self.filter, 1)
         top.addWidget(self.status)
@@ -70,7 +103,9 @@ class RunsPanel(QWidget):
         self.table.setSortingEnabled(True)
         self.table.setMinimumHeight(60)
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        # Sized to the contents once per refresh, not per cell (ResizeToContents re-measures every row at
+        # every setItem: three seconds of frozen window for a hundred runs).
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
 
         buttons = QHBoxLayout()
@@ -144,6 +179,10 @@ class RunsPanel(QWidget):
         self.buttons["rename"].clicked.connect(self._rename)
         self.buttons["notes"].clicked.connect(self._notes)
         self.buttons["delete"].clicked.connect(self._delete)
+        self.loading = self.pending = False
+        self.row_cache: dict = {}      # rows of ended runs (see load_rows)
+        self.shown_rows: list = []     # the rows on display
+        self.rows_loaded.connect(self._show_rows)
         self.timer = QTimer(self, interval=3000)
         self.timer.timeout.connect(self._refresh_if_visible)
         self.timer.start()
@@ -152,27 +191,52 @@ class RunsPanel(QWidget):
 
     def set_repository(self, repository) -> None:
         self.repository = repository
+        self.row_cache, self.shown_rows = {}, []
         self.refresh()
 
     # --- table ---------------------------------------------------------------------------------------
 
     def _refresh_if_visible(self) -> None:
         if self.isVisible():
-            self.refresh()
+            self.refresh(background=True)
 
-    def refresh(self) -> None:
-        from workbench.store.summary import run_summary
-
+    def refresh(self, background: bool = False) -> None:
+        """Re-read the run history. ``background``: on a worker thread (the periodic refresh), so a slow
+        or busy database never stalls the window; the table is filled when the rows arrive."""
         if self.repository is None:
             return  # the window opens the database after its first paint
         status = self.status.currentText()
+        status = None if status == "all statuses" else status
+        if not background:
+            self._show_rows(load_rows(self.repository, status, self.row_cache))
+        elif self.loading:
+            self.pending = True           # read again when the rows in flight arrive
+        else:
+            self.loading, self.pending = True, False
+            repository = self.repository
+            cache = self.row_cache
+            threading.Thread(target=lambda: self._deliver(load_rows(repository, status, cache)), name="runs-refresh",
+                             daemon=True).start()
+
+    def _deliver(self, rows) -> None:
         try:
-            self.repository.mark_interrupted_runs()
-            runs = self.repository.list_runs(status=None if status == "all statuses" else status)
-            summaries = [run_summary(self.repository, run) for run in runs]
-        except StoreError as exc:
-            self.diff_title.setText(f"Cannot read the run database: {exc}")
+            self.rows_loaded.emit(rows)
+        except RuntimeError:
+            pass                      # the panel was closed meanwhile
+
+    def _show_rows(self, rows) -> None:
+        self.loading = False
+        if self.pending:
+            self.refresh(background=True)
+        if isinstance(rows, str):
+            self.diff_title.setText(f"Cannot read the run database: {rows}")
             return
+        runs, summaries = rows
+        if summaries == self.shown_rows and len(summaries) == self.table.rowCount():
+            self.runs = {run.id: run for run in runs}
+            return                         # nothing changed: the table (and the selection) stay as they are
+        first_fill = not self.shown_rows
+        self.shown_rows = summaries
         selected = set(self.selected_ids())
         self.runs = {run.id: run for run in runs}
         self.table.setSortingEnabled(False)
@@ -201,6 +265,8 @@ class RunsPanel(QWidget):
             for column, item in enumerate(cells):
                 self.table.setItem(row, column, item)
         self.table.setSortingEnabled(True)
+        if first_fill:
+            self.table.resizeColumnsToContents()
         for row in range(self.table.rowCount()):
             if self.table.item(row, 0).data(Qt.UserRole) in selected:
                 self.table.selectRow(row)
