@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model headless from a TOML config and --set options",
                        description="Train BERT (MLM + NSP). Every setting has a default, so --set alone can "
                                    "describe a run. Under torchrun it trains with DistributedDataParallel.")
-    p.add_argument("config", nargs="?", metavar="CONFIG.toml", help="config file (see resources/)")
+    p.add_argument("config", nargs="?", metavar="CONFIG.toml", help="config file (`pretrain-workbench examples` lists the shipped ones)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one setting (repeatable), e.g. --set train.max_steps=500")
     p.add_argument("--dataset", metavar="DIR", help="same as --set data.dataset=DIR")
@@ -142,7 +142,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="FILE", help="write the aligned series of all runs to a CSV file")
     history.add_db_option(p)
     p.set_defaults(handler=history.cmd_compare)
+
+    p = sub.add_parser("examples", help="list the example run configs shipped with the program, or print one",
+                       description="The example configs ship inside the package: `pretrain-workbench examples "
+                                   "tiny-sample > tiny-sample.toml` writes one to edit and pass to `train`.")
+    p.add_argument("name", nargs="?", help="the example to print (default: list them)")
+    p.set_defaults(handler=_cmd_examples)
     return parser
+
+
+def _cmd_examples(args: argparse.Namespace) -> int:
+    from workbench.packaged import example_config, example_names
+
+    if args.name:
+        sys.stdout.write(example_config(args.name))
+    else:
+        for name in example_names():
+            first = example_config(name).splitlines()[0].lstrip("# ")
+            print(f"{name:<16} {first}")
+    return 0
 
 
 def _cmd_gui(args: argparse.Namespace) -> int:

@@ -107,8 +107,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from workbench.interop.huggingface import export_checkpoint
 
+    import json
+
     out = export_checkpoint(args.source, args.out)
-    print(f"exported {args.source} to {out} (transformers BertForPreTraining format)")
+    classes = json.loads((out / "config.json").read_text(encoding="utf-8")).get("architectures") or ["?"]
+    print(f"exported {args.source} to {out} (loads as transformers' {', '.join(classes)})")
     return 0
 
 

@@ -26,6 +26,11 @@ def run_app(db: str | None = None, argv: list[str] | None = None) -> int:
     app.setApplicationName("Pre-training Workbench")
     app.setOrganizationName("pretrain-workbench")
     app.setDesktopFileName("pretrain-workbench")
+    from PySide6.QtGui import QIcon
+
+    from workbench.packaged import icon_path
+
+    app.setWindowIcon(QIcon(str(icon_path())))
     from workbench.gui.main_window import MainWindow
 
     window = MainWindow(db=db)

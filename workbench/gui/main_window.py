@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMe
 from workbench import __version__
 from workbench.formatting import duration
 from workbench.config import WorkbenchConfig, dumps_toml
+from workbench.packaged import icon_path
 from workbench.gui.panels.corpus_panel import CorpusPanel
 from workbench.gui.panels.finetune_panel import FinetunePanel
 from workbench.gui.panels.masking_panel import MaskingPanel
@@ -29,7 +30,7 @@ from workbench.gui.run_settings import RunSettings
 from workbench.gui.workers import FinetuneWorker, PrepareWorker, TrainingWorker, start_in_thread
 
 SETTINGS_VERSION = 2  # 2: the Fine-tune panel (an older saved layout would hide it)
-ICON = Path(__file__).resolve().parents[2] / "icons" / "workbench.svg"
+ICON = icon_path()       # shipped inside the package: an installed wheel has it too
 SHORTCUTS = (("Ctrl+R", "Start a run"), ("Ctrl+P", "Pause / resume"), ("Ctrl+.", "Stop (saves a checkpoint)"),
              ("Ctrl+O", "Open corpus files"), ("Ctrl+Shift+O", "Open corpus folder"), ("Ctrl+N", "Next masking example"),
              ("Ctrl+E", "Export model"), ("Ctrl+Q", "Quit"))
@@ -568,14 +569,26 @@ class MainWindow(QMainWindow):
         text = "\n".join(f"{keys:<14} {what}" for keys, what in SHORTCUTS)
         QMessageBox.information(self, "Keyboard shortcuts", text)
 
-    def _show_about(self) -> None:
+    def about_text(self) -> str:
+        """Version, torch and Qt versions, device, run database and data folder (the About dialog)."""
         import html
 
-        from workbench.store.database import display_url
+        import PySide6
+        import torch
 
-        QMessageBox.about(self, "About Pre-training Workbench",
-                          f"<b>Pre-training Workbench</b> {__version__}<br>Run and inspect BERT-style pre-training "
-                          f"(MLM + NSP).<br>Run database: {html.escape(display_url(self.db_url))}")
+        from workbench.store.database import display_url
+        from workbench.train.trainer import describe_device, resolve_device
+
+        rows = [("Version", __version__), ("torch", torch.__version__), ("Qt / PySide6", PySide6.__version__),
+                ("Device", describe_device(resolve_device("auto"))), ("Run database", display_url(self.db_url)),
+                ("Data folder", str(self.data_dir))]
+        table = "".join(f"<tr><td><b>{html.escape(k)}</b>&nbsp;&nbsp;</td><td>{html.escape(v)}</td></tr>"
+                        for k, v in rows)
+        return ("<b>Pre-training Workbench</b><br>Run and inspect BERT-style pre-training (MLM + NSP)."
+                f"<table>{table}</table>")
+
+    def _show_about(self) -> None:
+        QMessageBox.about(self, "About Pre-training Workbench", self.about_text())
 
     # --- closing ---------------------------------------------------------------------------------------------------
 
