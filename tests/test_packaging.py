@@ -45,3 +45,39 @@ def test_the_wheel_holds_every_runtime_file(tmp_path):
                for p in (ROOT / "workbench" / "store" / "migrations" / "versions").glob("*.py")]
     assert not [n for n in needed if n not in names]
     assert not [n for n in names if n.startswith("tests/") or "/__pycache__/" in n]
+
+
+def test_linux_desktop_entry_installs_for_the_user_and_uninstalls_only_its_own_files(tmp_path):
+    import shutil
+
+    linux = ROOT / "packaging" / "linux"
+    data = tmp_path / "share"
+    program = tmp_path / "bin" / "pretrain-workbench"
+    program.parent.mkdir()
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_DATA_HOME": str(data)}
+    done = subprocess.run(["bash", str(linux / "install.sh"), str(program)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    desktop = data / "applications" / "pretrain-workbench.desktop"
+    assert f'Exec="{program}"' in desktop.read_text()
+    assert (data / "icons" / "hicolor" / "256x256" / "apps" / "pretrain-workbench.png").is_file()
+    assert (data / "icons" / "hicolor" / "scalable" / "apps" / "pretrain-workbench.svg").is_file()
+    assert (data / "metainfo" / "pretrain-workbench.metainfo.xml").is_file()
+    if shutil.which("desktop-file-validate"):
+        assert subprocess.run(["desktop-file-validate", str(desktop)], capture_output=True).returncode == 0
+    mine = data / "applications" / "someone-else.desktop"
+    mine.write_text("[Desktop Entry]\n")
+    changed = data / "icons" / "hicolor" / "16x16" / "apps" / "pretrain-workbench.png"
+    changed.write_bytes(b"edited by the user")
+    done = subprocess.run(["bash", str(linux / "uninstall.sh")], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert not desktop.exists() and mine.exists() and changed.exists()
+    assert "kept" in done.stdout and str(changed) in done.stdout
+    # A file the script did not write is never overwritten by an install.
+    foreign = data / "metainfo" / "pretrain-workbench.metainfo.xml"
+    foreign.write_text("not ours")
+    changed.unlink()
+    done = subprocess.run(["bash", str(linux / "install.sh"), str(program)], env=env, capture_output=True, text=True)
+    assert done.returncode == 2 and "not overwriting" in done.stderr and foreign.read_text() == "not ours"
+    assert not desktop.exists()                          # a refused install writes nothing
