@@ -84,3 +84,35 @@ def test_a_ddp_resume_continues_exactly(learnable_dataset, tmp_path):
     resumed = torchrun(script, tests, learnable_dataset.path, tmp_path / "split", 10, tmp_path / "split")
     assert resumed["losses"] == whole["losses"][5:]
     assert resumed["digest"] == whole["digest"]
+
+
+def test_two_nodes_train_one_run_with_the_cluster_script(learnable_dataset, tmp_path):
+    """packaging/cluster/torchrun-multinode.sh on two "nodes" of this machine (static rendezvous on
+    localhost, gloo, one process each), with a TOML as the window saves it: one run, recorded once."""
+    import os
+    import socket
+    from pathlib import Path
+
+    from conftest import tiny_train_config
+    from workbench.config import dumps_toml
+    from workbench.store.repository import RunRepository
+
+    script = Path(__file__).resolve().parent.parent / "packaging" / "cluster" / "torchrun-multinode.sh"
+    config = tiny_train_config(learnable_dataset.path, max_steps=6, checkpoint_every=3)
+    (tmp_path / "run.toml").write_text(dumps_toml(config), encoding="utf-8")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    nodes = []
+    for rank in (0, 1):
+        env = dict(os.environ, NNODES="2", NODE_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                   GPUS_PER_NODE="1", PYTHON=sys.executable)
+        nodes.append(subprocess.Popen(["bash", str(script), str(tmp_path / "run.toml"), "--out",
+                                       str(tmp_path / "run"), "--db", db], env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    outputs = [node.communicate(timeout=600)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    assert (tmp_path / "run" / "checkpoints" / "step-0000006").is_dir()
+    runs = RunRepository(db).list_runs()
+    assert len(runs) == 1 and runs[0].status == "completed" and runs[0].steps == 6

@@ -72,6 +72,15 @@ def find_resume_target(what: str | os.PathLike, repository=None) -> ResumeTarget
 
 
 @dataclass
+class _NotClaimed:
+    """What a non-zero rank holds instead of the folder's claim: nothing to release."""
+    folder: Path
+
+    def release(self) -> None:
+        pass
+
+
+@dataclass
 class LaunchedRun:
     trainer: Trainer
     run_dir: Path
@@ -96,6 +105,12 @@ def launch_run(config: WorkbenchConfig, repository=None, out: str | os.PathLike 
     config.validate()
     check_run_name(config.train.name)
     created = False
+    if int(os.environ.get("RANK", "0")) != 0:
+        # Under torchrun only global rank 0 claims, writes and records the run folder (the other ranks,
+        # on this node or others, write nothing there); they must not compete for its claim.
+        run_dir = (Path(out) if out else resume.run_dir if resume else default_run_dir(config)).resolve()
+        trainer = Trainer(config, run_dir, resume_from=resume.checkpoint if resume else None, control=control)
+        return LaunchedRun(trainer, run_dir, None, None, _NotClaimed(run_dir))
     if resume is not None:
         run_dir = Path(out).resolve() if out else resume.run_dir
         if run_dir != resume.run_dir:
