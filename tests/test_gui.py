@@ -68,6 +68,12 @@ def test_window_has_its_named_panels_and_controls(make_window):
     assert window.training.widgets[("model", "preset")].currentText() == "tiny"
     assert not window.training.start_button.isEnabled()  # no dataset yet
     assert "Prepare a dataset" in window.training.message.text()
+    # A fresh window explains itself: one line each instead of empty frames.
+    assert "Press Start" in window.plots.hint.text() and not window.plots.hint.isHidden()
+    assert not window.runs.empty_hint.isHidden() and not window.runs.compare_hint.isHidden()
+    assert window.runs.compare_plot.isHidden() and window.runs.diff.isHidden()
+    assert "About" not in window.about_text() and window.data_dir.name in window.about_text()
+    assert "torch" in window.about_text() and "Version" in window.about_text()
 
 
 def test_form_validates_as_you_type(make_window, corpus, qtbot):
@@ -201,6 +207,9 @@ def test_a_run_trains_plots_records_and_can_be_probed(make_window, corpus, qtbot
     run = window.repository.get(window.run_id)
     assert run.status == "completed" and run.steps == 20 and [c.step for c in run.checkpoints] == [10, 20]
     qtbot.waitUntil(lambda: window.runs.table.rowCount() == 1 and not window.runs.loading, timeout=10_000)
+    assert window.runs.empty_hint.isHidden() and window.plots.hint.isHidden()
+    window.runs.select_runs([window.run_id])
+    assert not window.runs.compare_plot.isHidden() and window.runs.compare_hint.isHidden()
     window.runs.table.setRowCount(0)
     window.runs.refresh(background=True)                 # the periodic refresh reads on a worker thread
     qtbot.waitUntil(lambda: window.runs.table.rowCount() == 1 and not window.runs.loading, timeout=10_000)

@@ -140,6 +140,68 @@ def share_of_step_loss(out, mlm_share: float, pair_share: float) -> torch.Tensor
     return loss + out.nsp_loss * pair_share if out.nsp_loss is not None else loss
 
 
+class MetricInterval:
+    """The metrics of the steps since the last report, summed without a device sync.
+
+    ``sums`` live on the device (losses, right answers by kind, gradient norms); ``counts`` are known on
+    the host from the batches themselves (batches, predicted positions by kind, pairs); both are summed
+    over micro-batches, then across ranks when reported. A checkpoint keeps the unreported part, so a
+    resumed run reports exactly what an uninterrupted one would."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.sums = torch.zeros(len(_DEVICE_SUMS), dtype=torch.float64, device=device)
+        self.counts = np.zeros(len(_HOST_SUMS))
+        self.tokens = self.positions = self.steps = 0
+        self.start = time.perf_counter()
+
+    def add(self, out, tensors: dict, batch: Batch) -> None:
+        """One micro-batch's losses and right answers."""
+        # Selected positions in row-major order: the order of the model's ``mlm_positions``.
+        kinds = batch.kinds.reshape(-1)[batch.mlm_labels.reshape(-1) != IGNORE_INDEX]
+        of_kind = np.stack([kinds == kind for kind in (MASKED, RANDOM, KEPT)]).astype(np.float64)   # (3, M)
+        self.counts += [1, len(kinds), *of_kind.sum(axis=1), len(batch)]
+        with torch.no_grad():
+            labels = tensors["mlm_labels"].reshape(-1).index_select(0, out.mlm_positions)
+            correct = (out.mlm_logits.argmax(-1) == labels).double()                               # (M,)
+            kind_correct = torch.from_numpy(of_kind).to(self.device) @ correct                     # (3,)
+            nsp_correct = (out.nsp_logits.argmax(-1) == tensors["nsp_labels"]).double().sum()
+            self.sums += torch.cat([torch.stack([out.mlm_loss.detach().double(), out.nsp_loss.detach().double(),
+                                                 correct.sum()]), kind_correct,
+                                    torch.stack([nsp_correct, torch.zeros((), dtype=torch.float64,
+                                                                          device=self.device)])])
+        self.tokens += int(batch.attention_mask.sum())
+        self.positions += batch.attention_mask.size
+
+    def add_grad_norm(self, grad_norm: torch.Tensor) -> None:
+        self.sums[_DEVICE_SUMS.index("grad_norm")] += grad_norm.detach().double()
+
+    def totals(self, dist: Distributed) -> dict[str, float]:
+        """Every sum and count of the interval, over all ranks (a sync point: once per report)."""
+        together = torch.cat([self.sums, torch.from_numpy(self.counts).to(self.device)])
+        return dict(zip(_DEVICE_SUMS + _HOST_SUMS, dist.all_reduce_sum(together).tolist()))
+
+    def reset(self) -> None:
+        self.sums.zero_()
+        self.counts[:] = 0
+        self.tokens = self.positions = self.steps = 0
+        self.start = time.perf_counter()
+
+    def unreported(self, dist: Distributed) -> dict:
+        """The unreported part, summed over ranks, for a checkpoint (rank 0 restores it on resume)."""
+        together = dist.all_reduce_sum(torch.cat([self.sums.cpu(), torch.from_numpy(self.counts)]))
+        return {"sums": together[:len(_DEVICE_SUMS)].tolist(), "counts": together[len(_DEVICE_SUMS):].tolist(),
+                "tokens": [self.tokens, self.positions, self.steps], "ranks": dist.world_size}
+
+    def restore(self, state: ckpt.TrainingState, dist: Distributed) -> None:
+        """Continue the interval a resumed run was in (its sums on rank 0 only: they are summed over ranks)."""
+        if state.interval:
+            if dist.is_main:
+                self.sums += torch.tensor(state.interval["sums"], dtype=torch.float64, device=self.device)
+                self.counts += np.asarray(state.interval["counts"])
+            self.tokens, self.positions, self.steps = state.interval["tokens"]
+
+
 class Trainer:
     """Trains one run. Construct (validates everything), ``subscribe``, then ``run``."""
 
@@ -242,7 +304,52 @@ class Trainer:
         finally:
             dist.close()
 
+    # --- the training loop, read top to bottom --------------------------------------------------------
+
     def _run(self, dist: Distributed, emit) -> RunResult:
+        t = self.config.train
+        model, optimizer, state = self._build_model_and_state(dist)
+        train_model = self._wrap_for_training(model, dist)
+        batches = self.stream.iterate(state.epoch, state.batch_index)
+        self._prepare_run_folder_and_announce(model, state, dist, emit)
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+        interval = MetricInterval(self.device)
+        interval.restore(state, dist)
+        self.step_times: list[float] = []
+        last_metrics: dict = {}
+        status, reason = "completed", f"reached train.max_steps ({t.max_steps})"
+        every = t.eval_every_seconds
+        next_eval = (math.floor(state.elapsed / every) + 1) * every if every else math.inf
+
+        model.train()
+        while state.step < t.step_limit:
+            stopping = self._pause_or_stop(state, dist, emit, interval)
+            if stopping is not None:
+                status, reason = stopping
+                break
+            started = time.perf_counter()
+            lr = self._set_learning_rate(optimizer, state)
+            loss = self._forward_backward(train_model, batches, state, interval, autocast, dist)
+            failure = self._optimizer_step(model, optimizer, loss, state, interval, dist)
+            if failure:
+                emit(RunFailed(step=state.step, reason=failure, last_checkpoint=self._last_ckpt))
+                return RunResult("failed", failure, state.step, self._last_ckpt, last_metrics)
+            self._advance_clock(state, time.perf_counter() - started, interval)
+
+            if state.step % t.log_every == 0 or state.step == t.step_limit:
+                last_metrics = self._report(state, interval, lr, dist, emit)
+            by_steps = t.eval_every and state.step % t.eval_every == 0
+            if (by_steps or state.elapsed >= next_eval) and state.step < t.step_limit and not self._budget_spent(state):
+                self._evaluate(model, state.step, state.elapsed, emit, dist, autocast)
+                while next_eval <= state.elapsed:
+                    next_eval += every
+            if t.checkpoint_every and state.step % t.checkpoint_every == 0 and state.step < t.step_limit:
+                state.interval = interval.unreported(dist)
+                self._save(model, optimizer, state, last_metrics, emit, dist)
+        return self._finish(model, optimizer, state, interval, last_metrics, status, reason, autocast, dist, emit)
+
+    def _build_model_and_state(self, dist: Distributed):
+        """The model (fresh, from ``init_from``, or from the checkpoint resumed), its optimizer and the state."""
         t = self.config.train
         torch.manual_seed(t.seed)
         model = build_model(self.model_config)
@@ -269,15 +376,23 @@ class Trainer:
         else:
             state.decay_start = t.warmup_steps / t.max_steps if t.max_steps else 0.0
         self._step = state.step
+        return model, optimizer, state
+
+    def _wrap_for_training(self, model, dist: Distributed) -> torch.nn.Module:
+        """What the forward pass calls: the model, compiled and/or wrapped in DistributedDataParallel."""
         train_model: torch.nn.Module = model
-        if t.compile:
+        if self.config.train.compile:
             train_model = torch.compile(model)
         if dist.active:
             from torch.nn.parallel import DistributedDataParallel
 
-            train_model = DistributedDataParallel(train_model, device_ids=[dist.local_rank] if self.device.type == "cuda" else None)
+            train_model = DistributedDataParallel(
+                train_model, device_ids=[dist.local_rank] if self.device.type == "cuda" else None)
+        return train_model
 
-        batches = self.stream.iterate(state.epoch, state.batch_index)
+    def _prepare_run_folder_and_announce(self, model, state: ckpt.TrainingState, dist: Distributed, emit) -> None:
+        """Write the config, set aside checkpoints newer than the one resumed, and say what is about to happen."""
+        t = self.config.train
         abandoned: list[Path] = []
         if dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -307,158 +422,129 @@ class Trainer:
         if t.max_minutes and state.elapsed >= 60.0 * t.max_minutes:
             emit(Notice(f"run already used its time budget (train.max_minutes = {t.max_minutes}); raise it to "
                         "train further"))
-
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
-        sums = torch.zeros(len(_DEVICE_SUMS), dtype=torch.float64, device=self.device)
-        counts = np.zeros(len(_HOST_SUMS))
-        interval_tokens = interval_positions = interval_steps = 0
-        if state.interval:  # a resumed run continues the reporting interval it was in (sums: on rank 0 only)
-            if dist.is_main:
-                sums += torch.tensor(state.interval["sums"], dtype=torch.float64, device=self.device)
-                counts += np.asarray(state.interval["counts"])
-            interval_tokens, interval_positions, interval_steps = state.interval["tokens"]
-        interval_start = time.perf_counter()
-        step_times: list[float] = []
-        last_metrics: dict = {}
-        status, reason = "completed", f"reached train.max_steps ({t.max_steps})"
         if self.eval_set is None:
             emit(Notice("no held-out documents (data.heldout_fraction or a tiny corpus): evaluation is skipped"))
 
-        model.train()
-        every = t.eval_every_seconds
-        next_eval = (math.floor(state.elapsed / every) + 1) * every if every else math.inf
-        while state.step < t.step_limit:
-            # --- control: pause and stop, agreed by all ranks -----------------------------------
-            if self.control.paused and not self.control.stop_requested:
-                emit(StateChanged("paused", state.step))
-                while not self.control.wait_while_paused(0.2):
-                    pass
-                emit(StateChanged("running", state.step))
-                interval_start = time.perf_counter()
-            budget_spent = bool(t.max_minutes) and state.elapsed >= 60.0 * t.max_minutes
-            flags = torch.tensor([float(self.control.stop_requested), float(budget_spent)])
-            dist.all_reduce_sum(flags)
-            if flags[0] > 0:
-                status, reason = "stopped", self.control.stop_reason or "stopped by the user"
-                break
-            if flags[1] > 0:
-                reason = f"used the time budget (train.max_minutes = {t.max_minutes})"
-                break
+    def _pause_or_stop(self, state: ckpt.TrainingState, dist: Distributed, emit,
+                       interval: "MetricInterval") -> tuple[str, str] | None:
+        """Wait while paused; (status, reason) when every rank must stop now (a stop, or the time budget)."""
+        t = self.config.train
+        if self.control.paused and not self.control.stop_requested:
+            emit(StateChanged("paused", state.step))
+            while not self.control.wait_while_paused(0.2):
+                pass
+            emit(StateChanged("running", state.step))
+            interval.start = time.perf_counter()
+        flags = torch.tensor([float(self.control.stop_requested), float(self._budget_spent(state))])
+        dist.all_reduce_sum(flags)          # agreed by all ranks
+        if flags[0] > 0:
+            return "stopped", self.control.stop_reason or "stopped by the user"
+        if flags[1] > 0:
+            return "completed", f"used the time budget (train.max_minutes = {t.max_minutes})"
+        return None
 
-            started = time.perf_counter()
-            progress = run_progress(t, state.step, state.elapsed)
-            lr = learning_rate(t, state.step, progress, state.decay_start, state.anchor_progress, state.anchor_fraction)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            total_loss = torch.zeros((), device=self.device)
-            micro_batches = [next(batches) for _ in range(t.gradient_accumulation_steps)]
-            shares = batch_shares([batch for _, _, batch in micro_batches])
-            for micro, (epoch, index, batch) in enumerate(micro_batches):
-                tensors = to_device(batch, self.device)
-                sync = micro == t.gradient_accumulation_steps - 1 or not dist.active
-                context = train_model.no_sync() if not sync else contextlib.nullcontext()
-                with context:
-                    with autocast:
-                        out = train_model(**tensors)
-                    share_of_step_loss(out, *shares[micro]).backward()
-                total_loss += out.loss.detach()
-                self._accumulate(sums, counts, out, tensors, batch)
-                interval_tokens += int(batch.attention_mask.sum())
-                interval_positions += batch.attention_mask.size
-                state.epoch, state.batch_index = epoch, index + 1
-            max_norm = t.max_grad_norm if t.max_grad_norm > 0 else float("inf")
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
-            # One flag for all ranks: a NaN on any of them stops every one. (A sync point, once per step.)
-            bad = dist.all_reduce_sum((~torch.isfinite(total_loss)).float().reshape(1).cpu())
-            if bool(bad[0] > 0):
-                optimizer.zero_grad(set_to_none=True)
-                local = float(total_loss)
-                value = f"{local:.4g}" if not math.isfinite(local) else "non-finite on another process"
-                message = (f"loss became {value} at step {state.step + 1}; the weights were not "
-                           f"updated. Lower train.learning_rate or use fp32. Last good checkpoint: "
-                           f"{self._last_ckpt or 'none'}")
-                emit(RunFailed(step=state.step, reason=message, last_checkpoint=self._last_ckpt))
-                return RunResult("failed", message, state.step, self._last_ckpt, last_metrics)
-            optimizer.step()
+    def _set_learning_rate(self, optimizer, state: ckpt.TrainingState) -> float:
+        t = self.config.train
+        progress = run_progress(t, state.step, state.elapsed)
+        lr = learning_rate(t, state.step, progress, state.decay_start, state.anchor_progress, state.anchor_fraction)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def _forward_backward(self, train_model, batches, state: ckpt.TrainingState, interval: "MetricInterval",
+                          autocast, dist: Distributed) -> torch.Tensor:
+        """Gradients of one optimizer step over its micro-batches; the summed loss (for the NaN check)."""
+        t = self.config.train
+        total_loss = torch.zeros((), device=self.device)
+        micro_batches = [next(batches) for _ in range(t.gradient_accumulation_steps)]
+        shares = batch_shares([batch for _, _, batch in micro_batches])
+        for micro, (epoch, index, batch) in enumerate(micro_batches):
+            tensors = to_device(batch, self.device)
+            sync = micro == t.gradient_accumulation_steps - 1 or not dist.active
+            context = train_model.no_sync() if not sync else contextlib.nullcontext()
+            with context:
+                with autocast:
+                    out = train_model(**tensors)
+                share_of_step_loss(out, *shares[micro]).backward()
+            total_loss += out.loss.detach()
+            interval.add(out, tensors, batch)
+            state.epoch, state.batch_index = epoch, index + 1
+        return total_loss
+
+    def _optimizer_step(self, model, optimizer, loss: torch.Tensor, state: ckpt.TrainingState,
+                        interval: "MetricInterval", dist: Distributed) -> str:
+        """Clip and step; the failure's message (and no update) when the loss is not finite on any rank."""
+        t = self.config.train
+        max_norm = t.max_grad_norm if t.max_grad_norm > 0 else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+        # One flag for all ranks: a NaN on any of them stops every one. (A sync point, once per step.)
+        bad = dist.all_reduce_sum((~torch.isfinite(loss)).float().reshape(1).cpu())
+        if bool(bad[0] > 0):
             optimizer.zero_grad(set_to_none=True)
-            sums[_DEVICE_SUMS.index("grad_norm")] += grad_norm.detach().double()
-            state.step += 1
-            self._step = state.step
-            if state.step == t.warmup_steps and t.max_minutes:
-                state.decay_start = run_progress(t, state.step, state.elapsed)
-            seconds = time.perf_counter() - started
-            state.elapsed += seconds
-            step_times.append(seconds)
-            interval_steps += 1
+            local = float(loss)
+            value = f"{local:.4g}" if not math.isfinite(local) else "non-finite on another process"
+            return (f"loss became {value} at step {state.step + 1}; the weights were not updated. Lower "
+                    f"train.learning_rate or use fp32. Last good checkpoint: {self._last_ckpt or 'none'}")
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        interval.add_grad_norm(grad_norm)
+        return ""
 
-            if state.step % t.log_every == 0 or state.step == t.step_limit:
-                together = torch.cat([sums, torch.from_numpy(counts).to(self.device)])
-                values = dict(zip(_DEVICE_SUMS + _HOST_SUMS, dist.all_reduce_sum(together).tolist()))
-                wall = time.perf_counter() - interval_start
-                tokens = interval_tokens * dist.world_size
-                state.tokens_seen += tokens
-                progress = run_progress(t, state.step, state.elapsed)
-                recent = step_times[-50:]
-                eta = (t.step_limit - state.step) * (sum(recent) / len(recent))
-                if t.max_minutes:
-                    eta = min(eta, max(0.0, 60.0 * t.max_minutes - state.elapsed))
-                metrics = StepMetrics(
-                    step=state.step, epoch=state.epoch,
-                    loss=(values["mlm_loss"] + values["nsp_loss"]) / values["batches"],
-                    mlm_loss=values["mlm_loss"] / values["batches"], nsp_loss=values["nsp_loss"] / values["batches"],
-                    mlm_accuracy=_ratio(values["mlm_correct"], values["mlm_total"]),
-                    mlm_accuracy_masked=_ratio(values["masked_correct"], values["masked_total"]),
-                    mlm_accuracy_random=_ratio(values["random_correct"], values["random_total"]),
-                    mlm_accuracy_kept=_ratio(values["kept_correct"], values["kept_total"]),
-                    nsp_accuracy=_ratio(values["nsp_correct"], values["nsp_total"]),
-                    lr=lr, grad_norm=values["grad_norm"] / max(1, interval_steps) / dist.world_size,
-                    tokens_per_second=tokens / max(wall, 1e-9),
-                    padding_fraction=1.0 - interval_tokens / max(1, interval_positions),
-                    step_time=wall / max(1, interval_steps), tokens_seen=state.tokens_seen, elapsed=state.elapsed,
-                    progress=progress, eta_seconds=eta,
-                )
-                last_metrics = metrics.to_dict()
-                emit(metrics)
-                sums.zero_()
-                counts[:] = 0
-                interval_tokens = interval_positions = interval_steps = 0
-                interval_start = time.perf_counter()
-            by_steps = t.eval_every and state.step % t.eval_every == 0
-            if (by_steps or state.elapsed >= next_eval) and state.step < t.step_limit and not self._budget_spent(state):
-                self._evaluate(model, state.step, state.elapsed, emit, dist, autocast)
-                while next_eval <= state.elapsed:
-                    next_eval += every
-            if t.checkpoint_every and state.step % t.checkpoint_every == 0 and state.step < t.step_limit:
-                state.interval = self._interval_state(sums, counts, interval_tokens, interval_positions,
-                                                      interval_steps, dist)
-                self._save(model, optimizer, state, last_metrics, emit, dist)
+    def _advance_clock(self, state: ckpt.TrainingState, seconds: float, interval: "MetricInterval") -> None:
+        t = self.config.train
+        state.step += 1
+        self._step = state.step
+        if state.step == t.warmup_steps and t.max_minutes:
+            state.decay_start = run_progress(t, state.step, state.elapsed)
+        state.elapsed += seconds
+        self.step_times.append(seconds)
+        interval.steps += 1
 
+    def _report(self, state: ckpt.TrainingState, interval: "MetricInterval", lr: float, dist: Distributed,
+                emit) -> dict:
+        """The interval's metrics, summed over ranks, as one StepMetrics event; the interval starts anew."""
+        t = self.config.train
+        values = interval.totals(dist)
+        wall = time.perf_counter() - interval.start
+        tokens = interval.tokens * dist.world_size
+        state.tokens_seen += tokens
+        recent = self.step_times[-50:]
+        eta = (t.step_limit - state.step) * (sum(recent) / len(recent))
+        if t.max_minutes:
+            eta = min(eta, max(0.0, 60.0 * t.max_minutes - state.elapsed))
+        batches = values["batches"]
+        metrics = StepMetrics(
+            step=state.step, epoch=state.epoch,
+            loss=(values["mlm_loss"] + values["nsp_loss"]) / batches,
+            mlm_loss=values["mlm_loss"] / batches, nsp_loss=values["nsp_loss"] / batches,
+            mlm_accuracy=_ratio(values["mlm_correct"], values["mlm_total"]),
+            mlm_accuracy_masked=_ratio(values["masked_correct"], values["masked_total"]),
+            mlm_accuracy_random=_ratio(values["random_correct"], values["random_total"]),
+            mlm_accuracy_kept=_ratio(values["kept_correct"], values["kept_total"]),
+            nsp_accuracy=_ratio(values["nsp_correct"], values["nsp_total"]),
+            lr=lr, grad_norm=values["grad_norm"] / max(1, interval.steps) / dist.world_size,
+            tokens_per_second=tokens / max(wall, 1e-9),
+            padding_fraction=1.0 - interval.tokens / max(1, interval.positions),
+            step_time=wall / max(1, interval.steps), tokens_seen=state.tokens_seen, elapsed=state.elapsed,
+            progress=run_progress(t, state.step, state.elapsed), eta_seconds=eta,
+        )
+        emit(metrics)
+        interval.reset()
+        return metrics.to_dict()
+
+    def _finish(self, model, optimizer, state: ckpt.TrainingState, interval: "MetricInterval", last_metrics: dict,
+                status: str, reason: str, autocast, dist: Distributed, emit) -> RunResult:
+        """A last evaluation and checkpoint; the run's result."""
         final = dict(last_metrics)
         evaluation = self._evaluate(model, state.step, state.elapsed, emit, dist, autocast)
         if evaluation:
             final.update({f"eval_{k}": v for k, v in evaluation.items() if k not in ("type", "step")})
         if state.step > 0 and not self._last_ckpt.endswith(f"step-{state.step:07d}"):
-            state.interval = self._interval_state(sums, counts, interval_tokens, interval_positions, interval_steps,
-                                                  dist)
+            state.interval = interval.unreported(dist)
             self._save(model, optimizer, state, final, emit, dist)
         emit(RunFinished(status=status, reason=reason, step=state.step, elapsed=state.elapsed,
                          last_checkpoint=self._last_ckpt, final=final))
         return RunResult(status, reason, state.step, self._last_ckpt, final)
-
-    def _accumulate(self, sums: torch.Tensor, counts: np.ndarray, out, tensors: dict, batch: Batch) -> None:
-        """Add one micro-batch to the metric sums without a device sync."""
-        # Selected positions in row-major order: the order of the model's ``mlm_positions``.
-        kinds = batch.kinds.reshape(-1)[batch.mlm_labels.reshape(-1) != IGNORE_INDEX]
-        of_kind = np.stack([kinds == kind for kind in (MASKED, RANDOM, KEPT)]).astype(np.float64)   # (3, M)
-        counts += [1, len(kinds), *of_kind.sum(axis=1), len(batch)]
-        with torch.no_grad():
-            labels = tensors["mlm_labels"].reshape(-1).index_select(0, out.mlm_positions)
-            correct = (out.mlm_logits.argmax(-1) == labels).double()                               # (M,)
-            kind_correct = torch.from_numpy(of_kind).to(self.device) @ correct                     # (3,)
-            nsp_correct = (out.nsp_logits.argmax(-1) == tensors["nsp_labels"]).double().sum()
-            sums += torch.cat([torch.stack([out.mlm_loss.detach().double(), out.nsp_loss.detach().double(),
-                                            correct.sum()]), kind_correct,
-                               torch.stack([nsp_correct, torch.zeros((), dtype=torch.float64, device=self.device)])])
 
     def _evaluate(self, model, step: int, elapsed: float, emit, dist: Distributed, autocast) -> dict:
         """MLM loss/accuracy/perplexity and pair accuracy on the fixed evaluation set (rank 0)."""
@@ -491,14 +577,6 @@ class Trainer:
     def _budget_spent(self, state: ckpt.TrainingState) -> bool:
         t = self.config.train
         return bool(t.max_minutes) and state.elapsed >= 60.0 * t.max_minutes
-
-    @staticmethod
-    def _interval_state(sums: torch.Tensor, counts: np.ndarray, tokens: int, positions: int, steps: int,
-                        dist: Distributed) -> dict:
-        """The unreported part of the metric interval, summed over ranks (rank 0 restores it on resume)."""
-        together = dist.all_reduce_sum(torch.cat([sums.cpu(), torch.from_numpy(counts)]))
-        return {"sums": together[:len(_DEVICE_SUMS)].tolist(), "counts": together[len(_DEVICE_SUMS):].tolist(),
-                "tokens": [tokens, positions, steps], "ranks": dist.world_size}
 
     def _save(self, model, optimizer, state: ckpt.TrainingState, metrics: dict, emit, dist: Distributed) -> None:
         rng_states = dist.all_gather_bytes(torch.get_rng_state())  # each rank's dropout stream, for an exact resume

@@ -22,16 +22,21 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider
 
 from workbench.gui.curves import GrowingColumns, SmoothedCache, envelope
 
-METRICS = (  # drawn in this order, three to a row
+METRICS = (  # (metric, title, log scale applies)
     ("mlm_loss", "MLM loss", True),
-    ("nsp_loss", "NSP loss", True),
-    ("lr", "Learning rate", False),
     ("mlm_accuracy", "MLM accuracy", False),
     ("nsp_accuracy", "NSP accuracy", False),
+    ("nsp_loss", "NSP loss", True),
+    ("lr", "Learning rate", False),
     ("grad_norm", "Gradient norm", True),
     ("tokens_per_second", "Tokens / s", False),
 )
-COLUMNS = 3
+# The curves that show learning (against the floor and chance lines) are large, on top; the rest of the
+# run's health is a row of small plots below, which "More plots" hides.
+MAIN = ("mlm_loss", "mlm_accuracy", "nsp_accuracy")
+MAIN_HEIGHT, SMALL_HEIGHT = 3, 1      # row stretch: the main row three times a small one
+EMPTY_HINT = ("Press Start (Ctrl+R) in the Training panel: the curves appear here. Red points are held-out "
+              "evaluations; the dashed lines are the context-free floor (MLM) and chance (NSP).")
 EVAL_METRICS = ("mlm_loss", "nsp_loss", "mlm_accuracy", "nsp_accuracy")
 X_AXES = (("step", "Step"), ("tokens_seen", "Tokens seen"), ("elapsed", "Time (s)"))
 TRAIN_COLOR = (31, 119, 180)
@@ -70,6 +75,10 @@ class PlotsPanel(QWidget):
         for key, label in X_AXES:
             self.x_axis.addItem(label, key)
         controls.addWidget(self.x_axis)
+        self.more = QCheckBox("More plots", objectName="morePlotsCheck")
+        self.more.setChecked(True)
+        self.more.setToolTip("NSP loss, learning rate, gradient norm and tokens/s, small, below the main curves")
+        controls.addWidget(self.more)
         controls.addStretch(1)
         self.readout = QLabel("", objectName="plotReadout")
         controls.addWidget(self.readout)
@@ -81,13 +90,18 @@ class PlotsPanel(QWidget):
         self.plots: dict[str, pg.PlotItem] = {}
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.eval_points: dict[str, pg.PlotDataItem] = {}
-        for index, (metric, title, _) in enumerate(METRICS):
-            plot = self.graphics.addPlot(row=index // COLUMNS, col=index % COLUMNS)
-            plot.setTitle(title, color=foreground, size="10pt")
+        small = [m for m, _, _ in METRICS if m not in MAIN]
+        for metric, title, _ in METRICS:
+            if metric in MAIN:
+                plot = self.graphics.addPlot(row=0, col=MAIN.index(metric) * len(small), colspan=len(small))
+                plot.setMinimumHeight(150)
+            else:
+                plot = self.graphics.addPlot(row=1, col=small.index(metric) * len(MAIN), colspan=len(MAIN))
+                plot.setMinimumHeight(80)
+            plot.setTitle(title, color=foreground, size="10pt" if metric in MAIN else "8pt")
             for axis in ("left", "bottom"):
                 plot.getAxis(axis).setTextPen(foreground)
                 plot.getAxis(axis).setPen(foreground)
-            plot.setMinimumHeight(110)
             plot.showGrid(x=True, y=True, alpha=0.2)
             plot.setDownsampling(auto=True, mode="peak")
             plot.setClipToView(True)
@@ -106,6 +120,9 @@ class PlotsPanel(QWidget):
             line.setVisible(False)
             self.plots[metric].addItem(line)  # in the bounds: the floor stays in view, so the gap to it shows
             self.references[metric] = line
+        grid = self.graphics.ci.layout
+        grid.setRowStretchFactor(0, MAIN_HEIGHT)
+        grid.setRowStretchFactor(1, SMALL_HEIGHT)
         self.plots["mlm_loss"].addLegend(offset=(-10, 10))
         self.plots["mlm_loss"].legend.addItem(self.curves["mlm_loss"], "train (smoothed)")
         self.plots["mlm_loss"].legend.addItem(self.eval_points["mlm_loss"], "held-out")
@@ -114,15 +131,26 @@ class PlotsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(controls)
+        self.hint = QLabel(EMPTY_HINT, objectName="plotsHint")
+        self.hint.setWordWrap(True)
+        layout.addWidget(self.hint)
         layout.addWidget(self.graphics, 1)
 
         self.smoothing.valueChanged.connect(self._mark_dirty)
         self.log_scale.toggled.connect(self._apply_log_scale)
+        self.more.toggled.connect(self._show_more)
         self.x_axis.currentIndexChanged.connect(self._mark_dirty)
         self.timer = QTimer(self)
         self.timer.setInterval(100)  # 10 Hz: redraws never flood the event loop, whatever the step rate
         self.timer.timeout.connect(self.redraw)
         self.timer.start()
+
+    def _show_more(self, on: bool) -> None:
+        for metric, _, _ in METRICS:
+            if metric not in MAIN:
+                self.plots[metric].setVisible(on)
+        self.graphics.ci.layout.setRowStretchFactor(1, SMALL_HEIGHT if on else 0)
+        self.graphics.ci.layout.setRowMaximumHeight(1, 1e6 if on else 0)
 
     # --- data in ---------------------------------------------------------------------------
 
@@ -209,6 +237,7 @@ class PlotsPanel(QWidget):
         if not self.dirty or not self.isVisible():
             return  # hidden plots are not redrawn
         self.dirty = False
+        self.hint.setVisible(self.train.n == 0)
         started = time.perf_counter()
         x_key = self.x_axis.currentData()
         weight = self.smoothing.value() / 100.0

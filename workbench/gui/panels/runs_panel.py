@@ -141,13 +141,21 @@ class RunsPanel(QWidget):
         metric_row.addWidget(self.metric)
         metric_row.addStretch(1)
         compare_layout.addLayout(metric_row)
+        self.compare_hint = QLabel("Select runs in the table (Ctrl or Shift for several) to overlay their curves.",
+                                   objectName="compareHint")
+        self.compare_hint.setWordWrap(True)
+        self.compare_hint.setAlignment(Qt.AlignTop | Qt.AlignLeft)
+        compare_layout.addWidget(self.compare_hint)
         compare_layout.addWidget(self.compare_plot, 1)
+        self.compare_plot.setVisible(False)     # a hint, not an empty 0-1 frame, until runs are selected
         diff_box = QWidget()
         diff_layout = QVBoxLayout(diff_box)
         diff_layout.setContentsMargins(0, 0, 0, 0)
         self.diff_title = QLabel("Select two or more runs to see the settings that differ.")
         diff_layout.addWidget(self.diff_title)
         diff_layout.addWidget(self.diff, 1)
+        self.diff.setVisible(False)
+        diff_layout.addStretch(0)
 
         lower = QSplitter(Qt.Horizontal)
         lower.addWidget(compare)
@@ -158,6 +166,10 @@ class RunsPanel(QWidget):
         table_layout = QVBoxLayout(table_box)
         table_layout.setContentsMargins(0, 0, 0, 0)
         table_layout.addLayout(top)
+        self.empty_hint = QLabel("No runs yet: press Start in the Training panel (or run `pretrain-workbench "
+                                 "train`); every run is listed here.", objectName="runsHint")
+        self.empty_hint.setWordWrap(True)
+        table_layout.addWidget(self.empty_hint)
         table_layout.addWidget(self.table, 1)
         table_layout.addLayout(buttons)
         splitter.addWidget(table_box)
@@ -271,6 +283,7 @@ class RunsPanel(QWidget):
             if self.table.item(row, 0).data(Qt.UserRole) in selected:
                 self.table.selectRow(row)
         self.table.blockSignals(False)
+        self.empty_hint.setVisible(not summaries)
         self._apply_filter()
 
     def _apply_filter(self) -> None:
@@ -302,6 +315,8 @@ class RunsPanel(QWidget):
         self.buttons["delete"].setEnabled(bool(ids))
         self.compare_plot.clear()
         self.legend.clear()
+        self.compare_plot.setVisible(bool(ids))
+        self.compare_hint.setVisible(not ids)
         metric = self.metric.currentData()
         for i, run_id in enumerate(ids[:len(PALETTE)]):
             series = self.repository.series(run_id, metric)
@@ -312,6 +327,7 @@ class RunsPanel(QWidget):
 
     def _show_diff(self, ids: list[int]) -> None:
         runs = [self.runs[i] for i in ids if i in self.runs]
+        self.diff.setVisible(len(runs) >= 2)
         if len(runs) < 2:
             self.diff.setRowCount(0)
             self.diff.setColumnCount(0)
