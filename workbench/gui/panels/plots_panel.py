@@ -91,12 +91,14 @@ class PlotsPanel(QWidget):
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.eval_points: dict[str, pg.PlotDataItem] = {}
         small = [m for m, _, _ in METRICS if m not in MAIN]
+        self.main_row = self.graphics.addLayout(row=0, col=0)
+        self.small_row = self.graphics.addLayout(row=1, col=0)
         for metric, title, _ in METRICS:
             if metric in MAIN:
-                plot = self.graphics.addPlot(row=0, col=MAIN.index(metric) * len(small), colspan=len(small))
+                plot = self.main_row.addPlot(row=0, col=MAIN.index(metric))
                 plot.setMinimumHeight(150)
             else:
-                plot = self.graphics.addPlot(row=1, col=small.index(metric) * len(MAIN), colspan=len(MAIN))
+                plot = self.small_row.addPlot(row=0, col=small.index(metric))
                 plot.setMinimumHeight(80)
             plot.setTitle(title, color=foreground, size="10pt" if metric in MAIN else "8pt")
             for axis in ("left", "bottom"):
@@ -146,9 +148,7 @@ class PlotsPanel(QWidget):
         self.timer.start()
 
     def _show_more(self, on: bool) -> None:
-        for metric, _, _ in METRICS:
-            if metric not in MAIN:
-                self.plots[metric].setVisible(on)
+        self.small_row.setVisible(on)
         self.graphics.ci.layout.setRowStretchFactor(1, SMALL_HEIGHT if on else 0)
         self.graphics.ci.layout.setRowMaximumHeight(1, 1e6 if on else 0)
 
