@@ -1,4 +1,4 @@
-"""The command line end to end, in a subprocess, as a user runs it."""
+"""The command line: end to end in a subprocess, as a user runs it; user errors in-process (``main([...])``)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,21 @@ def run(*args, cwd=None):
     env = dict(os.environ, NO_COLOR="1")
     return subprocess.run([sys.executable, "-m", "workbench", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=300)
+
+
+def run_inside(capsys, monkeypatch, *args, cwd=None) -> subprocess.CompletedProcess:
+    """``pretrain-workbench ARGS`` in this interpreter: exit code and captured output, as ``run`` gives them."""
+    from workbench.cli import main
+
+    if cwd is not None:
+        monkeypatch.chdir(cwd)
+    capsys.readouterr()
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exc:
+        code = exc.code
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, captured.out, captured.err)
 
 
 @pytest.fixture(scope="module")
@@ -91,10 +106,10 @@ def test_inspect_text_output_and_examples(prepared):
     (["frobnicate"], "invalid choice"),
     (["prepare", "{corpus}", "--out", "{folder}/t", "--tokenizer", "nope.json"], "nope.json: tokenizer file not found"),
 ])
-def test_user_errors_exit_2_with_one_line(prepared, args, message):
+def test_user_errors_exit_2_with_one_line(prepared, args, message, capsys, monkeypatch):
     folder, corpus, out, _ = prepared
     args = [a.format(ds=out, corpus=corpus, folder=folder) for a in args]
-    result = run(*args, cwd=folder)
+    result = run_inside(capsys, monkeypatch, *args, cwd=folder)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

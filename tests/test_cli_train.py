@@ -9,7 +9,7 @@ import pytest
 
 from workbench.config import load_config
 
-from test_cli import run
+from test_cli import run, run_inside
 
 TINY = ["--set", "model.preset=\"custom\"", "--set", "model.hidden_size=32", "--set", "model.num_hidden_layers=1",
         "--set", "model.num_attention_heads=2", "--set", "model.intermediate_size=64",
@@ -79,10 +79,10 @@ def test_export_fill_mask_and_nsp_commands(cli_run):
     (["export", "nowhere", "--out", "x"], "nowhere: no such checkpoint or run directory"),
     (["train", "missing.toml"], "missing.toml: config file not found"),
 ])
-def test_train_user_errors_exit_2_with_one_line(cli_run, learnable_dataset, args, message):
+def test_train_user_errors_exit_2_with_one_line(cli_run, learnable_dataset, args, message, capsys, monkeypatch):
     folder, _ = cli_run
     args = [a.format(ds=learnable_dataset.path, run=folder / "run") for a in args]
-    result = run(*args, cwd=folder)
+    result = run_inside(capsys, monkeypatch, *args, cwd=folder)
     assert result.returncode == 2, result.stdout + result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr

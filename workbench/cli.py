@@ -140,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="RUN_ID")
     p.add_argument("--json", action="store_true")
     p.add_argument("--csv", metavar="FILE", help="write the aligned series of all runs to a CSV file")
+    p.add_argument("--tidy-csv", metavar="FILE", help="write every point of every run as one tidy CSV: run, name, "
+                   "the settings that differ, metric, step, value, wall_time")
+    p.add_argument("--group", action="store_true", help="group runs that differ only in their seed (or name): "
+                   "each group's final values as mean ± std over its runs")
     history.add_db_option(p)
     p.set_defaults(handler=history.cmd_compare)
 

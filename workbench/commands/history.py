@@ -200,6 +200,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UsageError(f"{args.csv}: cannot write ({exc.strerror})") from None
         print(f"wrote {len(steps)} aligned steps to {args.csv}", file=sys.stderr)
+    if args.tidy_csv:
+        _write_tidy_csv(repository, runs, list(differences), args.tidy_csv)
+    if args.group:
+        return _print_groups(repository, runs, args.json)
     # A readable handful of matched steps: evenly spread over the steps all runs share, and the last.
     picks = sorted({common[int(i)] for i in _spread(len(common), 8)}) if common else []
     index = {step: i for i, step in enumerate(steps)}
@@ -229,3 +233,55 @@ def _spread(n: int, k: int) -> list[float]:
     if n <= k:
         return list(range(n))
     return [round(i * (n - 1) / (k - 1)) for i in range(k)]
+
+
+def _write_tidy_csv(repository, runs, setting_keys: list[str], path: str) -> None:
+    from workbench.store.comparison import tidy_rows
+
+    columns = ["run", "name", *setting_keys, "metric", "step", "value", "wall_time"]
+    count = 0
+    try:
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            for row in tidy_rows(repository, runs, setting_keys):
+                writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items()})
+                count += 1
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write ({exc.strerror})") from None
+    print(f"wrote {count} points of {len(runs)} runs to {path}", file=sys.stderr)
+
+
+def _print_groups(repository, runs, as_json: bool) -> int:
+    """Runs that differ only in seed (or name) as one row each: final values, mean ± std over the group."""
+    import numpy as np
+
+    from workbench.store.comparison import config_differences, group_runs
+
+    groups = group_runs([run.config for run in runs])
+    summaries = [run_summary(repository, run) for run in runs]
+    metrics = ("mlm_loss", "mlm_accuracy", "nsp_accuracy", "eval_mlm_loss", "eval_mlm_accuracy", "eval_nsp_accuracy")
+    differences = config_differences([runs[g[0]].config for g in groups]) if len(groups) > 1 else {}
+    out = []
+    for number_, members in enumerate(groups, start=1):
+        row = {"group": number_, "runs": [runs[i].id for i in members], "count": len(members),
+               "settings": {key: values[number_ - 1] for key, values in differences.items()}}
+        for metric in metrics:
+            values = [summaries[i][metric] for i in members if summaries[i][metric] is not None]
+            row[metric] = {"mean": float(np.mean(values)), "std": float(np.std(values)),
+                           "min": float(np.min(values)), "max": float(np.max(values))} if values else None
+        out.append(row)
+    if as_json:
+        print(json.dumps(out, indent=1))
+        return 0
+    print(f"{len(runs)} runs in {len(groups)} group(s) (runs that differ only in seed or name form one group)")
+    for row in out:
+        label = ", ".join(f"{k}={json.dumps(v)}" for k, v in row["settings"].items()) or "same settings"
+        print(f"group {row['group']}: {label}  ({row['count']} runs: {', '.join(map(str, row['runs']))})")
+        for metric in metrics:
+            stats = row[metric]
+            if stats is not None:
+                print(f"  {metric:<18} {stats['mean']:.4f} ± {stats['std']:.4f}  (min {stats['min']:.4f}, "
+                      f"max {stats['max']:.4f})")
+    return 0
+

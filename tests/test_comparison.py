@@ -1,0 +1,85 @@
+"""Comparing runs: grouping by settings, mean and band over unequal step grids, the tidy CSV (real SQLite)."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from workbench.cli import main
+from workbench.config import WorkbenchConfig
+from workbench.store.comparison import band, group_runs
+from workbench.store.repository import RunRepository
+
+
+def test_band_over_unequal_step_grids_counts_each_run_only_inside_its_range():
+    a = ([0, 10, 20, 30], [4.0, 3.0, 2.0, 1.0])
+    b = ([0, 5, 10], [4.0, 3.0, 2.0])                     # logged more often, stopped early
+    out = band([a, b])
+    assert out["steps"] == [0, 5, 10, 20, 30]
+    assert out["count"] == [2, 2, 2, 1, 1]
+    assert out["mean"] == pytest.approx([4.0, 3.25, 2.5, 2.0, 1.0])   # A at 5 is 3.5 (interpolated)
+    assert out["min"][2] == 2.0 and out["max"][2] == 3.0
+    assert out["std"][0] == 0.0 and out["std"][1] == pytest.approx(0.25)
+    assert band([]) == {"steps": [], "mean": [], "std": [], "min": [], "max": [], "count": []}
+
+
+def configs(*changes):
+    out = []
+    for change in changes:
+        config = WorkbenchConfig()
+        for key, value in change.items():
+            section, name = key.split(".")
+            setattr(getattr(config, section), name, value)
+        out.append(config.to_dict())
+    return out
+
+
+def test_runs_that_differ_only_in_seed_or_name_form_one_group():
+    runs = configs({"train.seed": 0}, {"masking.probability": 0.3}, {"train.seed": 1, "train.name": "again"},
+                   {"masking.probability": 0.3, "train.seed": 5})
+    assert group_runs(runs) == [[0, 2], [1, 3]]
+    assert group_runs(runs, ignore=()) == [[0], [1], [2], [3]]
+
+
+@pytest.fixture
+def history(tmp_path):
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    repository = RunRepository(url)
+    ids = []
+    for seed, probability, final_loss in ((0, 0.15, 4.0), (1, 0.15, 4.2), (0, 0.3, 5.0)):
+        config = WorkbenchConfig()
+        config.train.seed, config.masking.probability = seed, probability
+        run = repository.create_run(config.to_dict(), f"p{probability}-s{seed}", str(tmp_path / f"r{seed}{probability}"))
+        rows = [{"run_id": run.id, "step": step, "name": "mlm_loss", "value": final_loss + 5 / step,
+                 "wall_time": step * 0.1, "is_eval": False} for step in range(1, 11)]
+        rows.append({"run_id": run.id, "step": 10, "name": "mlm_loss", "value": final_loss + 0.1, "wall_time": 1.0,
+                     "is_eval": True})
+        repository.add_metrics(rows)
+        repository.update(run.id, status="completed", steps=10, final_metrics={
+            "mlm_loss": final_loss, "mlm_accuracy": 0.3, "nsp_accuracy": 0.6, "tokens_per_second": 1.0,
+            "eval_mlm_loss": final_loss + 0.1, "eval_mlm_accuracy": 0.3, "eval_nsp_accuracy": 0.6})
+        ids.append(run.id)
+    return url, ids
+
+
+def test_compare_writes_a_tidy_csv_and_groups_seeds(history, tmp_path, capsys):
+    url, ids = history
+    out = tmp_path / "tidy.csv"
+    assert main(["compare", *map(str, ids), "--tidy-csv", str(out), "--group", "--json", "--db", url]) == 0
+    groups = json.loads(capsys.readouterr().out)
+    assert [g["count"] for g in groups] == [2, 1] and groups[0]["runs"] == ids[:2]
+    assert groups[0]["mlm_loss"]["mean"] == pytest.approx(4.1) and groups[0]["mlm_loss"]["std"] == pytest.approx(0.1)
+    assert groups[0]["settings"] == {"masking.probability": 0.15} and groups[1]["settings"] == {"masking.probability": 0.3}
+    with out.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 * 11
+    assert set(rows[0]) == {"run", "name", "masking.probability", "train.seed", "metric", "step",
+                            "value", "wall_time"}
+    held_out = [r for r in rows if r["metric"] == "eval_mlm_loss"]
+    assert [(int(r["run"]), float(r["value"])) for r in held_out] == [(ids[0], 4.1), (ids[1], 4.3), (ids[2], 5.1)]
+    first = [float(r["value"]) for r in rows if r["run"] == str(ids[0]) and r["metric"] == "mlm_loss"]
+    assert np.allclose(first, [4.0 + 5 / s for s in range(1, 11)])
+    assert main(["compare", *map(str, ids), "--group", "--db", url]) == 0
+    text = capsys.readouterr().out
+    assert "3 runs in 2 group(s)" in text and "masking.probability=0.15" in text and "± 0.1000" in text
