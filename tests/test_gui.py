@@ -158,6 +158,9 @@ def test_masking_preview_shows_what_training_feeds_the_model(make_window, corpus
     assert "micro-batch 1, row 3" in panel.header.text()
     html = panel.view.toHtml()
     assert "[MASK] (" in html and ("IsNext" in panel.header.text() or "NotNext" in panel.header.text())
+    panel.stats_labels["selected_fraction"].setText("-")
+    panel.measure(background=True)                       # what an edit does: on a worker thread
+    qtbot.waitUntil(lambda: "(0.300)" in panel.stats_labels["selected_fraction"].text(), timeout=30_000)
     stats = panel.measure()
     assert stats["samples"] == 2000 and stats["special_selected"] == 0
     assert "(0.300)" in panel.stats_labels["selected_fraction"].text()

@@ -75,6 +75,7 @@ def chip(text: str, background: str, color: str, bold: bool = False) -> str:
 
 class MaskingPanel(QWidget):
     options_changed = Signal()
+    stats_ready = Signal(object, object)   # (job it was measured for, statistics or an error text)
     eval_scored = Signal(object, object)   # (model it was scored for, {kind: (right, total)} or an error text)
 
     def __init__(self, settings: RunSettings | None = None, parent=None):
@@ -90,6 +91,8 @@ class MaskingPanel(QWidget):
         self.example_kinds = ""       # accuracy by kind of the example on display (HTML)
         self.stream = None
         self.micro_batch_index = 0
+        self.stats_job = None         # (dataset, config, micro-batch) of the statistics last asked for
+        self.last_stats: dict = {}
         self.current = None  # (batch, row) on display
 
         self.bound: dict[str, QWidget] = {}
@@ -162,7 +165,8 @@ class MaskingPanel(QWidget):
         self.redraw_timer = QTimer(self, singleShot=True, interval=30)
         self.redraw_timer.timeout.connect(self.redraw)
         self.stats_timer = QTimer(self, singleShot=True, interval=250)
-        self.stats_timer.timeout.connect(self.measure)
+        self.stats_timer.timeout.connect(lambda: self.measure(background=True))
+        self.stats_ready.connect(self._show_stats)
         next_button.clicked.connect(lambda: self.example.setValue(self.example.value() + 1))
         self.show_predictions.toggled.connect(self._schedule_example)
         self.before_choice.currentIndexChanged.connect(self._choose_before)
@@ -481,21 +485,41 @@ class MaskingPanel(QWidget):
         return {pos: [(vocab.tokens[int(i)], float(p)) for p, i in zip(top.values[k], top.indices[k])]
                 for k, pos in enumerate(positions)}
 
-    def measure(self) -> dict:
-        """Realised rates over 2,000 training examples, shown next to the configured ones."""
+    def measure(self, background: bool = False) -> dict:
+        """Realised rates over 2,000 training examples, shown next to the configured ones.
+
+        ``background``: computed on a worker thread (what an edit of the settings does, so typing never
+        stalls the window) and shown when ready; a result for settings changed meanwhile is dropped."""
         if self.dataset is None:
             return {}
-        from workbench.data.inspection import realised_statistics, training_examples
-
         try:
             config = self.config()
-            stats = realised_statistics(training_examples(self.dataset, config, 2000, config.train.seed,
-                                                          self.micro_batch), self.dataset.vocabulary, config)
         except WorkbenchError as exc:
             self.header.setText(str(exc))
             return {}
+        job = self.stats_job = (self.dataset, config, self.micro_batch)
+        if not background:
+            stats = compute_statistics(*job)
+            self._show_stats(job, stats)
+            return stats if isinstance(stats, dict) else {}
+        threading.Thread(target=lambda: self._deliver_stats(job, compute_statistics(*job)), name="masking-stats",
+                         daemon=True).start()
+        return {}
+
+    def _deliver_stats(self, job, stats) -> None:
+        try:
+            self.stats_ready.emit(job, stats)
+        except RuntimeError:
+            pass                          # the panel was closed meanwhile
+
+    def _show_stats(self, job, stats) -> None:
+        if job is not self.stats_job:
+            return                        # measured for settings that changed since
+        if isinstance(stats, str):
+            self.header.setText(stats)
+            return
         if not stats.get("samples"):
-            return stats
+            return
         configured = stats["configured"]
         for _, key, configured_key in STAT_ROWS:
             value = stats[key]
@@ -503,7 +527,18 @@ class MaskingPanel(QWidget):
             if configured_key:
                 text += f"   ({configured[configured_key]:.3f})"
             self.stats_labels[key].setText(text)
-        return stats
+        self.last_stats = stats
+
+
+def compute_statistics(dataset, config: WorkbenchConfig, micro_batch: int):
+    """``realised_statistics`` over 2,000 training examples, or the error's text; any thread."""
+    from workbench.data.inspection import realised_statistics, training_examples
+
+    try:
+        return realised_statistics(training_examples(dataset, config, 2000, config.train.seed, micro_batch),
+                                   dataset.vocabulary, config)
+    except WorkbenchError as exc:
+        return str(exc)
 
 
 if __name__ == "__main__":  # python -m workbench.gui.panels.masking_panel [DATASET]: the panel on its own
