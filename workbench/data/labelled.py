@@ -199,10 +199,9 @@ def _docstrings():
                         yield package, _prose_sentences(_paragraphs(doc.splitlines()))
 
 
-def _too_small(count: int) -> LabelledDataError | None:
-    if count < 100:
-        return LabelledDataError("the built-in tasks need the standard library's sources, which this Python lacks")
-    return None
+def _require_sources(examples: int, labels: int = 2) -> None:
+    if examples < 100 or labels < 2:
+        raise LabelledDataError("the built-in tasks need the standard library's sources, which this Python lacks")
 
 
 def builtin_task() -> LabelledData:
@@ -216,8 +215,7 @@ def builtin_task() -> LabelledData:
             seen.add(text)
             texts.append(text)
             labels.append(present.index(package))
-    if len(present) < 2 or (error := _too_small(len(texts))):
-        raise error or LabelledDataError("the built-in task needs the standard library's sources")
+    _require_sources(len(texts), len(present))
     return LabelledData(texts, None, labels, present, BUILTIN_NAME)
 
 
@@ -250,6 +248,5 @@ def word_order_task(seed: int = 0) -> LabelledData:
             words[i], words[j] = words[j], words[i]
             texts.append(" ".join(words))
             labels.append(1)
-    if error := _too_small(len(texts)):
-        raise error
+    _require_sources(len(texts))
     return LabelledData(texts, None, labels, ["as written", "words swapped"], WORD_ORDER_NAME)

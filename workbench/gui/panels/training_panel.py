@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 from workbench.config import WorkbenchConfig, _toml_value, choices_of, dumps_toml
 from workbench.errors import ConfigError
 from workbench.formatting import duration
-from workbench.gui.run_settings import SIZE_KEYS, RunSettings, default_run_config, preset_sizes
+from workbench.gui.run_settings import SIZE_KEYS, RunSettings, preset_sizes
 
 # (section, key, label, widget kind, extra): the settings a person changes most; every other
 # setting keeps its value from the loaded config ("new run from this config" keeps them all).
@@ -48,11 +48,6 @@ FIELDS = (
     ("train", "seed", "Seed", "int", (0, 2_147_483_647)),
     ("train", "name", "Run name", "text", ()),
 )
-
-
-def tiny_default_config() -> WorkbenchConfig:
-    """What a fresh window trains (see ``default_run_config``)."""
-    return default_run_config()
 
 
 class TrainingPanel(QWidget):
