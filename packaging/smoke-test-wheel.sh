@@ -25,6 +25,8 @@ case "$where" in "$work"/venv/*) ;; *) echo "workbench imported from $where, not
 "$venv/pretrain-workbench" --version
 "$venv/pretrain-workbench" examples tiny-sample > tiny.toml
 "$venv/pretrain-workbench" prepare --sample --out sample-data
+ls "$XDG_CACHE_HOME"/pretrain-workbench/python-docs-*.txt
+"$venv/python" -c "from workbench.data.sample import shipped_sample as s; assert s().is_file(), 'no shipped sample'"
 "$venv/pretrain-workbench" train tiny.toml --dataset sample-data --db "sqlite:///$work/runs.db" \
     --set train.max_steps=3 --set train.eval_every=0 --set train.checkpoint_every=0 --out run
 "$venv/pretrain-workbench" runs --db "sqlite:///$work/runs.db"

@@ -222,7 +222,8 @@ def test_a_run_trains_plots_records_and_can_be_probed(make_window, corpus, qtbot
     assert len(predictions) == 1 and window.probe.results.rowCount() == 5
     assert 0 <= window.probe.ask_nsp() <= 1
     assert window.masking.show_predictions.isEnabled()
-    window.masking.redraw()
+    window.masking.redraw()                              # the guesses are computed on a worker thread
+    qtbot.waitUntil(lambda: not window.masking.predicting, timeout=30_000)
     assert "%" in window.masking.view.toPlainText()  # predicted probabilities next to masked tokens
     # Accuracy by kind (this example, and the evaluation set on a worker thread) and a before/after view.
     assert "this example</b> [MASK]" in window.masking.eval_line.text()
@@ -234,6 +235,7 @@ def test_a_run_trains_plots_records_and_can_be_probed(make_window, corpus, qtbot
     assert before.currentText() == "step 10" and "before: " in window.masking.view.toPlainText()
     before.setCurrentIndex(2)
     window.masking.redraw()
+    qtbot.waitUntil(lambda: not window.masking.predicting, timeout=30_000)
     assert "before (fresh weights (step 0))" in window.masking.view.toPlainText()
     # The Fine-tune panel: the finished run is filled in; both arms train and the comparison is recorded.
     assert window.finetune.source.text() == run.run_dir

@@ -16,9 +16,9 @@ KEEP = 3
 
 
 def log_path() -> Path:
-    import platformdirs
+    from workbench.user_folders import log_folder
 
-    return Path(platformdirs.user_log_dir("pretrain-workbench", appauthor=False)) / "errors.log"
+    return log_folder() / "errors.log"
 
 
 def append_error(text: str, path: Path | None = None) -> Path:

@@ -28,18 +28,13 @@ from workbench.gui.panels.runs_panel import RunsPanel
 from workbench.gui.panels.training_panel import TrainingPanel
 from workbench.gui.run_settings import RunSettings
 from workbench.gui.workers import FinetuneWorker, PrepareWorker, TrainingWorker, start_in_thread
+from workbench.user_folders import data_folder
 
 SETTINGS_VERSION = 2  # 2: the Fine-tune panel (an older saved layout would hide it)
 ICON = icon_path()       # shipped inside the package: an installed wheel has it too
 SHORTCUTS = (("Ctrl+R", "Start a run"), ("Ctrl+P", "Pause / resume"), ("Ctrl+.", "Stop (saves a checkpoint)"),
              ("Ctrl+O", "Open corpus files"), ("Ctrl+Shift+O", "Open corpus folder"), ("Ctrl+N", "Next masking example"),
              ("Ctrl+E", "Export model"), ("Ctrl+Q", "Quit"))
-
-
-def default_data_dir() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("pretrain-workbench", appauthor=False))
 
 
 class MainWindow(QMainWindow):
@@ -51,7 +46,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Pre-training Workbench")
         if ICON.exists():
             self.setWindowIcon(QIcon(str(ICON)))
-        self.data_dir = Path(data_dir) if data_dir else default_data_dir()
+        self.data_dir = Path(data_dir) if data_dir else data_folder()
         self.db_url = resolve_url(db)
         self.repository = None  # opened right after the first paint (SQLAlchemy and Alembic take ~1 s to load)
         self.settings = settings or QSettings("pretrain-workbench", "workbench")

@@ -11,10 +11,9 @@ from pathlib import Path
 
 
 def default_database_url() -> str:
-    import platformdirs
+    from workbench.user_folders import data_folder
 
-    folder = Path(platformdirs.user_data_dir("pretrain-workbench", appauthor=False))
-    return f"sqlite:///{folder / 'runs.db'}"
+    return f"sqlite:///{data_folder() / 'runs.db'}"
 
 
 def resolve_url(url: str | None = None) -> str:

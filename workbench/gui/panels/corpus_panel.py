@@ -21,14 +21,9 @@ from PySide6.QtWidgets import (
 
 from workbench.config import WorkbenchConfig
 from workbench.data.diagnostics import Diagnostics
+from workbench.user_folders import datasets_folder
 
 SAMPLE = "built-in sample (Python's documentation)"
-
-
-def datasets_folder() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("pretrain-workbench", appauthor=False)) / "datasets"
 
 
 def dataset_dir_for(sources: list[str], sample: bool, vocab_size: int, lowercase: bool, root: Path | None = None) -> Path:

@@ -77,6 +77,7 @@ class MaskingPanel(QWidget):
     options_changed = Signal()
     stats_ready = Signal(object, object)   # (job it was measured for, statistics or an error text)
     eval_scored = Signal(object, object)   # (model it was scored for, {kind: (right, total)} or an error text)
+    predicted = Signal(object, object)     # (job it was computed for, (guesses, guesses before) or an error text)
 
     def __init__(self, settings: RunSettings | None = None, parent=None):
         super().__init__(parent)
@@ -94,6 +95,7 @@ class MaskingPanel(QWidget):
         self.stats_job = None         # (dataset, config, micro-batch) of the statistics last asked for
         self.last_stats: dict = {}
         self.current = None  # (batch, row) on display
+        self.prediction_job = None    # (batch, row, model, before) whose guesses are being computed
 
         self.bound: dict[str, QWidget] = {}
         self.probability = self._spin(0.01, 0.99, 2, "masking.probability")
@@ -171,6 +173,7 @@ class MaskingPanel(QWidget):
         self.show_predictions.toggled.connect(self._schedule_example)
         self.before_choice.currentIndexChanged.connect(self._choose_before)
         self.eval_scored.connect(self._show_eval)
+        self.predicted.connect(self._show_predictions)
         self.settings.changed.connect(self._settings_changed)
         self.refresh()
 
@@ -399,12 +402,51 @@ class MaskingPanel(QWidget):
             return
         self.current = (batch, row)
         self.view.setHtml(self.render(batch, row))
+        self._predict(batch, row)
 
-    def render(self, batch, row: int) -> str:
+    @property
+    def predicting(self) -> bool:
+        """Whether the loaded model's guesses for the example on display are still being computed."""
+        return self.prediction_job is not None
+
+    def _predict(self, batch, row: int) -> None:
+        """The models' guesses for the example on display, on a worker thread (a forward pass of a large
+        model takes a while on a CPU); the example is redrawn with them when they arrive."""
+        if self.model is None or not self.show_predictions.isChecked():
+            self.prediction_job = None
+            return
+        job = self.prediction_job = (batch, row, self.model, self.before)
+
+        def predict() -> None:
+            try:
+                guesses = top_guesses(job[2], batch, row, self.dataset.vocabulary)
+                before = top_guesses(job[3][1], batch, row, self.dataset.vocabulary) if job[3] else {}
+                result = (guesses, before)
+            except (RuntimeError, ValueError, IndexError) as exc:
+                result = f"The model cannot read this example: {exc}"
+            try:
+                self.predicted.emit(job, result)
+            except RuntimeError:
+                pass                    # the panel was closed meanwhile
+
+        threading.Thread(target=predict, name="masking-predictions", daemon=True).start()
+
+    def _show_predictions(self, job, result) -> None:
+        if job is not self.prediction_job:
+            return                      # computed for an example, model or "before" no longer on display
+        self.prediction_job = None
+        if isinstance(result, str):
+            self.header.setText(html.escape(result))
+            return
+        batch, row = job[0], job[1]
+        self.view.setHtml(self.render(batch, row, *result))
+
+    def render(self, batch, row: int, predictions: dict | None = None, before: dict | None = None) -> str:
+        """The example as chips; with the loaded model's guesses (and the "before" model's) when given."""
         vocab = self.dataset.vocabulary
         label = "IsNext" if batch.nsp_labels[row] == 0 else "NotNext"
-        predictions = self._predictions(batch, row) if self.show_predictions.isChecked() else {}
-        before = self._predictions(batch, row, self.before[1]) if predictions and self.before else {}
+        predictions = predictions or {}
+        before = before if predictions and before else {}
         selected = int((batch.kinds[row] != NOT_SELECTED).sum())
         self.header.setText(
             f"<b>{label}</b> · segment A {int(batch.a_lengths[row])} tokens, B {int(batch.b_lengths[row])} tokens"
@@ -467,24 +509,6 @@ class MaskingPanel(QWidget):
             entry[1] += 1
         return by_kind_text({kind: (right, total) for kind, (right, total) in counts.items()})
 
-    def _predictions(self, batch, row: int, model=None) -> dict[int, list[tuple[str, float]]]:
-        model = model or self.model
-        if model is None:
-            return {}
-        import torch
-
-        positions = [int(p) for p in (batch.kinds[row] != NOT_SELECTED).nonzero()[0]]
-        if not positions:
-            return {}
-        with torch.no_grad():
-            out = model(torch.from_numpy(batch.input_ids[row:row + 1]),
-                             torch.from_numpy(batch.token_type_ids[row:row + 1]),
-                             torch.from_numpy(batch.attention_mask[row:row + 1]))
-            top = out.mlm_logits[0, positions].float().softmax(-1).topk(3, dim=-1)
-        vocab = self.dataset.vocabulary
-        return {pos: [(vocab.tokens[int(i)], float(p)) for p, i in zip(top.values[k], top.indices[k])]
-                for k, pos in enumerate(positions)}
-
     def measure(self, background: bool = False) -> dict:
         """Realised rates over 2,000 training examples, shown next to the configured ones.
 
@@ -528,6 +552,23 @@ class MaskingPanel(QWidget):
                 text += f"   ({configured[configured_key]:.3f})"
             self.stats_labels[key].setText(text)
         self.last_stats = stats
+
+
+def top_guesses(model, batch, row: int, vocab, k: int = 3) -> dict[int, list[tuple[str, float]]]:
+    """``{position: [(token, probability), ...]}``: the model's ``k`` best guesses at each predicted
+    position of one example (any thread; the model is only read)."""
+    import torch
+
+    positions = [int(p) for p in (batch.kinds[row] != NOT_SELECTED).nonzero()[0]]
+    if not positions:
+        return {}
+    with torch.no_grad():
+        out = model(torch.from_numpy(batch.input_ids[row:row + 1]),
+                    torch.from_numpy(batch.token_type_ids[row:row + 1]),
+                    torch.from_numpy(batch.attention_mask[row:row + 1]))
+        top = out.mlm_logits[0, positions].float().softmax(-1).topk(k, dim=-1)
+    return {pos: [(vocab.tokens[int(i)], float(p)) for p, i in zip(top.values[j], top.indices[j])]
+            for j, pos in enumerate(positions)}
 
 
 def compute_statistics(dataset, config: WorkbenchConfig, micro_batch: int):
