@@ -4,7 +4,8 @@
 
 * first paint: from starting a fresh Python process to the window painted (torch not imported);
 * first run: on a profile that never prepared the sample, seconds from the window shown to Start
-  pressable (the sample built, its tokenizer trained, encoded), with and without its text cached;
+  pressable (the shipped sample text unpacked, its tokenizer trained, the text encoded), with and without
+  the text already unpacked in the user cache;
 * plots: append 1,000,000 points to every curve, then time redraws (setData + paint);
 * responsiveness: while a ``tiny`` run trains at full speed on the sample corpus, a 10 ms timer
   on the GUI thread records how late it fires (p50 / p99 / max); the run database first gets
@@ -65,7 +66,7 @@ release(app, window)
 
 def ready_on_a_fresh_profile(work: Path, cached_text: bool) -> float:
     """Seconds from the window first shown to Start pressable, on a profile that has never prepared the sample
-    (``cached_text``: the sample's text, built once per Python, already in the user cache)."""
+    (``cached_text``: the sample's text already unpacked in the user cache)."""
     home = work / ("fresh-cached" if cached_text else "fresh")
     env = dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"))
     if not cached_text:
