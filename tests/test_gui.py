@@ -303,3 +303,17 @@ def test_closing_during_a_run_stops_it_with_a_checkpoint(make_window, corpus, qt
     run = window.repository.get(run_id)
     assert run.status == "stopped" and "window closed" in run.reason
     assert run.checkpoints and run.checkpoints[-1].step == run.steps
+
+
+def test_self_test_opens_the_window_prepares_the_sample_and_trains(qtbot, tmp_path, monkeypatch, capsys):
+    from workbench.cli import main
+
+    import tempfile
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))     # the sample text is unpacked here
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))           # and the throw-away profile made here
+    assert main(["gui", "--self-test", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "Start pressable" in out and "self-test passed" in out and "2 steps trained and recorded" in out
+    assert list((tmp_path / "cache").rglob("python-docs-*.txt"))
+    assert not list(tmp_path.glob("workbench-self-test-*"))         # the profile is gone afterwards

@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gui", help="open the workbench window (the default without a command)")
     history.add_db_option(p)
+    p.add_argument("--self-test", type=int, metavar="STEPS", nargs="?", const=3,
+                   help="check the window works here: open it on a temporary profile, prepare the sample, train "
+                        "STEPS steps (default 3), quit; exit status 0 when all worked (your runs and settings are not touched)")
     p.set_defaults(handler=_cmd_gui)
 
     p = sub.add_parser("runs", help="list recorded runs; rename, tag, note or delete them",
@@ -179,6 +182,12 @@ def _cmd_gui(args: argparse.Namespace) -> int:
     except ImportError as exc:  # the core works without Qt; the window does not
         raise WorkbenchError(f"the window needs PySide6 and pyqtgraph ({exc}); the commands work without them "
                              "(see pretrain-workbench --help)") from None
+    if getattr(args, "self_test", None) is not None:
+        if args.self_test < 1:
+            raise WorkbenchError("--self-test: the number of steps must be at least 1")
+        from workbench.gui.self_test import run_self_test
+
+        return run_self_test(args.self_test)
     return run_app(db=getattr(args, "db", None))
 
 

@@ -27,7 +27,8 @@ from workbench.gui.panels.probe_panel import ProbePanel
 from workbench.gui.panels.runs_panel import RunsPanel
 from workbench.gui.panels.training_panel import TrainingPanel
 from workbench.gui.run_settings import RunSettings
-from workbench.gui.workers import FinetuneWorker, PrepareWorker, TrainingWorker, start_in_thread
+from workbench.gui.workers import (FinetuneWorker, PrepareWorker, TrainingWorker, start_in_thread,
+                                   wait_for_background)
 from workbench.user_folders import data_folder
 
 SETTINGS_VERSION = 2  # 2: the Fine-tune panel (an older saved layout would hide it)
@@ -604,6 +605,7 @@ class MainWindow(QMainWindow):
             worker.stop()
             thread.wait(60_000)
         self.save_settings()
+        wait_for_background()             # statistics, guesses or a refresh still reading: let them finish
         event.accept()
 
     def stop_and_wait(self, timeout_ms: int = 120_000) -> None:

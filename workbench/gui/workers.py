@@ -19,6 +19,45 @@ from workbench.errors import WorkbenchError
 log = logging.getLogger(__name__)
 
 
+_short_jobs: set[threading.Thread] = set()
+_short_jobs_lock = threading.Lock()
+
+
+def in_background(job, name: str) -> threading.Thread:
+    """Run ``job()`` (a short read: statistics, a refresh, a model's guesses) on a plain thread.
+
+    Its result must come back through a signal. The window waits for these threads before it quits
+    (``wait_for_background``): a thread still inside torch when the interpreter exits aborts the process."""
+    def run() -> None:
+        try:
+            job()
+        finally:
+            with _short_jobs_lock:
+                _short_jobs.discard(threading.current_thread())
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    with _short_jobs_lock:
+        _short_jobs.add(thread)
+    thread.start()
+    return thread
+
+
+def wait_for_background(timeout_s: float = 60.0) -> bool:
+    """Wait for the threads ``in_background`` started; False if one is still running after ``timeout_s``."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with _short_jobs_lock:
+            pending = list(_short_jobs)
+        if not pending:
+            return True
+        pending[0].join(max(0.0, deadline - time.monotonic()))
+        if time.monotonic() >= deadline:
+            with _short_jobs_lock:
+                return not _short_jobs
+
+
 def describe_error(exc: BaseException) -> str:
     """A message for a person: ours as it is, anything else with its type (the traceback goes to the log)."""
     if isinstance(exc, WorkbenchError):

@@ -19,6 +19,7 @@ import copy
 import dataclasses
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -382,6 +383,9 @@ class Trainer:
         """What the forward pass calls: the model, compiled and/or wrapped in DistributedDataParallel."""
         train_model: torch.nn.Module = model
         if self.config.train.compile:
+            if getattr(sys, "frozen", False):
+                raise ConfigError("train.compile: the bundled application leaves out torch's C++ headers, which "
+                                  "torch.compile needs; set it to false, or install the workbench with pip")
             train_model = torch.compile(model)
         if dist.active:
             from torch.nn.parallel import DistributedDataParallel

@@ -19,7 +19,6 @@ the fresh weights) beside the loaded one's.
 from __future__ import annotations
 
 import html
-import threading
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -32,6 +31,7 @@ from workbench.data.inspection import example_tokens
 from workbench.data.masking import KEPT, MASKED, NOT_SELECTED, RANDOM
 from workbench.errors import WorkbenchError
 from workbench.gui.run_settings import RunSettings
+from workbench.gui.workers import in_background
 
 COLORS = {  # background, text
     MASKED: ("#d62728", "#ffffff"),
@@ -335,7 +335,7 @@ class MaskingPanel(QWidget):
             except RuntimeError:
                 pass                    # the panel was closed while scoring
 
-        threading.Thread(target=score, name="eval-by-kind", daemon=True).start()
+        in_background(score, "eval-by-kind")
 
     def _show_eval(self, model, result) -> None:
         if model is not self.model:
@@ -429,7 +429,7 @@ class MaskingPanel(QWidget):
             except RuntimeError:
                 pass                    # the panel was closed meanwhile
 
-        threading.Thread(target=predict, name="masking-predictions", daemon=True).start()
+        in_background(predict, "masking-predictions")
 
     def _show_predictions(self, job, result) -> None:
         if job is not self.prediction_job:
@@ -526,8 +526,7 @@ class MaskingPanel(QWidget):
             stats = compute_statistics(*job)
             self._show_stats(job, stats)
             return stats if isinstance(stats, dict) else {}
-        threading.Thread(target=lambda: self._deliver_stats(job, compute_statistics(*job)), name="masking-stats",
-                         daemon=True).start()
+        in_background(lambda: self._deliver_stats(job, compute_statistics(*job)), "masking-stats")
         return {}
 
     def _deliver_stats(self, job, stats) -> None:

@@ -9,7 +9,6 @@ config) are forwarded to the window or done through the repository.
 from __future__ import annotations
 
 import json
-import threading
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -22,6 +21,7 @@ from workbench.formatting import duration, number
 from workbench.store.comparison import config_differences
 from workbench.store.models import STATUSES
 from workbench.errors import StoreError
+from workbench.gui.workers import in_background
 
 COLUMNS = ("id", "name", "status", "steps", "time", "MLM loss", "MLM acc", "NSP acc", "held-out MLM loss",
            "held-out MLM acc", "held-out NSP acc", "tokens/s", "device", "created")
@@ -227,8 +227,7 @@ class RunsPanel(QWidget):
             self.loading, self.pending = True, False
             repository = self.repository
             cache = self.row_cache
-            threading.Thread(target=lambda: self._deliver(load_rows(repository, status, cache)), name="runs-refresh",
-                             daemon=True).start()
+            in_background(lambda: self._deliver(load_rows(repository, status, cache)), "runs-refresh")
 
     def _deliver(self, rows) -> None:
         try:
