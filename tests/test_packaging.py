@@ -41,6 +41,7 @@ def test_the_wheel_holds_every_runtime_file(tmp_path):
     needed = ["workbench/resources/workbench.svg", "workbench/resources/tiny-sample.toml",
               "workbench/store/migrations/env.py", "workbench/store/migrations/script.py.mako",
               "workbench/store/migrations/versions/0001_initial.py"]
+    needed += [f"workbench/resources/sample/{p.name}" for p in (ROOT / "workbench" / "resources" / "sample").iterdir()]
     needed += [f"workbench/store/migrations/versions/{p.name}"
                for p in (ROOT / "workbench" / "store" / "migrations" / "versions").glob("*.py")]
     assert not [n for n in needed if n not in names]
