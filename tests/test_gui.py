@@ -70,8 +70,8 @@ def test_window_has_its_named_panels_and_controls(make_window):
     assert "Prepare a dataset" in window.training.message.text()
     # A fresh window explains itself: one line each instead of empty frames.
     assert "Press Start" in window.plots.hint.text() and not window.plots.hint.isHidden()
-    assert not window.runs.empty_hint.isHidden() and not window.runs.compare_hint.isHidden()
-    assert window.runs.compare_plot.isHidden() and window.runs.diff.isHidden()
+    assert not window.runs.empty_hint.isHidden() and not window.compare.hint.isHidden()
+    assert window.compare.body.isHidden() and window.runs.diff.isHidden()
     assert "About" not in window.about_text() and window.data_dir.name in window.about_text()
     assert "torch" in window.about_text() and "Version" in window.about_text()
 
@@ -212,7 +212,7 @@ def test_a_run_trains_plots_records_and_can_be_probed(make_window, corpus, qtbot
     qtbot.waitUntil(lambda: window.runs.table.rowCount() == 1 and not window.runs.loading, timeout=10_000)
     assert window.runs.empty_hint.isHidden() and window.plots.hint.isHidden()
     window.runs.select_runs([window.run_id])
-    assert not window.runs.compare_plot.isHidden() and window.runs.compare_hint.isHidden()
+    assert not window.compare.body.isHidden() and window.compare.hint.isHidden()
     window.runs.table.setRowCount(0)
     window.runs.refresh(background=True)                 # the periodic refresh reads on a worker thread
     qtbot.waitUntil(lambda: window.runs.table.rowCount() == 1 and not window.runs.loading, timeout=10_000)
@@ -287,7 +287,11 @@ def test_reopened_window_lists_runs_and_diffs_two(make_window, corpus, qtbot):
     reopened.runs.select_runs([1, 2])
     assert "train.learning_rate" in reopened.runs.diff_keys()
     assert "model.hidden_size" not in reopened.runs.diff_keys()
-    assert len(reopened.runs.compare_plot.getPlotItem().listDataItems()) == 2
+    reopened.runs.ignore.setText("train.learning_rate, train.warmup")
+    assert "train.learning_rate" not in reopened.runs.diff_keys()
+    qtbot.waitUntil(lambda: not reopened.compare.loading and len(reopened.compare.drawn) == 2, timeout=10_000)
+    labels = sorted(label.text for _, label in reopened.compare.legend.items)
+    assert labels == ["1: train.learning_rate=0.002", "2: train.learning_rate=0.004"]
 
 
 def test_closing_during_a_run_stops_it_with_a_checkpoint(make_window, corpus, qtbot, monkeypatch):

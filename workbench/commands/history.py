@@ -236,17 +236,10 @@ def _spread(n: int, k: int) -> list[float]:
 
 
 def _write_tidy_csv(repository, runs, setting_keys: list[str], path: str) -> None:
-    from workbench.store.comparison import tidy_rows
+    from workbench.store.comparison import write_tidy_csv
 
-    columns = ["run", "name", *setting_keys, "metric", "step", "value", "wall_time"]
-    count = 0
     try:
-        with open(path, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=columns)
-            writer.writeheader()
-            for row in tidy_rows(repository, runs, setting_keys):
-                writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items()})
-                count += 1
+        count = write_tidy_csv(repository, runs, setting_keys, path)
     except OSError as exc:
         raise UsageError(f"{path}: cannot write ({exc.strerror})") from None
     print(f"wrote {count} points of {len(runs)} runs to {path}", file=sys.stderr)

@@ -19,6 +19,7 @@ from workbench import __version__
 from workbench.formatting import duration
 from workbench.config import WorkbenchConfig, dumps_toml
 from workbench.packaged import icon_path
+from workbench.gui.panels.compare_panel import ComparePanel
 from workbench.gui.panels.corpus_panel import CorpusPanel
 from workbench.gui.panels.finetune_panel import FinetunePanel
 from workbench.gui.panels.masking_panel import MaskingPanel
@@ -31,7 +32,7 @@ from workbench.gui.workers import (FinetuneWorker, PrepareWorker, TrainingWorker
                                    wait_for_background)
 from workbench.user_folders import data_folder
 
-SETTINGS_VERSION = 2  # 2: the Fine-tune panel (an older saved layout would hide it)
+SETTINGS_VERSION = 3  # 2: the Fine-tune panel, 3: the Compare panel (an older saved layout would hide them)
 ICON = icon_path()       # shipped inside the package: an installed wheel has it too
 SHORTCUTS = (("Ctrl+R", "Start a run"), ("Ctrl+P", "Pause / resume"), ("Ctrl+.", "Stop (saves a checkpoint)"),
              ("Ctrl+O", "Open corpus files"), ("Ctrl+Shift+O", "Open corpus folder"), ("Ctrl+N", "Next masking example"),
@@ -71,13 +72,15 @@ class MainWindow(QMainWindow):
         self.training = TrainingPanel(self.run_settings)
         self.plots = PlotsPanel()
         self.runs = RunsPanel()
+        self.compare = ComparePanel()
         self.probe = ProbePanel()
         self.finetune = FinetunePanel()
         self.finetune_job = None     # (thread, worker)
         self.docks: dict[str, QDockWidget] = {}
         for key, title, panel in (("training", "Training", self.training), ("corpus", "Corpus", self.corpus),
                                   ("plots", "Live plots", self.plots), ("masking", "Masking preview", self.masking),
-                                  ("runs", "Runs", self.runs), ("probe", "Probe", self.probe),
+                                  ("runs", "Runs", self.runs), ("compare", "Compare", self.compare),
+                                  ("probe", "Probe", self.probe),
                                   ("finetune", "Fine-tune", self.finetune)):
             dock = QDockWidget(title, self)
             dock.setObjectName(f"{key}Dock")
@@ -113,6 +116,7 @@ class MainWindow(QMainWindow):
             self.show_error("Cannot open the run database", str(exc))
             return
         self.runs.set_repository(self.repository)
+        self.compare.set_repository(self.repository)
 
     # --- layout ------------------------------------------------------------------------------------
 
@@ -127,6 +131,7 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(d["plots"], d["runs"], Qt.Vertical)
         self.tabifyDockWidget(d["training"], d["corpus"])
         self.tabifyDockWidget(d["plots"], d["masking"])
+        self.tabifyDockWidget(d["plots"], d["compare"])
         self.tabifyDockWidget(d["runs"], d["probe"])
         self.tabifyDockWidget(d["runs"], d["finetune"])
         self.resizeDocks([d["training"], d["plots"]], [430, 1070], Qt.Horizontal)
@@ -210,6 +215,7 @@ class MainWindow(QMainWindow):
         self.runs.export_requested.connect(self.export_run)
         self.runs.curves_requested.connect(self.show_run_curves)
         self.runs.model_requested.connect(self.use_run_model)
+        self.runs.selection_changed.connect(self.compare_runs)
         self.finetune.start_requested.connect(self.start_finetune)
         self.finetune.stop_requested.connect(self.stop_finetune)
 
@@ -511,6 +517,13 @@ class MainWindow(QMainWindow):
             self.set_dataset(TokenizedDataset(dataset))
         self.docks["training"].raise_()
 
+    def compare_runs(self, run_ids: list[int], group_by: str | None = None) -> None:
+        """Draw these runs in the Compare panel (brought to the front when two or more are chosen)."""
+        runs = [self.runs.runs[i] for i in run_ids if i in self.runs.runs]
+        self.compare.show_runs(runs, group_by)
+        if len(runs) >= 2:
+            self.docks["compare"].raise_()
+
     def show_run_curves(self, run_id: int) -> None:
         from workbench.store.summary import all_series
 
@@ -558,6 +571,7 @@ class MainWindow(QMainWindow):
             return
         self.db_url = resolve_url(path)
         self.runs.set_repository(self.repository)
+        self.compare.set_repository(self.repository)
 
     # --- help ----------------------------------------------------------------------------------------------------
 

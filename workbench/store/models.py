@@ -22,6 +22,7 @@ NAMING = {
 # Status of a run: created -> running <-> paused -> completed | stopped | failed | interrupted
 STATUSES = ("created", "running", "paused", "completed", "stopped", "failed", "interrupted")
 ACTIVE = ("created", "running", "paused")
+ENDED = tuple(s for s in STATUSES if s not in ACTIVE)    # a run in one of these no longer changes by itself
 
 
 class Base(DeclarativeBase):

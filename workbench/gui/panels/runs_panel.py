@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 
-import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QLineEdit, QMessageBox,
@@ -19,32 +18,13 @@ from PySide6.QtWidgets import (
 
 from workbench.formatting import duration, number
 from workbench.store.comparison import config_differences
-from workbench.store.models import STATUSES
+from workbench.store.models import ENDED, STATUSES
 from workbench.errors import StoreError
+from workbench.gui.table_items import NumberItem
 from workbench.gui.workers import in_background
 
 COLUMNS = ("id", "name", "status", "steps", "time", "MLM loss", "MLM acc", "NSP acc", "held-out MLM loss",
            "held-out MLM acc", "held-out NSP acc", "tokens/s", "device", "created")
-COMPARE_CHOICES = (("mlm_loss", "MLM loss"), ("loss", "loss"), ("mlm_accuracy", "MLM accuracy"),
-                   ("nsp_accuracy", "NSP accuracy"), ("nsp_loss", "NSP loss"))
-PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189), (140, 86, 75),
-           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
-
-
-class NumberItem(QTableWidgetItem):
-    """A cell that sorts by its number, not its text."""
-
-    def __init__(self, value, text: str):
-        super().__init__(text)
-        self.value = value if value is not None else float("-inf")
-
-    def __lt__(self, other):
-        if isinstance(other, NumberItem):
-            return self.value < other.value
-        return super().__lt__(other)
-
-
-ENDED = ("completed", "stopped", "failed", "interrupted")   # a run in one of these no longer changes by itself
 
 
 def load_rows(repository, status: str | None, cache: dict | None = None):
@@ -81,6 +61,7 @@ class RunsPanel(QWidget):
     export_requested = Signal(int)
     curves_requested = Signal(int)
     model_requested = Signal(int)        # load this run's latest checkpoint for predictions and probing
+    selection_changed = Signal(list)     # the selected run ids (the Compare panel draws them)
 
     def __init__(self, repository=None, parent=None):
         super().__init__(parent)
@@ -88,7 +69,12 @@ class RunsPanel(QWidget):
         self.repository = repository
 
         self.filter = QLineEdit(objectName="runsFilter")
-        self.filter.setPlaceholderText("filter by name or tag")
+        self.filter.setPlaceholderText("filter: name or tag, or an expression such as "
+                                       "masking.probability >= 0.2 and eval_mlm_loss < 5")
+        self.filter_error = QLabel("", objectName="runsFilterError")
+        self.filter_error.setStyleSheet("color: #b03a2e")
+        self.filter_error.setWordWrap(True)
+        self.filter_error.setVisible(False)
         self.status = QComboBox(objectName="runsStatusFilter")
         self.status.addItems(["all statuses", *STATUSES])
         top = QHBoxLayout()
@@ -122,50 +108,35 @@ class RunsPanel(QWidget):
             self.buttons[key] = button
         buttons.addStretch(1)
 
-        self.metric = QComboBox(objectName="compareMetric")
-        for key, label in COMPARE_CHOICES:
-            self.metric.addItem(label, key)
-        self.compare_plot = pg.PlotWidget(objectName="comparePlot")
-        self.compare_plot.setMinimumHeight(60)
-        self.compare_plot.showGrid(x=True, y=True, alpha=0.2)
-        self.compare_plot.setLabel("bottom", "step")
-        self.legend = self.compare_plot.addLegend()
         self.diff = QTableWidget(0, 0, objectName="configDiff")
         self.diff.verticalHeader().setDefaultSectionSize(20)
         self.diff.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        compare = QWidget()
-        compare_layout = QVBoxLayout(compare)
-        compare_layout.setContentsMargins(0, 0, 0, 0)
-        metric_row = QHBoxLayout()
-        metric_row.addWidget(QLabel("Compare"))
-        metric_row.addWidget(self.metric)
-        metric_row.addStretch(1)
-        compare_layout.addLayout(metric_row)
-        self.compare_hint = QLabel("Select runs in the table (Ctrl or Shift for several) to overlay their curves.",
-                                   objectName="compareHint")
-        self.compare_hint.setWordWrap(True)
-        self.compare_hint.setAlignment(Qt.AlignTop | Qt.AlignLeft)
-        compare_layout.addWidget(self.compare_hint)
-        compare_layout.addWidget(self.compare_plot, 1)
-        self.compare_plot.setVisible(False)     # a hint, not an empty 0-1 frame, until runs are selected
+        self.ignore = QLineEdit(objectName="diffIgnore")
+        self.ignore.setPlaceholderText("keys to ignore, e.g. train.seed, train.max_minutes")
+        self.ignore.setToolTip("Settings left out of the differences (comma-separated; a section name such as "
+                               "'train.' leaves out the whole section)")
         diff_box = QWidget()
         diff_layout = QVBoxLayout(diff_box)
         diff_layout.setContentsMargins(0, 0, 0, 0)
-        self.diff_title = QLabel("Select two or more runs to see the settings that differ.")
-        diff_layout.addWidget(self.diff_title)
+        self.diff_title = QLabel("Select two or more runs to see the settings that differ; the Compare panel "
+                                 "draws the selected runs.")
+        self.diff_title.setWordWrap(True)
+        ignore_row = QHBoxLayout()
+        ignore_row.addWidget(self.diff_title, 1)
+        ignore_row.addWidget(QLabel("ignore"))
+        ignore_row.addWidget(self.ignore, 1)
+        diff_layout.addLayout(ignore_row)
         diff_layout.addWidget(self.diff, 1)
         self.diff.setVisible(False)
         diff_layout.addStretch(0)
 
-        lower = QSplitter(Qt.Horizontal)
-        lower.addWidget(compare)
-        lower.addWidget(diff_box)
-        lower.setSizes([600, 400])
+        lower = diff_box
         splitter = QSplitter(Qt.Vertical)
         table_box = QWidget()
         table_layout = QVBoxLayout(table_box)
         table_layout.setContentsMargins(0, 0, 0, 0)
         table_layout.addLayout(top)
+        table_layout.addWidget(self.filter_error)
         self.empty_hint = QLabel("No runs yet: press Start in the Training panel (or run `pretrain-workbench "
                                  "train`); every run is listed here.", objectName="runsHint")
         self.empty_hint.setWordWrap(True)
@@ -182,7 +153,7 @@ class RunsPanel(QWidget):
         self.filter.textChanged.connect(self._apply_filter)
         self.status.currentIndexChanged.connect(self.refresh)
         self.table.itemSelectionChanged.connect(self._selection_changed)
-        self.metric.currentIndexChanged.connect(self._selection_changed)
+        self.ignore.textChanged.connect(lambda: self._show_diff(self.selected_ids()))
         self.buttons["curves"].clicked.connect(lambda: self._emit_single(self.curves_requested))
         self.buttons["model"].clicked.connect(lambda: self._emit_single(self.model_requested))
         self.buttons["resume"].clicked.connect(lambda: self._emit_single(self.resume_requested))
@@ -286,10 +257,37 @@ class RunsPanel(QWidget):
         self._apply_filter()
 
     def _apply_filter(self) -> None:
-        needle = self.filter.text().strip().lower()
+        """Words match names and tags; an expression (``masking.probability >= 0.2 and eval_mlm_loss < 5``)
+        is checked against each run's settings and latest values; a bad one is named under the box."""
+        from workbench.store.run_filter import FilterError, compile_filter, looks_like_expression, run_namespace
+
+        text = self.filter.text().strip()
+        self.filter_error.setVisible(False)
+        namespaces = {s["id"]: run_namespace(s, getattr(self.runs.get(s["id"]), "config", None))
+                      for s in self.shown_rows}
+        match = None
+        if looks_like_expression(text):
+            known = set().union(*namespaces.values()) if namespaces else set()
+            try:
+                predicate = compile_filter(text, known or None)
+                match = lambda run_id: predicate(namespaces.get(run_id, {}))     # noqa: E731
+            except FilterError as exc:
+                self.filter_error.setText(str(exc))
+                self.filter_error.setVisible(True)
+                return                     # the rows stay as they were until the expression reads
+        needle = text.lower()
         for row in range(self.table.rowCount()):
-            haystack = self.table.item(row, 0).data(Qt.UserRole + 1) or ""
-            self.table.setRowHidden(row, bool(needle) and needle not in haystack)
+            item = self.table.item(row, 0)
+            if match is not None:
+                hidden = not match(item.data(Qt.UserRole))
+            else:
+                hidden = bool(needle) and needle not in (item.data(Qt.UserRole + 1) or "")
+            self.table.setRowHidden(row, hidden)
+
+    def visible_ids(self) -> list[int]:
+        """The runs the filter lets through, in table order."""
+        return [self.table.item(row, 0).data(Qt.UserRole) for row in range(self.table.rowCount())
+                if not self.table.isRowHidden(row)]
 
     def selected_ids(self) -> list[int]:
         rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
@@ -312,16 +310,7 @@ class RunsPanel(QWidget):
         for key in ("curves", "model", "resume", "new", "export", "rename", "notes"):
             self.buttons[key].setEnabled(single)
         self.buttons["delete"].setEnabled(bool(ids))
-        self.compare_plot.clear()
-        self.legend.clear()
-        self.compare_plot.setVisible(bool(ids))
-        self.compare_hint.setVisible(not ids)
-        metric = self.metric.currentData()
-        for i, run_id in enumerate(ids[:len(PALETTE)]):
-            series = self.repository.series(run_id, metric)
-            run = self.runs.get(run_id)
-            curve = self.compare_plot.plot(series.steps, series.values, pen=pg.mkPen(PALETTE[i], width=1.5))
-            self.legend.addItem(curve, f"{run_id} {run.name if run else ''}")
+        self.selection_changed.emit(ids)
         self._show_diff(ids)
 
     def _show_diff(self, ids: list[int]) -> None:
@@ -330,9 +319,12 @@ class RunsPanel(QWidget):
         if len(runs) < 2:
             self.diff.setRowCount(0)
             self.diff.setColumnCount(0)
-            self.diff_title.setText("Select two or more runs to see the settings that differ.")
+            self.diff_title.setText("Select two or more runs to see the settings that differ; the Compare panel "
+                                    "draws the selected runs.")
             return
-        differences = config_differences([run.config for run in runs])
+        ignored = tuple(key.strip() for key in self.ignore.text().split(",") if key.strip())
+        differences = {key: values for key, values in config_differences([run.config for run in runs]).items()
+                       if not key.startswith(ignored)} if ignored else config_differences([run.config for run in runs])
         self.diff_title.setText(f"{len(differences)} settings differ" if differences else "Same settings")
         self.diff.setColumnCount(len(runs))
         self.diff.setHorizontalHeaderLabels([f"{run.id} {run.name}" for run in runs])

@@ -1,0 +1,590 @@
+"""The Compare panel: the runs selected in the Runs panel, overlaid, grouped, tabulated and exported.
+
+* **Curves**: any recorded metric (training or held-out) against step, tokens
+  seen, relative time or wall clock; each run one colour (by its id, the same
+  in every plot); legend entries name what sets a run apart
+  (``masking.probability=0.3``). Smoothing is computed on the full series and
+  drawn over the raw curve's faint min/max envelope; log y; "ignore outliers"
+  scales y to the 2nd-98th percentiles.
+* **Grouping**: runs identical but for their seed (and optionally one more
+  chosen setting) are one curve, their mean, with a min-max or ± std band,
+  and one table row with the count.
+* **Baseline**: pin one run or group; plots can show every curve's
+  difference to it, and the table shows deltas.
+* **Table**: any setting and any metric's last / best / min / max / held-out
+  value, chosen with *Columns…*, sortable.
+* **Parallel coordinates**: the settings that differ, then the chosen metric.
+* **Export**: the selected runs' series as one tidy CSV, the table as CSV, the
+  plot on display as PNG (2,400 px wide) or SVG.
+
+Series are read on a worker thread; the window never waits for the database.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QHBoxLayout,
+    QLabel, QListWidget, QListWidgetItem, QMessageBox, QPushButton, QSplitter, QTableWidget, QTableWidgetItem,
+    QTabWidget, QVBoxLayout, QWidget,
+)
+
+from workbench.gui.curves import ema, envelope
+from workbench.gui.table_items import NumberItem, run_colour
+from workbench.gui.workers import in_background
+from workbench.store.models import ENDED
+from workbench.store.comparison import (
+    NOT_A_DIFFERENCE, NOT_A_SETTING, X_AXES, band, config_differences, difference_to, flat_config, group_runs, legend_names,
+    metric_stats, parallel_axes, robust_range, table_csv, write_tidy_csv, x_values,
+)
+
+STATS = ("last", "best", "min", "max")
+DEFAULT_METRIC = ("mlm_loss", False)
+DRAWN_POINTS = 1500            # per curve: an envelope keeps every peak of longer series
+
+
+class CompareUnit:
+    """What one curve and one table row stand for: a run, or a group of runs that differ only in ignored keys."""
+
+    def __init__(self, runs: list):
+        self.runs = runs
+        self.id = runs[0].id
+        self.colour = run_colour(self.id)
+        self.label = runs[0].name
+
+    @property
+    def is_group(self) -> bool:
+        return len(self.runs) > 1
+
+
+class ColumnsDialog(QDialog):
+    """Choose the table's columns: settings, and metrics' last / best / min / max / held-out values."""
+
+    def __init__(self, available: list[str], chosen: list[str], parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Table columns")
+        self.list = QListWidget(objectName="columnsList")
+        for key in available:
+            item = QListWidgetItem(key)
+            item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
+            item.setCheckState(Qt.Checked if key in chosen else Qt.Unchecked)
+            self.list.addItem(item)
+        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Settings are section.key; metrics are metric:statistic (eval_ = held-out)."))
+        layout.addWidget(self.list, 1)
+        layout.addWidget(buttons)
+        self.resize(420, 520)
+
+    def chosen(self) -> list[str]:
+        return [self.list.item(i).text() for i in range(self.list.count())
+                if self.list.item(i).checkState() == Qt.Checked]
+
+
+class ComparePanel(QWidget):
+    loaded = Signal(object, object)     # (request it was read for, {key: series} or an error text)
+
+    def __init__(self, repository=None, parent=None):
+        super().__init__(parent)
+        self.setObjectName("comparePanel")
+        self.repository = repository
+        self.runs: list = []                    # the runs on display, in selection order
+        self.series: dict = {}                  # (run id, metric, is_eval) -> Series, for ended runs kept
+        self.request = None                     # the read in flight
+        self.columns: list[str] | None = None   # chosen table columns (None: the defaults)
+        self.units: list[CompareUnit] = []
+        self.drawn: dict = {}                   # unit id -> (x, y) as drawn (after baseline difference)
+
+        self.metric = QComboBox(objectName="compareMetric")
+        self.metric.setSizeAdjustPolicy(QComboBox.AdjustToContents)
+        self.axis = QComboBox(objectName="compareAxis")
+        for key, label in X_AXES.items():
+            self.axis.addItem(label, key)
+        self.smoothing = QDoubleSpinBox(objectName="compareSmoothing", decimals=2, minimum=0.0, maximum=0.99,
+                                        singleStep=0.05, value=0.6)
+        self.smoothing.setToolTip("EMA weight over the full series (the raw min/max envelope is drawn faintly)")
+        self.log_y = QCheckBox("log y", objectName="compareLogY")
+        self.robust = QCheckBox("ignore outliers", objectName="compareRobust")
+        self.robust.setToolTip("Scale y to the 2nd-98th percentile of the points, so early spikes do not flatten "
+                               "the curves")
+        self.robust.setChecked(True)
+        self.group = QComboBox(objectName="compareGroup")
+        self.group.setToolTip("Runs identical except for these settings are drawn as one mean curve with a band")
+        self.band_kind = QComboBox(objectName="compareBand")
+        self.band_kind.addItem("min–max band", "minmax")
+        self.band_kind.addItem("± std band", "std")
+        self.baseline = QComboBox(objectName="compareBaseline")
+        self.baseline.setToolTip("Pin a run (or group): the table shows deltas to it")
+        self.difference = QCheckBox("difference to baseline", objectName="compareDifference")
+        self.columns_button = QPushButton("Columns…", objectName="compareColumns")
+        self.export_buttons = {}
+        for key, label in (("png", "PNG…"), ("svg", "SVG…"), ("series", "Series CSV…"), ("table", "Table CSV…")):
+            button = QPushButton(label, objectName=f"compareExport_{key}")
+            self.export_buttons[key] = button
+
+        first = QHBoxLayout()
+        for label, widget in (("Metric", self.metric), ("x", self.axis), ("smoothing", self.smoothing)):
+            first.addWidget(QLabel(label))
+            first.addWidget(widget)
+        first.addWidget(self.log_y)
+        first.addWidget(self.robust)
+        first.addStretch(1)
+        first.addWidget(QLabel("Export"))
+        for button in self.export_buttons.values():
+            first.addWidget(button)
+        second = QHBoxLayout()
+        for label, widget in (("Group", self.group), ("", self.band_kind), ("Baseline", self.baseline)):
+            if label:
+                second.addWidget(QLabel(label))
+            second.addWidget(widget)
+        second.addWidget(self.difference)
+        second.addStretch(1)
+        second.addWidget(self.columns_button)
+
+        self.hint = QLabel("Select runs in the Runs panel (Ctrl or Shift for several) to compare them here.",
+                           objectName="compareHint")
+        self.hint.setWordWrap(True)
+        self.plot = pg.PlotWidget(objectName="comparePlot")
+        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        self.plot.setMinimumHeight(120)
+        self.legend = self.plot.addLegend(offset=(-10, 10))      # top right, off the early part of the curves
+        self.parallel = pg.PlotWidget(objectName="parallelPlot")
+        self.parallel.hideAxis("left")
+        self.parallel.hideAxis("bottom")
+        self.parallel.setMouseEnabled(x=False, y=False)
+        self.tabs = QTabWidget(objectName="compareTabs")
+        self.tabs.addTab(self.plot, "Curves")
+        self.tabs.addTab(self.parallel, "Parallel coordinates")
+        self.table = QTableWidget(0, 0, objectName="compareTable")
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setSortingEnabled(True)
+        self.table.verticalHeader().setVisible(False)
+        self.status = QLabel("", objectName="compareStatus")
+
+        splitter = QSplitter(Qt.Vertical)
+        splitter.addWidget(self.tabs)
+        splitter.addWidget(self.table)
+        splitter.setSizes([500, 180])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(first)
+        layout.addLayout(second)
+        layout.addWidget(self.hint)
+        layout.addWidget(splitter, 1)
+        layout.addWidget(self.status)
+        self.body = splitter
+        self._set_empty(True)
+
+        self.loaded.connect(self._loaded)
+        self.metric.currentIndexChanged.connect(self._reload)
+        self.axis.currentIndexChanged.connect(self._reload)
+        for widget in (self.smoothing,):
+            widget.valueChanged.connect(self.redraw)
+        for box in (self.log_y, self.robust, self.difference):
+            box.toggled.connect(self.redraw)
+        self.group.currentIndexChanged.connect(self._regroup)
+        self.band_kind.currentIndexChanged.connect(self.redraw)
+        self.baseline.currentIndexChanged.connect(self.redraw)
+        self.columns_button.clicked.connect(self._choose_columns)
+        self.export_buttons["png"].clicked.connect(lambda: self._export_dialog("png"))
+        self.export_buttons["svg"].clicked.connect(lambda: self._export_dialog("svg"))
+        self.export_buttons["series"].clicked.connect(lambda: self._export_dialog("series"))
+        self.export_buttons["table"].clicked.connect(lambda: self._export_dialog("table"))
+
+    # --- what is compared -------------------------------------------------------------------------------
+
+    def set_repository(self, repository) -> None:
+        self.repository = repository
+        self.series.clear()
+
+    def show_runs(self, runs: list, group_by: str | None = None) -> None:
+        """Compare ``runs`` (Run rows). ``group_by``: "seed" to group runs that differ only in their seed
+        (what a finished sweep opens with), or a setting key to ignore as well."""
+        self.runs = list(runs)
+        self._set_empty(not self.runs)
+        self._fill_metrics()
+        self._fill_groups(group_by)
+        self._regroup()
+
+    def _set_empty(self, empty: bool) -> None:
+        self.hint.setVisible(empty)
+        self.body.setVisible(not empty)
+        for button in (*self.export_buttons.values(), self.columns_button):
+            button.setEnabled(not empty)
+
+    def _fill_metrics(self) -> None:
+        current = self.metric.currentData() or DEFAULT_METRIC
+        names: set = set()
+        if self.repository is not None:
+            for run in self.runs[:20]:                   # the names of a few runs are the names of all
+                names.update(self.repository.metric_names(run.id))
+        names.discard(("tokens_seen", False))
+        names.discard(("elapsed", False))
+        ordered = sorted(names, key=lambda n: (n[1], n[0] != "mlm_loss", n[0]))
+        self.metric.blockSignals(True)
+        self.metric.clear()
+        for name, is_eval in ordered or [DEFAULT_METRIC]:
+            self.metric.addItem(f"held-out {name}" if is_eval else name, (name, is_eval))
+        index = self.metric.findData(tuple(current))
+        self.metric.setCurrentIndex(max(0, index))
+        self.metric.blockSignals(False)
+
+    def differing_keys(self) -> list[str]:
+        return [k for k in config_differences([r.config or {} for r in self.runs]) if k not in NOT_A_SETTING]
+
+    def _fill_groups(self, group_by: str | None) -> None:
+        current = group_by if group_by is not None else self.group.currentData()
+        self.group.blockSignals(True)
+        self.group.clear()
+        self.group.addItem("no grouping", None)
+        self.group.addItem("runs differing only in seed", "seed")
+        for key in self.differing_keys():
+            self.group.addItem(f"… in seed and {key}", key)
+        self.group.setCurrentIndex(max(0, self.group.findData(current)))
+        self.group.blockSignals(False)
+
+    def _regroup(self) -> None:
+        mode = self.group.currentData()
+        if mode is None:
+            self.units = [CompareUnit([run]) for run in self.runs]
+        else:
+            ignore = NOT_A_SETTING + (() if mode == "seed" else (mode,))
+            groups = group_runs([run.config or {} for run in self.runs], ignore=ignore)
+            self.units = [CompareUnit([self.runs[i] for i in group]) for group in groups]
+        ignored = NOT_A_DIFFERENCE if mode is None else NOT_A_SETTING + (() if mode == "seed" else (mode,))
+        labels = legend_names([u.runs[0].config or {} for u in self.units], [u.runs[0].name for u in self.units],
+                              ignore=ignored)
+        for unit, label in zip(self.units, labels):
+            unit.label = (f"{label} (n={len(unit.runs)})" if unit.is_group else f"{unit.id}: {label}")
+        current = self.baseline.currentData()
+        self.baseline.blockSignals(True)
+        self.baseline.clear()
+        self.baseline.addItem("no baseline", None)
+        for unit in self.units:
+            self.baseline.addItem(unit.label, unit.id)
+        self.baseline.setCurrentIndex(max(0, self.baseline.findData(current)))
+        self.baseline.blockSignals(False)
+        self._reload()
+
+    # --- reading ------------------------------------------------------------------------------------------
+
+    def needed(self) -> list[tuple[str, bool]]:
+        """The series the plot and the table need: the metric, tokens seen for that axis, table metrics."""
+        metric = tuple(self.metric.currentData() or DEFAULT_METRIC)
+        keys = {metric}
+        if self.axis.currentData() == "tokens":
+            keys.add(("tokens_seen", False))
+        for column in self.table_columns():
+            if ":" in column:
+                name = column.split(":")[0]
+                keys.add((name.removeprefix("eval_"), name.startswith("eval_")))
+        return sorted(keys)
+
+    def _reload(self) -> None:
+        if not self.runs or self.repository is None:
+            self.redraw()
+            return
+        wanted = [(run.id, name, is_eval) for run in self.runs for name, is_eval in self.needed()]
+        missing = [key for key in wanted if key not in self.series]
+        if not missing:
+            self.redraw()
+            return
+        request = self.request = (tuple(missing), self.repository)
+        self.status.setText(f"reading {len(missing)} series…")
+        ended = {run.id for run in self.runs if run.status in ENDED}
+
+        def read() -> None:
+            from workbench.errors import StoreError
+
+            try:
+                result = {key: request[1].series(*key) for key in request[0]}
+            except StoreError as exc:
+                result = str(exc)
+            try:
+                self.loaded.emit((request, ended), result)
+            except RuntimeError:
+                pass                               # the panel was closed meanwhile
+
+        in_background(read, "compare-read")
+
+    @property
+    def loading(self) -> bool:
+        return self.request is not None
+
+    def _loaded(self, tagged, result) -> None:
+        request, ended = tagged
+        if request is not self.request:
+            return                                 # read for a selection no longer on display
+        self.request = None
+        if isinstance(result, str):
+            self.status.setText(f"Cannot read the run database: {result}")
+            return
+        self.series = {k: v for k, v in self.series.items() if k[0] in ended}    # a live run's curve grows
+        self.series.update(result)
+        self.status.setText("")
+        self.redraw()
+
+    # --- drawing ------------------------------------------------------------------------------------------
+
+    def curve(self, run, metric=None) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) of one run's metric on the chosen axis (empty when not read yet)."""
+        name, is_eval = metric or tuple(self.metric.currentData() or DEFAULT_METRIC)
+        series = self.series.get((run.id, name, is_eval))
+        if series is None or len(series.steps) == 0:
+            return np.zeros(0), np.zeros(0)
+        axis = self.axis.currentData()
+        tokens = self.series.get((run.id, "tokens_seen", False))
+        started = run.started_at.timestamp() if getattr(run, "started_at", None) else 0.0
+        x = x_values(axis, series.steps, series.wall_times, tokens.steps if tokens else None,
+                     tokens.values if tokens else None, started)
+        keep = ~np.isnan(x)
+        return x[keep], series.values[keep]
+
+    def unit_curve(self, unit: CompareUnit) -> dict:
+        """x, y (the mean for a group) and, for a group, the band's low and high edges."""
+        curves = [self.curve(run) for run in unit.runs]
+        curves = [(x, y) for x, y in curves if len(x)]
+        if not curves:
+            return {"x": np.zeros(0), "y": np.zeros(0)}
+        if not unit.is_group:
+            return {"x": curves[0][0], "y": curves[0][1]}
+        stats = band(curves)
+        x, mean = np.asarray(stats["steps"]), np.asarray(stats["mean"])
+        if self.band_kind.currentData() == "std":
+            low, high = mean - np.asarray(stats["std"]), mean + np.asarray(stats["std"])
+        else:
+            low, high = np.asarray(stats["min"]), np.asarray(stats["max"])
+        return {"x": x, "y": mean, "low": low, "high": high, "count": stats["count"]}
+
+    def redraw(self) -> None:
+        self.plot.clear()
+        self.legend.clear()
+        self.drawn = {}
+        if not self.units:
+            self._fill_table()
+            self._draw_parallel()
+            return
+        axis = self.axis.currentData()
+        self.plot.setAxisItems({"bottom": pg.DateAxisItem() if axis == "wall" else pg.AxisItem("bottom")})
+        self.plot.setLabel("bottom", X_AXES[axis])
+        name, is_eval = tuple(self.metric.currentData() or DEFAULT_METRIC)
+        baseline_id = self.baseline.currentData()
+        difference = self.difference.isChecked() and baseline_id is not None
+        self.plot.setLabel("left", ("Δ " if difference else "") + ("held-out " if is_eval else "") + name)
+        self.plot.setLogMode(y=self.log_y.isChecked() and not difference)
+        curves = {unit.id: self.unit_curve(unit) for unit in self.units}
+        base = curves.get(baseline_id)
+        weight = self.smoothing.value()
+        shown = []
+        for unit in self.units:
+            c = curves[unit.id]
+            x, y = c["x"], c["y"]
+            if len(x) == 0:
+                continue
+            offset = (lambda v: difference_to(base["x"], base["y"], x, v)) if difference else (lambda v: v)
+            colour = unit.colour
+            if unit.is_group:
+                low, high = envelope(x, offset(c["low"]), DRAWN_POINTS), envelope(x, offset(c["high"]), DRAWN_POINTS)
+                lower = self.plot.plot(*low, pen=pg.mkPen((*colour, 60)))
+                upper = self.plot.plot(*high, pen=pg.mkPen((*colour, 60)))
+                self.plot.addItem(pg.FillBetweenItem(lower, upper, brush=pg.mkBrush((*colour, 45))))
+            raw = offset(y)
+            if weight > 0 and len(raw) > 2:
+                self.plot.plot(*envelope(x, raw, DRAWN_POINTS), pen=pg.mkPen((*colour, 70), width=1))
+                finite = np.nan_to_num(raw, nan=np.nanmean(raw) if np.isfinite(raw).any() else 0.0)
+                smooth = ema(finite, weight)
+            else:
+                smooth = raw
+            line = self.plot.plot(*envelope(x, smooth, DRAWN_POINTS),
+                                  pen=pg.mkPen(colour, width=2.5 if unit.id == baseline_id else 1.6))
+            self.legend.addItem(line, unit.label + ("  ◆ baseline" if unit.id == baseline_id else ""))
+            self.drawn[unit.id] = (x, raw)
+            shown.append(raw)
+        if self.robust.isChecked() and shown:
+            if self.log_y.isChecked() and not difference:     # the view's y is log10 of the values
+                shown = [np.log10(v[v > 0]) for v in shown]
+            span = robust_range(shown)
+            if span:
+                self.plot.setYRange(*span, padding=0)
+        else:
+            self.plot.enableAutoRange(axis="y")
+        self.plot.enableAutoRange(axis="x")
+        self._fill_table()
+        self._draw_parallel()
+
+    # --- the table ---------------------------------------------------------------------------------------------
+
+    def available_columns(self) -> list[str]:
+        settings = sorted(set().union(*(flat_config(r.config or {}) for r in self.runs))) if self.runs else []
+        metrics = []
+        if self.repository is not None:
+            names = set()
+            for run in self.runs[:20]:
+                names.update(self.repository.metric_names(run.id))
+            for name, is_eval in sorted(names):
+                prefix = "eval_" if is_eval else ""
+                metrics += [f"{prefix}{name}:{stat}" for stat in STATS]
+        return metrics + settings
+
+    def table_columns(self) -> list[str]:
+        if self.columns is not None:
+            return self.columns
+        name, is_eval = tuple(self.metric.currentData() or DEFAULT_METRIC)
+        metric = f"eval_{name}" if is_eval else name
+        held_out = [] if is_eval else [f"eval_{name}:last"]
+        return self.differing_keys()[:6] + [f"{metric}:last", f"{metric}:best", *held_out]
+
+    def _choose_columns(self) -> None:
+        dialog = ColumnsDialog(self.available_columns(), self.table_columns(), self)
+        if dialog.exec() == QDialog.Accepted:
+            self.set_columns(dialog.chosen())
+
+    def set_columns(self, columns: list[str] | None) -> None:
+        self.columns = columns
+        self._reload()
+
+    def unit_values(self, unit: CompareUnit, column: str):
+        """A table cell's value: a setting (the first run's), or a metric statistic (the group's mean)."""
+        if ":" not in column:
+            return flat_config(unit.runs[0].config or {}).get(column)
+        name, stat = column.rsplit(":", 1)
+        key = (name.removeprefix("eval_"), name.startswith("eval_"))
+        values = []
+        for run in unit.runs:
+            series = self.series.get((run.id, *key))
+            if series is not None:
+                value = metric_stats(series.values, name).get(stat)
+                if value is not None:
+                    values.append(value)
+        return float(np.mean(values)) if values else None
+
+    def table_rows(self) -> tuple[list[str], list[list]]:
+        """The header and rows of the table as plain values (what *Table CSV* writes)."""
+        columns = self.table_columns()
+        header = ["run", "runs", *columns]
+        rows = []
+        for unit in self.units:
+            ids = ",".join(str(r.id) for r in unit.runs)
+            rows.append([unit.label, ids, *(self.unit_values(unit, c) for c in columns)])
+        return header, rows
+
+    def _fill_table(self) -> None:
+        header, rows = self.table_rows()
+        baseline_id = self.baseline.currentData()
+        base_row = next((row for unit, row in zip(self.units, rows) if unit.id == baseline_id), None)
+        self.table.setSortingEnabled(False)
+        self.table.clear()
+        self.table.setColumnCount(len(header))
+        self.table.setHorizontalHeaderLabels(header)
+        self.table.setRowCount(len(rows))
+        for r, (unit, row) in enumerate(zip(self.units, rows)):
+            for c, value in enumerate(row):
+                if isinstance(value, float):
+                    text = f"{value:.4g}"
+                    if base_row is not None and isinstance(base_row[c], float) and unit.id != baseline_id:
+                        text += f"  (Δ {value - base_row[c]:+.3g})"
+                    item = NumberItem(value, text)
+                elif isinstance(value, (int, bool)) or value is None:
+                    item = NumberItem(value if isinstance(value, (int, float)) else None,
+                                      "" if value is None else json.dumps(value))
+                else:
+                    item = QTableWidgetItem(value if isinstance(value, str) else json.dumps(value))
+                if c == 0:
+                    item.setForeground(pg.mkColor(unit.colour))
+                self.table.setItem(r, c, item)
+        self.table.setSortingEnabled(True)
+        self.table.resizeColumnsToContents()
+
+    # --- parallel coordinates ------------------------------------------------------------------------------------
+
+    def _draw_parallel(self) -> None:
+        self.parallel.clear()
+        name, is_eval = tuple(self.metric.currentData() or DEFAULT_METRIC)
+        metric = f"eval_{name}" if is_eval else name
+        keys = self.differing_keys()[:8]
+        if not self.units or not keys:
+            text = pg.TextItem("Parallel coordinates need runs whose settings differ.", anchor=(0.5, 0.5))
+            self.parallel.addItem(text)
+            text.setPos(0.5, 0.5)
+            return
+        rows = []
+        for unit in self.units:
+            row = {key: self.unit_values(unit, key) for key in keys}
+            row[f"{metric} (last)"] = self.unit_values(unit, f"{metric}:last")
+            rows.append(row)
+        axes = parallel_axes(rows, keys + [f"{metric} (last)"])
+        for i, axis in enumerate(axes):
+            self.parallel.plot([i, i], [0, 1], pen=pg.mkPen((128, 128, 128), width=1))
+            title = pg.TextItem(axis["key"], anchor=(0.5, 0), color=(90, 90, 90))
+            title.setPos(i, -0.04)
+            self.parallel.addItem(title)
+            for position, label in axis["labels"]:
+                tick = pg.TextItem(label, anchor=(1.05, 0.5), color=(90, 90, 90))
+                tick.setPos(i, position)
+                self.parallel.addItem(tick)
+        for u, unit in enumerate(self.units):
+            points = [(i, axis["positions"][u]) for i, axis in enumerate(axes) if axis["positions"][u] is not None]
+            if len(points) >= 2:
+                xs, ys = zip(*points)
+                self.parallel.plot(list(xs), list(ys), pen=pg.mkPen(unit.colour, width=2))
+        self.parallel.setXRange(-0.6, len(axes) - 0.4, padding=0)
+        self.parallel.setYRange(-0.15, 1.08, padding=0)
+        self.parallel.getViewBox().invertY(True)
+
+    # --- export ----------------------------------------------------------------------------------------------------
+
+    def _export_dialog(self, kind: str) -> None:
+        filters = {"png": "PNG image (*.png)", "svg": "SVG drawing (*.svg)", "series": "CSV (*.csv)",
+                   "table": "CSV (*.csv)"}
+        suffix = {"png": ".png", "svg": ".svg", "series": ".csv", "table": ".csv"}[kind]
+        path, _ = QFileDialog.getSaveFileName(self, "Export", f"compare{suffix}", filters[kind])
+        if not path:
+            return
+        try:
+            self.export(kind, path)
+        except OSError as exc:
+            QMessageBox.warning(self, "Export", f"Cannot write {path}: {exc.strerror or exc}")
+
+    def export(self, kind: str, path: str) -> None:
+        """Write the plot on display (png at 2,400 px wide, svg), the selected runs' series (tidy CSV) or the
+        table (CSV) to ``path``; OSError when it cannot be written."""
+        if kind in ("png", "svg"):
+            import pyqtgraph.exporters as exporters
+
+            widget = self.tabs.currentWidget()
+            if kind == "png":
+                exporter = exporters.ImageExporter(widget.getPlotItem())
+                exporter.parameters()["width"] = 2400
+            else:
+                exporter = exporters.SVGExporter(widget.getPlotItem())
+            exporter.export(path)
+            return
+        if kind == "series":
+            write_tidy_csv(self.repository, self.runs, self.differing_keys(), path)
+            return
+        header, rows = self.table_rows()
+        with open(path, "w", encoding="utf-8", newline="") as out:
+            out.write(table_csv(header, [["" if v is None else v for v in row] for row in rows]))
+
+
+if __name__ == "__main__":
+    import sys
+
+    from workbench.gui.standalone import run_alone
+
+    def make() -> ComparePanel:
+        from workbench.store.repository import RunRepository
+
+        repository = RunRepository(sys.argv[1] if len(sys.argv) > 1 else None)
+        panel = ComparePanel(repository)
+        panel.show_runs(repository.list_runs()[:12])
+        return panel
+
+    sys.exit(run_alone(make, 1200, 800))
