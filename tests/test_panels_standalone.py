@@ -35,7 +35,7 @@ except SystemExit as exc:
 def test_a_panel_runs_on_its_own(panel, tmp_path):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"),
                XDG_CONFIG_HOME=str(tmp_path / "config"))
-    args = [f"sqlite:///{tmp_path / 'runs.db'}"] if panel == "runs_panel" else []
+    args = [f"sqlite:///{tmp_path / 'runs.db'}"] if panel in ("runs_panel", "compare_panel") else []
     done = subprocess.run([sys.executable, "-c", RUNNER, f"workbench.gui.panels.{panel}", *args], env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -101,8 +101,8 @@ class ComparePanel(QWidget):
         self.units: list[CompareUnit] = []
         self.drawn: dict = {}                   # unit id -> (x, y) as drawn (after baseline difference)
 
-        self.metric = QComboBox(objectName="compareMetric")
-        self.metric.setSizeAdjustPolicy(QComboBox.AdjustToContents)
+        self.metric_choice = QComboBox(objectName="compareMetric")
+        self.metric_choice.setSizeAdjustPolicy(QComboBox.AdjustToContents)
         self.axis = QComboBox(objectName="compareAxis")
         for key, label in X_AXES.items():
             self.axis.addItem(label, key)
@@ -129,7 +129,7 @@ class ComparePanel(QWidget):
             self.export_buttons[key] = button
 
         first = QHBoxLayout()
-        for label, widget in (("Metric", self.metric), ("x", self.axis), ("smoothing", self.smoothing)):
+        for label, widget in (("Metric", self.metric_choice), ("x", self.axis), ("smoothing", self.smoothing)):
             first.addWidget(QLabel(label))
             first.addWidget(widget)
         first.addWidget(self.log_y)
@@ -183,7 +183,7 @@ class ComparePanel(QWidget):
         self._set_empty(True)
 
         self.loaded.connect(self._loaded)
-        self.metric.currentIndexChanged.connect(self._reload)
+        self.metric_choice.currentIndexChanged.connect(self._reload)
         self.axis.currentIndexChanged.connect(self._reload)
         for widget in (self.smoothing,):
             widget.valueChanged.connect(self.redraw)
@@ -220,7 +220,7 @@ class ComparePanel(QWidget):
             button.setEnabled(not empty)
 
     def _fill_metrics(self) -> None:
-        current = self.metric.currentData() or DEFAULT_METRIC
+        current = self.metric_choice.currentData() or DEFAULT_METRIC
         names: set = set()
         if self.repository is not None:
             for run in self.runs[:20]:                   # the names of a few runs are the names of all
@@ -228,16 +228,17 @@ class ComparePanel(QWidget):
         names.discard(("tokens_seen", False))
         names.discard(("elapsed", False))
         ordered = sorted(names, key=lambda n: (n[1], n[0] != "mlm_loss", n[0]))
-        self.metric.blockSignals(True)
-        self.metric.clear()
+        self.metric_choice.blockSignals(True)
+        self.metric_choice.clear()
         for name, is_eval in ordered or [DEFAULT_METRIC]:
-            self.metric.addItem(f"held-out {name}" if is_eval else name, (name, is_eval))
-        index = self.metric.findData(tuple(current))
-        self.metric.setCurrentIndex(max(0, index))
-        self.metric.blockSignals(False)
+            self.metric_choice.addItem(f"held-out {name}" if is_eval else name, (name, is_eval))
+        index = self.metric_choice.findData(tuple(current))
+        self.metric_choice.setCurrentIndex(max(0, index))
+        self.metric_choice.blockSignals(False)
 
-    def differing_keys(self) -> list[str]:
-        return [k for k in config_differences([r.config or {} for r in self.runs]) if k not in NOT_A_SETTING]
+    def differing_keys(self, ignore: tuple[str, ...] = NOT_A_DIFFERENCE) -> list[str]:
+        """The settings whose values differ among the runs on display (names and folders left out)."""
+        return [k for k in config_differences([r.config or {} for r in self.runs]) if k not in ignore]
 
     def _fill_groups(self, group_by: str | None) -> None:
         current = group_by if group_by is not None else self.group.currentData()
@@ -245,7 +246,7 @@ class ComparePanel(QWidget):
         self.group.clear()
         self.group.addItem("no grouping", None)
         self.group.addItem("runs differing only in seed", "seed")
-        for key in self.differing_keys():
+        for key in self.differing_keys(NOT_A_SETTING):
             self.group.addItem(f"… in seed and {key}", key)
         self.group.setCurrentIndex(max(0, self.group.findData(current)))
         self.group.blockSignals(False)
@@ -277,7 +278,7 @@ class ComparePanel(QWidget):
 
     def needed(self) -> list[tuple[str, bool]]:
         """The series the plot and the table need: the metric, tokens seen for that axis, table metrics."""
-        metric = tuple(self.metric.currentData() or DEFAULT_METRIC)
+        metric = tuple(self.metric_choice.currentData() or DEFAULT_METRIC)
         keys = {metric}
         if self.axis.currentData() == "tokens":
             keys.add(("tokens_seen", False))
@@ -335,7 +336,7 @@ class ComparePanel(QWidget):
 
     def curve(self, run, metric=None) -> tuple[np.ndarray, np.ndarray]:
         """(x, y) of one run's metric on the chosen axis (empty when not read yet)."""
-        name, is_eval = metric or tuple(self.metric.currentData() or DEFAULT_METRIC)
+        name, is_eval = metric or tuple(self.metric_choice.currentData() or DEFAULT_METRIC)
         series = self.series.get((run.id, name, is_eval))
         if series is None or len(series.steps) == 0:
             return np.zeros(0), np.zeros(0)
@@ -374,7 +375,7 @@ class ComparePanel(QWidget):
         axis = self.axis.currentData()
         self.plot.setAxisItems({"bottom": pg.DateAxisItem() if axis == "wall" else pg.AxisItem("bottom")})
         self.plot.setLabel("bottom", X_AXES[axis])
-        name, is_eval = tuple(self.metric.currentData() or DEFAULT_METRIC)
+        name, is_eval = tuple(self.metric_choice.currentData() or DEFAULT_METRIC)
         baseline_id = self.baseline.currentData()
         difference = self.difference.isChecked() and baseline_id is not None
         self.plot.setLabel("left", ("Δ " if difference else "") + ("held-out " if is_eval else "") + name)
@@ -436,7 +437,7 @@ class ComparePanel(QWidget):
     def table_columns(self) -> list[str]:
         if self.columns is not None:
             return self.columns
-        name, is_eval = tuple(self.metric.currentData() or DEFAULT_METRIC)
+        name, is_eval = tuple(self.metric_choice.currentData() or DEFAULT_METRIC)
         metric = f"eval_{name}" if is_eval else name
         held_out = [] if is_eval else [f"eval_{name}:last"]
         return self.differing_keys()[:6] + [f"{metric}:last", f"{metric}:best", *held_out]
@@ -506,7 +507,7 @@ class ComparePanel(QWidget):
 
     def _draw_parallel(self) -> None:
         self.parallel.clear()
-        name, is_eval = tuple(self.metric.currentData() or DEFAULT_METRIC)
+        name, is_eval = tuple(self.metric_choice.currentData() or DEFAULT_METRIC)
         metric = f"eval_{name}" if is_eval else name
         keys = self.differing_keys()[:8]
         if not self.units or not keys:
@@ -555,16 +556,29 @@ class ComparePanel(QWidget):
     def export(self, kind: str, path: str) -> None:
         """Write the plot on display (png at 2,400 px wide, svg), the selected runs' series (tidy CSV) or the
         table (CSV) to ``path``; OSError when it cannot be written."""
-        if kind in ("png", "svg"):
+        widget = self.tabs.currentWidget()
+        if kind == "png":
             import pyqtgraph.exporters as exporters
 
-            widget = self.tabs.currentWidget()
-            if kind == "png":
-                exporter = exporters.ImageExporter(widget.getPlotItem())
-                exporter.parameters()["width"] = 2400
-            else:
-                exporter = exporters.SVGExporter(widget.getPlotItem())
+            exporter = exporters.ImageExporter(widget.getPlotItem())
+            exporter.parameters()["width"] = 2400
             exporter.export(path)
+            return
+        if kind == "svg":                      # Qt's own SVG painter: vector paths and text, at the view's size
+            from PySide6.QtCore import QRect
+            from PySide6.QtGui import QPainter
+            from PySide6.QtSvg import QSvgGenerator
+
+            generator = QSvgGenerator()
+            generator.setFileName(path)
+            generator.setSize(widget.size())
+            generator.setViewBox(QRect(0, 0, widget.width(), widget.height()))
+            generator.setTitle(f"Pre-training Workbench: {self.tabs.tabText(self.tabs.currentIndex())}")
+            painter = QPainter()
+            if not painter.begin(generator):
+                raise OSError(f"cannot write {path}")
+            widget.render(painter)
+            painter.end()
             return
         if kind == "series":
             write_tidy_csv(self.repository, self.runs, self.differing_keys(), path)
