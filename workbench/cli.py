@@ -16,7 +16,7 @@ import traceback
 from typing import Callable, Sequence
 
 from workbench import __version__
-from workbench.commands import data, finetuning, history, training
+from workbench.commands import data, finetuning, history, sweeping, training
 from workbench.commands.common import Parser, add_config_options, add_masking_options
 from workbench.errors import WorkbenchError
 
@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=training.cmd_nsp)
 
     finetuning.add_parser(sub)
+    sweeping.add_parser(sub)
 
     p = sub.add_parser("gui", help="open the workbench window (the default without a command)")
     history.add_db_option(p)

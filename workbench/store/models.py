@@ -120,3 +120,40 @@ class Checkpoint(Base):
     path: Mapped[str] = mapped_column(Text)
     size_bytes: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+# Status of a sweep: queued -> running <-> paused -> completed | cancelled
+SWEEP_STATUSES = ("queued", "running", "paused", "completed", "cancelled")
+# Status of one of its runs: queued -> running -> done | failed | stopped | interrupted (resumed next) | cancelled
+SWEEP_ITEM_STATUSES = ("queued", "running", "done", "failed", "stopped", "interrupted", "cancelled")
+
+
+class Sweep(Base):
+    """A base config with settings to vary (migration 0005); its runs are queued in ``sweep_items``."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    spec: Mapped[dict] = mapped_column(JSON)                  # what was asked for (grid, random, seeds, base)
+    swept: Mapped[list] = mapped_column(JSON)                 # the settings that vary, for grouping
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    items: Mapped[list["SweepItem"]] = relationship(cascade="all, delete-orphan", lazy="selectin",
+                                                    order_by="SweepItem.position")
+
+
+class SweepItem(Base):
+    """One run of a sweep, in queue order; ``run_id`` once it has started (a plain column, as parent_run_id)."""
+
+    __tablename__ = "sweep_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sweep_id: Mapped[int] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(200))           # "masking.probability=0.3 seed=1"
+    config: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -1,0 +1,118 @@
+"""Sweeps: expanding a sweep file, the queue in the database (order, pause, cancel), and a sweep killed mid-run
+that continues where it stopped, resuming the interrupted run from its checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from conftest import tiny_train_config
+from workbench.cli import main
+from workbench.config import dumps_toml
+from workbench.errors import ConfigError
+from workbench.store import sweep_queue
+from workbench.store.repository import RunRepository
+from workbench.sweeps import EXAMPLES, plan, sweep_from_dict
+
+
+def test_a_grid_times_random_draws_times_seeds_each_validated():
+    spec = sweep_from_dict({"name": "lr and rate", "seeds": [0, 1], "random_count": 3, "random_seed": 7,
+                            "set": {"train.max_steps": 10},
+                            "grid": {"masking.probability": [0.15, 0.3]},
+                            "random": {"train.learning_rate": {"low": 1e-4, "high": 1e-2, "log": True}}})
+    runs = plan(spec)
+    assert len(runs) == 2 * 3 * 2 and spec.swept == ["masking.probability", "train.learning_rate", "train.seed"]
+    assert [r.config.train.seed for r in runs[:2]] == [0, 1]
+    assert {r.config.masking.probability for r in runs} == {0.15, 0.3}
+    rates = {r.config.train.learning_rate for r in runs}
+    assert len(rates) == 3 and all(1e-4 <= rate <= 1e-2 for rate in rates)
+    assert all(r.config.train.max_steps == 10 and r.config.train.name == "" for r in runs)
+    assert runs[0].label.startswith("masking.probability=0.15 train.learning_rate=") and runs[0].label.endswith("seed=0")
+    assert [r.config.to_dict() for r in plan(spec)] == [r.config.to_dict() for r in runs]   # draws reproducible
+    for example in EXAMPLES.values():
+        assert plan(sweep_from_dict(example))
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"grid": {"masking.probabilty": [0.1]}}, "probabilty"),
+    ({"grid": {"masking.probability": [1.5]}}, "masking.probability"),
+    ({"grid": {"probability": [0.1]}}, "section.key"),
+    ({"grid": {"masking.probability": []}}, "non-empty list"),
+    ({"seeds": []}, "seeds"),
+    ({"random": {"train.learning_rate": {"low": 0, "high": 1, "log": True}}}, "log scale"),
+    ({"grids": {}}, "unknown key 'grids'"),
+])
+def test_a_bad_sweep_is_refused_naming_the_key(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        sweep_from_dict(raw, source="s.toml")
+
+
+def test_the_queue_reorders_pauses_and_cancels(tmp_path):
+    repository = RunRepository(f"sqlite:///{tmp_path / 'runs.db'}")
+    runs = plan(sweep_from_dict({"grid": {"masking.probability": [0.1, 0.2, 0.3]}}))
+    sweep_id = sweep_queue.create_sweep(repository, "s", {}, ["masking.probability"],
+                                        [(r.label, r.config.to_dict()) for r in runs])
+    assert sweep_queue.claim_next(repository, sweep_id) is None                 # queued, not running yet
+    items = sweep_queue.get_sweep(repository, sweep_id).items
+    sweep_queue.move_item(repository, sweep_id, items[2].id, 0)
+    sweep_queue.set_status(repository, sweep_id, "running")
+    first = sweep_queue.claim_next(repository, sweep_id)
+    assert first.label == "masking.probability=0.3" and first.resume_run_id is None
+    sweep_queue.set_status(repository, sweep_id, "paused")
+    assert sweep_queue.claim_next(repository, sweep_id) is None
+    sweep_queue.finish_item(repository, first.item_id, "completed")
+    sweep_queue.set_status(repository, sweep_id, "cancelled")
+    statuses = [i.status for i in sweep_queue.get_sweep(repository, sweep_id).items]
+    assert statuses == ["done", "cancelled", "cancelled"]                        # in queue order
+
+
+def test_a_killed_sweep_resumes_its_queue_and_the_interrupted_run(learnable_dataset, tmp_path):
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    base = tiny_train_config(learnable_dataset.path, max_steps=400, checkpoint_every=10, log_every=1)
+    base.train.output_dir = str(tmp_path / "runs")
+    (tmp_path / "base.toml").write_text(dumps_toml(base), encoding="utf-8")
+    (tmp_path / "sweep.toml").write_text(
+        'name = "rate"\nbase = "base.toml"\nseeds = [0]\n[grid]\n"masking.probability" = [0.15, 0.3]\n',
+        encoding="utf-8")
+    process = subprocess.Popen([sys.executable, "-m", "workbench", "sweep", str(tmp_path / "sweep.toml"),
+                                "--db", db], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=dict(os.environ, NO_COLOR="1"))
+    for line in process.stdout:                     # kill it once the first run has a checkpoint
+        if line.startswith("checkpoint"):
+            break
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+
+    repository = RunRepository(db)
+    (first,) = repository.list_runs()
+    assert first.status in ("running", "interrupted") and first.tag_names == ["sweep:1"]
+    assert main(["sweep", "--resume", "1", "--db", db]) == 0
+    sweep = sweep_queue.get_sweep(repository, 1)
+    assert sweep.status == "completed" and [i.status for i in sweep.items] == ["done", "done"]
+    assert sweep.items[0].run_id == first.id                    # the interrupted run resumed, not restarted
+    runs = {run.id: run for run in repository.list_runs()}
+    assert len(runs) == 2 and all(run.status == "completed" and run.steps == 400 for run in runs.values())
+    steps = repository.series(first.id, "loss").steps.tolist()
+    assert steps == list(range(1, 401))                          # its curve continues, no step twice
+    assert runs[sweep.items[1].run_id].name == "rate · masking.probability=0.3"
+
+
+def test_sweep_cli_lists_shows_and_refuses_bad_input(tmp_path, capsys):
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    assert main(["sweep", "--example", "masking-rate", "--queue-only", "--db", db]) == 0
+    assert "6 runs varying masking.probability, train.seed" in capsys.readouterr().out
+    assert main(["sweep", "--list", "--json", "--db", db]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert listed["status"] == "queued" and listed["by_status"] == {"queued": 6}
+    assert main(["sweep", "--move", "1", "6", "0", "--db", db]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[1] == "6"        # item 6 is next
+    assert main(["sweep", "--example", "nope", "--db", db]) == 2
+    assert "no example 'nope'" in capsys.readouterr().err
+    assert main(["sweep", str(tmp_path / "missing.toml"), "--db", db]) == 2
+    assert "sweep file not found" in capsys.readouterr().err
+    assert main(["sweep", "--db", db]) == 2

@@ -1,0 +1,155 @@
+"""``sweep``: queue and run a sweep (settings with lists of values or ranges, and seeds); manage the queue."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+
+from workbench.commands.common import UsageError
+from workbench.commands.history import add_db_option, open_repository
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "sweep", help="run a sweep: one run per combination of settings and seed, queued in the run database",
+        description="Queue the runs of a sweep file (see workbench/sweeps.py: base, seeds, [set], [grid], [random]) "
+                    "and run them one after another, each recorded as a normal run tagged sweep:ID. The queue "
+                    "lives in the database: a killed sweep continues with `sweep --resume ID`, resuming the "
+                    "interrupted run from its checkpoint. Ctrl-C stops the run in progress with a checkpoint and "
+                    "pauses the sweep.")
+    p.add_argument("file", nargs="?", metavar="SWEEP.toml", help="the sweep to queue and run")
+    p.add_argument("--example", metavar="NAME", help="queue a built-in sweep over --base (masking-rate, pair-task, "
+                                                    "masking-units, model-size)")
+    p.add_argument("--base", metavar="CONFIG.toml", help="the run config a built-in --example varies")
+    p.add_argument("--dataset", metavar="DIR", help="prepared dataset for every run (replaces data.dataset)")
+    p.add_argument("--queue-only", action="store_true", help="queue the sweep without running it")
+    p.add_argument("--list", action="store_true", help="list the sweeps and their progress")
+    p.add_argument("--show", type=int, metavar="ID", help="the runs of sweep ID, in queue order")
+    p.add_argument("--resume", type=int, metavar="ID", help="run what is left of sweep ID")
+    p.add_argument("--pause", type=int, metavar="ID", help="pause sweep ID after the run in progress")
+    p.add_argument("--cancel", type=int, metavar="ID", help="cancel sweep ID's waiting runs")
+    p.add_argument("--move", nargs=3, type=int, metavar=("ID", "ITEM", "POSITION"),
+                   help="put waiting run ITEM of sweep ID at POSITION (0 = next)")
+    p.add_argument("--json", action="store_true", help="print --list / --show as JSON")
+    add_db_option(p)
+    p.set_defaults(handler=cmd_sweep)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from workbench.store import sweep_queue
+
+    actions = [a for a in ("file", "example", "list", "show", "resume", "pause", "cancel", "move")
+               if getattr(args, a) not in (None, False)]
+    if len(actions) != 1:
+        raise UsageError("sweep: give one of SWEEP.toml, --example, --list, --show, --resume, --pause, --cancel, "
+                         "--move")
+    repository = open_repository(args)
+    if args.list:
+        return _list(repository, args.json)
+    if args.show is not None:
+        return _show(repository, args.show, args.json)
+    if args.pause is not None:
+        sweep_queue.set_status(repository, args.pause, "paused")
+        print(f"sweep {args.pause} paused: the run in progress finishes, no new one starts")
+        return 0
+    if args.cancel is not None:
+        sweep_queue.set_status(repository, args.cancel, "cancelled")
+        print(f"sweep {args.cancel} cancelled")
+        return 0
+    if args.move is not None:
+        sweep_id, item_id, position = args.move
+        sweep_queue.move_item(repository, sweep_id, item_id, position)
+        return _show(repository, sweep_id, False)
+    if args.resume is not None:
+        sweep_id = args.resume
+    else:
+        sweep_id = queue_sweep(repository, args)
+        if args.queue_only:
+            return 0
+    return _run(repository, sweep_id, args.dataset)
+
+
+def queue_sweep(repository, args) -> int:
+    from workbench.config import load_config
+    from workbench.store import sweep_queue
+    from workbench.sweeps import EXAMPLES, load_sweep, plan, sweep_from_dict
+
+    if args.example:
+        if args.example not in EXAMPLES:
+            raise UsageError(f"sweep --example: no example {args.example!r}; there are {', '.join(EXAMPLES)}")
+        base = load_config(args.base) if args.base else None
+        spec = sweep_from_dict(EXAMPLES[args.example], source=f"example {args.example}", base=base)
+    else:
+        spec = load_sweep(args.file)
+    runs = plan(spec)
+    sweep_id = sweep_queue.create_sweep(repository, spec.name, spec.to_dict(), spec.swept,
+                                        [(run.label, run.config.to_dict()) for run in runs])
+    print(f"queued sweep {sweep_id} ({spec.name}): {len(runs)} runs varying {', '.join(spec.swept) or 'nothing'}")
+    return sweep_id
+
+
+def _run(repository, sweep_id: int, dataset: str | None) -> int:
+    from workbench.commands.training import EventPrinter
+    from workbench.services.sweep_runner import run_sweep
+    from workbench.train.control import TrainingControl
+
+    control = TrainingControl()
+    printer = EventPrinter(False)
+
+    def on_signal(signum, frame):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        control.stop("the sweep was interrupted")
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        status = run_sweep(repository, sweep_id, dataset, control=control,
+                           on_launch=lambda launched: launched.trainer.subscribe(printer))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    ids = " ".join(str(item.run_id) for item in sweep_queue_items(repository, sweep_id) if item.run_id)
+    print(f"sweep {sweep_id}: {status}; compare its runs: pretrain-workbench compare {ids} --group")
+    return 0
+
+
+def sweep_queue_items(repository, sweep_id: int):
+    from workbench.store import sweep_queue
+
+    return sweep_queue.get_sweep(repository, sweep_id).items
+
+
+def _list(repository, as_json: bool) -> int:
+    from workbench.store import sweep_queue
+
+    rows = []
+    for sweep in sweep_queue.list_sweeps(repository):
+        counts: dict[str, int] = {}
+        for item in sweep.items:
+            counts[item.status] = counts.get(item.status, 0) + 1
+        rows.append({"id": sweep.id, "name": sweep.name, "status": sweep.status, "runs": len(sweep.items),
+                     "by_status": counts, "swept": sweep.swept})
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    if not rows:
+        print("no sweeps yet: pretrain-workbench sweep SWEEP.toml (or --example masking-rate)")
+    for row in rows:
+        progress = ", ".join(f"{n} {status}" for status, n in sorted(row["by_status"].items()))
+        print(f"{row['id']:>4}  {row['status']:<10} {row['name']}  ({progress}; varies {', '.join(row['swept'])})")
+    return 0
+
+
+def _show(repository, sweep_id: int, as_json: bool) -> int:
+    from workbench.store import sweep_queue
+
+    sweep = sweep_queue.get_sweep(repository, sweep_id)
+    items = [{"item": i.id, "position": i.position, "label": i.label, "status": i.status, "run": i.run_id}
+             for i in sorted(sweep.items, key=lambda i: i.position)]
+    if as_json:
+        print(json.dumps({"id": sweep.id, "name": sweep.name, "status": sweep.status, "items": items}, indent=1))
+        return 0
+    print(f"sweep {sweep.id} ({sweep.name}): {sweep.status}")
+    for i in items:
+        print(f"  item {i['item']:>4}  {i['status']:<11} run {i['run'] or '-':>5}  {i['label']}")
+    return 0

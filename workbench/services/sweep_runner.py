@@ -1,0 +1,64 @@
+"""Running a sweep's queue on this machine, one run after another (the CLI's ``sweep`` command).
+
+Each run goes through the one launch path (``launch_run``), so it is recorded as
+a normal run, tagged ``sweep:<id>``. A run interrupted by a killed process is
+resumed from its last checkpoint when the sweep is started again (or run afresh
+when it never wrote one). Pausing or cancelling (from another process, the
+window or ``sweep --pause``) takes effect when the run in progress ends.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from workbench.config import WorkbenchConfig
+from workbench.errors import WorkbenchError
+from workbench.store import sweep_queue
+
+
+def run_sweep(repository, sweep_id: int, dataset: str | None = None, control=None,
+              on_launch: Callable | None = None, say: Callable[[str], None] = print) -> str:
+    """Run the sweep's waiting runs until none is left, it is paused or cancelled, or ``control`` stops;
+    the sweep's status at the end. ``dataset`` (if given) replaces every run's ``data.dataset``."""
+    from workbench.services.run_launch import LaunchError, find_resume_target, launch_run
+
+    sweep = sweep_queue.get_sweep(repository, sweep_id)
+    for item_id in sweep_queue.recover(repository, sweep_id):
+        say(f"sweep {sweep_id}: item {item_id} was interrupted; it resumes first")
+    if sweep.status in ("queued", "paused"):
+        sweep_queue.set_status(repository, sweep_id, "running")
+    while True:
+        if control is not None and control.stop_requested:
+            return sweep_queue.get_sweep(repository, sweep_id).status
+        step = sweep_queue.claim_next(repository, sweep_id)
+        if step is None:
+            return sweep_queue.get_sweep(repository, sweep_id).status
+        config = WorkbenchConfig.from_dict(step.config, source=f"sweep {sweep_id} ({step.label})")
+        if dataset:
+            config.data.dataset = dataset
+        target = None
+        if step.resume_run_id is not None:
+            try:
+                target = find_resume_target(str(step.resume_run_id), repository)
+                config = target.config()
+            except (LaunchError, WorkbenchError) as exc:
+                say(f"sweep {sweep_id}: cannot resume run {step.resume_run_id} ({exc}); running it afresh")
+        try:
+            launched = launch_run(config, repository, resume=target, control=control)
+        except WorkbenchError as exc:
+            sweep_queue.finish_item(repository, step.item_id, "failed")
+            say(f"sweep {sweep_id}: {step.label}: cannot start: {exc}")
+            continue
+        sweep_queue.link_run(repository, step.item_id, launched.run_id, sweep.name)
+        say(f"sweep {sweep_id}: {'resuming' if target else 'starting'} run {launched.run_id} ({step.label})")
+        if on_launch is not None:
+            on_launch(launched)
+        result = launched.run()
+        if control is not None and control.stop_requested and result.status == "stopped":
+            # Ctrl-C or the window's Stop: the run kept a checkpoint; the sweep pauses and resumes it next time.
+            sweep_queue.finish_item(repository, step.item_id, "interrupted")
+            sweep_queue.set_status(repository, sweep_id, "paused")
+            say(f"sweep {sweep_id}: paused; run {launched.run_id} resumes first when the sweep is resumed")
+            return "paused"
+        sweep_queue.finish_item(repository, step.item_id, result.status)
+        say(f"sweep {sweep_id}: run {launched.run_id} {result.status}")

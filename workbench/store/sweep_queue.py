@@ -1,0 +1,147 @@
+"""The sweep queue in the run database: it survives a restart, can be paused, reordered and cancelled.
+
+``claim_next`` hands out the next run of a sweep (an interrupted one first, to
+be resumed from its checkpoint); whoever runs it links the run (``link_run``)
+and reports how it ended (``finish_item``). The CLI's ``sweep`` command and the
+window both drive a sweep through these functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from workbench.errors import StoreError
+from workbench.store.models import ACTIVE, Run, Sweep, SweepItem
+from workbench.store.repository import now
+
+
+@dataclass
+class NextRun:
+    item_id: int
+    label: str
+    config: dict
+    resume_run_id: int | None      # an interrupted run of this item, to be resumed
+
+
+def create_sweep(repository, name: str, spec: dict, swept: list[str], runs: list[tuple[str, dict]]) -> int:
+    """Queue a sweep: ``runs`` are (label, config dict) in order. Its id."""
+    with repository.Session.begin() as session:
+        sweep = Sweep(name=name, status="queued", spec=spec, swept=swept, created_at=now())
+        sweep.items = [SweepItem(position=i, label=label, config=config, status="queued")
+                       for i, (label, config) in enumerate(runs)]
+        session.add(sweep)
+        session.flush()
+        return sweep.id
+
+
+def get_sweep(repository, sweep_id: int) -> Sweep:
+    with repository.Session() as session:
+        sweep = session.get(Sweep, sweep_id)
+        if sweep is None:
+            raise StoreError(f"no sweep {sweep_id} in {repository.url}")
+        session.expunge(sweep)
+        return sweep
+
+
+def list_sweeps(repository) -> list[Sweep]:
+    with repository.Session() as session:
+        sweeps = list(session.scalars(select(Sweep).order_by(Sweep.id)))
+        for sweep in sweeps:
+            session.expunge(sweep)
+        return sweeps
+
+
+def set_status(repository, sweep_id: int, status: str) -> None:
+    """``paused`` (the run in progress finishes; no new one starts), ``running``, ``cancelled`` (queued runs
+    are cancelled too) or ``completed``."""
+    with repository.Session.begin() as session:
+        sweep = session.get(Sweep, sweep_id)
+        if sweep is None:
+            raise StoreError(f"no sweep {sweep_id} in {repository.url}")
+        if sweep.status in ("completed", "cancelled") and status != sweep.status:
+            raise StoreError(f"sweep {sweep_id} is {sweep.status}")
+        sweep.status = status
+        if status in ("completed", "cancelled"):
+            sweep.finished_at = now()
+        if status == "cancelled":
+            for item in sweep.items:
+                if item.status in ("queued", "interrupted"):
+                    item.status = "cancelled"
+
+
+def move_item(repository, sweep_id: int, item_id: int, position: int) -> None:
+    """Put a queued run at ``position`` (0 = next) among the sweep's runs still to run."""
+    with repository.Session.begin() as session:
+        sweep = session.get(Sweep, sweep_id)
+        if sweep is None:
+            raise StoreError(f"no sweep {sweep_id} in {repository.url}")
+        waiting = [i for i in sweep.items if i.status in ("queued", "interrupted")]
+        item = next((i for i in waiting if i.id == item_id), None)
+        if item is None:
+            raise StoreError(f"sweep {sweep_id} has no waiting run {item_id}")
+        waiting.remove(item)
+        waiting.insert(max(0, min(position, len(waiting))), item)
+        slots = sorted(i.position for i in waiting)
+        for slot, entry in zip(slots, waiting):
+            entry.position = slot
+
+
+def recover(repository, sweep_id: int) -> list[int]:
+    """Items left ``running`` by a process that died: ``interrupted`` (their run was marked interrupted by
+    ``mark_interrupted_runs``; it is resumed when the item's turn comes). The item ids."""
+    repository.mark_interrupted_runs()
+    recovered = []
+    with repository.Session.begin() as session:
+        for item in session.scalars(select(SweepItem).where(SweepItem.sweep_id == sweep_id,
+                                                            SweepItem.status == "running")):
+            run = session.get(Run, item.run_id) if item.run_id is not None else None
+            if run is None or run.status not in ACTIVE:
+                item.status = "interrupted"
+                recovered.append(item.id)
+    return recovered
+
+
+def claim_next(repository, sweep_id: int) -> NextRun | None:
+    """The next run of a running sweep, marked ``running``; None when the sweep is paused, cancelled, or
+    has nothing left (then it is marked completed)."""
+    with repository.Session.begin() as session:
+        sweep = session.get(Sweep, sweep_id)
+        if sweep is None:
+            raise StoreError(f"no sweep {sweep_id} in {repository.url}")
+        if sweep.status != "running":
+            return None
+        waiting = sorted((i for i in sweep.items if i.status in ("queued", "interrupted")),
+                         key=lambda i: (i.status != "interrupted", i.position))
+        if not waiting:
+            if not any(i.status == "running" for i in sweep.items):
+                sweep.status, sweep.finished_at = "completed", now()
+            return None
+        item = waiting[0]
+        resume = item.run_id if item.status == "interrupted" else None
+        item.status = "running"
+        return NextRun(item.id, item.label, dict(item.config), resume)
+
+
+def link_run(repository, item_id: int, run_id: int, sweep_name: str | None = None) -> None:
+    """Record which run an item started, tag it ``sweep:<id>`` and name it after the item."""
+    with repository.Session.begin() as session:
+        item = session.get(SweepItem, item_id)
+        item.run_id = run_id
+        sweep_id, label = item.sweep_id, item.label
+    repository.tag(run_id, add=[f"sweep:{sweep_id}"])
+    repository.rename(run_id, f"{sweep_name or 'sweep'} · {label}"[:200])
+
+
+def finish_item(repository, item_id: int, status: str) -> None:
+    """How an item's run ended: done (completed), failed, stopped or interrupted."""
+    with repository.Session.begin() as session:
+        item = session.get(SweepItem, item_id)
+        item.status = "done" if status == "completed" else status
+
+
+def sweep_runs(repository, sweep_id: int) -> list[Run]:
+    """The runs a sweep has started, in queue order."""
+    ids = [i.run_id for i in get_sweep(repository, sweep_id).items if i.run_id is not None]
+    return [repository.get(run_id) for run_id in ids]
