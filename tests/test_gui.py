@@ -321,3 +321,30 @@ def test_self_test_opens_the_window_prepares_the_sample_and_trains(qtbot, tmp_pa
     assert "Start pressable" in out and "self-test passed" in out and "2 steps trained and recorded" in out
     assert list((tmp_path / "cache").rglob("python-docs-*.txt"))
     assert not list(tmp_path.glob("workbench-self-test-*"))         # the profile is gone afterwards
+
+
+def test_a_sweep_from_the_window_runs_its_queue_and_opens_the_comparison_grouped(make_window, corpus, qtbot):
+    from workbench.gui.sweep_dialog import SweepDialog, parse_values
+    from workbench.store import sweep_queue
+
+    assert parse_values("0.15, 0.3, nsp, true") == [0.15, 0.3, "nsp", True]
+    window = make_window()
+    prepare(qtbot, window, corpus)
+    set_run(window, steps=4, eval_every=0, checkpoint_every=0)
+    dialog = SweepDialog(window.current_config(), {"name": "rate", "grid": {"masking.probability": [0.15, 0.3]},
+                                                   "seeds": [0, 1]})
+    assert dialog.summary.text().startswith("4 runs varying masking.probability, train.seed")
+    dialog.values[0].setText("0.15, 1.5")                # out of range: refused, naming the setting
+    assert dialog.spec is None and "masking.probability" in dialog.summary.text()
+    dialog.values[0].setText("0.15, 0.3")
+    sweep_id = window.start_sweep(dialog.spec)
+    qtbot.waitUntil(lambda: window.sweep is None, timeout=240_000)
+    sweep = sweep_queue.get_sweep(window.repository, sweep_id)
+    assert sweep.status == "completed" and [i.status for i in sweep.items] == ["done"] * 4
+    runs = [window.repository.get(i.run_id) for i in sweep.items]
+    assert all(run.status == "completed" and f"sweep:{sweep_id}" in run.tag_names for run in runs)
+    assert [run.config["masking"]["probability"] for run in runs] == [0.15, 0.15, 0.3, 0.3]
+    qtbot.waitUntil(lambda: not window.compare.loading and len(window.compare.drawn) == 2, timeout=20_000)
+    assert window.compare.group.currentData() == "seed"
+    assert sorted(label.text for _, label in window.compare.legend.items) == [
+        "masking.probability=0.15 (n=2)", "masking.probability=0.3 (n=2)"]

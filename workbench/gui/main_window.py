@@ -56,6 +56,7 @@ class MainWindow(QMainWindow):
         self.prepare_job = None      # (thread, worker)
         self.training_job = None     # (thread, worker)
         self.run_id = None
+        self.sweep: dict | None = None   # the sweep the window is running: id, name, the item in progress
         self.last_error = ""
         self.closing = False
         self.step_times: list[tuple[float, int]] = []
@@ -183,6 +184,14 @@ class MainWindow(QMainWindow):
         for a in (self.start_action, self.pause_action, self.stop_action):
             menu.addAction(a)
         menu.addAction(action("Resume an interrupted run…", self._resume_interrupted))
+        menu.addSeparator()
+        menu.addAction(action("New sweep…", lambda: self.open_sweep_dialog(), tip="Vary settings over the current "
+                              "config; the runs go one after another"))
+        menu.addAction(action("Continue a sweep…", self._continue_sweep, tip="Run what is left of a sweep"))
+        menu.addAction(action("Pause the sweep", self.pause_sweep, tip="The run in progress finishes; no new "
+                              "one starts"))
+        menu.addAction(action("Cancel the sweep", self.cancel_sweep, tip="Stop the run in progress (with a "
+                              "checkpoint) and cancel the waiting runs"))
         menu = self.menuBar().addMenu("&View")
         for dock in self.docks.values():
             menu.addAction(dock.toggleViewAction())
@@ -190,6 +199,11 @@ class MainWindow(QMainWindow):
         menu.addAction(action("Reset layout", self.reset_layout))
         menu = self.menuBar().addMenu("&Help")
         menu.addAction(action("Keyboard shortcuts", self._show_shortcuts, "F1"))
+        examples = menu.addMenu("Example sweeps")
+        from workbench.sweeps import EXAMPLES
+
+        for key, example in EXAMPLES.items():
+            examples.addAction(action(example["name"], lambda _=False, k=key: self.open_sweep_dialog(k)))
         menu.addAction(action("About", self._show_about))
         toolbar = self.addToolBar("Run")
         toolbar.setObjectName("runToolbar")
@@ -344,6 +358,10 @@ class MainWindow(QMainWindow):
 
     def _run_recorded(self, run_id: int) -> None:
         self.run_id = run_id
+        if self.sweep is not None and self.sweep["item"] is not None:
+            from workbench.store import sweep_queue
+
+            sweep_queue.link_run(self.repository, self.sweep["item"].item_id, run_id, self.sweep["name"])
         self.runs.refresh(background=True)
 
     def _on_event(self, event) -> None:
@@ -377,6 +395,9 @@ class MainWindow(QMainWindow):
             self.training_job[1].control.resume()
 
     def stop_training(self, reason: str = "stopped from the window") -> None:
+        """Stop the run with a checkpoint; in a sweep, the sweep pauses (Continue a sweep… resumes this run)."""
+        if self.sweep is not None:
+            self.sweep["stopping"] = True
         if self.training_job:
             self.training.set_state("stopping")
             self.state_label.setText("stopping: saving a checkpoint…")
@@ -384,6 +405,8 @@ class MainWindow(QMainWindow):
 
     def _training_done(self, result) -> None:
         self.training_job = None
+        if self.sweep is not None and self.sweep["item"] is not None:
+            self._sweep_item_ended(result.status)
         if result.last_checkpoint:
             self.finetune.set_source(str(Path(result.last_checkpoint).parent.parent))
         self.training.set_state("finished")
@@ -425,10 +448,143 @@ class MainWindow(QMainWindow):
 
     def _training_failed(self, message: str) -> None:
         self.training_job = None
+        if self.sweep is not None and self.sweep["item"] is not None:
+            self._sweep_item_ended("failed")
         self.training.set_state("finished")
         self.state_label.setText("failed")
         self.runs.refresh(background=True)
         self.show_error("Training failed", message)
+
+    # --- sweeps: the queue lives in the database; the window runs its items through start_training ---------
+
+    def open_sweep_dialog(self, example: str | None = None) -> bool:
+        """The sweep dialog over the current config (prefilled with a built-in example); True if one started."""
+        from workbench.errors import WorkbenchError
+        from workbench.gui.sweep_dialog import SweepDialog
+        from workbench.sweeps import EXAMPLES
+
+        if self.sweep is not None or self.training_job is not None:
+            self.show_error("Cannot start a sweep", "A run or a sweep is in progress; stop it first.")
+            return False
+        try:
+            base = self.current_config()
+        except WorkbenchError as exc:
+            self.show_error("Cannot start a sweep", str(exc))
+            return False
+        dialog = SweepDialog(base, EXAMPLES.get(example) if example else None, self)
+        self.sweep_dialog = dialog
+        if dialog.exec() != SweepDialog.Accepted or dialog.spec is None:
+            return False
+        self.start_sweep(dialog.spec)
+        return True
+
+    def start_sweep(self, spec) -> int | None:
+        """Queue ``spec``'s runs in the database and start the first; the sweep's id."""
+        from workbench.store import sweep_queue
+        from workbench.sweeps import plan
+
+        if self.repository is None:
+            self.show_error("Cannot start a sweep", "The run database is not open.")
+            return None
+        runs = plan(spec)
+        sweep_id = sweep_queue.create_sweep(self.repository, spec.name, spec.to_dict(), spec.swept,
+                                            [(run.label, run.config.to_dict()) for run in runs])
+        self._drive_sweep(sweep_id, spec.name)
+        return sweep_id
+
+    def _drive_sweep(self, sweep_id: int, name: str) -> None:
+        from workbench.store import sweep_queue
+
+        sweep_queue.recover(self.repository, sweep_id)
+        sweep_queue.set_status(self.repository, sweep_id, "running")
+        self.sweep = {"id": sweep_id, "name": name, "item": None}
+        self._next_sweep_run()
+
+    def _next_sweep_run(self) -> None:
+        from workbench.config import WorkbenchConfig
+        from workbench.store import sweep_queue
+
+        if self.sweep is None or self.closing:
+            return
+        sweep_id = self.sweep["id"]
+        step = sweep_queue.claim_next(self.repository, sweep_id)
+        if step is None:
+            sweep = sweep_queue.get_sweep(self.repository, sweep_id)
+            self.sweep = None
+            self.statusBar().showMessage(f"sweep {sweep_id} ({sweep.name}): {sweep.status}", 15000)
+            if sweep.status == "completed":          # compare its runs, grouped by what was swept
+                self.runs.refresh()
+                ids = [item.run_id for item in sweep.items if item.run_id is not None]
+                self.runs.select_runs(ids)
+                self.compare_runs(ids, group_by="seed")
+                self.docks["compare"].raise_()
+            return
+        self.sweep["item"] = step
+        left = sum(1 for i in sweep_queue.get_sweep(self.repository, sweep_id).items if i.status == "queued")
+        self.statusBar().showMessage(f"sweep {sweep_id}: {step.label} ({left} more queued)", 15000)
+        if step.resume_run_id is not None:
+            self.start_training(resume=str(step.resume_run_id))
+        else:
+            config = WorkbenchConfig.from_dict(step.config, source=f"sweep {sweep_id}")
+            if self.dataset is not None:
+                config.data.dataset = str(self.dataset.path)
+            self.start_training(config=config)
+        if self.training_job is None:                # refused (a message was shown): the item did not run
+            sweep_queue.finish_item(self.repository, step.item_id, "failed")
+            self.sweep["item"] = None
+            QTimer.singleShot(0, self._next_sweep_run)
+
+    def _sweep_item_ended(self, status: str) -> None:
+        from workbench.store import sweep_queue
+
+        item, self.sweep["item"] = self.sweep["item"], None
+        if status == "stopped" and (self.closing or self.sweep.get("stopping")):
+            sweep_queue.finish_item(self.repository, item.item_id, "interrupted")   # resumed when continued
+            if not self.sweep.get("cancelled"):
+                sweep_queue.set_status(self.repository, self.sweep["id"], "paused")
+            self.sweep = None
+            return
+        sweep_queue.finish_item(self.repository, item.item_id, status)
+        QTimer.singleShot(0, self._next_sweep_run)
+
+    def pause_sweep(self) -> None:
+        """The run in progress finishes; no new one starts (Continue a sweep… picks it up again)."""
+        from workbench.store import sweep_queue
+
+        if self.sweep is not None:
+            sweep_queue.set_status(self.repository, self.sweep["id"], "paused")
+            self.statusBar().showMessage(f"sweep {self.sweep['id']} pauses after the run in progress", 10000)
+
+    def cancel_sweep(self) -> None:
+        from workbench.store import sweep_queue
+
+        if self.sweep is None:
+            return
+        self.sweep["cancelled"] = self.sweep["stopping"] = True
+        sweep_queue.set_status(self.repository, self.sweep["id"], "cancelled")
+        if self.training_job is not None:
+            self.stop_training("the sweep was cancelled")
+        else:
+            self.sweep = None
+
+    def _continue_sweep(self) -> None:
+        from workbench.store import sweep_queue
+
+        if self.repository is None or self.sweep is not None or self.training_job is not None:
+            return
+        open_sweeps = [s for s in sweep_queue.list_sweeps(self.repository)
+                       if s.status in ("queued", "running", "paused")]
+        if not open_sweeps:
+            QMessageBox.information(self, "Continue a sweep", "No sweep has runs left.")
+            return
+        labels = [f"{s.id}: {s.name} ({sum(i.status in ('queued', 'interrupted', 'running') for i in s.items)} "
+                  f"runs left, {s.status})" for s in open_sweeps]
+        from PySide6.QtWidgets import QInputDialog
+
+        choice, ok = QInputDialog.getItem(self, "Continue a sweep", "Sweep", labels, 0, False)
+        if ok:
+            chosen = open_sweeps[labels.index(choice)]
+            self._drive_sweep(chosen.id, chosen.name)
 
     def training_running(self) -> bool:
         return self.training_job is not None

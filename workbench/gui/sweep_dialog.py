@@ -1,0 +1,125 @@
+"""The sweep dialog: settings to vary over the window's current config, with their values, and seeds.
+
+Values are comma-separated, each read as TOML (``0.15, 0.3``; ``nsp, sop``;
+``true, false``). The dialog says how many runs that makes, and refuses a
+sweep whose runs would not validate, naming the setting.
+"""
+
+from __future__ import annotations
+
+import tomllib
+
+from PySide6.QtWidgets import (
+    QComboBox, QDialog, QDialogButtonBox, QFormLayout, QGridLayout, QLabel, QLineEdit, QVBoxLayout,
+)
+
+from workbench.config import WorkbenchConfig
+from workbench.errors import WorkbenchError
+from workbench.store.comparison import flat_config
+
+ROWS = 3
+
+
+def parse_values(text: str) -> list:
+    """``"0.15, 0.3"`` -> [0.15, 0.3]; a piece that is not a TOML value is taken as a string."""
+    values = []
+    for piece in (p.strip() for p in text.split(",")):
+        if not piece:
+            continue
+        try:
+            values.append(tomllib.loads(f"v = {piece}")["v"])
+        except tomllib.TOMLDecodeError:
+            values.append(piece)
+    return values
+
+
+class SweepDialog(QDialog):
+    def __init__(self, base: WorkbenchConfig, example: dict | None = None, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("New sweep")
+        self.setObjectName("sweepDialog")
+        self.base = base
+        self.spec = None
+        keys = [key for key in flat_config(base.to_dict()) if key not in ("train.seed", "train.name",
+                                                                          "train.output_dir", "data.dataset")]
+        self.name = QLineEdit("sweep", objectName="sweepName")
+        self.keys: list[QComboBox] = []
+        self.values: list[QLineEdit] = []
+        grid = QGridLayout()
+        grid.addWidget(QLabel("Setting"), 0, 0)
+        grid.addWidget(QLabel("Values (comma-separated)"), 0, 1)
+        for row in range(ROWS):
+            combo = QComboBox(objectName=f"sweepKey{row}")
+            combo.addItem("—", None)
+            for key in keys:
+                combo.addItem(key, key)
+            values = QLineEdit(objectName=f"sweepValues{row}")
+            values.setPlaceholderText("e.g. 0.15, 0.3, 0.4")
+            grid.addWidget(combo, row + 1, 0)
+            grid.addWidget(values, row + 1, 1)
+            self.keys.append(combo)
+            self.values.append(values)
+            combo.currentIndexChanged.connect(self._update)
+            values.textChanged.connect(self._update)
+        self.seeds = QLineEdit(str(base.train.seed), objectName="sweepSeeds")
+        self.seeds.setToolTip("Each combination runs once per seed; runs differing only in seed are grouped")
+        self.summary = QLabel("", objectName="sweepSummary")
+        self.summary.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow("Name", self.name)
+        form.addRow("Seeds", self.seeds)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        self.buttons.button(QDialogButtonBox.Ok).setText("Queue and start")
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        self.seeds.textChanged.connect(self._update)
+        self.name.textChanged.connect(self._update)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Runs one after another on this machine, each a normal run tagged with the sweep; "
+                                "the queue survives a restart (Run → Continue a sweep)."))
+        layout.addLayout(form)
+        layout.addLayout(grid)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.buttons)
+        if example:
+            self.fill(example)
+        self._update()
+        self.resize(640, 320)
+
+    def fill(self, example: dict) -> None:
+        self.name.setText(example.get("name", "sweep"))
+        for row, (key, values) in enumerate(list(example.get("grid", {}).items())[:ROWS]):
+            self.keys[row].setCurrentIndex(max(0, self.keys[row].findData(key)))
+            self.values[row].setText(", ".join(str(v) for v in values))
+        self.seeds.setText(", ".join(str(s) for s in example.get("seeds", [self.base.train.seed])))
+        self.fixed = dict(example.get("set", {}))
+
+    def raw(self) -> dict:
+        grid = {}
+        for combo, values in zip(self.keys, self.values):
+            if combo.currentData() is not None:
+                grid[combo.currentData()] = parse_values(values.text())
+        return {"name": self.name.text().strip() or "sweep", "grid": grid,
+                "seeds": parse_values(self.seeds.text()), "set": getattr(self, "fixed", {})}
+
+    def _update(self) -> None:
+        from workbench.sweeps import plan, sweep_from_dict
+
+        ok = self.buttons.button(QDialogButtonBox.Ok)
+        try:
+            raw = self.raw()
+            if not raw["grid"]:
+                raise WorkbenchError("choose a setting and its values")
+            spec = sweep_from_dict(raw, source="sweep", base=self.base)
+            count = len(plan(spec))
+        except WorkbenchError as exc:
+            self.spec = None
+            self.summary.setText(f"<span style='color:#b03a2e'>{exc}</span>")
+            ok.setEnabled(False)
+            return
+        self.spec = spec
+        minutes = self.base.train.max_minutes
+        budget = f", about {count * minutes:g} minutes at {minutes:g} each" if minutes and not \
+            self.base.train.max_steps else ""
+        self.summary.setText(f"{count} runs varying {', '.join(spec.swept)}{budget}.")
+        ok.setEnabled(True)
