@@ -83,3 +83,68 @@ def test_compare_writes_a_tidy_csv_and_groups_seeds(history, tmp_path, capsys):
     assert main(["compare", *map(str, ids), "--group", "--db", url]) == 0
     text = capsys.readouterr().out
     assert "3 runs in 2 group(s)" in text and "masking.probability=0.15" in text and "± 0.1000" in text
+
+
+def test_legend_names_say_what_differs_and_stats_know_which_way_is_better():
+    from workbench.store.comparison import legend_names, lower_is_better, metric_stats
+
+    runs = configs({"masking.probability": 0.3, "train.seed": 1}, {"train.seed": 2})
+    assert legend_names(runs, ["a", "b"]) == ["masking.probability=0.3, train.seed=1",
+                                              "masking.probability=0.15, train.seed=2"]
+    assert legend_names(configs({}, {}), ["a", "b"]) == ["a", "b"]           # nothing differs: their names
+    assert lower_is_better("eval_mlm_loss") and not lower_is_better("mlm_accuracy")
+    assert metric_stats([5.0, float("nan"), 2.0, 3.0], "mlm_loss") == {"last": 3.0, "best": 2.0, "min": 2.0, "max": 5.0}
+    assert metric_stats([0.2, 0.5, 0.4], "nsp_accuracy")["best"] == 0.5 and metric_stats([], "loss") == {}
+
+
+def test_axes_differences_robust_ranges_and_parallel_axes():
+    from workbench.store.comparison import difference_to, parallel_axes, robust_range, x_values
+
+    steps, wall = [1, 2, 4], [10.0, 11.0, 13.0]
+    assert x_values("tokens", steps, wall, [1, 4], [100, 400]).tolist() == [100, 200, 400]
+    assert x_values("relative", steps, wall).tolist() == [0, 1, 3]
+    assert x_values("wall", steps, wall, started=1000.0).tolist() == [1010, 1011, 1013]
+    with pytest.raises(ValueError, match="unknown x axis"):
+        x_values("epochs", steps, wall)
+    out = difference_to([0, 10], [1.0, 2.0], [5, 20], [3.0, 3.0])
+    assert out[0] == 1.5 and np.isnan(out[1])                               # outside the baseline: no value
+    low, high = robust_range([np.r_[1000.0, np.linspace(2, 3, 200)]])
+    assert high < 10 and low < 2                                             # the spike is ignored
+    axes = parallel_axes([{"p": 0.1, "o": "nsp"}, {"p": 0.3, "o": "sop"}, {"p": None, "o": "nsp"}], ["p", "o"])
+    assert axes[0]["positions"] == [0.0, 1.0, None] and axes[1]["positions"] == [0.0, 1.0, 0.0]
+    assert axes[1]["labels"] == [(0.0, "nsp"), (1.0, "sop")]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("masking.probability >= 0.2 and eval_mlm_loss < 5", [2]),
+    ("not masking.probability > 0.2", [1, 3]),
+    ("status == 'completed' or name == 'x'", [1, 2, 3]),
+    ("train.seed in [0, 2] and mlm_loss < 4.5", [1]),
+    ("eval_nsp_accuracy > 0.5", []),                                        # a value no run has: no match
+    ("0.1 < masking.probability < 0.2", [1, 3]),
+])
+def test_filter_expressions_select_runs(text, expected):
+    from workbench.store.run_filter import compile_filter, looks_like_expression
+
+    rows = [{"id": 1, "name": "a", "status": "completed", "masking.probability": 0.15, "train.seed": 0,
+             "mlm_loss": 4.0, "eval_mlm_loss": 4.1},
+            {"id": 2, "name": "b", "status": "completed", "masking.probability": 0.3, "train.seed": 1,
+             "mlm_loss": 4.2, "eval_mlm_loss": 4.5},
+            {"id": 3, "name": "c", "status": "completed", "masking.probability": 0.15, "train.seed": 2,
+             "mlm_loss": 5.0, "eval_mlm_loss": None}]
+    assert looks_like_expression(text)
+    predicate = compile_filter(text, set(rows[0]) | {"eval_nsp_accuracy"})
+    assert [row["id"] for row in rows if predicate(row)] == expected
+
+
+@pytest.mark.parametrize("text, message", [
+    ("masking.probability >=", "not an expression"),
+    ("__import__('os').system('x') == 0", "not allowed"),
+    ("mlm_loss + 1 > 2", "not allowed"),
+    ("masking.prob > 0.1", "unknown name 'masking.prob'"),
+])
+def test_bad_filter_expressions_say_what_is_wrong(text, message):
+    from workbench.store.run_filter import FilterError, compile_filter
+
+    with pytest.raises(FilterError, match=message):
+        compile_filter(text, {"masking.probability", "mlm_loss"})

@@ -43,7 +43,7 @@ def test_old_database_is_upgraded_without_losing_anything(database_url):
     engine.dispose()
     repository = RunRepository(url)  # opening upgrades to head
     with repository.engine.connect() as c:
-        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
     run = repository.get(1)
     assert (run.name, run.notes, run.tag_names, run.final_metrics) == ("old run", "kept notes", ["baseline"],
                                                                        {"mlm_loss": 3.0})
@@ -53,6 +53,9 @@ def test_old_database_is_upgraded_without_losing_anything(database_url):
     big = repository.create_run({"train": {"max_steps": 3 * 10**11}}, "long", "")  # 64-bit step counts
     repository.add_checkpoint(big.id, 2**40, "/ck", 5 * 2**30)
     assert repository.get(big.id).max_steps == 3 * 10**11 and repository.get(big.id).checkpoints[0].step == 2**40
+    from workbench.store import sweep_queue                        # the sweep tables of migration 0005 work
+    sweep_id = sweep_queue.create_sweep(repository, "after upgrade", {}, [], [("a", {}), ("b", {})])
+    assert [i.label for i in sweep_queue.get_sweep(repository, sweep_id).items] == ["a", "b"]
 
 
 def test_a_database_from_a_newer_program_is_refused(tmp_path):

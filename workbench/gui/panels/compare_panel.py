@@ -44,7 +44,7 @@ from workbench.store.comparison import (
 
 STATS = ("last", "best", "min", "max")
 DEFAULT_METRIC = ("mlm_loss", False)
-DRAWN_POINTS = 1500            # per curve: an envelope keeps every peak of longer series
+DRAWN_POINTS = 150_000         # shared by all curves (each an envelope that keeps every peak), so 200 runs draw quickly
 
 
 class CompareUnit:
@@ -383,6 +383,7 @@ class ComparePanel(QWidget):
         curves = {unit.id: self.unit_curve(unit) for unit in self.units}
         base = curves.get(baseline_id)
         weight = self.smoothing.value()
+        bins = max(100, min(1500, DRAWN_POINTS // (2 * len(self.units) * (2 if weight > 0 else 1))))
         shown = []
         for unit in self.units:
             c = curves[unit.id]
@@ -392,18 +393,18 @@ class ComparePanel(QWidget):
             offset = (lambda v: difference_to(base["x"], base["y"], x, v)) if difference else (lambda v: v)
             colour = unit.colour
             if unit.is_group:
-                low, high = envelope(x, offset(c["low"]), DRAWN_POINTS), envelope(x, offset(c["high"]), DRAWN_POINTS)
+                low, high = envelope(x, offset(c["low"]), bins), envelope(x, offset(c["high"]), bins)
                 lower = self.plot.plot(*low, pen=pg.mkPen((*colour, 60)))
                 upper = self.plot.plot(*high, pen=pg.mkPen((*colour, 60)))
                 self.plot.addItem(pg.FillBetweenItem(lower, upper, brush=pg.mkBrush((*colour, 45))))
             raw = offset(y)
             if weight > 0 and len(raw) > 2:
-                self.plot.plot(*envelope(x, raw, DRAWN_POINTS), pen=pg.mkPen((*colour, 70), width=1))
+                self.plot.plot(*envelope(x, raw, bins), pen=pg.mkPen((*colour, 70), width=1))
                 finite = np.nan_to_num(raw, nan=np.nanmean(raw) if np.isfinite(raw).any() else 0.0)
                 smooth = ema(finite, weight)
             else:
                 smooth = raw
-            line = self.plot.plot(*envelope(x, smooth, DRAWN_POINTS),
+            line = self.plot.plot(*envelope(x, smooth, bins),
                                   pen=pg.mkPen(colour, width=2.5 if unit.id == baseline_id else 1.6))
             self.legend.addItem(line, unit.label + ("  ◆ baseline" if unit.id == baseline_id else ""))
             self.drawn[unit.id] = (x, raw)
