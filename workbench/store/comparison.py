@@ -215,7 +215,7 @@ def parallel_axes(rows: list[dict], keys: list[str]) -> list[dict]:
             low, high = min(present), max(present)
             span = (high - low) or 1.0
             positions = [None if v is None else (v - low) / span if high > low else 0.5 for v in values]
-            labels = [(0.0, f"{low:g}"), (1.0, f"{high:g}")] if high > low else [(0.5, f"{low:g}")]
+            labels = [(0.0, f"{low:.4g}"), (1.0, f"{high:.4g}")] if high > low else [(0.5, f"{low:.4g}")]
         else:
             levels = sorted({json.dumps(v, default=str) for v in present})
             where = {level: (i / (len(levels) - 1) if len(levels) > 1 else 0.5) for i, level in enumerate(levels)}

@@ -121,6 +121,9 @@ class ComparePanel(QWidget):
         self.band_kind.addItem("± std band", "std")
         self.baseline = QComboBox(objectName="compareBaseline")
         self.baseline.setToolTip("Pin a run (or group): the table shows deltas to it")
+        for combo in (self.group, self.baseline):
+            combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(26)
         self.difference = QCheckBox("difference to baseline", objectName="compareDifference")
         self.columns_button = QPushButton("Columns…", objectName="compareColumns")
         self.export_buttons = {}
@@ -455,7 +458,9 @@ class ComparePanel(QWidget):
     def unit_values(self, unit: CompareUnit, column: str):
         """A table cell's value: a setting (the first run's), or a metric statistic (the group's mean)."""
         if ":" not in column:
-            return flat_config(unit.runs[0].config or {}).get(column)
+            values = [flat_config(run.config or {}).get(column) for run in unit.runs]
+            distinct = list(dict.fromkeys(json.dumps(v, default=str) for v in values))
+            return values[0] if len(distinct) == 1 else ", ".join(distinct)     # a group's seeds: "0, 1, 2"
         name, stat = column.rsplit(":", 1)
         key = (name.removeprefix("eval_"), name.startswith("eval_"))
         values = []
@@ -510,7 +515,9 @@ class ComparePanel(QWidget):
         self.parallel.clear()
         name, is_eval = tuple(self.metric_choice.currentData() or DEFAULT_METRIC)
         metric = f"eval_{name}" if is_eval else name
-        keys = self.differing_keys()[:8]
+        mode = self.group.currentData()            # a group's seeds (and grouped-over key) are no axis
+        ignored = NOT_A_DIFFERENCE if mode is None else NOT_A_SETTING + (() if mode == "seed" else (mode,))
+        keys = self.differing_keys(ignored)[:8]
         if not self.units or not keys:
             text = pg.TextItem("Parallel coordinates need runs whose settings differ.", anchor=(0.5, 0.5))
             self.parallel.addItem(text)
@@ -524,11 +531,12 @@ class ComparePanel(QWidget):
         axes = parallel_axes(rows, keys + [f"{metric} (last)"])
         for i, axis in enumerate(axes):
             self.parallel.plot([i, i], [0, 1], pen=pg.mkPen((128, 128, 128), width=1))
-            title = pg.TextItem(axis["key"], anchor=(0.5, 0), color=(90, 90, 90))
-            title.setPos(i, -0.04)
+            title = pg.TextItem(axis["key"], anchor=(0.5, 0), color=(60, 60, 60))
+            title.setPos(i, 1.04)                   # under the axis (y grows downwards here)
             self.parallel.addItem(title)
             for position, label in axis["labels"]:
-                tick = pg.TextItem(label, anchor=(1.05, 0.5), color=(90, 90, 90))
+                last = i == len(axes) - 1           # the metric's labels go right of its axis, off the lines
+                tick = pg.TextItem(label, anchor=(-0.1, 0.5) if last else (1.05, 0.5), color=(90, 90, 90))
                 tick.setPos(i, position)
                 self.parallel.addItem(tick)
         for u, unit in enumerate(self.units):
@@ -537,7 +545,7 @@ class ComparePanel(QWidget):
                 xs, ys = zip(*points)
                 self.parallel.plot(list(xs), list(ys), pen=pg.mkPen(unit.colour, width=2))
         self.parallel.setXRange(-0.6, len(axes) - 0.4, padding=0)
-        self.parallel.setYRange(-0.15, 1.08, padding=0)
+        self.parallel.setYRange(-0.06, 1.16, padding=0)
         self.parallel.getViewBox().invertY(True)
 
     # --- export ----------------------------------------------------------------------------------------------------
