@@ -98,7 +98,8 @@ def measure(db: str, work: Path, seconds: float) -> dict:
     all_drawn = time.perf_counter() - started
     redraws = {}
     changes = [
-        ("metric: loss", lambda: compare.metric_choice.setCurrentIndex(max(0, compare.metric_choice.findData(("loss", False))))),
+        ("metric: loss", lambda: compare.metric_choice.setCurrentIndex(next(
+            i for i in range(compare.metric_choice.count()) if tuple(compare.metric_choice.itemData(i)) == ("loss", False)))),
         ("group by seed", lambda: compare.group.setCurrentIndex(compare.group.findData("seed"))),
         ("± std band", lambda: compare.band_kind.setCurrentIndex(1)),
         ("x: tokens seen", lambda: compare.axis.setCurrentIndex(compare.axis.findData("tokens"))),

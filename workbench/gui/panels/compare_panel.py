@@ -44,6 +44,7 @@ from workbench.store.comparison import (
 
 STATS = ("last", "best", "min", "max")
 DEFAULT_METRIC = ("mlm_loss", False)
+LEGEND_ENTRIES = 24            # a legend of 200 names hides the plot; the table has them all
 DRAWN_POINTS = 150_000         # shared by all curves (each an envelope that keeps every peak), so 200 runs draw quickly
 
 
@@ -100,6 +101,11 @@ class ComparePanel(QWidget):
         self.columns: list[str] | None = None   # chosen table columns (None: the defaults)
         self.units: list[CompareUnit] = []
         self.drawn: dict = {}                   # unit id -> (x, y) as drawn (after baseline difference)
+        self._differences: list[str] | None = None     # the differing settings of self.runs
+        self._names: set | None = None          # (metric, is_eval) the runs recorded, read on the worker
+        self._items: dict = {}                  # (unit id, role) -> PlotDataItem, reused across redraws
+        self._used: set = set()
+        self._fills: list = []
 
         self.metric_choice = QComboBox(objectName="compareMetric")
         self.metric_choice.setSizeAdjustPolicy(QComboBox.AdjustToContents)
@@ -211,6 +217,8 @@ class ComparePanel(QWidget):
         """Compare ``runs`` (Run rows). ``group_by``: "seed" to group runs that differ only in their seed
         (what a finished sweep opens with), or a setting key to ignore as well."""
         self.runs = list(runs)
+        self._differences = None
+        self._names = None
         self._set_empty(not self.runs)
         self._fill_metrics()
         self._fill_groups(group_by)
@@ -223,25 +231,25 @@ class ComparePanel(QWidget):
             button.setEnabled(not empty)
 
     def _fill_metrics(self) -> None:
-        current = self.metric_choice.currentData() or DEFAULT_METRIC
-        names: set = set()
-        if self.repository is not None:
-            for run in self.runs[:20]:                   # the names of a few runs are the names of all
-                names.update(self.repository.metric_names(run.id))
-        names.discard(("tokens_seen", False))
-        names.discard(("elapsed", False))
+        """The metric choice: what the runs recorded (read with their series), training then held-out."""
+        current = tuple(self.metric_choice.currentData() or DEFAULT_METRIC)
+        names = set(self._names or ()) | {current}
+        names -= {("tokens_seen", False), ("elapsed", False)}
         ordered = sorted(names, key=lambda n: (n[1], n[0] != "mlm_loss", n[0]))
         self.metric_choice.blockSignals(True)
         self.metric_choice.clear()
-        for name, is_eval in ordered or [DEFAULT_METRIC]:
+        for name, is_eval in ordered:
             self.metric_choice.addItem(f"held-out {name}" if is_eval else name, (name, is_eval))
-        index = self.metric_choice.findData(tuple(current))
-        self.metric_choice.setCurrentIndex(max(0, index))
+        index = next((i for i in range(self.metric_choice.count())
+                      if tuple(self.metric_choice.itemData(i)) == current), 0)
+        self.metric_choice.setCurrentIndex(index)
         self.metric_choice.blockSignals(False)
 
     def differing_keys(self, ignore: tuple[str, ...] = NOT_A_DIFFERENCE) -> list[str]:
         """The settings whose values differ among the runs on display (names and folders left out)."""
-        return [k for k in config_differences([r.config or {} for r in self.runs]) if k not in ignore]
+        if self._differences is None:             # computed once per selection: 200 configs take a while
+            self._differences = list(config_differences([r.config or {} for r in self.runs]))
+        return [k for k in self._differences if k not in ignore]
 
     def _fill_groups(self, group_by: str | None) -> None:
         current = group_by if group_by is not None else self.group.currentData()
@@ -295,12 +303,14 @@ class ComparePanel(QWidget):
         if not self.runs or self.repository is None:
             self.redraw()
             return
-        wanted = [(run.id, name, is_eval) for run in self.runs for name, is_eval in self.needed()]
+        needed = self.needed()
+        wanted = [(run.id, name, is_eval) for run in self.runs for name, is_eval in needed]
         missing = [key for key in wanted if key not in self.series]
-        if not missing:
+        if not missing and self._names is not None:
             self.redraw()
             return
         request = self.request = (tuple(missing), self.repository)
+        name_runs = [run.id for run in self.runs[:5]] if self._names is None else []
         self.status.setText(f"reading {len(missing)} series…")
         ended = {run.id for run in self.runs if run.status in ENDED}
 
@@ -308,7 +318,10 @@ class ComparePanel(QWidget):
             from workbench.errors import StoreError
 
             try:
-                result = {key: request[1].series(*key) for key in request[0]}
+                names = set()
+                for run_id in name_runs:            # the names of a few runs are the names of all
+                    names.update(request[1].metric_names(run_id))
+                result = ({key: request[1].series(*key) for key in request[0]}, names if name_runs else None)
             except StoreError as exc:
                 result = str(exc)
             try:
@@ -330,9 +343,13 @@ class ComparePanel(QWidget):
         if isinstance(result, str):
             self.status.setText(f"Cannot read the run database: {result}")
             return
+        series, names = result
         self.series = {k: v for k, v in self.series.items() if k[0] in ended}    # a live run's curve grows
-        self.series.update(result)
+        self.series.update(series)
         self.status.setText("")
+        if names is not None:
+            self._names = names
+            self._fill_metrics()
         self.redraw()
 
     # --- drawing ------------------------------------------------------------------------------------------
@@ -367,16 +384,35 @@ class ComparePanel(QWidget):
             low, high = np.asarray(stats["min"]), np.asarray(stats["max"])
         return {"x": x, "y": mean, "low": low, "high": high, "count": stats["count"]}
 
+    def _line(self, key, x, y, pen):
+        """A curve item, reused across redraws (removing hundreds of items from a plot takes most of a second)."""
+        item = self._items.get(key)
+        if item is None:
+            item = self._items[key] = pg.PlotDataItem()
+            self.plot.addItem(item)
+        item.setData(x, y)
+        item.setPen(pen)
+        item.setVisible(True)
+        self._used.add(key)
+        return item
+
     def redraw(self) -> None:
-        self.plot.clear()
+        for fill in self._fills:
+            self.plot.removeItem(fill)
+        self._fills = []
+        self._used = set()
         self.legend.clear()
         self.drawn = {}
+        if self.request is None:
+            self.status.setText("")
         if not self.units:
+            self._hide_unused()
             self._fill_table()
             self._draw_parallel()
             return
         axis = self.axis.currentData()
-        self.plot.setAxisItems({"bottom": pg.DateAxisItem() if axis == "wall" else pg.AxisItem("bottom")})
+        if (axis == "wall") != isinstance(self.plot.getAxis("bottom"), pg.DateAxisItem):
+            self.plot.setAxisItems({"bottom": pg.DateAxisItem() if axis == "wall" else pg.AxisItem("bottom")})
         self.plot.setLabel("bottom", X_AXES[axis])
         name, is_eval = tuple(self.metric_choice.currentData() or DEFAULT_METRIC)
         baseline_id = self.baseline.currentData()
@@ -397,19 +433,22 @@ class ComparePanel(QWidget):
             colour = unit.colour
             if unit.is_group:
                 low, high = envelope(x, offset(c["low"]), bins), envelope(x, offset(c["high"]), bins)
-                lower = self.plot.plot(*low, pen=pg.mkPen((*colour, 60)))
-                upper = self.plot.plot(*high, pen=pg.mkPen((*colour, 60)))
-                self.plot.addItem(pg.FillBetweenItem(lower, upper, brush=pg.mkBrush((*colour, 45))))
+                lower = self._line((unit.id, "low"), *low, pg.mkPen((*colour, 60)))
+                upper = self._line((unit.id, "high"), *high, pg.mkPen((*colour, 60)))
+                fill = pg.FillBetweenItem(lower, upper, brush=pg.mkBrush((*colour, 45)))
+                self.plot.addItem(fill)
+                self._fills.append(fill)
             raw = offset(y)
             if weight > 0 and len(raw) > 2:
-                self.plot.plot(*envelope(x, raw, bins), pen=pg.mkPen((*colour, 70), width=1))
+                self._line((unit.id, "raw"), *envelope(x, raw, bins), pg.mkPen((*colour, 70), width=1))
                 finite = np.nan_to_num(raw, nan=np.nanmean(raw) if np.isfinite(raw).any() else 0.0)
                 smooth = ema(finite, weight)
             else:
                 smooth = raw
-            line = self.plot.plot(*envelope(x, smooth, bins),
-                                  pen=pg.mkPen(colour, width=2.5 if unit.id == baseline_id else 1.6))
-            self.legend.addItem(line, unit.label + ("  ◆ baseline" if unit.id == baseline_id else ""))
+            line = self._line((unit.id, "line"), *envelope(x, smooth, bins),
+                              pg.mkPen(colour, width=2.5 if unit.id == baseline_id else 1.6))
+            if len(self.legend.items) < LEGEND_ENTRIES:
+                self.legend.addItem(line, unit.label + ("  ◆ baseline" if unit.id == baseline_id else ""))
             self.drawn[unit.id] = (x, raw)
             shown.append(raw)
         if self.robust.isChecked() and shown:
@@ -421,21 +460,28 @@ class ComparePanel(QWidget):
         else:
             self.plot.enableAutoRange(axis="y")
         self.plot.enableAutoRange(axis="x")
+        self._hide_unused()
+        hidden = len(self.drawn) - len(self.legend.items)
+        if hidden > 0:
+            self.status.setText(f"The legend names the first {LEGEND_ENTRIES} of {len(self.drawn)} curves; the table "
+                                f"lists them all in their colours.")
         self._fill_table()
         self._draw_parallel()
+
+    def _hide_unused(self) -> None:
+        for key, item in self._items.items():
+            if key not in self._used and item.isVisible():
+                item.setData([], [])
+                item.setVisible(False)
 
     # --- the table ---------------------------------------------------------------------------------------------
 
     def available_columns(self) -> list[str]:
         settings = sorted(set().union(*(flat_config(r.config or {}) for r in self.runs))) if self.runs else []
         metrics = []
-        if self.repository is not None:
-            names = set()
-            for run in self.runs[:20]:
-                names.update(self.repository.metric_names(run.id))
-            for name, is_eval in sorted(names):
-                prefix = "eval_" if is_eval else ""
-                metrics += [f"{prefix}{name}:{stat}" for stat in STATS]
+        for name, is_eval in sorted(self._names or ()):
+            prefix = "eval_" if is_eval else ""
+            metrics += [f"{prefix}{name}:{stat}" for stat in STATS]
         return metrics + settings
 
     def table_columns(self) -> list[str]:
