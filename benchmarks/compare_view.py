@@ -56,8 +56,10 @@ def populate(db: str, runs: int, points: int) -> dict:
 
 
 def measure(db: str, work: Path, seconds: float) -> dict:
-    from PySide6.QtCore import QElapsedTimer, QSettings, QTimer
+    from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
+
+    from gui_responsiveness import lateness_probe, lateness_summary   # the same probe as the training benchmark
 
     from workbench.gui.app import release
     from workbench.gui.main_window import MainWindow
@@ -68,20 +70,7 @@ def measure(db: str, work: Path, seconds: float) -> dict:
     window.resize(1600, 1000)
     window.show()
     window.docks["runs"].raise_()
-    late: list[float] = []
-    clock = QElapsedTimer()
-    clock.start()
-    last = [clock.nsecsElapsed()]
-
-    def tick():
-        now = clock.nsecsElapsed()
-        late.append(max(0.0, (now - last[0]) / 1e6 - 10.0))
-        last[0] = now
-
-    timer = QTimer()
-    timer.setInterval(10)
-    timer.timeout.connect(tick)
-    timer.start()
+    timer, late = lateness_probe()
 
     def spin(condition, limit: float) -> float:
         start = time.perf_counter()
@@ -118,11 +107,8 @@ def measure(db: str, work: Path, seconds: float) -> dict:
     spin(lambda: False, max(0.0, deadline - time.perf_counter()))
     timer.stop()
     release(app, window)
-    late.sort()
-    pick = lambda q: round(late[min(len(late) - 1, int(q * len(late)))], 2)  # noqa: E731
     return {"selected_runs": len(compare.runs), "all_curves_drawn_s": round(all_drawn, 2),
-            "redraw_s": redraws, "ticks": len(late),
-            "lateness_ms": {"p50": pick(0.5), "p99": pick(0.99), "max": round(late[-1], 2)}}
+            "redraw_s": redraws, "ticks": len(late), "lateness_ms": lateness_summary(late)}
 
 
 def main() -> None:
