@@ -92,6 +92,7 @@ def queue_sweep(repository, args) -> int:
 def _run(repository, sweep_id: int, dataset: str | None) -> int:
     from workbench.commands.training import EventPrinter
     from workbench.services.sweep_runner import run_sweep
+    from workbench.store import sweep_queue
     from workbench.train.control import TrainingControl
 
     control = TrainingControl()
@@ -108,15 +109,10 @@ def _run(repository, sweep_id: int, dataset: str | None) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    ids = " ".join(str(item.run_id) for item in sweep_queue_items(repository, sweep_id) if item.run_id)
+    items = sweep_queue.get_sweep(repository, sweep_id).items
+    ids = " ".join(str(item.run_id) for item in items if item.run_id)
     print(f"sweep {sweep_id}: {status}; compare its runs: pretrain-workbench compare {ids} --group")
     return 0
-
-
-def sweep_queue_items(repository, sweep_id: int):
-    from workbench.store import sweep_queue
-
-    return sweep_queue.get_sweep(repository, sweep_id).items
 
 
 def _list(repository, as_json: bool) -> int:

@@ -262,17 +262,21 @@ class ComparePanel(QWidget):
         self.group.setCurrentIndex(max(0, self.group.findData(current)))
         self.group.blockSignals(False)
 
+    def grouped_over(self) -> tuple[str, ...]:
+        """The settings that do not tell the units on display apart: names and folders, and with grouping
+        the seed (and the chosen key) too."""
+        mode = self.group.currentData()
+        return NOT_A_DIFFERENCE if mode is None else NOT_A_SETTING + (() if mode == "seed" else (mode,))
+
     def _regroup(self) -> None:
         mode = self.group.currentData()
         if mode is None:
             self.units = [CompareUnit([run]) for run in self.runs]
         else:
-            ignore = NOT_A_SETTING + (() if mode == "seed" else (mode,))
-            groups = group_runs([run.config or {} for run in self.runs], ignore=ignore)
+            groups = group_runs([run.config or {} for run in self.runs], ignore=self.grouped_over())
             self.units = [CompareUnit([self.runs[i] for i in group]) for group in groups]
-        ignored = NOT_A_DIFFERENCE if mode is None else NOT_A_SETTING + (() if mode == "seed" else (mode,))
         labels = legend_names([u.runs[0].config or {} for u in self.units], [u.runs[0].name for u in self.units],
-                              ignore=ignored)
+                              ignore=self.grouped_over())
         for unit, label in zip(self.units, labels):
             unit.label = (f"{label} (n={len(unit.runs)})" if unit.is_group else f"{unit.id}: {label}")
         current = self.baseline.currentData()
@@ -561,9 +565,7 @@ class ComparePanel(QWidget):
         self.parallel.clear()
         name, is_eval = tuple(self.metric_choice.currentData() or DEFAULT_METRIC)
         metric = f"eval_{name}" if is_eval else name
-        mode = self.group.currentData()            # a group's seeds (and grouped-over key) are no axis
-        ignored = NOT_A_DIFFERENCE if mode is None else NOT_A_SETTING + (() if mode == "seed" else (mode,))
-        keys = self.differing_keys(ignored)[:8]
+        keys = self.differing_keys(self.grouped_over())[:8]   # a group's seeds (and grouped-over key): no axis
         if not self.units or not keys:
             text = pg.TextItem("Parallel coordinates need runs whose settings differ.", anchor=(0.5, 0.5))
             self.parallel.addItem(text)
