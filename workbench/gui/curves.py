@@ -88,6 +88,10 @@ def envelope(x: np.ndarray, y: np.ndarray, bins: int) -> tuple[np.ndarray, np.nd
         low, high = ys.argmin(axis=1), ys.argmax(axis=1)
     first = np.minimum(low, high)
     second = np.maximum(low, high)
+    # A flat bin has its min and max at one point: take its two ends instead, so no point is drawn twice.
+    flat = first == second
+    second = np.where(flat & (first < per - 1), per - 1, second)
+    first = np.where(flat & (second == first), 0, first)
     rows = np.arange(bins)
     out_x = np.column_stack([xs[rows, first], xs[rows, second]]).ravel()
     out_y = np.column_stack([ys[rows, first], ys[rows, second]]).ravel()
