@@ -348,3 +348,33 @@ def test_a_sweep_from_the_window_runs_its_queue_and_opens_the_comparison_grouped
     assert window.compare.group.currentData() == "seed"
     assert sorted(label.text for _, label in window.compare.legend.items) == [
         "masking.probability=0.15 (n=2)", "masking.probability=0.3 (n=2)"]
+
+
+def test_an_example_sweep_is_one_click_from_the_help_menu_over_the_current_config(make_window, corpus, qtbot):
+    from workbench.gui.sweep_dialog import SweepDialog
+    from workbench.store import sweep_queue
+
+    window = make_window()
+    prepare(qtbot, window, corpus)
+    set_run(window, steps=3, eval_every=0, checkpoint_every=0)
+    help_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Help")
+    examples = next(a.menu() for a in help_menu.actions() if a.text() == "Example sweeps")
+    action = next(a for a in examples.actions() if a.text() == "whole-word vs token masking")
+    action.trigger()                                   # the one click
+    assert window.sweep is not None and window.training_job is not None
+    sweep = sweep_queue.get_sweep(window.repository, window.sweep["id"])
+    configs = [item.config for item in sweep.items]
+    assert [(c["masking"]["strategy"], c["train"]["seed"]) for c in configs] == [
+        ("whole_word", 0), ("whole_word", 1), ("token", 0), ("token", 1)]
+    assert all(c["train"]["max_steps"] == 3 for c in configs)          # over the window's config
+    window.cancel_sweep()
+    qtbot.waitUntil(lambda: window.sweep is None and window.training_job is None, timeout=60_000)
+    sweep = sweep_queue.get_sweep(window.repository, sweep.id)
+    assert sweep.status == "cancelled" and [i.status for i in sweep.items].count("queued") == 0
+
+    # Run → New sweep… starts from an example and edits it.
+    dialog = SweepDialog(window.current_config(), parent=window)
+    dialog.example.setCurrentIndex(dialog.example.findData("masking-rate"))
+    assert dialog.summary.text().startswith("6 runs varying masking.probability, train.seed")
+    dialog.example.setCurrentIndex(dialog.example.findData("pair-task"))
+    assert dialog.keys[0].currentData() == "nsp.objective" and dialog.keys[1].currentData() is None

@@ -203,7 +203,9 @@ class MainWindow(QMainWindow):
         from workbench.sweeps import EXAMPLES
 
         for key, example in EXAMPLES.items():
-            examples.addAction(action(example["name"], lambda _=False, k=key: self.open_sweep_dialog(k)))
+            examples.addAction(action(example["name"], lambda _=False, k=key: self.start_example_sweep(k),
+                                      tip="Queue and start it over the current config (Run → Pause or Cancel the "
+                                          "sweep stops it; Run → New sweep… edits an example first)"))
         menu.addAction(action("About", self._show_about))
         toolbar = self.addToolBar("Run")
         toolbar.setObjectName("runToolbar")
@@ -477,6 +479,26 @@ class MainWindow(QMainWindow):
             return False
         self.start_sweep(dialog.spec)
         return True
+
+    def start_example_sweep(self, key: str) -> int | None:
+        """One click: the built-in example ``key`` over the current config, queued and started; the sweep's id."""
+        from workbench.errors import WorkbenchError
+        from workbench.sweeps import EXAMPLES, plan, sweep_from_dict
+
+        if self.sweep is not None or self.training_job is not None:
+            self.show_error("Cannot start a sweep", "A run or a sweep is in progress; stop it first.")
+            return None
+        try:
+            spec = sweep_from_dict(EXAMPLES[key], source=f"example sweep {key}", base=self.current_config())
+            count = len(plan(spec))
+        except WorkbenchError as exc:
+            self.show_error("Cannot start a sweep", str(exc))
+            return None
+        sweep_id = self.start_sweep(spec)
+        if sweep_id is not None:
+            self.statusBar().showMessage(f"sweep {sweep_id} ({spec.name}): {count} runs queued over the current "
+                                         f"config; Run → Pause or Cancel the sweep stops it", 15000)
+        return sweep_id
 
     def start_sweep(self, spec) -> int | None:
         """Queue ``spec``'s runs in the database and start the first; the sweep's id."""

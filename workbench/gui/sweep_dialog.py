@@ -42,6 +42,15 @@ class SweepDialog(QDialog):
         self.spec = None
         keys = [key for key in flat_config(base.to_dict()) if key not in ("train.seed", "train.name",
                                                                           "train.output_dir", "data.dataset")]
+        from workbench.sweeps import EXAMPLES
+
+        self.example = QComboBox(objectName="sweepExample")
+        self.example.addItem("—", None)
+        for key, value in EXAMPLES.items():
+            self.example.addItem(value["name"], key)
+        self.example.setToolTip("Fill the dialog with one of the built-in sweeps, then edit it")
+        self.example.currentIndexChanged.connect(
+            lambda: self.example.currentData() and self.fill(EXAMPLES[self.example.currentData()]))
         self.name = QLineEdit("sweep", objectName="sweepName")
         self.keys: list[QComboBox] = []
         self.values: list[QLineEdit] = []
@@ -66,6 +75,7 @@ class SweepDialog(QDialog):
         self.summary = QLabel("", objectName="sweepSummary")
         self.summary.setWordWrap(True)
         form = QFormLayout()
+        form.addRow("Start from", self.example)
         form.addRow("Name", self.name)
         form.addRow("Seeds", self.seeds)
         self.buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
@@ -88,7 +98,9 @@ class SweepDialog(QDialog):
 
     def fill(self, example: dict) -> None:
         self.name.setText(example.get("name", "sweep"))
-        for row, (key, values) in enumerate(list(example.get("grid", {}).items())[:ROWS]):
+        grid = list(example.get("grid", {}).items())[:ROWS]
+        for row in range(ROWS):
+            key, values = grid[row] if row < len(grid) else (None, [])
             self.keys[row].setCurrentIndex(max(0, self.keys[row].findData(key)))
             self.values[row].setText(", ".join(str(v) for v in values))
         self.seeds.setText(", ".join(str(s) for s in example.get("seeds", [self.base.train.seed])))
