@@ -78,7 +78,10 @@ def test_runs_differing_only_in_seed_are_one_mean_curve_with_a_band_and_one_row(
     assert rows[0][last] == pytest.approx(4.0 + 0.06 + 0.05)      # mean over seeds 0, 1, 2 of the last value
     x, mean = panel.drawn[4]
     assert mean[-1] == pytest.approx(3.0 + 0.06 + 0.05)
-    assert any(type(item).__name__ == "FillBetweenItem" for item in panel.plot.getPlotItem().items)
+    bands = [item for item in panel.plot.getPlotItem().items if type(item).__name__ == "BandItem" and item.isVisible()]
+    assert len(bands) == 2 and all(not band.path().isEmpty() for band in bands)
+    outline = panel._items[(4, "band")].path().boundingRect()      # the band encloses its group's mean
+    assert outline.top() <= mean.min() and outline.bottom() >= mean.max() and outline.right() == x[-1]
 
 
 def test_a_baseline_gives_differences_in_the_plot_and_deltas_in_the_table(panel, qtbot):

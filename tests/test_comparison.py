@@ -110,6 +110,9 @@ def test_axes_differences_robust_ranges_and_parallel_axes():
     assert out[0] == 1.5 and np.isnan(out[1])                               # outside the baseline: no value
     low, high = robust_range([np.r_[1000.0, np.linspace(2, 3, 200)]])
     assert high < 10 and low < 2                                             # the spike is ignored
+    many = [np.random.default_rng(i).normal(3.0 + 0.01 * i, 0.5, 100_000) for i in range(20)]  # 2M points
+    exact = robust_range(many, sample=10**9)
+    assert robust_range(many) == pytest.approx(exact, abs=0.01)               # sampled: the same range
     axes = parallel_axes([{"p": 0.1, "o": "nsp"}, {"p": 0.3, "o": "sop"}, {"p": None, "o": "nsp"}], ["p", "o"])
     assert axes[0]["positions"] == [0.0, 1.0, None] and axes[1]["positions"] == [0.0, 1.0, 0.0]
     assert axes[1]["labels"] == [(0.0, "nsp"), (1.0, "sop")]

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.gui.curves import GrowingColumns, SmoothedCache, ema, ema_biased, envelope
+from workbench.gui.curves import GrowingColumns, SmoothedCache, band_outline, ema, ema_biased, envelope
 
 finite = st.floats(-1e6, 1e6, allow_nan=False)
 
@@ -69,6 +69,23 @@ def test_a_missing_value_never_wins_the_envelope():
     y = np.array([1.0, math.nan, 3.0, 2.0] * 100)
     _, ey = envelope(np.arange(len(y), dtype=float), y, 10)
     assert not np.isnan(ey).any() and ey.max() == 3.0 and ey.min() == 1.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(finite, finite), min_size=1, max_size=2000), st.integers(1, 50))
+def test_a_band_outline_covers_every_value_without_crossing_itself(pairs, bins):
+    low = np.array([min(a, b) for a, b in pairs])
+    high = np.array([max(a, b) for a, b in pairs])
+    x = np.arange(len(low), dtype=float) * 3.0
+    px, py = band_outline(x, low, high, bins)
+    half = len(px) // 2
+    assert len(px) == 2 * half and half <= max(len(x), bins + len(x) // bins + 1)
+    edge_x, lower, upper = px[:half], py[:half], py[half:][::-1]
+    assert np.array_equal(px[half:][::-1], edge_x) and edge_x[0] == x[0] and edge_x[-1] == x[-1]
+    assert np.all(np.diff(edge_x) >= 0) and np.all(lower <= upper)     # one loop: out along low, back along high
+    # every value lies inside the band where it is drawn: the bin that starts at or before its x
+    where = np.searchsorted(edge_x, x, side="right") - 1
+    assert np.all(lower[where] <= low) and np.all(upper[where] >= high)
 
 
 def test_growing_columns_keep_every_value_as_they_grow():

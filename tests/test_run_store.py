@@ -8,6 +8,7 @@ import sys
 import textwrap
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -104,6 +105,12 @@ def test_repository_operations(tmp_path, database_url):
     assert repository.drop_metrics_after(a.id, 6) == 4
     assert repository.series(a.id, "loss").steps.tolist() == [1, 2, 3, 4, 5, 6]
     assert repository.get(a.id).checkpoints == []  # checkpoints after step 6 are gone too
+    repository.add_metrics([{"run_id": a.id, "step": s, "name": "loss", "value": -s * 0.5, "wall_time": 100.0 + s,
+                             "is_eval": True} for s in (9, 3, 6)])          # written out of order
+    held_out = repository.series(a.id, "loss", is_eval=True, after_step=3)
+    assert held_out.steps.tolist() == [6, 9] and held_out.steps.dtype == np.int64
+    assert held_out.values.tolist() == [-3.0, -4.5] and held_out.wall_times.tolist() == [106.0, 109.0]
+    assert len(repository.series(a.id, "no such metric").steps) == 0
     repository.delete(a.id)
     assert repository.count_metrics(a.id) == 0
     with pytest.raises(StoreError, match=f"no run {a.id}"):
@@ -171,3 +178,16 @@ def test_two_processes_write_at_once_without_losing_a_point(database_url):
     if db.startswith("sqlite"):
         with sqlite3.connect(db[len("sqlite:///"):]) as c:
             assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_series_read_that_fails_is_a_store_error_naming_the_database(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "runs.db"
+    repository = RunRepository(f"sqlite:///{path}")
+    run = repository.create_run({}, "r", "")
+    repository.engine.dispose()
+    with sqlite3.connect(path) as c:
+        c.execute("ALTER TABLE metrics RENAME TO gone")
+    with pytest.raises(StoreError, match=r"cannot read metrics from sqlite:///.*runs\.db: no such table: metrics"):
+        repository.series(run.id, "loss")

@@ -4,12 +4,14 @@
 * ``ema`` / ``ema_biased`` - TensorBoard's smoothing (debiased EMA), vectorised;
 * ``SmoothedCache`` - smoothed copies extended as points arrive, computed on the full series (never on the
   drawn subsample, so smoothing does not change with the zoom);
-* ``envelope`` - at most 2 x bins points that keep every bin's min and max (what is drawn of long curves).
+* ``envelope`` - at most 2 x bins points that keep every bin's min and max (what is drawn of long curves);
+* ``band_outline`` - a group's band as one polygon that does not cross itself.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -96,6 +98,29 @@ def envelope(x: np.ndarray, y: np.ndarray, bins: int) -> tuple[np.ndarray, np.nd
     out_x = np.column_stack([xs[rows, first], xs[rows, second]]).ravel()
     out_y = np.column_stack([ys[rows, first], ys[rows, second]]).ravel()
     return np.concatenate([out_x, x[cut:]]), np.concatenate([out_y, y[cut:]])
+
+
+def band_outline(x: np.ndarray, low: np.ndarray, high: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """A band as one polygon without self-crossings: the low edge forwards, then the high edge backwards.
+
+    Past 2 * ``bins`` points each edge is one point per bin, at the bin's first x: the lowest ``low`` and
+    the highest ``high`` in the bin, so the band still covers every value. (Zig-zag min/max edges make a
+    polygon that crosses itself thousands of times, and filling one took a third of a second.)"""
+    x, low, high = np.asarray(x, float), np.asarray(low, float), np.asarray(high, float)
+    n = len(x)
+    if n > 2 * bins:
+        per = n // bins
+        cut = per * bins
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)          # an all-NaN bin stays NaN
+            lows = np.nanmin(low[:cut].reshape(bins, per), axis=1)
+            highs = np.nanmax(high[:cut].reshape(bins, per), axis=1)
+        # Each bin's extremes hold from its first x to the next bin's; the last bin's up to its own last x.
+        end = [cut - 1] if cut == n else []
+        x = np.concatenate([x[:cut:per], x[end], x[cut:]])
+        low = np.concatenate([lows, lows[-1:] if end else [], low[cut:]])
+        high = np.concatenate([highs, highs[-1:] if end else [], high[cut:]])
+    return np.concatenate([x, x[::-1]]), np.concatenate([low, high[::-1]])
 
 
 class SmoothedCache:

@@ -23,17 +23,19 @@ Series are read on a worker thread; the window never waits for the database.
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QPainterPath, QPen
 from PySide6.QtWidgets import (
-    QAbstractItemView, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QHBoxLayout,
-    QLabel, QListWidget, QListWidgetItem, QMessageBox, QPushButton, QSplitter, QTableWidget, QTableWidgetItem,
-    QTabWidget, QVBoxLayout, QWidget,
+    QAbstractItemView, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
+    QGraphicsPathItem, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMessageBox, QPushButton, QSplitter,
+    QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget,
 )
 
-from workbench.gui.curves import ema, envelope
+from workbench.gui.curves import band_outline, ema, envelope
 from workbench.gui.table_items import NumberItem, run_colour
 from workbench.gui.workers import in_background
 from workbench.store.models import ENDED
@@ -45,7 +47,19 @@ from workbench.store.comparison import (
 STATS = ("last", "best", "min", "max")
 DEFAULT_METRIC = ("mlm_loss", False)
 LEGEND_ENTRIES = 24            # a legend of 200 names hides the plot; the table has them all
-DRAWN_POINTS = 150_000         # shared by all curves (each an envelope that keeps every peak), so 200 runs draw quickly
+DRAWN_POINTS = 60_000          # shared by all curves (each an envelope that keeps every peak): 200 runs paint in ~80 ms
+BAND_BINS = 400                # a band's edges: one point per bin (see band_outline)
+SYNC_UNITS = 8                 # up to this many curves are drawn at once; more are drawn in slices
+SLICE_SECONDS = 0.015          # the longest the GUI thread draws before it lets the event loop run
+
+
+class BandItem(QGraphicsPathItem):
+    """A group's min-max (or ± std) band: a filled polygon in the plot's coordinates, without an outline."""
+
+    def __init__(self):
+        super().__init__()
+        self.setPen(QPen(Qt.NoPen))
+        self.setZValue(-1)                          # under the curves
 
 
 class CompareUnit:
@@ -105,7 +119,8 @@ class ComparePanel(QWidget):
         self._names: set | None = None          # (metric, is_eval) the runs recorded, read on the worker
         self._items: dict = {}                  # (unit id, role) -> PlotDataItem, reused across redraws
         self._used: set = set()
-        self._fills: list = []
+        self._drawing = None                    # the redraw in progress (see redraw)
+        self._parallel_stale = True             # parallel coordinates wait for their tab to be shown
 
         self.metric_choice = QComboBox(objectName="compareMetric")
         self.metric_choice.setSizeAdjustPolicy(QComboBox.AdjustToContents)
@@ -170,6 +185,7 @@ class ComparePanel(QWidget):
         self.tabs = QTabWidget(objectName="compareTabs")
         self.tabs.addTab(self.plot, "Curves")
         self.tabs.addTab(self.parallel, "Parallel coordinates")
+        self.tabs.currentChanged.connect(self._draw_parallel_if_shown)
         self.table = QTableWidget(0, 0, objectName="compareTable")
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
@@ -337,7 +353,8 @@ class ComparePanel(QWidget):
 
     @property
     def loading(self) -> bool:
-        return self.request is not None
+        """True while series are read or curves are drawn."""
+        return self.request is not None or self._drawing is not None
 
     def _loaded(self, tagged, result) -> None:
         request, ended = tagged
@@ -400,19 +417,67 @@ class ComparePanel(QWidget):
         self._used.add(key)
         return item
 
+    def _band(self, unit: CompareUnit, xs: np.ndarray, ys: np.ndarray, log: bool) -> None:
+        """A group's band (the polygon of ``band_outline``), one path item reused across redraws.
+
+        Drawn by hand rather than with pyqtgraph's FillBetweenItem, which rebuilds its path whenever either
+        edge curve changes and stays connected to curves it no longer fills."""
+        if log:                                     # the view's y is log10 of the values
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ys = np.where(ys > 0, np.log10(np.where(ys > 0, ys, 1.0)), np.nan)
+        keep = np.isfinite(xs) & np.isfinite(ys)
+        key = (unit.id, "band")
+        item = self._items.get(key)
+        if item is None:
+            item = self._items[key] = BandItem()
+            self.plot.addItem(item)
+        path = pg.arrayToQPath(xs[keep], ys[keep]) if keep.sum() >= 3 else QPainterPath()
+        path.closeSubpath()
+        item.setPath(path)
+        item.setBrush(pg.mkBrush((*unit.colour, 45)))
+        item.setVisible(True)
+        self._used.add(key)
+
     def redraw(self) -> None:
-        for fill in self._fills:
-            self.plot.removeItem(fill)
-        self._fills = []
+        """Draw the units. A few are drawn at once; many are drawn in slices of SLICE_SECONDS between event-loop
+        turns (200 runs take about a second), so the window keeps answering; a newer redraw replaces one in
+        progress."""
+        job = self._drawing = self._draw_steps()
+        if len(self.units) <= SYNC_UNITS:
+            for _ in job:
+                pass
+            self._drawn()
+        else:
+            self.plot.setUpdatesEnabled(False)      # one paint at the end, not one per slice
+            self.status.setText(f"drawing {len(self.units)} curves…")
+            self._continue(job)
+
+    def _continue(self, job) -> None:
+        if job is not self._drawing:
+            return                                  # replaced by a newer redraw
+        deadline = time.perf_counter() + SLICE_SECONDS
+        for _ in job:
+            if time.perf_counter() > deadline:
+                QTimer.singleShot(0, lambda: self._continue(job))
+                return
+        self._drawn()
+
+    def _drawn(self) -> None:
+        self._drawing = None
+        self.plot.setUpdatesEnabled(True)
+
+    def _draw_steps(self):
+        """The redraw, one unit per step (a generator: see redraw)."""
         self._used = set()
         self.legend.clear()
         self.drawn = {}
-        if self.request is None:
+        if self.request is None and len(self.units) <= SYNC_UNITS:
             self.status.setText("")
         if not self.units:
             self._hide_unused()
             self._fill_table()
-            self._draw_parallel()
+            self._parallel_stale = True
+            self._draw_parallel_if_shown()
             return
         axis = self.axis.currentData()
         if (axis == "wall") != isinstance(self.plot.getAxis("bottom"), pg.DateAxisItem):
@@ -423,25 +488,22 @@ class ComparePanel(QWidget):
         difference = self.difference.isChecked() and baseline_id is not None
         self.plot.setLabel("left", ("Δ " if difference else "") + ("held-out " if is_eval else "") + name)
         self.plot.setLogMode(y=self.log_y.isChecked() and not difference)
-        curves = {unit.id: self.unit_curve(unit) for unit in self.units}
-        base = curves.get(baseline_id)
+        self.plot.disableAutoRange()                # the range is set once, at the end
+        base = next((self.unit_curve(unit) for unit in self.units if unit.id == baseline_id), None)
         weight = self.smoothing.value()
         bins = max(100, min(1500, DRAWN_POINTS // (2 * len(self.units) * (2 if weight > 0 else 1))))
         shown = []
         for unit in self.units:
-            c = curves[unit.id]
+            yield
+            c = self.unit_curve(unit)
             x, y = c["x"], c["y"]
             if len(x) == 0:
                 continue
             offset = (lambda v: difference_to(base["x"], base["y"], x, v)) if difference else (lambda v: v)
             colour = unit.colour
             if unit.is_group:
-                low, high = envelope(x, offset(c["low"]), bins), envelope(x, offset(c["high"]), bins)
-                lower = self._line((unit.id, "low"), *low, pg.mkPen((*colour, 60)))
-                upper = self._line((unit.id, "high"), *high, pg.mkPen((*colour, 60)))
-                fill = pg.FillBetweenItem(lower, upper, brush=pg.mkBrush((*colour, 45)))
-                self.plot.addItem(fill)
-                self._fills.append(fill)
+                self._band(unit, *band_outline(x, offset(c["low"]), offset(c["high"]), min(bins, BAND_BINS)),
+                           log=self.log_y.isChecked() and not difference)
             raw = offset(y)
             if weight > 0 and len(raw) > 2:
                 self._line((unit.id, "raw"), *envelope(x, raw, bins), pg.mkPen((*colour, 70), width=1))
@@ -455,6 +517,9 @@ class ComparePanel(QWidget):
                 self.legend.addItem(line, unit.label + ("  ◆ baseline" if unit.id == baseline_id else ""))
             self.drawn[unit.id] = (x, raw)
             shown.append(raw)
+        yield
+        self._hide_unused()
+        yield
         if self.robust.isChecked() and shown:
             if self.log_y.isChecked() and not difference:     # the view's y is log10 of the values
                 shown = [np.log10(v[v > 0]) for v in shown]
@@ -464,18 +529,27 @@ class ComparePanel(QWidget):
         else:
             self.plot.enableAutoRange(axis="y")
         self.plot.enableAutoRange(axis="x")
-        self._hide_unused()
         hidden = len(self.drawn) - len(self.legend.items)
-        if hidden > 0:
-            self.status.setText(f"The legend names the first {LEGEND_ENTRIES} of {len(self.drawn)} curves; the table "
-                                f"lists them all in their colours.")
+        self.status.setText(f"The legend names the first {LEGEND_ENTRIES} of {len(self.drawn)} curves; the table "
+                            f"lists them all in their colours." if hidden > 0 else "")
+        yield
         self._fill_table()
-        self._draw_parallel()
+        self._parallel_stale = True
+        self._draw_parallel_if_shown()
+
+    def _draw_parallel_if_shown(self) -> None:
+        """Parallel coordinates are drawn when their tab is on display (and again only after a change)."""
+        if self._parallel_stale and self.tabs.currentWidget() is self.parallel:
+            self._parallel_stale = False
+            self._draw_parallel()
 
     def _hide_unused(self) -> None:
         for key, item in self._items.items():
             if key not in self._used and item.isVisible():
-                item.setData([], [])
+                if isinstance(item, BandItem):
+                    item.setPath(QPainterPath())
+                else:
+                    item.setData([], [])
                 item.setVisible(False)
 
     # --- the table ---------------------------------------------------------------------------------------------

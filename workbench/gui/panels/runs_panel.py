@@ -55,7 +55,7 @@ def load_rows(repository, status: str | None, cache: dict | None = None):
 
 
 class RunsPanel(QWidget):
-    rows_loaded = Signal(object)   # (runs, summaries) read on a worker thread, or an error text
+    rows_loaded = Signal(object)   # (repository, (runs, summaries) or an error text), read on a worker
     resume_requested = Signal(int)
     new_run_requested = Signal(dict)     # a stored config
     export_requested = Signal(int)
@@ -170,12 +170,14 @@ class RunsPanel(QWidget):
         self.timer.timeout.connect(self._refresh_if_visible)
         self.timer.start()
         self.runs = {}
-        self.refresh()
+        self.refresh(background=True)
 
     def set_repository(self, repository) -> None:
+        """Show another run database; its rows are read on a worker (a long history takes a second)."""
         self.repository = repository
         self.row_cache, self.shown_rows = {}, []
-        self.refresh()
+        self.loading = self.pending = False      # rows in flight from the previous database are dropped
+        self.refresh(background=True)
 
     # --- table ---------------------------------------------------------------------------------------
 
@@ -191,22 +193,25 @@ class RunsPanel(QWidget):
         status = self.status.currentText()
         status = None if status == "all statuses" else status
         if not background:
-            self._show_rows(load_rows(self.repository, status, self.row_cache))
+            self._show_rows((self.repository, load_rows(self.repository, status, self.row_cache)))
         elif self.loading:
             self.pending = True           # read again when the rows in flight arrive
         else:
             self.loading, self.pending = True, False
             repository = self.repository
             cache = self.row_cache
-            in_background(lambda: self._deliver(load_rows(repository, status, cache)), "runs-refresh")
+            in_background(lambda: self._deliver(repository, load_rows(repository, status, cache)), "runs-refresh")
 
-    def _deliver(self, rows) -> None:
+    def _deliver(self, repository, rows) -> None:
         try:
-            self.rows_loaded.emit(rows)
+            self.rows_loaded.emit((repository, rows))
         except RuntimeError:
             pass                      # the panel was closed meanwhile
 
-    def _show_rows(self, rows) -> None:
+    def _show_rows(self, read) -> None:
+        repository, rows = read
+        if repository is not self.repository:
+            return                    # read from a database no longer on display
         self.loading = False
         if self.pending:
             self.refresh(background=True)
