@@ -50,6 +50,18 @@ def test_text_output_and_resume_continues(cli_run, learnable_dataset):
     assert "cannot change train.learning_rate when resuming" in changed.stderr
 
 
+def test_without_a_pair_task_the_text_output_and_the_nsp_command_say_so(learnable_dataset, tmp_path):
+    result = run("train", "--dataset", learnable_dataset.path, *TINY, "--set", "nsp.objective=\"none\"",
+                 "--set", "train.max_steps=4", "--set", "train.log_every=2", "--out", tmp_path / "run")
+    assert result.returncode == 0, result.stderr
+    steps = [line for line in result.stdout.splitlines() if line.startswith("step ")]
+    assert len(steps) == 2 and all("mlm acc" in line and "nsp" not in line for line in steps)
+    evaluation = next(line for line in result.stdout.splitlines() if line.startswith("eval at step 4"))
+    assert "perplexity" in evaluation and "nsp" not in evaluation
+    refused = run("nsp", tmp_path / "run", "The old river holds a secret.", "The small castle needs two keys.")
+    assert refused.returncode == 2 and "trained without a pair task (nsp.objective = none)" in refused.stderr
+
+
 def test_export_fill_mask_and_nsp_commands(cli_run):
     folder, _ = cli_run
     result = run("export", folder / "run", "--out", folder / "hf")

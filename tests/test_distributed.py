@@ -19,6 +19,7 @@ WORKER = textwrap.dedent("""
 
     resume = sys.argv[5] if len(sys.argv) > 5 else None
     config = tiny_train_config(sys.argv[2], max_steps=int(sys.argv[4]), log_every=1, checkpoint_every=5)
+    config.nsp.objective = os.environ.get("WB_TEST_OBJECTIVE", "nsp")
     events = []
     trainer = Trainer(config, sys.argv[3], resume_from=resume)
     trainer.subscribe(events.append)
@@ -62,10 +63,10 @@ def test_two_gloo_processes_agree_and_match_one_process(learnable_dataset, tmp_p
     assert together[-1] < together[0]
 
 
-def torchrun(script, tests, dataset, out, steps, *resume):
+def torchrun(script, tests, dataset, out, steps, *resume, env=None):
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
               str(script), tests, str(dataset), str(out), str(steps), *map(str, resume)]
-    result = subprocess.run(launch, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(launch, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads((out / "rank0.json").read_text())
 
@@ -116,3 +117,18 @@ def test_two_nodes_train_one_run_with_the_cluster_script(learnable_dataset, tmp_
     assert (tmp_path / "run" / "checkpoints" / "step-0000006").is_dir()
     runs = RunRepository(db).list_runs()
     assert len(runs) == 1 and runs[0].status == "completed" and runs[0].steps == 6
+
+
+def test_ddp_without_a_pair_task_trains_though_the_pair_head_gets_no_gradient(learnable_dataset, tmp_path):
+    import os
+    from pathlib import Path
+
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    out = tmp_path / "ddp"
+    out.mkdir()
+    rank0 = torchrun(script, str(Path(__file__).parent), learnable_dataset.path, out, 6,
+                     env={**os.environ, "WB_TEST_OBJECTIVE": "none"})
+    rank1 = json.loads((out / "rank1.json").read_text())
+    assert rank0["status"] == "completed" and len(rank0["losses"]) == 6
+    assert rank0["digest"] == rank1["digest"]

@@ -378,3 +378,42 @@ def test_an_example_sweep_is_one_click_from_the_help_menu_over_the_current_confi
     assert dialog.summary.text().startswith("6 runs varying masking.probability, train.seed")
     dialog.example.setCurrentIndex(dialog.example.findData("pair-task"))
     assert dialog.keys[0].currentData() == "nsp.objective" and dialog.keys[1].currentData() is None
+
+
+def test_the_live_plots_say_a_run_without_a_pair_task_records_no_nsp(qtbot):
+    import warnings
+
+    from workbench.gui.panels.plots_panel import PlotsPanel
+    from workbench.train.events import EvalMetrics, StepMetrics
+
+    panel = PlotsPanel()
+    qtbot.addWidget(panel)
+    panel.resize(1200, 700)
+    panel.show()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                    # no all-NaN warnings from the plotting library
+        for step in range(1, 41):
+            panel.add_event(StepMetrics(
+                step=step, epoch=0, loss=5 - step / 20, mlm_loss=5 - step / 20, nsp_loss=None, mlm_accuracy=step / 100,
+                mlm_accuracy_masked=0.1, mlm_accuracy_random=0.1, mlm_accuracy_kept=0.1, nsp_accuracy=None, lr=1e-3,
+                grad_norm=1.0, tokens_per_second=1000.0, padding_fraction=0.1, step_time=0.1, tokens_seen=step * 100,
+                elapsed=step * 0.1, progress=step / 40, eta_seconds=1.0))
+        panel.add_event(EvalMetrics(step=40, mlm_loss=4.0, mlm_accuracy=0.2, perplexity=54.6, nsp_loss=None,
+                                    nsp_accuracy=None, sequences=10, chance_nsp_accuracy=0.0))
+        panel.redraw()
+        panel.plots["nsp_accuracy"].vb.updateAutoRange()
+    assert panel.absent == {"nsp_loss", "nsp_accuracy"}
+    assert panel.absent_notes["nsp_accuracy"].isVisible() and "no pair task" in panel.absent_notes["nsp_accuracy"].toPlainText()
+    def points(item) -> int:
+        return 0 if item.xData is None else len(item.xData)
+
+    assert points(panel.curves["nsp_accuracy"]) == 0 and points(panel.eval_points["nsp_accuracy"]) == 0
+    assert points(panel.curves["mlm_loss"]) == 40 and points(panel.eval_points["mlm_loss"]) == 1
+    panel.clear()                                         # the next run has a pair task: the note goes
+    panel.add_event(StepMetrics(
+        step=1, epoch=0, loss=5.7, mlm_loss=5.0, nsp_loss=0.7, mlm_accuracy=0.0, mlm_accuracy_masked=0.0,
+        mlm_accuracy_random=0.0, mlm_accuracy_kept=0.0, nsp_accuracy=0.5, lr=1e-3, grad_norm=1.0,
+        tokens_per_second=1000.0, padding_fraction=0.1, step_time=0.1, tokens_seen=100, elapsed=0.1, progress=0.1,
+        eta_seconds=1.0))
+    panel.redraw()
+    assert not panel.absent and not panel.absent_notes["nsp_accuracy"].isVisible()

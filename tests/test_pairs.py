@@ -80,6 +80,16 @@ def test_sentence_order_prediction_swaps_instead_of_sampling(dataset):
     assert (plan.b_start[~swapped] >= plan.a_start[~swapped] + plan.a_len[~swapped]).all()
 
 
+def test_no_pair_task_cuts_only_continuations(dataset):
+    plan = plan_for(dataset, objective="none", random_next_probability=0.5)   # the share has no say
+    assert len(plan) and (plan.label == IS_NEXT).all()
+    assert np.array_equal(doc_of(dataset, plan.a_start), doc_of(dataset, plan.b_start))
+    untrimmed = ~plan.truncated
+    # B goes on where A ends, unless truncation trimmed the back of A or the front of B
+    assert (plan.b_start[untrimmed] == plan.a_start[untrimmed] + plan.a_len[untrimmed]).all()
+    assert (plan.b_start >= plan.a_start + plan.a_len).all()
+
+
 def test_plans_are_deterministic_per_seed(dataset):
     a, b, c = plan_for(dataset, 1), plan_for(dataset, 1), plan_for(dataset, 2)
     assert np.array_equal(a.a_start, b.a_start) and np.array_equal(a.label, b.label)

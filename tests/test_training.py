@@ -12,6 +12,7 @@ import torch
 from workbench.errors import ConfigError, DatasetError
 from workbench.checkpoint import list_checkpoints
 from workbench.train.control import TrainingControl
+from workbench.model import build_model
 from workbench.train.trainer import Trainer
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
@@ -49,6 +50,39 @@ def test_a_tiny_model_learns_mlm_and_nsp(learnable_dataset, tmp_path):
     assert final_eval.step == 1000 and final_eval.nsp_accuracy > 0.58
     assert final_eval.perplexity == pytest.approx(np.exp(final_eval.mlm_loss))
     assert all(0 <= e.mlm_accuracy_masked <= 1 and e.tokens_per_second > 0 for e in steps)
+
+
+def test_without_a_pair_task_only_mlm_is_trained_and_reported(learnable_dataset, tmp_path):
+    from workbench.store.recorder import RunRecorder
+    from workbench.store.repository import RunRepository
+
+    config = tiny_train_config(learnable_dataset.path, max_steps=300, batch_size=32, learning_rate=5e-3,
+                               log_every=50, eval_every=300)
+    config.nsp.objective = "none"
+    config.model.hidden_dropout_prob = config.model.attention_probs_dropout_prob = 0.0
+    repository = RunRepository(f"sqlite:///{tmp_path / 'runs.db'}")
+    row = repository.create_run(config.to_dict(), "mlm only", str(tmp_path / "run"))
+    trainer = Trainer(config, tmp_path / "run")
+    torch.manual_seed(config.train.seed)                   # the model the run starts from
+    head = {k: v for k, v in build_model(trainer.model_config).state_dict().items() if "nsp" in k or "pooler" in k}
+    assert head                                            # the pair head exists (it is exported), untrained
+    events = []
+    trainer.subscribe(events.append)
+    recorder = RunRecorder(repository, row.id)
+    trainer.subscribe(lambda event: recorder(event.to_dict()))
+    result = trainer.run()
+    steps = of_type(events, "step")
+    assert result.status == "completed"
+    assert steps[-1].mlm_loss < 0.8 * steps[0].mlm_loss                 # MLM learns
+    assert steps[-1].mlm_accuracy > steps[0].mlm_accuracy + 0.1
+    assert all(e.nsp_loss is None and e.nsp_accuracy is None and e.loss == e.mlm_loss for e in steps)
+    final_eval = of_type(events, "eval")[-1]
+    assert final_eval.nsp_accuracy is None and final_eval.chance_nsp_accuracy == 0.0
+    after = trainer.model.state_dict()
+    assert all(torch.equal(value, after[key]) for key, value in head.items())   # no gradient, no weight decay
+    names = {name for name, _ in repository.metric_names(row.id)}
+    assert "mlm_loss" in names and not any(name.startswith("nsp_") for name in names)
+    assert repository.get(row.id).final_metrics["eval_nsp_accuracy"] is None
 
 
 def test_resume_continues_bit_for_bit(learnable_dataset, tmp_path):

@@ -161,8 +161,9 @@ class NspConfig:
     objective: str = setting(
         "nsp",
         "`nsp`: B is the true continuation or a segment of another document; "
-        "`sop`: B is the true continuation or A and B are swapped (ALBERT).",
-        choices=("nsp", "sop"),
+        "`sop`: B is the true continuation or A and B are swapped (ALBERT); "
+        "`none`: no pair task, MLM only (RoBERTa): B is always the true continuation and no pair loss is trained.",
+        choices=("nsp", "sop", "none"),
     )
     random_next_probability: float = setting(
         0.5, "Share of pairs labelled NotNext (random B for NSP, swapped for SOP)."
@@ -170,6 +171,11 @@ class NspConfig:
     short_seq_prob: float = setting(
         0.1, "Probability of a shorter random target length, so the model also sees short sequences."
     )
+
+    @property
+    def pair_task(self) -> bool:
+        """Whether a pair loss is trained (and pair metrics reported)."""
+        return self.objective != "none"
 
     def validate(self) -> None:
         _check(self, "random_next_probability", 0.0 <= self.random_next_probability <= 1.0, "must be in [0, 1]")

@@ -192,7 +192,7 @@ def _text(value) -> str:
 EXAMPLES: dict[str, dict] = {
     "masking-rate": {"name": "masking rate 15/30/40%", "grid": {"masking.probability": [0.15, 0.3, 0.4]},
                      "seeds": [0, 1]},
-    "pair-task": {"name": "NSP vs SOP", "grid": {"nsp.objective": ["nsp", "sop"]}, "seeds": [0, 1]},
+    "pair-task": {"name": "NSP vs SOP vs none", "grid": {"nsp.objective": ["nsp", "sop", "none"]}, "seeds": [0, 1]},
     "masking-units": {"name": "whole-word vs token masking", "grid": {"masking.strategy": ["whole_word", "token"]},
                       "seeds": [0, 1]},
     "model-size": {"name": "model size at equal time", "grid": {"model.preset": ["tiny", "mini", "small"]},

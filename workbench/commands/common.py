@@ -81,7 +81,7 @@ def add_masking_options(p: argparse.ArgumentParser) -> None:
                    help="same as --strategy span")
     g.add_argument("--max-predictions", type=int, dest="masking.max_predictions_per_seq")
     g.add_argument("--min-predictions", type=int, dest="masking.min_predictions_per_seq")
-    g.add_argument("--objective", choices=("nsp", "sop"), dest="nsp.objective")
+    g.add_argument("--objective", choices=("nsp", "sop", "none"), dest="nsp.objective")
     g.add_argument("--sop", action="store_const", const="sop", dest="nsp.objective", help="same as --objective sop")
     g.add_argument("--random-next-probability", type=float, dest="nsp.random_next_probability")
     g.add_argument("--short-seq-prob", type=float, dest="nsp.short_seq_prob")

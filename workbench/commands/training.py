@@ -48,12 +48,15 @@ class EventPrinter:
                 return ""
             self.last = now
             of = f"/{self.max_steps}" if self.max_steps else f" ({event.progress:4.0%})"
-            return (f"step {event.step:>6}{of}  loss {event.loss:.4f} (mlm {event.mlm_loss:.3f} "
-                    f"nsp {event.nsp_loss:.3f})  mlm acc {event.mlm_accuracy:.3f}  nsp acc {event.nsp_accuracy:.3f}  "
-                    f"lr {event.lr:.2e}  {event.tokens_per_second:,.0f} tok/s  ETA {duration(event.eta_seconds)}")
+            pairs = event.nsp_loss is not None             # None: no pair task (nsp.objective = "none")
+            return (f"step {event.step:>6}{of}  loss {event.loss:.4f}" +
+                    (f" (mlm {event.mlm_loss:.3f} nsp {event.nsp_loss:.3f})" if pairs else "") +
+                    f"  mlm acc {event.mlm_accuracy:.3f}" + (f"  nsp acc {event.nsp_accuracy:.3f}" if pairs else "") +
+                    f"  lr {event.lr:.2e}  {event.tokens_per_second:,.0f} tok/s  ETA {duration(event.eta_seconds)}")
         if kind == "eval":
+            pair_part = f"  nsp acc {event.nsp_accuracy:.3f}" if event.nsp_accuracy is not None else ""
             return (f"eval at step {event.step}: mlm loss {event.mlm_loss:.4f}  mlm acc {event.mlm_accuracy:.3f}  "
-                    f"perplexity {event.perplexity:.1f}  nsp acc {event.nsp_accuracy:.3f}  ({event.sequences} held-out pairs)")
+                    f"perplexity {event.perplexity:.1f}{pair_part}  ({event.sequences} held-out sequences)")
         if kind == "checkpoint":
             return f"checkpoint {event.path} ({event.size_bytes / 1e6:.1f} MB)"
         if kind == "state":
@@ -141,7 +144,10 @@ def cmd_nsp(args: argparse.Namespace) -> int:
     from workbench.interop.huggingface import load_for_inference
     from workbench.model.probe import nsp_probability
 
-    model, tokenizer, _ = load_for_inference(args.checkpoint)
+    model, tokenizer, config = load_for_inference(args.checkpoint)
+    if config is not None and not config.nsp.pair_task:
+        raise UsageError(f"nsp: {args.checkpoint} was trained without a pair task (nsp.objective = none); its NSP "
+                         f"head never learned")
     probability = nsp_probability(model, tokenizer, args.first, args.second)
     if args.json:
         print(json.dumps({"is_next_probability": probability}))

@@ -99,7 +99,7 @@ def realised_statistics(batches: Iterator[Batch], vocab: Vocabulary, config: Wor
             "mask_fraction": config.masking.mask_fraction,
             "random_fraction": config.masking.random_fraction,
             "keep_fraction": round(config.masking.keep_fraction, 12),
-            "is_next_fraction": 1.0 - config.nsp.random_next_probability,
+            "is_next_fraction": 1.0 - config.nsp.random_next_probability if config.nsp.pair_task else 1.0,
             "selection": config.masking.selection,
             "strategy": config.masking.strategy,
             "max_predictions_per_seq": config.masking.max_predictions_per_seq,

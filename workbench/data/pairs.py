@@ -82,7 +82,7 @@ def build_pair_plan(sentence_offsets: np.ndarray, document_offsets: np.ndarray, 
     doc_off = np.asarray(document_offsets)
     documents = np.asarray(documents, dtype=np.int64)
     sop = nsp.objective == "sop"
-    p_not_next = nsp.random_next_probability
+    p_not_next = nsp.random_next_probability if nsp.pair_task else 0.0   # none: B always continues A
     out_a_start: list[int] = []
     out_a_len: list[int] = []
     out_b_start: list[int] = []

@@ -618,11 +618,11 @@ class MainWindow(QMainWindow):
         from workbench.interop.huggingface import load_for_inference
 
         try:
-            model, tokenizer, _ = load_for_inference(path)
+            model, tokenizer, config = load_for_inference(path)
         except WorkbenchError as exc:
             self.show_error("Cannot load the model", str(exc))
             return
-        self.probe.set_model(model, tokenizer, description)
+        self.probe.set_model(model, tokenizer, description, pair_task=config is None or config.nsp.pair_task)
         self.masking.set_model(model, tokenizer, self._run_checkpoint_folder(path))
 
     @staticmethod

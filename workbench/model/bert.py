@@ -41,7 +41,7 @@ class PretrainingOutput:
     mlm_loss: torch.Tensor | None     # () mean cross-entropy over the selected positions
     nsp_loss: torch.Tensor | None     # () mean cross-entropy of the NSP head
     mlm_logits: torch.Tensor          # (M, V) at selected positions (row-major order); (B, T, V) without labels
-    nsp_logits: torch.Tensor          # (B, 2): index 0 IsNext, 1 NotNext
+    nsp_logits: torch.Tensor | None   # (B, 2): index 0 IsNext, 1 NotNext; None without the pair head
     mlm_positions: torch.Tensor | None  # (M,) flat indices b * T + t of the selected positions
 
 
@@ -336,18 +336,22 @@ class BertPretrainingModel(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor, attention_mask: torch.Tensor,
-                mlm_labels: torch.Tensor | None = None, nsp_labels: torch.Tensor | None = None) -> PretrainingOutput:
+                mlm_labels: torch.Tensor | None = None, nsp_labels: torch.Tensor | None = None,
+                pair_head: bool = True) -> PretrainingOutput:
+        """``pair_head`` False skips the pooler and NSP head (no pair task): ``nsp_logits`` is None."""
         packed, layout = self.bert(input_ids, token_type_ids, attention_mask)   # (N, H)
         B, T = input_ids.shape
         word_embeddings = self.bert.embeddings.word_embeddings.weight
-        first = layout.packed_positions(torch.arange(B, device=packed.device) * T)
-        nsp_logits = self.cls.seq_relationship(self.bert.pooler(packed.index_select(0, first)))  # (B, 2)
+        nsp_logits = None
+        if pair_head:
+            first = layout.packed_positions(torch.arange(B, device=packed.device) * T)
+            nsp_logits = self.cls.seq_relationship(self.bert.pooler(packed.index_select(0, first)))  # (B, 2)
 
         return heads_and_losses(packed, layout, lambda h: self.cls.predictions(h, word_embeddings), nsp_logits,
                                 mlm_labels, nsp_labels)
 
 
-def heads_and_losses(packed: torch.Tensor, layout: "TokenLayout", mlm_head, nsp_logits: torch.Tensor,
+def heads_and_losses(packed: torch.Tensor, layout: "TokenLayout", mlm_head, nsp_logits: torch.Tensor | None,
                      mlm_labels: torch.Tensor | None, nsp_labels: torch.Tensor | None) -> PretrainingOutput:
     """The MLM head (at the selected positions only, when labels are given) and both losses.
 
@@ -369,7 +373,7 @@ def heads_and_losses(packed: torch.Tensor, layout: "TokenLayout", mlm_head, nsp_
             mlm_loss = F.cross_entropy(mlm_logits.float(), flat_labels.index_select(0, positions))
         else:  # no position selected in the whole batch: a zero that keeps the graph
             mlm_loss = mlm_logits.sum() * 0.0
-    if nsp_labels is not None:
+    if nsp_labels is not None and nsp_logits is not None:
         nsp_loss = F.cross_entropy(nsp_logits.float(), nsp_labels)
     loss = None
     if mlm_loss is not None or nsp_loss is not None:

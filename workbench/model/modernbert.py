@@ -206,11 +206,14 @@ class ModernBertPretrainingModel(nn.Module):
         return F.linear(self.head(hidden), self.word_embeddings, self.decoder.bias)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None, attention_mask: torch.Tensor,
-                mlm_labels: torch.Tensor | None = None, nsp_labels: torch.Tensor | None = None) -> PretrainingOutput:
+                mlm_labels: torch.Tensor | None = None, nsp_labels: torch.Tensor | None = None,
+                pair_head: bool = True) -> PretrainingOutput:
         """Same contract as ``BertPretrainingModel.forward``; ``token_type_ids`` is accepted and unused."""
         packed, layout = self.model(input_ids, attention_mask)                         # (N, H)
         B, T = input_ids.shape
-        first = layout.packed_positions(torch.arange(B, device=packed.device) * T)
-        nsp_logits = self.pair_classifier(packed.index_select(0, first))                 # (B, 2)
+        nsp_logits = None
+        if pair_head:
+            first = layout.packed_positions(torch.arange(B, device=packed.device) * T)
+            nsp_logits = self.pair_classifier(packed.index_select(0, first))             # (B, 2)
 
         return heads_and_losses(packed, layout, self.mlm_logits, nsp_logits, mlm_labels, nsp_labels)

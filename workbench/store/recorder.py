@@ -88,6 +88,8 @@ class RunRecorder:
     def _points(self, event, names, is_eval: bool) -> None:
         wall = time.monotonic() - self.started
         for name in names:
+            if event.get(name) is None:
+                continue                               # a metric this run has not got (no pair task)
             value = float(event[name])
             self.buffer.append({"run_id": self.run_id, "step": event["step"], "name": name, "value": value,
                                 "wall_time": wall, "is_eval": is_eval})

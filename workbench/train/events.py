@@ -45,12 +45,12 @@ class StepMetrics(Event):
     epoch: int
     loss: float
     mlm_loss: float
-    nsp_loss: float
+    nsp_loss: float | None         # None without a pair task (nsp.objective = "none"), as nsp_accuracy
     mlm_accuracy: float            # over all selected positions
     mlm_accuracy_masked: float     # ... where the input was [MASK]
     mlm_accuracy_random: float     # ... where it was a random token
     mlm_accuracy_kept: float       # ... where it was left unchanged
-    nsp_accuracy: float
+    nsp_accuracy: float | None
     lr: float
     grad_norm: float
     tokens_per_second: float       # real (non-padding) tokens, all processes
@@ -71,12 +71,12 @@ class EvalMetrics(Event):
     mlm_loss: float
     mlm_accuracy: float
     perplexity: float
-    nsp_loss: float
-    nsp_accuracy: float
+    nsp_loss: float | None            # None without a pair task, as nsp_accuracy
+    nsp_accuracy: float | None
     sequences: int
     floor_mlm_loss: float = 0.0       # the context-free (unigram) references on the same positions
     floor_mlm_accuracy: float = 0.0
-    chance_nsp_accuracy: float = 0.5
+    chance_nsp_accuracy: float = 0.5  # 0 without a pair task
     elapsed: float = 0.0              # training seconds when evaluated
 
 

@@ -120,6 +120,15 @@ def to_device(batch: Batch, device: torch.device) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device, non_blocking=True) for k, v in arrays.items()}
 
 
+def model_inputs(tensors: dict[str, torch.Tensor], pair_task: bool) -> dict:
+    """The forward pass's arguments. Without a pair task (``nsp.objective = "none"``) the pooler and pair head
+    are skipped: they get no gradient, so neither the optimizer nor weight decay touches them, and under
+    DistributedDataParallel they are unused parameters rather than outputs left out of the loss."""
+    if pair_task:
+        return tensors
+    return {**{k: v for k, v in tensors.items() if k != "nsp_labels"}, "pair_head": False}
+
+
 def batch_shares(micro_batches: list[Batch]) -> list[tuple[float, float]]:
     """(MLM share, pair share) of each micro-batch in the step's whole batch.
 
@@ -166,11 +175,13 @@ class MetricInterval:
             labels = tensors["mlm_labels"].reshape(-1).index_select(0, out.mlm_positions)
             correct = (out.mlm_logits.argmax(-1) == labels).double()                               # (M,)
             kind_correct = torch.from_numpy(of_kind).to(self.device) @ correct                     # (3,)
-            nsp_correct = (out.nsp_logits.argmax(-1) == tensors["nsp_labels"]).double().sum()
-            self.sums += torch.cat([torch.stack([out.mlm_loss.detach().double(), out.nsp_loss.detach().double(),
+            zero = torch.zeros((), dtype=torch.float64, device=self.device)
+            pairs = out.nsp_logits is not None
+            nsp_correct = (out.nsp_logits.argmax(-1) == tensors["nsp_labels"]).double().sum() if pairs else zero
+            nsp_loss = out.nsp_loss.detach().double() if pairs else zero
+            self.sums += torch.cat([torch.stack([out.mlm_loss.detach().double(), nsp_loss,
                                                  correct.sum()]), kind_correct,
-                                    torch.stack([nsp_correct, torch.zeros((), dtype=torch.float64,
-                                                                          device=self.device)])])
+                                    torch.stack([nsp_correct, zero])])
         self.tokens += int(batch.attention_mask.sum())
         self.positions += batch.attention_mask.size
 
@@ -391,7 +402,8 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
 
             train_model = DistributedDataParallel(
-                train_model, device_ids=[dist.local_rank] if self.device.type == "cuda" else None)
+                train_model, device_ids=[dist.local_rank] if self.device.type == "cuda" else None,
+                find_unused_parameters=not self.config.nsp.pair_task)   # no pair loss: its head gets no gradient
         return train_model
 
     def _prepare_run_folder_and_announce(self, model, state: ckpt.TrainingState, dist: Distributed, emit) -> None:
@@ -468,7 +480,7 @@ class Trainer:
             context = train_model.no_sync() if not sync else contextlib.nullcontext()
             with context:
                 with autocast:
-                    out = train_model(**tensors)
+                    out = train_model(**model_inputs(tensors, self.config.nsp.pair_task))
                 share_of_step_loss(out, *shares[micro]).backward()
             total_loss += out.loss.detach()
             interval.add(out, tensors, batch)
@@ -517,15 +529,16 @@ class Trainer:
         if t.max_minutes:
             eta = min(eta, max(0.0, 60.0 * t.max_minutes - state.elapsed))
         batches = values["batches"]
+        pairs = self.config.nsp.pair_task
         metrics = StepMetrics(
             step=state.step, epoch=state.epoch,
-            loss=(values["mlm_loss"] + values["nsp_loss"]) / batches,
-            mlm_loss=values["mlm_loss"] / batches, nsp_loss=values["nsp_loss"] / batches,
+            loss=(values["mlm_loss"] + (values["nsp_loss"] if pairs else 0.0)) / batches,
+            mlm_loss=values["mlm_loss"] / batches, nsp_loss=values["nsp_loss"] / batches if pairs else None,
             mlm_accuracy=_ratio(values["mlm_correct"], values["mlm_total"]),
             mlm_accuracy_masked=_ratio(values["masked_correct"], values["masked_total"]),
             mlm_accuracy_random=_ratio(values["random_correct"], values["random_total"]),
             mlm_accuracy_kept=_ratio(values["kept_correct"], values["kept_total"]),
-            nsp_accuracy=_ratio(values["nsp_correct"], values["nsp_total"]),
+            nsp_accuracy=_ratio(values["nsp_correct"], values["nsp_total"]) if pairs else None,
             lr=lr, grad_norm=values["grad_norm"] / max(1, interval.steps) / dist.world_size,
             tokens_per_second=tokens / max(wall, 1e-9),
             padding_fraction=1.0 - interval.tokens / max(1, interval.positions),
@@ -559,20 +572,25 @@ class Trainer:
             with torch.no_grad(), autocast:
                 for batch in self.eval_set.batches:
                     tensors = to_device(batch, self.device)
-                    out = model(**tensors)
+                    out = model(**model_inputs(tensors, self.config.nsp.pair_task))
                     labels = tensors["mlm_labels"].reshape(-1).index_select(0, out.mlm_positions)
                     selected = len(labels)
+                    pairs = out.nsp_logits is not None
                     totals += [float(out.mlm_loss) * selected, float((out.mlm_logits.argmax(-1) == labels).sum()),
-                               selected, float(out.nsp_loss) * len(batch),
-                               float((out.nsp_logits.argmax(-1) == tensors["nsp_labels"]).sum()), len(batch)]
+                               selected, float(out.nsp_loss) * len(batch) if pairs else 0.0,
+                               float((out.nsp_logits.argmax(-1) == tensors["nsp_labels"]).sum()) if pairs else 0.0,
+                               len(batch)]
             model.train()
             mlm_loss = totals[0] / max(1, totals[2])
+            pairs = self.config.nsp.pair_task
             event = EvalMetrics(step=step, mlm_loss=mlm_loss, mlm_accuracy=totals[1] / max(1, totals[2]),
-                                perplexity=math.exp(min(mlm_loss, 50.0)), nsp_loss=totals[3] / max(1, totals[5]),
-                                nsp_accuracy=totals[4] / max(1, totals[5]), sequences=int(totals[5]),
-                                floor_mlm_loss=self.eval_set.floor_loss,
+                                perplexity=math.exp(min(mlm_loss, 50.0)),
+                                nsp_loss=totals[3] / max(1, totals[5]) if pairs else None,
+                                nsp_accuracy=totals[4] / max(1, totals[5]) if pairs else None,
+                                sequences=int(totals[5]), floor_mlm_loss=self.eval_set.floor_loss,
                                 floor_mlm_accuracy=self.eval_set.floor_accuracy,
-                                chance_nsp_accuracy=self.eval_set.chance_pair_accuracy, elapsed=elapsed)
+                                chance_nsp_accuracy=self.eval_set.chance_pair_accuracy if pairs else 0.0,
+                                elapsed=elapsed)
             emit(event)
             result = event.to_dict()
         dist.barrier()

@@ -444,7 +444,12 @@ class MaskingPanel(QWidget):
     def render(self, batch, row: int, predictions: dict | None = None, before: dict | None = None) -> str:
         """The example as chips; with the loaded model's guesses (and the "before" model's) when given."""
         vocab = self.dataset.vocabulary
-        label = "IsNext" if batch.nsp_labels[row] == 0 else "NotNext"
+        if not self.settings.config.nsp.pair_task:
+            label = "no pair task: B continues A"
+        elif self.settings.config.nsp.objective == "sop":
+            label = "in order" if batch.nsp_labels[row] == 0 else "swapped"
+        else:
+            label = "IsNext" if batch.nsp_labels[row] == 0 else "NotNext"
         predictions = predictions or {}
         before = before if predictions and before else {}
         selected = int((batch.kinds[row] != NOT_SELECTED).sum())

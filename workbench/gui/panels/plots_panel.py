@@ -48,6 +48,11 @@ REFERENCES = {"mlm_loss": ("floor_mlm_loss", "context-free floor"),
               "nsp_accuracy": ("chance_nsp_accuracy", "chance")}
 
 
+
+def _value(value) -> float:
+    """A metric as a float; NaN (a gap in the curve) for one the run has not got (no pair task)."""
+    return math.nan if value is None else float(value)
+
 class PlotsPanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -88,6 +93,9 @@ class PlotsPanel(QWidget):
         self.graphics.setBackground(palette.base().color().name())  # follows the light or dark system palette
         foreground = palette.text().color().name()
         self.plots: dict[str, pg.PlotItem] = {}
+        self.titles: dict[str, tuple] = {}      # metric -> (title, colour, size)
+        self.absent: set[str] = set()           # metrics the run does not record (no pair task)
+        self.absent_notes: dict[str, pg.TextItem] = {}
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.eval_points: dict[str, pg.PlotDataItem] = {}
         small = [m for m, _, _ in METRICS if m not in MAIN]
@@ -101,6 +109,7 @@ class PlotsPanel(QWidget):
                 plot = self.small_row.addPlot(row=0, col=small.index(metric))
                 plot.setMinimumHeight(80)
             plot.setTitle(title, color=foreground, size="10pt" if metric in MAIN else "8pt")
+            self.titles[metric] = (title, foreground, "10pt" if metric in MAIN else "8pt")
             for axis in ("left", "bottom"):
                 plot.getAxis(axis).setTextPen(foreground)
                 plot.getAxis(axis).setPen(foreground)
@@ -166,10 +175,10 @@ class PlotsPanel(QWidget):
     def add_event(self, event) -> None:
         if event.type == "step":
             self.last_tokens, self.last_elapsed = float(event.tokens_seen), float(event.elapsed)
-            self.train.append({name: float(getattr(event, name)) for name in self.train.data})
+            self.train.append({name: _value(getattr(event, name)) for name in self.train.data})
             self.dirty = True
         elif event.type == "eval":
-            values = {name: float(getattr(event, name)) for name in EVAL_METRICS}
+            values = {name: _value(getattr(event, name)) for name in EVAL_METRICS}
             values.update(step=float(event.step), tokens_seen=self.last_tokens, elapsed=self.last_elapsed)
             self.eval.append(values)
             self.set_references({metric: getattr(event, field, 0.0) for metric, (field, _) in REFERENCES.items()})
@@ -244,6 +253,10 @@ class PlotsPanel(QWidget):
         x = self.train.view(x_key)
         for metric, _, _ in METRICS:
             y = self.train.view(metric)
+            self._mark_absent(metric, len(y) > 0 and math.isnan(y[-1]) and bool(np.isnan(y).all()))
+            if metric in self.absent:
+                self.curves[metric].setData([], [])
+                continue
             if metric not in ("lr", "tokens_per_second"):
                 y = self.smoothed.get(metric, y, weight)
             # Only the visible stretch, reduced to a peak-keeping envelope: a million points
@@ -253,10 +266,29 @@ class PlotsPanel(QWidget):
             self.plots[metric].setLabel("bottom", dict(X_AXES)[x_key])
         ex = self.eval.view(x_key)
         for metric in EVAL_METRICS:
-            self.eval_points[metric].setData(ex, self.eval.view(metric))
+            values = self.eval.view(metric)
+            keep = ~np.isnan(values)
+            self.eval_points[metric].setData(ex[keep], values[keep])
         # Redrawing must not take more than a fifth of the GUI thread's time, however long the run.
         cost_ms = 1000 * (time.perf_counter() - started)
         self.timer.setInterval(int(min(2000, max(100, 5 * cost_ms))))
+
+    def _mark_absent(self, metric: str, absent: bool) -> None:
+        """Say so in a plot whose metric the run does not record (a run without a pair task has no NSP)."""
+        if absent == (metric in self.absent):
+            if absent:
+                self.absent_notes[metric].setPos(self.plots[metric].vb.boundingRect().center())   # after a resize
+            return
+        note = self.absent_notes.get(metric)
+        if note is None:
+            text = "not recorded: this run has\nno pair task (nsp.objective = none)" if metric.startswith("nsp") \
+                else "not recorded in this run"
+            note = self.absent_notes[metric] = pg.TextItem(text, color=self.titles[metric][1], anchor=(0.5, 0.5))
+            note.setParentItem(self.plots[metric].vb)      # in the view's pixels: centred whatever the range
+        view = self.plots[metric].vb.boundingRect()
+        note.setPos(view.center())
+        note.setVisible(absent)
+        (self.absent.add if absent else self.absent.discard)(metric)
 
     def _visible_slice(self, metric: str, x: np.ndarray) -> tuple[int, int]:
         view = self.plots[metric].vb

@@ -16,6 +16,7 @@ class ProbePanel(QWidget):
         super().__init__(parent)
         self.setObjectName("probePanel")
         self.model = None
+        self.pair_task = True
         self.tokenizer = None
 
         self.source = QLabel("No model loaded: finish a run, or pick one in the Runs panel (Use model).",
@@ -74,10 +75,13 @@ class ProbePanel(QWidget):
         self.text.returnPressed.connect(self.fill_mask)
         ask.clicked.connect(self.ask_nsp)
 
-    def set_model(self, model, tokenizer, description: str) -> None:
-        self.model, self.tokenizer = model, tokenizer
+    def set_model(self, model, tokenizer, description: str, pair_task: bool = True) -> None:
+        """Probe ``model``; ``pair_task`` False for one trained without a pair task, whose NSP head is untrained."""
+        self.model, self.tokenizer, self.pair_task = model, tokenizer, pair_task
         self.source.setText(f"Model: {description}")
         self.message.setText("")
+        self.nsp_bar.setValue(0)
+        self.nsp_bar.setFormat("P(IsNext)" if pair_task else "no pair task was trained")
 
     def _open(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open checkpoint, run or exported model")
@@ -88,11 +92,11 @@ class ProbePanel(QWidget):
         from workbench.interop.huggingface import load_for_inference
 
         try:
-            model, tokenizer, _ = load_for_inference(path)
+            model, tokenizer, config = load_for_inference(path)
         except WorkbenchError as exc:
             self.message.setText(str(exc))
             return
-        self.set_model(model, tokenizer, path)
+        self.set_model(model, tokenizer, path, pair_task=config is None or config.nsp.pair_task)
 
     def fill_mask(self) -> list:
         from workbench.model.probe import fill_mask
@@ -124,6 +128,10 @@ class ProbePanel(QWidget):
 
         if self.model is None:
             self.message.setText("Load a model first.")
+            return None
+        if not self.pair_task:
+            self.message.setText("This model was trained without a pair task (nsp.objective = none): its NSP "
+                                 "head never learned, so it has nothing to say about these sentences.")
             return None
         try:
             probability = nsp_probability(self.model, self.tokenizer, self.first.text(), self.second.text())
