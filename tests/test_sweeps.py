@@ -116,3 +116,58 @@ def test_sweep_cli_lists_shows_and_refuses_bad_input(tmp_path, capsys):
     assert main(["sweep", str(tmp_path / "missing.toml"), "--db", db]) == 2
     assert "sweep file not found" in capsys.readouterr().err
     assert main(["sweep", "--db", db]) == 2
+
+
+def test_processes_claiming_from_one_sweep_never_take_the_same_run(tmp_path, database_url):
+    import threading
+
+    repository = RunRepository(database_url)
+    sweep_id = sweep_queue.create_sweep(repository, "race", {}, ["x"], [(f"x={i}", {"x": i}) for i in range(40)])
+    sweep_queue.set_status(repository, sweep_id, "running")
+    claimed: list[list[int]] = [[] for _ in range(4)]
+
+    def claim(into):
+        own = RunRepository(database_url)            # its own engine and connections, as another process has
+        while (step := sweep_queue.claim_next(own, sweep_id)) is not None:
+            into.append(step.item_id)
+            sweep_queue.finish_item(own, step.item_id, "completed")
+        own.engine.dispose()
+
+    threads = [threading.Thread(target=claim, args=(into,)) for into in claimed]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    every = sorted(i for into in claimed for i in into)
+    assert every == sorted(i.id for i in sweep_queue.get_sweep(repository, sweep_id).items)    # each once
+    assert sweep_queue.get_sweep(repository, sweep_id).status == "completed"
+
+
+def test_a_sweep_runs_n_at_a_time_in_worker_processes(learnable_dataset, tmp_path):
+    from workbench.services.sweep_runner import plan_workers
+
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    base = tiny_train_config(learnable_dataset.path, max_steps=6, checkpoint_every=0, log_every=3)
+    base.train.output_dir, base.train.threads, base.train.device = str(tmp_path / "runs"), 0, "auto"
+    (tmp_path / "base.toml").write_text(dumps_toml(base), encoding="utf-8")
+    (tmp_path / "sweep.toml").write_text(
+        'name = "two at once"\nbase = "base.toml"\nseeds = [0, 1]\n[grid]\n"masking.probability" = [0.15, 0.3]\n',
+        encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "workbench", "sweep", str(tmp_path / "sweep.toml"),
+                             "--parallel", "2", "--devices", "cpu", "--db", db], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    workers = plan_workers(2, ["cpu"])
+    assert f"2 workers: cpu ({workers[0].threads} threads), cpu ({workers[1].threads} threads)" in result.stdout
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("[1:cpu] sweep 1: starting run") for line in lines)
+    assert any(line.startswith("[2:cpu] sweep 1: starting run") for line in lines)
+    assert "sweep 1: completed; compare its runs" in result.stdout
+    repository = RunRepository(db)
+    sweep = sweep_queue.get_sweep(repository, 1)
+    assert [i.status for i in sweep.items] == ["done"] * 4
+    runs = [repository.get(i.run_id) for i in sweep.items]
+    assert len({run.id for run in runs}) == 4 and all(run.status == "completed" for run in runs)
+    assert all(run.config["train"]["threads"] == workers[0].threads and run.config["train"]["device"] == "cpu"
+               for run in runs)                       # each run on its worker's device and share of the cores
+    assert main(["sweep", "--resume", "1", "--parallel", "0", "--db", db]) == 2

@@ -14,7 +14,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "sweep", help="run a sweep: one run per combination of settings and seed, queued in the run database",
         description="Queue the runs of a sweep file (see workbench/sweeps.py: base, seeds, [set], [grid], [random]) "
-                    "and run them one after another, each recorded as a normal run tagged sweep:ID. The queue "
+                    "and run them one after another (or N at a time with --parallel N), each recorded as a normal "
+                    "run tagged sweep:ID. The queue "
                     "lives in the database: a killed sweep continues with `sweep --resume ID`, resuming the "
                     "interrupted run from its checkpoint. Ctrl-C stops the run in progress with a checkpoint and "
                     "pauses the sweep.")
@@ -24,6 +25,12 @@ def add_parser(sub) -> None:
     p.add_argument("--base", metavar="CONFIG.toml", help="the run config a built-in --example varies")
     p.add_argument("--dataset", metavar="DIR", help="prepared dataset for every run (replaces data.dataset)")
     p.add_argument("--queue-only", action="store_true", help="queue the sweep without running it")
+    p.add_argument("--parallel", type=int, metavar="N", default=1,
+                   help="run N runs at once, each in a worker process on its own device (default devices: every "
+                        "CUDA GPU, else the CPU, whose cores the workers share)")
+    p.add_argument("--devices", metavar="LIST", help="devices for --parallel, comma-separated (cuda:0,cuda:1; cpu)")
+    p.add_argument("--worker-device", help=argparse.SUPPRESS)      # set by --parallel for its workers
+    p.add_argument("--worker-threads", type=int, help=argparse.SUPPRESS)
     p.add_argument("--list", action="store_true", help="list the sweeps and their progress")
     p.add_argument("--show", type=int, metavar="ID", help="the runs of sweep ID, in queue order")
     p.add_argument("--resume", type=int, metavar="ID", help="run what is left of sweep ID")
@@ -61,12 +68,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         sweep_id, item_id, position = args.move
         sweep_queue.move_item(repository, sweep_id, item_id, position)
         return _show(repository, sweep_id, False)
+    if not 1 <= args.parallel <= 64:
+        raise UsageError(f"sweep --parallel must be in [1, 64], got {args.parallel}")
+    devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
+    if args.devices is not None and not devices:
+        raise UsageError("sweep --devices: give devices such as cuda:0,cuda:1 or cpu")
     if args.resume is not None:
         sweep_id = args.resume
     else:
         sweep_id = queue_sweep(repository, args)
         if args.queue_only:
             return 0
+    if args.worker_device:
+        from workbench.services.sweep_runner import Worker
+
+        return _run(repository, sweep_id, args.dataset, Worker(args.worker_device, args.worker_threads or 0))
+    if args.parallel > 1 or devices:
+        return _run_parallel(repository, sweep_id, args, devices)
     return _run(repository, sweep_id, args.dataset)
 
 
@@ -89,7 +107,65 @@ def queue_sweep(repository, args) -> int:
     return sweep_id
 
 
-def _run(repository, sweep_id: int, dataset: str | None) -> int:
+def _run_parallel(repository, sweep_id: int, args, devices: list[str] | None) -> int:
+    """``--parallel N``: recover the sweep once, then N worker processes (this command, with the worker's
+    device) claim its runs until none is left; their lines are printed prefixed by their device."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    from workbench.services.sweep_runner import plan_workers, start_sweep
+    from workbench.store import sweep_queue
+
+    start_sweep(repository, sweep_id)
+    workers = plan_workers(args.parallel, devices)
+    print(f"sweep {sweep_id}: {len(workers)} workers: " + ", ".join(f"{w.device} ({w.threads} threads)"
+                                                                   for w in workers), flush=True)
+    env = {**os.environ, "WORKBENCH_DB": repository.engine.url.render_as_string(hide_password=False)}
+    children = []
+    for number, worker in enumerate(workers, 1):
+        command = [sys.executable, "-m", "workbench", "sweep", "--resume", str(sweep_id),
+                   "--worker-device", worker.device, "--worker-threads", str(worker.threads)]
+        if args.dataset:
+            command += ["--dataset", args.dataset]
+        children.append((f"[{number}:{worker.device}] ", subprocess.Popen(   # own session: signals come from here
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+            start_new_session=True)))
+    lock = threading.Lock()
+
+    def relay(prefix, child):
+        for line in child.stdout:
+            with lock:
+                print(prefix + line, end="", flush=True)
+
+    relays = [threading.Thread(target=relay, args=child, daemon=True) for child in children]
+    for thread in relays:
+        thread.start()
+
+    def forward(signum, frame):          # Ctrl-C or TERM: each worker stops its run with a checkpoint and pauses
+        for _, child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        codes = [child.wait() for _, child in children]
+        for thread in relays:
+            thread.join(timeout=5)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    sweep = sweep_queue.get_sweep(repository, sweep_id)
+    ids = " ".join(str(item.run_id) for item in sweep.items if item.run_id)
+    print(f"sweep {sweep_id}: {sweep.status}; compare its runs: pretrain-workbench compare {ids} --group")
+    failed = [code for code in codes if code]
+    if failed:
+        print(f"sweep {sweep_id}: {len(failed)} of {len(codes)} workers failed (exit {failed[0]})", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _run(repository, sweep_id: int, dataset: str | None, worker=None) -> int:
     from workbench.commands.training import EventPrinter
     from workbench.services.sweep_runner import run_sweep
     from workbench.store import sweep_queue
@@ -105,10 +181,13 @@ def _run(repository, sweep_id: int, dataset: str | None) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         status = run_sweep(repository, sweep_id, dataset, control=control,
-                           on_launch=lambda launched: launched.trainer.subscribe(printer))
+                           on_launch=lambda launched: launched.trainer.subscribe(printer), worker=worker)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if worker is not None:
+        print(f"sweep {sweep_id}: this worker is done ({status})")
+        return 0
     items = sweep_queue.get_sweep(repository, sweep_id).items
     ids = " ".join(str(item.run_id) for item in items if item.run_id)
     print(f"sweep {sweep_id}: {status}; compare its runs: pretrain-workbench compare {ids} --group")

@@ -1,4 +1,5 @@
-"""Running a sweep's queue on this machine, one run after another (the CLI's ``sweep`` command).
+"""Running a sweep's queue on this machine: one run after another, or several worker processes at once
+(the CLI's ``sweep`` command, ``--parallel N``).
 
 Each run goes through the one launch path (``launch_run``), so it is recorded as
 a normal run, tagged ``sweep:<id>``. A run interrupted by a killed process is
@@ -9,6 +10,8 @@ window or ``sweep --pause``) takes effect when the run in progress ends.
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from typing import Callable
 
 from workbench.config import WorkbenchConfig
@@ -16,17 +19,58 @@ from workbench.errors import WorkbenchError
 from workbench.store import sweep_queue
 
 
-def run_sweep(repository, sweep_id: int, dataset: str | None = None, control=None,
-              on_launch: Callable | None = None, say: Callable[[str], None] = print) -> str:
-    """Run the sweep's waiting runs until none is left, it is paused or cancelled, or ``control`` stops;
-    the sweep's status at the end. ``dataset`` (if given) replaces every run's ``data.dataset``."""
-    from workbench.services.run_launch import LaunchError, find_resume_target, launch_run
+@dataclass
+class Worker:
+    """One of several processes running a sweep at once (``sweep --parallel``): where its runs go."""
 
+    device: str          # "cpu", "cuda:N", ...
+    threads: int         # CPU threads for runs that leave train.threads at 0 (all cores)
+
+    def place(self, config: WorkbenchConfig) -> None:
+        """Put a run on this worker: its device unless the run asks for the CPU or MPS, and its share of
+        the cores unless the run sets its threads."""
+        if config.train.device == "auto" or config.train.device.startswith("cuda"):
+            config.train.device = self.device
+        if config.train.threads == 0:
+            config.train.threads = self.threads
+
+
+def plan_workers(count: int, devices: list[str] | None = None) -> list[Worker]:
+    """``count`` workers over ``devices`` (default: every CUDA device, else the CPU), round robin; the
+    cores are shared evenly among the workers."""
+    if devices is None:
+        import torch
+
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        devices = [f"cuda:{i}" for i in range(gpus)] or ["cpu"]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return [Worker(devices[i % len(devices)], max(1, cores // count)) for i in range(count)]
+
+
+def start_sweep(repository, sweep_id: int, say: Callable[[str], None] = print) -> None:
+    """Before running a sweep: items left running by a dead process become interrupted (resumed first), and
+    a queued or paused sweep is marked running. Once per sweep, before any worker claims (``run_sweep``)."""
     sweep = sweep_queue.get_sweep(repository, sweep_id)
     for item_id in sweep_queue.recover(repository, sweep_id):
         say(f"sweep {sweep_id}: item {item_id} was interrupted; it resumes first")
     if sweep.status in ("queued", "paused"):
         sweep_queue.set_status(repository, sweep_id, "running")
+
+
+def run_sweep(repository, sweep_id: int, dataset: str | None = None, control=None,
+              on_launch: Callable | None = None, say: Callable[[str], None] = print,
+              worker: "Worker | None" = None) -> str:
+    """Run the sweep's waiting runs until none is left, it is paused or cancelled, or ``control`` stops;
+    the sweep's status at the end. ``dataset`` (if given) replaces every run's ``data.dataset``.
+
+    Alone, it first recovers the sweep (``start_sweep``). As one of several ``worker`` processes it does
+    not (the parent did, before starting them: a worker must not take another's fresh claim for a dead
+    one), and its runs go to the worker's device and threads."""
+    from workbench.services.run_launch import LaunchError, find_resume_target, launch_run
+
+    sweep = sweep_queue.get_sweep(repository, sweep_id)
+    if worker is None:
+        start_sweep(repository, sweep_id, say)
     while True:
         if control is not None and control.stop_requested:
             return sweep_queue.get_sweep(repository, sweep_id).status
@@ -43,6 +87,8 @@ def run_sweep(repository, sweep_id: int, dataset: str | None = None, control=Non
                 config = target.config()
             except (LaunchError, WorkbenchError) as exc:
                 say(f"sweep {sweep_id}: cannot resume run {step.resume_run_id} ({exc}); running it afresh")
+        if worker is not None:
+            worker.place(config)
         try:
             launched = launch_run(config, repository, resume=target, control=control)
         except WorkbenchError as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from workbench.errors import StoreError
 from workbench.store.models import ACTIVE, Run, Sweep, SweepItem
@@ -105,23 +105,35 @@ def recover(repository, sweep_id: int) -> list[int]:
 
 def claim_next(repository, sweep_id: int) -> NextRun | None:
     """The next run of a running sweep, marked ``running``; None when the sweep is paused, cancelled, or
-    has nothing left (then it is marked completed)."""
-    with repository.Session.begin() as session:
-        sweep = session.get(Sweep, sweep_id)
-        if sweep is None:
-            raise StoreError(f"no sweep {sweep_id} in {repository.url}")
-        if sweep.status != "running":
-            return None
-        waiting = sorted((i for i in sweep.items if i.status in ("queued", "interrupted")),
-                         key=lambda i: (i.status != "interrupted", i.position))
+    has nothing left (then it is marked completed).
+
+    Safe with several processes claiming from one sweep (``sweep --parallel``): an item is taken by a
+    conditional UPDATE in a transaction of its own, which only one of them can win; the others move on."""
+    while True:
+        with repository.Session() as session:
+            sweep = session.get(Sweep, sweep_id)
+            if sweep is None:
+                raise StoreError(f"no sweep {sweep_id} in {repository.url}")
+            if sweep.status != "running":
+                return None
+            waiting = [(i.id, i.label, dict(i.config), i.run_id if i.status == "interrupted" else None)
+                       for i in sorted((i for i in sweep.items if i.status in ("queued", "interrupted")),
+                                       key=lambda i: (i.status != "interrupted", i.position))]
+            running = any(i.status == "running" for i in sweep.items)
         if not waiting:
-            if not any(i.status == "running" for i in sweep.items):
-                sweep.status, sweep.finished_at = "completed", now()
+            if not running:
+                with repository.Session.begin() as session:
+                    session.execute(update(Sweep).where(Sweep.id == sweep_id, Sweep.status == "running")
+                                    .values(status="completed", finished_at=now()))
             return None
-        item = waiting[0]
-        resume = item.run_id if item.status == "interrupted" else None
-        item.status = "running"
-        return NextRun(item.id, item.label, dict(item.config), resume)
+        for item_id, label, config, resume in waiting:
+            with repository.Session.begin() as session:
+                taken = session.execute(update(SweepItem).where(
+                    SweepItem.id == item_id, SweepItem.status.in_(("queued", "interrupted")))
+                    .values(status="running")).rowcount
+            if taken == 1:
+                return NextRun(item_id, label, config, resume)
+        # every item seen was taken by another process meanwhile: look again
 
 
 def link_run(repository, item_id: int, run_id: int, sweep_name: str | None = None) -> None:
