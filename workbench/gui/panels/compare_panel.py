@@ -174,11 +174,18 @@ class ComparePanel(QWidget):
         self.hint = QLabel("Select runs in the Runs panel (Ctrl or Shift for several) to compare them here.",
                            objectName="compareHint")
         self.hint.setWordWrap(True)
-        self.plot = pg.PlotWidget(objectName="comparePlot")
+        base, text = self.palette().base().color(), self.palette().text().color()   # as the live plots
+        self.plot = pg.PlotWidget(objectName="comparePlot", background=base.name())
+        for side in ("left", "bottom"):
+            self.plot.getAxis(side).setTextPen(text.name())
+            self.plot.getAxis(side).setPen(text.name())
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.plot.setMinimumHeight(120)
-        self.legend = self.plot.addLegend(offset=(-10, 10))      # top right, off the early part of the curves
-        self.parallel = pg.PlotWidget(objectName="parallelPlot")
+        # top right, off the early part of the curves; on a backing of its own, so it stays legible over them
+        self.legend = self.plot.addLegend(offset=(-10, 10), labelTextColor=text.name(),
+                                          brush=pg.mkBrush(base.red(), base.green(), base.blue(), 215),
+                                          pen=pg.mkPen(text.name(), width=0.5))
+        self.parallel = pg.PlotWidget(objectName="parallelPlot", background=base.name())
         self.parallel.hideAxis("left")
         self.parallel.hideAxis("bottom")
         self.parallel.setMouseEnabled(x=False, y=False)
