@@ -156,9 +156,7 @@ def _run_parallel(repository, sweep_id: int, args, devices: list[str] | None) ->
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    sweep = sweep_queue.get_sweep(repository, sweep_id)
-    ids = " ".join(str(item.run_id) for item in sweep.items if item.run_id)
-    print(f"sweep {sweep_id}: {sweep.status}; compare its runs: pretrain-workbench compare {ids} --group")
+    _say_how_it_ended(repository, sweep_id, sweep_queue.get_sweep(repository, sweep_id).status)
     failed = [code for code in codes if code]
     if failed:
         print(f"sweep {sweep_id}: {len(failed)} of {len(codes)} workers failed (exit {failed[0]})", file=sys.stderr)
@@ -168,7 +166,6 @@ def _run_parallel(repository, sweep_id: int, args, devices: list[str] | None) ->
 def _run(repository, sweep_id: int, dataset: str | None, worker=None) -> int:
     from workbench.commands.training import EventPrinter
     from workbench.services.sweep_runner import run_sweep
-    from workbench.store import sweep_queue
     from workbench.train.control import TrainingControl
 
     control = TrainingControl()
@@ -188,10 +185,16 @@ def _run(repository, sweep_id: int, dataset: str | None, worker=None) -> int:
     if worker is not None:
         print(f"sweep {sweep_id}: this worker is done ({status})")
         return 0
+    _say_how_it_ended(repository, sweep_id, status)
+    return 0
+
+
+def _say_how_it_ended(repository, sweep_id: int, status: str) -> None:
+    from workbench.store import sweep_queue
+
     items = sweep_queue.get_sweep(repository, sweep_id).items
     ids = " ".join(str(item.run_id) for item in items if item.run_id)
     print(f"sweep {sweep_id}: {status}; compare its runs: pretrain-workbench compare {ids} --group")
-    return 0
 
 
 def _list(repository, as_json: bool) -> int:

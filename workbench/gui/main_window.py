@@ -515,10 +515,9 @@ class MainWindow(QMainWindow):
         return sweep_id
 
     def _drive_sweep(self, sweep_id: int, name: str) -> None:
-        from workbench.store import sweep_queue
+        from workbench.services.sweep_runner import start_sweep
 
-        sweep_queue.recover(self.repository, sweep_id)
-        sweep_queue.set_status(self.repository, sweep_id, "running")
+        start_sweep(self.repository, sweep_id, say=lambda message: self.statusBar().showMessage(message, 15000))
         self.sweep = {"id": sweep_id, "name": name, "item": None}
         self._next_sweep_run()
 

@@ -48,10 +48,10 @@ REFERENCES = {"mlm_loss": ("floor_mlm_loss", "context-free floor"),
               "nsp_accuracy": ("chance_nsp_accuracy", "chance")}
 
 
-
 def _value(value) -> float:
     """A metric as a float; NaN (a gap in the curve) for one the run has not got (no pair task)."""
     return math.nan if value is None else float(value)
+
 
 class PlotsPanel(QWidget):
     def __init__(self, parent=None):
@@ -93,7 +93,7 @@ class PlotsPanel(QWidget):
         self.graphics.setBackground(palette.base().color().name())  # follows the light or dark system palette
         foreground = palette.text().color().name()
         self.plots: dict[str, pg.PlotItem] = {}
-        self.titles: dict[str, tuple] = {}      # metric -> (title, colour, size)
+        self.foreground = foreground
         self.absent: set[str] = set()           # metrics the run does not record (no pair task)
         self.absent_notes: dict[str, pg.TextItem] = {}
         self.curves: dict[str, pg.PlotDataItem] = {}
@@ -109,7 +109,6 @@ class PlotsPanel(QWidget):
                 plot = self.small_row.addPlot(row=0, col=small.index(metric))
                 plot.setMinimumHeight(80)
             plot.setTitle(title, color=foreground, size="10pt" if metric in MAIN else "8pt")
-            self.titles[metric] = (title, foreground, "10pt" if metric in MAIN else "8pt")
             for axis in ("left", "bottom"):
                 plot.getAxis(axis).setTextPen(foreground)
                 plot.getAxis(axis).setPen(foreground)
@@ -283,7 +282,7 @@ class PlotsPanel(QWidget):
         if note is None:
             text = "not recorded: this run has\nno pair task (nsp.objective = none)" if metric.startswith("nsp") \
                 else "not recorded in this run"
-            note = self.absent_notes[metric] = pg.TextItem(text, color=self.titles[metric][1], anchor=(0.5, 0.5))
+            note = self.absent_notes[metric] = pg.TextItem(text, color=self.foreground, anchor=(0.5, 0.5))
             note.setParentItem(self.plots[metric].vb)      # in the view's pixels: centred whatever the range
         view = self.plots[metric].vb.boundingRect()
         note.setPos(view.center())
