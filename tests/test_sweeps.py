@@ -52,6 +52,70 @@ def test_a_bad_sweep_is_refused_naming_the_key(raw, message):
         sweep_from_dict(raw, source="s.toml")
 
 
+def test_a_seed_varied_in_the_grid_is_the_seed_each_run_trains_with():
+    runs = plan(sweep_from_dict({"grid": {"train.seed": [1, 2, 3]}}))
+    assert [run.config.train.seed for run in runs] == [1, 2, 3]
+    assert [run.label for run in runs] == ["train.seed=1", "train.seed=2", "train.seed=3"]
+    runs = plan(sweep_from_dict({"random": {"train.seed": {"low": 5, "high": 9}}, "random_count": 3}))
+    assert all(5 <= run.config.train.seed <= 9 for run in runs)
+    assert [r.config.train.seed for r in runs] == [int(r.label.split("=")[1]) for r in runs]
+    assert plan(sweep_from_dict({"set": {"train.seed": 7}, "grid": {"masking.probability": [0.1]}}))[0] \
+        .config.train.seed == 7
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"seeds": [0, 1], "grid": {"train.seed": [1, 2]}}, "train.seed is set both by seeds and by \\[grid\\]"),
+    ({"seeds": [0], "random": {"train.seed": [1, 2]}}, "both by seeds and by \\[random\\]"),
+    ({"set": {"masking.probability": 0.2}, "grid": {"masking.probability": [0.1, 0.3]}},
+     "masking.probability is set both by \\[set\\] and by \\[grid\\]"),
+    ({"grid": {"masking.probability": [0.1, 0.1]}}, "lists 0.1 twice"),
+    ({"seeds": [0, 0, 0]}, "seeds lists 0 twice"),
+    ({"seeds": [True]}, "seeds must be"),
+    ({"random_seed": "abc", "random": {"masking.probability": [0.1, 0.2]}}, "random_seed must be a whole number"),
+    ({"random_seed": float("inf"), "random": {"masking.probability": [0.1]}}, "random_seed"),
+    ({"random_seed": [1], "random": {"masking.probability": [0.1]}}, "random_seed"),
+    ({"random_seed": 2**64, "random": {"masking.probability": [0.1]}}, "random_seed"),
+    ({"random_count": True, "random": {"masking.probability": [0.1]}}, "random_count"),
+    ({"random": {"train.learning_rate": {"low": 1e-4, "high": float("inf")}}}, "finite numbers"),
+    ({"random": {"train.learning_rate": {"low": 1e-4, "high": 1e-3, "log": "yes"}}}, "log must be true or false"),
+    ({"random": {"train.learning_rate": {"low": 1e-4, "high": 1e-3, "scale": 2}}}, "unknown field 'scale'"),
+    ({"base": 3}, "base must be the path"),
+    ({"config": [1]}, "\\[config\\] must be a table"),
+])
+def test_a_sweep_field_of_the_wrong_kind_or_set_twice_is_refused_naming_it(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        sweep_from_dict(raw, source="s.toml")
+
+
+def test_a_huge_sweep_is_counted_before_anything_is_built(tmp_path, capsys):
+    import time
+
+    from workbench.sweeps import CONFIRM_RUNS, MAX_RUNS, LargeSweep
+
+    begun = time.perf_counter()
+    grid = {f"masking.{key}": list(range(10)) for key in ("probability", "mask_fraction", "random_fraction",
+                                                          "max_predictions_per_seq", "min_predictions_per_seq")}
+    with pytest.raises(ConfigError, match=f"100,000 runs; a sweep queues at most {MAX_RUNS:,}"):
+        sweep_from_dict({"grid": grid})
+    with pytest.raises(ConfigError, match="1,000,000,000,000 runs"):
+        sweep_from_dict({"random": {"masking.probability": {"low": 0.1, "high": 0.2}}, "random_count": 10**12})
+    assert time.perf_counter() - begun < 5                # refused by counting, not by building runs
+    with pytest.raises(LargeSweep) as large:
+        sweep_from_dict({"grid": {"masking.probability": [0.1, 0.2, 0.3]}, "seeds": list(range(100))})
+    assert large.value.runs == 300 > CONFIRM_RUNS and "confirm" in str(large.value)
+    spec = sweep_from_dict({"grid": {"masking.probability": [0.1, 0.2, 0.3]}, "seeds": list(range(100))},
+                           confirmed=True)
+    assert spec.run_count == len(plan(spec)) == 300
+    (tmp_path / "big.toml").write_text('seeds = [' + ", ".join(map(str, range(201))) + ']\n', encoding="utf-8")
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    assert main(["sweep", str(tmp_path / "big.toml"), "--queue-only", "--db", db]) == 2
+    err = capsys.readouterr().err
+    assert "201 runs" in err and "--yes" in err and len(err.strip().splitlines()) == 1
+    assert main(["sweep", "--list", "--json", "--db", db]) == 0 and json.loads(capsys.readouterr().out) == []
+    assert main(["sweep", str(tmp_path / "big.toml"), "--queue-only", "--yes", "--db", db]) == 0
+    assert "queued sweep 1" in capsys.readouterr().out
+
+
 def test_the_queue_reorders_pauses_and_cancels(tmp_path):
     repository = RunRepository(f"sqlite:///{tmp_path / 'runs.db'}")
     runs = plan(sweep_from_dict({"grid": {"masking.probability": [0.1, 0.2, 0.3]}}))

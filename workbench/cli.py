@@ -19,6 +19,7 @@ from workbench import __version__
 from workbench.commands import data, finetuning, history, sweeping, training
 from workbench.commands.common import Parser, add_config_options, add_masking_options
 from workbench.errors import WorkbenchError
+from workbench.redaction import has_secret, scrub
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -192,16 +193,27 @@ def _cmd_gui(args: argparse.Namespace) -> int:
     return run_app(db=getattr(args, "db", None))
 
 
+def _warn_of_password_in_arguments(args: argparse.Namespace) -> None:
+    """A password typed in ``--db`` is readable by every user of the machine (``ps``) and kept in the
+    shell's history: say so once and name the ways that keep it out of sight."""
+    db = getattr(args, "db", None)
+    if db and has_secret(db):
+        print("note: a password given with --db is visible to other users of this machine and stays in your "
+              "shell history; put the URL in WORKBENCH_DB, or the password in ~/.pgpass (PostgreSQL)",
+              file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        _warn_of_password_in_arguments(args)
         if not getattr(args, "command", None):
             return _cmd_gui(args)
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
     except WorkbenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(scrub(f"error: {exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -216,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError:
             where = ""
         logging.getLogger(__name__).debug("internal error", exc_info=True)
-        print(f"internal error: {type(exc).__name__}: {exc}{where}", file=sys.stderr)
+        print(scrub(f"internal error: {type(exc).__name__}: {exc}{where}"), file=sys.stderr)
         return 1
 
 

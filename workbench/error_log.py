@@ -24,6 +24,7 @@ def log_path() -> Path:
 def append_error(text: str, path: Path | None = None) -> Path:
     """Append ``text`` (a traceback) with a time stamp; returns the file. Raises OSError when it cannot."""
     from workbench import __version__
+    from workbench.redaction import scrub, scrub_argv
 
     path = path or log_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -36,5 +37,5 @@ def append_error(text: str, path: Path | None = None) -> Path:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "a", encoding="utf-8") as f:
         f.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} pretrain-workbench {__version__} "
-                f"{sys.argv[1:]}\n{text}")
+                f"{scrub_argv(sys.argv[1:])}\n{scrub(text)}")
     return path

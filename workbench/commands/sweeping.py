@@ -25,6 +25,7 @@ def add_parser(sub) -> None:
     p.add_argument("--base", metavar="CONFIG.toml", help="the run config a built-in --example varies")
     p.add_argument("--dataset", metavar="DIR", help="prepared dataset for every run (replaces data.dataset)")
     p.add_argument("--queue-only", action="store_true", help="queue the sweep without running it")
+    p.add_argument("--yes", action="store_true", help="queue a sweep of more than 200 runs (asked otherwise)")
     p.add_argument("--parallel", type=int, metavar="N", default=1,
                    help="run N runs at once, each in a worker process on its own device (default devices: every "
                         "CUDA GPU, else the CPU, whose cores the workers share)")
@@ -91,15 +92,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def queue_sweep(repository, args) -> int:
     from workbench.config import load_config
     from workbench.store import sweep_queue
-    from workbench.sweeps import EXAMPLES, load_sweep, plan, sweep_from_dict
+    from workbench.sweeps import EXAMPLES, LargeSweep, load_sweep, plan, sweep_from_dict
 
     if args.example:
         if args.example not in EXAMPLES:
             raise UsageError(f"sweep --example: no example {args.example!r}; there are {', '.join(EXAMPLES)}")
         base = load_config(args.base) if args.base else None
-        spec = sweep_from_dict(EXAMPLES[args.example], source=f"example {args.example}", base=base)
+        spec = sweep_from_dict(EXAMPLES[args.example], source=f"example {args.example}", base=base,
+                               confirmed=args.yes)
     else:
-        spec = load_sweep(args.file)
+        try:
+            spec = load_sweep(args.file, confirmed=args.yes)
+        except LargeSweep as exc:
+            raise UsageError(f"{exc} with --yes") from None
     runs = plan(spec)
     sweep_id = sweep_queue.create_sweep(repository, spec.name, spec.to_dict(), spec.swept,
                                         [(run.label, run.config.to_dict()) for run in runs])

@@ -19,6 +19,7 @@ from workbench import __version__
 from workbench.formatting import duration
 from workbench.config import WorkbenchConfig, dumps_toml
 from workbench.packaged import icon_path
+from workbench.redaction import scrub
 from workbench.gui.panels.compare_panel import ComparePanel
 from workbench.gui.panels.corpus_panel import CorpusPanel
 from workbench.gui.panels.finetune_panel import FinetunePanel
@@ -277,7 +278,8 @@ class MainWindow(QMainWindow):
     # --- errors ------------------------------------------------------------------------------------------
 
     def show_error(self, title: str, message: str) -> None:
-        """A message in a dialog (non-blocking); the window stays usable."""
+        """A message in a dialog (non-blocking); the window stays usable. No secret is ever shown."""
+        message = scrub(message)
         self.last_error = message
         box = QMessageBox(QMessageBox.Warning, title, message, QMessageBox.Ok, self)
         box.setObjectName("errorDialog")
@@ -483,14 +485,14 @@ class MainWindow(QMainWindow):
     def start_example_sweep(self, key: str) -> int | None:
         """One click: the built-in example ``key`` over the current config, queued and started; the sweep's id."""
         from workbench.errors import WorkbenchError
-        from workbench.sweeps import EXAMPLES, plan, sweep_from_dict
+        from workbench.sweeps import EXAMPLES, sweep_from_dict
 
         if self.sweep is not None or self.training_job is not None:
             self.show_error("Cannot start a sweep", "A run or a sweep is in progress; stop it first.")
             return None
         try:
             spec = sweep_from_dict(EXAMPLES[key], source=f"example sweep {key}", base=self.current_config())
-            count = len(plan(spec))
+            count = spec.run_count
         except WorkbenchError as exc:
             self.show_error("Cannot start a sweep", str(exc))
             return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import tomllib
 
 from PySide6.QtWidgets import (
-    QComboBox, QDialog, QDialogButtonBox, QFormLayout, QGridLayout, QLabel, QLineEdit, QVBoxLayout,
+    QComboBox, QDialog, QDialogButtonBox, QFormLayout, QGridLayout, QLabel, QLineEdit, QMessageBox, QVBoxLayout,
 )
 
 from workbench.config import WorkbenchConfig
@@ -40,6 +40,7 @@ class SweepDialog(QDialog):
         self.setObjectName("sweepDialog")
         self.base = base
         self.spec = None
+        self.large = None     # the LargeSweep error while the sweep needs confirming
         keys = [key for key in flat_config(base.to_dict()) if key not in ("train.seed", "train.name",
                                                                           "train.output_dir", "data.dataset")]
         from workbench.sweeps import EXAMPLES
@@ -115,23 +116,43 @@ class SweepDialog(QDialog):
                 "seeds": parse_values(self.seeds.text()), "set": getattr(self, "fixed", {})}
 
     def _update(self) -> None:
-        from workbench.sweeps import plan, sweep_from_dict
+        from workbench.sweeps import LargeSweep, sweep_from_dict
 
         ok = self.buttons.button(QDialogButtonBox.Ok)
+        self.spec, self.large = None, None
         try:
             raw = self.raw()
             if not raw["grid"]:
                 raise WorkbenchError("choose a setting and its values")
             spec = sweep_from_dict(raw, source="sweep", base=self.base)
-            count = len(plan(spec))
+        except LargeSweep as exc:      # validated when confirmed: checking thousands of runs per keystroke is slow
+            self.large = exc
+            self.summary.setText(f"<span style='color:#9a6700'>{exc.runs:,} runs: you will be asked to confirm "
+                                 f"before they are queued.</span>")
+            ok.setEnabled(True)
+            return
         except WorkbenchError as exc:
-            self.spec = None
             self.summary.setText(f"<span style='color:#b03a2e'>{exc}</span>")
             ok.setEnabled(False)
             return
         self.spec = spec
-        minutes = self.base.train.max_minutes
-        budget = f", about {count * minutes:g} minutes at {minutes:g} each" if minutes and not \
-            self.base.train.max_steps else ""
-        self.summary.setText(f"{count} runs varying {', '.join(spec.swept)}{budget}.")
+        self.summary.setText(f"{spec.run_count} runs varying {', '.join(spec.swept)}{spec.budget_text()}.")
         ok.setEnabled(True)
+
+    def accept(self) -> None:
+        """A sweep of more than ``CONFIRM_RUNS`` runs is queued only after a question."""
+        from workbench.sweeps import sweep_from_dict
+
+        if self.large is not None:
+            answer = QMessageBox.question(self, "Queue a large sweep?", f"{self.large}.\n\nQueue them all?",
+                                          QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+            if answer != QMessageBox.Yes:
+                return
+            try:
+                self.spec = sweep_from_dict(self.raw(), source="sweep", base=self.base, confirmed=True)
+            except WorkbenchError as exc:
+                self.large = None
+                self.summary.setText(f"<span style='color:#b03a2e'>{exc}</span>")
+                self.buttons.button(QDialogButtonBox.Ok).setEnabled(False)
+                return
+        super().accept()

@@ -15,6 +15,7 @@ import traceback
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from workbench.errors import WorkbenchError
+from workbench.redaction import scrub
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def wait_for_background(timeout_s: float = 60.0) -> bool:
 def describe_error(exc: BaseException) -> str:
     """A message for a person: ours as it is, anything else with its type (the traceback goes to the log)."""
     if isinstance(exc, WorkbenchError):
-        return str(exc)
+        return scrub(str(exc))
     details = "".join(traceback.format_exception(exc))
     log.debug("internal error in background work:\n%s", details)
     try:
@@ -70,7 +71,7 @@ def describe_error(exc: BaseException) -> str:
         where = f" (details in {append_error(details)})"
     except OSError:
         where = ""
-    return f"internal error: {type(exc).__name__}: {exc}{where}"
+    return scrub(f"internal error: {type(exc).__name__}: {exc}{where}")
 
 
 class PrepareWorker(QObject):

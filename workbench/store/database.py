@@ -17,12 +17,13 @@ import contextlib
 import os
 from pathlib import Path
 
-from sqlalchemy import create_engine, event, inspect, make_url, text
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from workbench.errors import StoreError
+from workbench.redaction import redact_url, remember_url, scrub
 from workbench.store.location import resolve_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -47,11 +48,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def display_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``: the only form that appears in messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not even a URL: show no part that could hold a secret
-        return url.split("@")[-1] if "@" in url else url
+    """``url`` with its password and secret query values as ``***``: the only form shown or logged."""
+    return redact_url(url)
 
 
 def open_engine(url: str | None = None) -> Engine:
@@ -119,11 +117,8 @@ def upgrade_sqlite_atomically(url: str) -> None:
 
 
 def _without_secrets(message: str, url: str) -> str:
-    try:
-        password = make_url(url).password
-    except Exception:
-        return message
-    return message.replace(str(password), "***") if password else message
+    remember_url(url)
+    return scrub(message)
 
 
 @contextlib.contextmanager
@@ -188,12 +183,12 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         current = current_revision(connection)
         if current is not None and current not in known:
             raise StoreError(
-                f"database {engine.url.render_as_string(hide_password=True)} was written by a "
+                f"database {display_url(engine.url.render_as_string(hide_password=False))} was written by a "
                 f"newer version of pretrain-workbench "
                 f"(schema {current}); update the program to use it"
             )
         if current is None and inspect(connection).has_table("runs"):
-            raise StoreError(f"database {engine.url.render_as_string(hide_password=True)} has a runs table but no "
+            raise StoreError(f"database {display_url(engine.url.render_as_string(hide_password=False))} has a runs table but no "
                              "schema version; not ours")
         command.upgrade(config, revision)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from workbench.redaction import remember_url
+
 
 def default_database_url() -> str:
     from workbench.user_folders import data_folder
@@ -21,4 +23,4 @@ def resolve_url(url: str | None = None) -> str:
     url = url or os.environ.get("WORKBENCH_DB") or default_database_url()
     if "://" not in url:
         url = f"sqlite:///{Path(url).expanduser().resolve()}"
-    return url
+    return remember_url(url)  # its password is hidden wherever it would be shown or logged

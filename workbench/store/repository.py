@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from workbench import __version__
 from workbench.store.database import StoreError, open_engine, session_factory
 from workbench.durable_io import process_alive, process_start_time
+from workbench.redaction import redact_url, remember_url
 from workbench.store.models import ACTIVE, Checkpoint, Dataset, Metric, Run, RunTag, StoreInfo
 
 HEARTBEAT_TIMEOUT = timedelta(minutes=2)  # a run on another host that has not written for this long died
@@ -50,11 +51,12 @@ class RunRepository:
     def __init__(self, url_or_engine: str | Engine | None = None):
         self.engine = url_or_engine if isinstance(url_or_engine, Engine) else open_engine(url_or_engine)
         self.Session = session_factory(self.engine)
+        remember_url(self.engine.url.render_as_string(hide_password=False))
 
     @property
     def url(self) -> str:
-        """The database URL for messages: the password is never shown."""
-        return self.engine.url.render_as_string(hide_password=True)
+        """The database URL for messages: no password or other secret is ever shown."""
+        return redact_url(self.engine.url.render_as_string(hide_password=False))
 
     @property
     def database_id(self) -> str:
