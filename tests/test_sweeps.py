@@ -235,3 +235,77 @@ def test_a_sweep_runs_n_at_a_time_in_worker_processes(learnable_dataset, tmp_pat
     assert all(run.config["train"]["threads"] == workers[0].threads and run.config["train"]["device"] == "cpu"
                for run in runs)                       # each run on its worker's device and share of the cores
     assert main(["sweep", "--resume", "1", "--parallel", "0", "--db", db]) == 2
+
+
+def test_workers_of_a_killed_parallel_sweep_stop_with_it_and_resume_continues(learnable_dataset, tmp_path):
+    import time
+
+    from workbench.durable_io import process_alive
+
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    base = tiny_train_config(learnable_dataset.path, max_steps=5000, checkpoint_every=5, log_every=1)
+    base.train.output_dir = str(tmp_path / "runs")
+    (tmp_path / "base.toml").write_text(dumps_toml(base), encoding="utf-8")
+    (tmp_path / "sweep.toml").write_text(
+        'name = "orphans"\nbase = "base.toml"\nseeds = [0]\n[grid]\n"masking.probability" = [0.1, 0.2, 0.3]\n',
+        encoding="utf-8")
+    parent = subprocess.Popen([sys.executable, "-m", "workbench", "sweep", str(tmp_path / "sweep.toml"),
+                               "--parallel", "2", "--devices", "cpu", "--db", db], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    started = 0
+    for line in parent.stdout:                   # both workers train and have written a checkpoint
+        started += "] checkpoint " in line
+        if started >= 2:
+            break
+    repository = RunRepository(db)
+    pids = {run.pid for run in repository.list_runs()}
+    assert len(pids) == 2 and all(process_alive(pid) for pid in pids)
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait(timeout=60)
+    deadline = time.monotonic() + 120
+    while any(process_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(process_alive(pid) for pid in pids), "a worker kept training after its parent died"
+    sweep = sweep_queue.get_sweep(repository, 1)
+    assert sweep.status == "paused"                                      # the workers paused it as they stopped
+    assert sorted(i.status for i in sweep.items) == ["interrupted", "interrupted", "queued"]
+    assert all(run.status == "stopped" and run.checkpoints for run in repository.list_runs())
+
+
+def test_a_run_that_breaks_inside_a_sweep_never_leaves_its_item_running(learnable_dataset, tmp_path, monkeypatch):
+    from workbench.services import run_launch
+    from workbench.services.sweep_runner import run_sweep
+
+    repository = RunRepository(f"sqlite:///{tmp_path / 'runs.db'}")
+    base = tiny_train_config(learnable_dataset.path, max_steps=2)
+    base.train.output_dir = str(tmp_path / "runs")
+    runs = plan(sweep_from_dict({"grid": {"masking.probability": [0.1, 0.2]}}, base=base))
+    sweep_id = sweep_queue.create_sweep(repository, "s", {}, ["masking.probability"],
+                                        [(r.label, r.config.to_dict()) for r in runs])
+
+    def broken(self):
+        self.claim.release()
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(run_launch.LaunchedRun, "run", broken)
+    with pytest.raises(OSError):
+        run_sweep(repository, sweep_id, say=lambda line: None)
+    sweep = sweep_queue.get_sweep(repository, sweep_id)
+    assert [i.status for i in sweep.items] == ["failed", "queued"] and sweep.status == "paused"
+    monkeypatch.undo()
+    assert run_sweep(repository, sweep_id, say=lambda line: None) == "completed"
+    assert sweep_queue.settle(repository, sweep_id).status == "completed"
+    assert [i.status for i in sweep_queue.get_sweep(repository, sweep_id).items] == ["failed", "done"]
+
+
+def test_settling_a_sweep_its_workers_left_follows_its_items(tmp_path):
+    repository = RunRepository(f"sqlite:///{tmp_path / 'runs.db'}")
+    sweep_id = sweep_queue.create_sweep(repository, "s", {}, ["x"], [(f"x={i}", {"x": i}) for i in range(3)])
+    sweep_queue.set_status(repository, sweep_id, "running")
+    first = sweep_queue.claim_next(repository, sweep_id)       # claimed by a worker that died before linking a run
+    assert sweep_queue.settle(repository, sweep_id).status == "paused"
+    assert [i.status for i in sweep_queue.get_sweep(repository, sweep_id).items] == ["interrupted", "queued", "queued"]
+    sweep_queue.set_status(repository, sweep_id, "running")
+    while (step := sweep_queue.claim_next(repository, sweep_id)) is not None:
+        sweep_queue.finish_item(repository, step.item_id, "completed")
+    assert first is not None and sweep_queue.settle(repository, sweep_id).status == "completed"

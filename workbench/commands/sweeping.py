@@ -32,6 +32,7 @@ def add_parser(sub) -> None:
     p.add_argument("--devices", metavar="LIST", help="devices for --parallel, comma-separated (cuda:0,cuda:1; cpu)")
     p.add_argument("--worker-device", help=argparse.SUPPRESS)      # set by --parallel for its workers
     p.add_argument("--worker-threads", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--worker-parent", type=int, help=argparse.SUPPRESS)   # the pid whose death stops the worker
     p.add_argument("--list", action="store_true", help="list the sweeps and their progress")
     p.add_argument("--show", type=int, metavar="ID", help="the runs of sweep ID, in queue order")
     p.add_argument("--resume", type=int, metavar="ID", help="run what is left of sweep ID")
@@ -83,6 +84,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.worker_device:
         from workbench.services.sweep_runner import Worker
 
+        _die_with_parent(args.worker_parent)
         return _run(repository, sweep_id, args.dataset, Worker(args.worker_device, args.worker_threads or 0))
     if args.parallel > 1 or devices:
         return _run_parallel(repository, sweep_id, args, devices)
@@ -131,7 +133,8 @@ def _run_parallel(repository, sweep_id: int, args, devices: list[str] | None) ->
     children = []
     for number, worker in enumerate(workers, 1):
         command = [sys.executable, "-m", "workbench", "sweep", "--resume", str(sweep_id),
-                   "--worker-device", worker.device, "--worker-threads", str(worker.threads)]
+                   "--worker-device", worker.device, "--worker-threads", str(worker.threads),
+                   "--worker-parent", str(os.getpid())]
         if args.dataset:
             command += ["--dataset", args.dataset]
         children.append((f"[{number}:{worker.device}] ", subprocess.Popen(   # own session: signals come from here
@@ -161,7 +164,8 @@ def _run_parallel(repository, sweep_id: int, args, devices: list[str] | None) ->
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    _say_how_it_ended(repository, sweep_id, sweep_queue.get_sweep(repository, sweep_id).status)
+    sweep_queue.settle(repository, sweep_id)       # every worker has exited: the status follows the items
+    _say_how_it_ended(repository, sweep_id)
     failed = [code for code in codes if code]
     if failed:
         print(f"sweep {sweep_id}: {len(failed)} of {len(codes)} workers failed (exit {failed[0]})", file=sys.stderr)
@@ -188,18 +192,54 @@ def _run(repository, sweep_id: int, dataset: str | None, worker=None) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if worker is not None:
-        print(f"sweep {sweep_id}: this worker is done ({status})")
+        print(f"sweep {sweep_id}: this worker has no run left to take (the sweep is {status})")
         return 0
-    _say_how_it_ended(repository, sweep_id, status)
+    _say_how_it_ended(repository, sweep_id)
     return 0
 
 
-def _say_how_it_ended(repository, sweep_id: int, status: str) -> None:
+def _die_with_parent(parent: int | None) -> None:
+    """A ``--parallel`` worker stops its run with a checkpoint (as on SIGTERM) when the sweep process that
+    started it dies, even by SIGKILL: no worker trains on unseen. Linux signals it at once
+    (PR_SET_PDEATHSIG); elsewhere a thread notices within a second that it was handed to another parent."""
+    import ctypes
+    import os
+    import threading
+    import time
+
+    if parent is None:
+        return
+    if hasattr(os, "sched_getaffinity"):           # Linux
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)     # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:                      # it died before the line above
+        raise SystemExit(0)
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def _say_how_it_ended(repository, sweep_id: int) -> None:
+    """One line: how the sweep stands, from its items (never "done" while runs still train elsewhere)."""
     from workbench.store import sweep_queue
 
-    items = sweep_queue.get_sweep(repository, sweep_id).items
-    ids = " ".join(str(item.run_id) for item in items if item.run_id)
-    print(f"sweep {sweep_id}: {status}; compare its runs: pretrain-workbench compare {ids} --group")
+    sweep = sweep_queue.get_sweep(repository, sweep_id)
+    elsewhere = [item.run_id for item in sweep.items if item.status == "running"]
+    waiting = sum(item.status in ("queued", "interrupted") for item in sweep.items)
+    ids = " ".join(str(item.run_id) for item in sweep.items if item.run_id)
+    if elsewhere:
+        print(f"sweep {sweep_id}: {sweep.status}; {len(elsewhere)} of its runs still train in another process "
+              f"(runs {' '.join(str(i) for i in elsewhere if i) or 'starting'}): they finish there")
+    elif waiting and sweep.status != "cancelled":
+        print(f"sweep {sweep_id}: {sweep.status}; {waiting} runs left: pretrain-workbench sweep --resume {sweep_id}")
+    else:
+        print(f"sweep {sweep_id}: {sweep.status}; compare its runs: pretrain-workbench compare {ids} --group")
 
 
 def _list(repository, as_json: bool) -> int:

@@ -99,12 +99,33 @@ def run_sweep(repository, sweep_id: int, dataset: str | None = None, control=Non
         say(f"sweep {sweep_id}: {'resuming' if target else 'starting'} run {launched.run_id} ({step.label})")
         if on_launch is not None:
             on_launch(launched)
-        result = launched.run()
+        try:
+            result = launched.run()
+        except BaseException as exc:     # a bug, a second Ctrl-C, a full disk under the database: never "running"
+            ended = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            _record_quietly(lambda: sweep_queue.finish_item(repository, step.item_id, ended), say, sweep_id)
+            _record_quietly(lambda: sweep_queue.set_status(repository, sweep_id, "paused"), say, sweep_id)
+            raise
         if control is not None and control.stop_requested and result.status == "stopped":
             # Ctrl-C or the window's Stop: the run kept a checkpoint; the sweep pauses and resumes it next time.
-            sweep_queue.finish_item(repository, step.item_id, "interrupted")
-            sweep_queue.set_status(repository, sweep_id, "paused")
+            _record_quietly(lambda: sweep_queue.finish_item(repository, step.item_id, "interrupted"), say, sweep_id)
+            _record_quietly(lambda: sweep_queue.set_status(repository, sweep_id, "paused"), say, sweep_id)
             say(f"sweep {sweep_id}: paused; run {launched.run_id} resumes first when the sweep is resumed")
             return "paused"
-        sweep_queue.finish_item(repository, step.item_id, result.status)
+        if not _record_quietly(lambda: sweep_queue.finish_item(repository, step.item_id, result.status), say,
+                               sweep_id):
+            return "paused"       # the database cannot be written: stop here rather than run blind
         say(f"sweep {sweep_id}: run {launched.run_id} {result.status}")
+
+
+def _record_quietly(write: Callable[[], None], say: Callable[[str], None], sweep_id: int) -> bool:
+    """A queue update after a run ended that may fail (the database's disk is full): say so in one line and
+    go on; the next start finds the item's run ended and marks it interrupted (``recover``)."""
+    try:
+        write()
+        return True
+    except Exception as exc:
+        first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+        say(f"sweep {sweep_id}: cannot update the sweep queue ({first}); `sweep --resume {sweep_id}` sets it "
+            f"right once the database can be written")
+        return False

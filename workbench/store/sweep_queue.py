@@ -136,6 +136,25 @@ def claim_next(repository, sweep_id: int) -> NextRun | None:
         # every item seen was taken by another process meanwhile: look again
 
 
+def settle(repository, sweep_id: int) -> Sweep:
+    """Once no process of ours runs the sweep any more (every ``--parallel`` worker has exited): items left
+    running by a process that died become interrupted, and a sweep still marked running becomes completed
+    (nothing left) or paused (runs left: ``sweep --resume`` continues it). Runs still training in another
+    process keep their items, and the sweep, running. The sweep."""
+    recover(repository, sweep_id)
+    with repository.Session.begin() as session:
+        sweep = session.get(Sweep, sweep_id)
+        if sweep is None:
+            raise StoreError(f"no sweep {sweep_id} in {repository.url}")
+        statuses = {item.status for item in sweep.items}
+        if sweep.status == "running" and "running" not in statuses:
+            waiting = statuses & {"queued", "interrupted"}
+            sweep.status = "paused" if waiting else "completed"
+            if not waiting:
+                sweep.finished_at = now()
+    return get_sweep(repository, sweep_id)
+
+
 def link_run(repository, item_id: int, run_id: int, sweep_name: str | None = None) -> None:
     """Record which run an item started, tag it ``sweep:<id>`` and name it after the item."""
     with repository.Session.begin() as session:
