@@ -22,11 +22,13 @@ def add_db_option(p: argparse.ArgumentParser, in_action: bool = False) -> None:
 
 
 def open_repository(args: argparse.Namespace):
-    """The repository of ``--db``, with runs whose process died marked interrupted."""
+    """The repository of ``--db``, with runs whose process died marked interrupted (unless it is read-only)."""
+    from workbench.store.database import is_read_only
     from workbench.store.repository import RunRepository
 
     repository = RunRepository(getattr(args, "db", None))
-    repository.mark_interrupted_runs()
+    if not is_read_only(repository.engine):
+        repository.mark_interrupted_runs()
     return repository
 
 

@@ -101,6 +101,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    unrecorded = getattr(launched.recorder, "failure", "")
+    if unrecorded:       # the last line and the exit status agree with the database, which missed the end
+        print(f"error: the run {result.status} at step {result.step}, but the run database {repository.url} "
+              f"could not record it ({unrecorded}): it lists run {launched.run_id} as interrupted; once it can "
+              f"be written, `train --resume {launched.run_dir}` continues from the last checkpoint", file=sys.stderr)
+        return 2
     if result.status == "failed":
         print(f"error: training failed: {result.reason}", file=sys.stderr)
         return 1

@@ -87,6 +87,7 @@ class LaunchedRun:
     run_id: int | None
     repository: object | None
     claim: RunFolderClaim
+    recorder: object | None = None     # the RunRecorder: its ``failure`` says what the database could not record
 
     def run(self) -> RunResult:
         try:
@@ -125,6 +126,7 @@ def launch_run(config: WorkbenchConfig, repository=None, out: str | os.PathLike 
         trainer = Trainer(config, run_dir, resume_from=resume.checkpoint if resume else None, control=control)
         trainer.notices.extend(resume.notices if resume else [])
         run_id = resume.run_id if resume else None
+        recorder = None
         database_id = repository.database_id if repository is not None else ""
         if repository is not None:
             if run_id is None and resume is not None:
@@ -148,4 +150,4 @@ def launch_run(config: WorkbenchConfig, repository=None, out: str | os.PathLike 
                 (run_dir / RUN_LOCK).unlink()
                 run_dir.rmdir()
         raise
-    return LaunchedRun(trainer, run_dir, run_id, repository, claim)
+    return LaunchedRun(trainer, run_dir, run_id, repository, claim, recorder)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, inspect, text
@@ -36,15 +37,67 @@ def _sqlite_path(url: str) -> Path | None:
     return None
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, read_only: bool = False) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection, _record):  # every new connection, before first use
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")  # with WAL: durable at checkpoints, fast commits
+        if not read_only:                              # the journal mode is stored in the file: a write
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")  # with WAL: durable at checkpoints, fast commits
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
+
+
+# What a driver says when the database cannot be written, lower-cased: SQLite's SQLITE_FULL, PostgreSQL's
+# disk_full (53100) and "could not extend file", the OS's ENOSPC and EDQUOT. SQLite's "disk I/O error" is
+# a full disk when the folder has (almost) no space left, else a real I/O error.
+_FULL = ("database or disk is full", "no space left on device", "disk full", "could not extend file",
+         "disk quota exceeded")
+_READ_ONLY = ("attempt to write a readonly database", "read-only file system", "read only file system")
+
+
+def write_failure(said: str, shown: str, path: Path | None) -> str | None:
+    """The one-line message for a driver's error ``said`` when it means the database cannot be written
+    (a full disk, a read-only file); None for any other error."""
+    lowered = said.lower()
+    first = said.strip().splitlines()[0] if said.strip() else "no message"
+    full = any(hint in lowered for hint in _FULL)
+    if not full and "disk i/o error" in lowered and path is not None:
+        with contextlib.suppress(OSError):
+            full = shutil.disk_usage(path.parent).free < 1 << 20
+    if full:
+        return (f"database {shown} cannot be written: the disk is full ({first}); free some space and try "
+                f"again (what was recorded before is kept)")
+    if any(hint in lowered for hint in _READ_ONLY):
+        return f"database {shown} is read-only here ({first}): it can be listed and shown, not changed"
+    return None
+
+
+def _explain_write_failures(engine: Engine, shown: str, path: Path | None) -> None:
+    """A full disk or a read-only database becomes one line naming the database (a ``StoreError``), from
+    whichever statement meets it, instead of the driver's several lines or an internal error."""
+    @event.listens_for(engine, "handle_error")
+    def explain(context):
+        message = write_failure(str(context.original_exception), shown, path)
+        if message:
+            raise StoreError(message)
+
+
+def is_read_only(engine: Engine) -> bool:
+    """Whether ``engine`` was opened read-only (a SQLite file or folder this process cannot write)."""
+    query = engine.url.query
+    return query.get("mode") == "ro" or query.get("immutable") == "1"
+
+
+def _writable(path: Path) -> bool:
+    """Whether this process can write ``path`` and, for SQLite's journal files, its folder (root included:
+    a read-only file system refuses even root)."""
+    try:
+        os.close(os.open(path, os.O_RDWR))
+    except OSError:
+        return False
+    return os.access(path.parent, os.W_OK)
 
 
 def display_url(url: str) -> str:
@@ -57,11 +110,16 @@ def open_engine(url: str | None = None) -> Engine:
     url = resolve_url(url)
     shown = display_url(url)
     path = _sqlite_path(url)
+    read_only = False
     if path is not None:
         if path.exists() and path.is_dir():
             raise StoreError(f"{path}: is a folder, not a database file")
         if path.exists() and path.stat().st_size and not _looks_like_sqlite(path):
             raise StoreError(f"{path}: not a SQLite database")
+        read_only = path.exists() and not _writable(path)
+    if read_only:
+        return _open_read_only(path, shown)
+    if path is not None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if not path.exists():  # readable by the user only: runs hold paths, notes and configs
@@ -74,6 +132,7 @@ def open_engine(url: str | None = None) -> Engine:
         raise StoreError(f"cannot open database {shown}: {_without_secrets(str(exc), url)}") from None
     if path is not None:
         _configure_sqlite(engine)
+    _explain_write_failures(engine, shown, path)
     try:
         with _migration_lock(engine, path):
             if path is not None:
@@ -82,9 +141,38 @@ def open_engine(url: str | None = None) -> Engine:
                 upgrade(engine)
     except (OperationalError, DatabaseError) as exc:
         message = _without_secrets(str(exc.orig) if getattr(exc, "orig", None) else str(exc), url)
+        explained = write_failure(message, shown, path)
+        if explained:
+            raise StoreError(explained) from None
         if "locked" in message:
             raise StoreError(f"database {shown} is locked by another program; try again") from None
         raise StoreError(f"database {shown} cannot be used: {message.splitlines()[0] if message else ''}") from None
+    return engine
+
+
+def _open_read_only(path: Path, shown: str) -> Engine:
+    """A SQLite file this process cannot write (its permissions, a read-only mount): opened for reading,
+    as SQLite's URI ``mode=ro`` (``immutable=1`` when its folder cannot hold the journal files either), so
+    runs can be listed and shown; any write is a one-line error. It must already have the current schema."""
+    from alembic.script import ScriptDirectory
+
+    flag = "mode=ro" if os.access(path.parent, os.W_OK) else "immutable=1"
+    engine = create_engine(f"sqlite:///file:{path}?{flag}&uri=true")
+    _configure_sqlite(engine, read_only=True)
+    _explain_write_failures(engine, shown, path)
+    try:
+        with engine.connect() as connection:
+            current = current_revision(connection)
+            head = ScriptDirectory.from_config(_alembic_config(connection)).get_current_head()
+    except (OperationalError, DatabaseError) as exc:
+        engine.dispose()
+        message = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        raise StoreError(f"database {shown} cannot be read ({message[0] if message else 'unknown error'})") \
+            from None
+    if current != head:
+        engine.dispose()
+        raise StoreError(f"database {shown} is read-only here and needs an upgrade of its schema "
+                         f"({current or 'none'} -> {head}); open it once where it can be written")
     return engine
 
 
