@@ -44,7 +44,7 @@ def test_old_database_is_upgraded_without_losing_anything(database_url):
     engine.dispose()
     repository = RunRepository(url)  # opening upgrades to head
     with repository.engine.connect() as c:
-        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"
     run = repository.get(1)
     assert (run.name, run.notes, run.tag_names, run.final_metrics) == ("old run", "kept notes", ["baseline"],
                                                                        {"mlm_loss": 3.0})
@@ -191,3 +191,12 @@ def test_a_series_read_that_fails_is_a_store_error_naming_the_database(tmp_path)
         c.execute("ALTER TABLE metrics RENAME TO gone")
     with pytest.raises(StoreError, match=r"cannot read metrics from sqlite:///.*runs\.db: no such table: metrics"):
         repository.series(run.id, "loss")
+
+
+def test_a_deleted_run_id_is_never_given_to_another_run(database_url):
+    repository = RunRepository(database_url)
+    first, second, third = (repository.create_run({}, name, "").id for name in ("a", "b", "c"))
+    repository.delete(third)
+    repository.delete(second)
+    fourth = repository.create_run({}, "d", "").id
+    assert fourth == third + 1 and sorted(run.name for run in repository.list_runs()) == ["a", "d"]

@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--metrics", action="store_true", help="include the metric series")
     p.add_argument("--csv", metavar="FILE", help="write the metric series to a CSV file (one row per step)")
+    p.add_argument("--force", action="store_true", help="replace the --csv file if it exists")
     history.add_db_option(p)
     p.set_defaults(handler=history.cmd_show)
 
@@ -149,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "the settings that differ, metric, step, value, wall_time")
     p.add_argument("--group", action="store_true", help="group runs that differ only in their seed (or name): "
                    "each group's final values as mean ± std over its runs")
+    p.add_argument("--force", action="store_true", help="replace the --csv / --tidy-csv files if they exist")
     history.add_db_option(p)
     p.set_defaults(handler=history.cmd_compare)
 

@@ -90,6 +90,10 @@ class TokenizerConfig:
     strip_accents: bool = setting(True, "Remove accents (é -> e) before tokenizing.")
     min_frequency: int = setting(2, "A trained token must occur at least this often.")
     limit_alphabet: int = setting(1000, "At most this many distinct characters in a trained vocabulary.")
+    loaded_case: str = setting(
+        "auto", "How a loaded `vocab.txt` treats case: `auto` infers it from the vocabulary (lower-cased when "
+        "under 1% of its tokens have capitals), `lowercase` or `cased` decide (`prepare --lowercase/--cased`). "
+        "A `tokenizer.json` carries its own normaliser.", choices=("auto", "lowercase", "cased"))
 
     def validate(self) -> None:
         _check(self, "vocab_size", 64 <= self.vocab_size <= 1_000_000, "must be in [64, 1000000]")
@@ -347,7 +351,7 @@ class TrainConfig:
         _check(self, "max_grad_norm", 0 <= self.max_grad_norm <= 1e12, "must be in [0, 1e12]")
         _check(self, "seed", 0 <= self.seed < 2**63, "must be a non-negative integer")
         device = self.device
-        if not (device in ("auto", "cpu", "cuda", "mps") or (device.startswith("cuda:") and device[5:].isdigit())):
+        if not (device in ("auto", "cpu", "cuda", "mps") or (device.startswith("cuda:") and device[5:].isascii() and device[5:].isdigit())):
             raise ConfigError(f"train.device must be auto, cpu, cuda, cuda:N or mps; got {device!r}")
         _check(self, "threads", 0 <= self.threads <= 4096, "must be in [0, 4096]")
         for key in ("log_every", "eval_batches", "keep_checkpoints"):
@@ -449,6 +453,8 @@ def _coerce(key: str, expected: Any, value: Any) -> Any:
             return int(value)
     elif expected is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, int) and abs(value) >= 2**63:
+                raise ConfigError(f"{key} is far too large ({len(str(abs(value)))} digits)")
             if not math.isfinite(value):
                 raise ConfigError(f"{key} must be a finite number, got {value}")
             return float(value)

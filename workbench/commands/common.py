@@ -21,6 +21,20 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see --help)")
 
 
+def refuse_to_replace(path: str | None, force: bool, flag: str) -> None:
+    """An output file named on the command line is replaced only with ``--force``: a typo must not cost a
+    file the user kept."""
+    from pathlib import Path
+
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"{flag} {path}: is a folder; name a file")
+    if target.exists() and not force:
+        raise UsageError(f"{flag} {path}: the file exists; add --force to replace it")
+
+
 # --- progress ------------------------------------------------------------------
 
 class ProgressPrinter:

@@ -16,7 +16,12 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
     if args.tokenizer and args.vocab_size:
         raise UsageError("prepare: give either --tokenizer or --vocab-size, not both")
-    if args.lowercase is not None:
+    if args.lowercase is not None and args.tokenizer:
+        if Path(args.tokenizer).suffix == ".json":
+            raise UsageError(f"prepare: --{'lowercase' if args.lowercase else 'cased'} does not apply to "
+                             f"{args.tokenizer}: a tokenizer.json carries its own normaliser")
+        setattr(args, "tokenizer.loaded_case", "lowercase" if args.lowercase else "cased")
+    elif args.lowercase is not None:
         setattr(args, "tokenizer.lowercase", args.lowercase)
         setattr(args, "tokenizer.strip_accents", args.lowercase)
     setattr(args, "tokenizer.path", str(Path(args.tokenizer)) if args.tokenizer else None)
@@ -88,10 +93,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if getattr(args, "data.max_seq_length") is None and not args.config:
         # Without an explicit choice, inspect at the length the dataset was prepared for.
         config.data.max_seq_length = int(dataset.manifest["config"]["data"]["max_seq_length"])
-    if args.samples < 1:
-        raise UsageError("inspect: --samples must be >= 1")
-    if args.batch_size < 1:
-        raise UsageError("inspect: --batch-size must be >= 1")
+    for flag, value, low, high in (("--samples", args.samples, 1, 10**7), ("--batch-size", args.batch_size, 1, 65536),
+                                   ("--seed", args.seed, 0, 2**63 - 1), ("--show", args.show, 0, 10**4)):
+        if not low <= value <= high:
+            raise UsageError(f"inspect: {flag} must be in [{low}, {high:,}], got {value}")
     vocab = dataset.vocabulary
     shown: list[str] = []
     color = sys.stdout.isatty() and not args.json and os.environ.get("NO_COLOR") is None

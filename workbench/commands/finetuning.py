@@ -40,6 +40,15 @@ def add_parser(sub) -> None:
     p.set_defaults(handler=cmd_finetune)
 
 
+def _same_file(a: str, b: str) -> bool:
+    import os
+
+    try:
+        return os.path.samefile(a, b)
+    except OSError:            # one of them is missing or built-in: reading it says so
+        return False
+
+
 def cmd_finetune(args: argparse.Namespace) -> int:
     from workbench.data.labelled import BUILTIN_TASKS, read_labelled, split
     from workbench.train.finetune import FinetuneConfig, compare_arms
@@ -48,19 +57,22 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
     except ValueError:
         raise UsageError(f"finetune: --seeds must be comma-separated integers, got {args.seeds!r}") from None
-    if any(s < 0 for s in seeds):
-        raise UsageError("finetune: --seeds must be non-negative")
     config = FinetuneConfig(steps=args.steps, minutes=args.minutes, learning_rate=args.learning_rate,
                             batch_size=args.batch_size, max_length=args.max_length, seeds=seeds,
                             frozen_arm=args.frozen, heldout_fraction=args.heldout_fraction)
     config.validate()
     source = BUILTIN_TASKS.get(args.data, args.data)
+    if args.dev and _same_file(args.dev, args.data):
+        raise UsageError(f"finetune: --dev {args.dev} is the --data file itself: held-out scores would be measured "
+                         f"on the training examples")
     data = read_labelled(source, args.text_column, args.pair_column, args.label_column)
     if args.dev:
         train, heldout = data, read_labelled(args.dev, args.text_column, args.pair_column, args.label_column,
                                              label_names=data.label_names)
     else:
         train, heldout = split(data, config.heldout_fraction)
+    if not args.json and data.columns:
+        print(f"columns of {data.source}: {data.columns}")
     if not args.json:
         print(f"{len(train)} training and {len(heldout)} held-out examples, {len(train.label_names)} labels "
               f"({', '.join(train.label_names[:8])}{'...' if len(train.label_names) > 8 else ''})")

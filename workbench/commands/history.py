@@ -7,7 +7,7 @@ import csv
 import json
 import sys
 
-from workbench.commands.common import UsageError
+from workbench.commands.common import UsageError, refuse_to_replace
 from workbench.formatting import duration, number
 from workbench.store.summary import all_series, run_summary
 from workbench.store.comparison import COMPARE_METRICS, aligned_series, config_differences
@@ -33,7 +33,7 @@ def open_repository(args: argparse.Namespace):
 
 
 def parse_run_id(text: str) -> int:
-    if not str(text).isdigit():
+    if not (str(text).isascii() and str(text).isdigit()):
         raise UsageError(f"expected a run id (a number, see `pretrain-workbench runs`), got {text!r}")
     return int(text)
 
@@ -119,6 +119,7 @@ def write_metrics_csv(path: str, series: dict[str, dict]) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from workbench.config import WorkbenchConfig, dumps_toml
 
+    refuse_to_replace(args.csv, args.force, "--csv")
     repository = open_repository(args)
     run = repository.get(parse_run_id(args.run))
     info = {
@@ -182,6 +183,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 # --- compare -----------------------------------------------------------------------------------
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    refuse_to_replace(args.csv, args.force, "--csv")
+    refuse_to_replace(args.tidy_csv, args.force, "--tidy-csv")
+    if args.csv and args.tidy_csv and args.csv == args.tidy_csv:
+        raise UsageError("compare: --csv and --tidy-csv name the same file")
     repository = open_repository(args)
     run_ids = [parse_run_id(r) for r in args.runs]
     if len(run_ids) < 2:

@@ -28,6 +28,7 @@ from workbench.errors import WorkbenchError
 TEXT_NAMES = ("text", "sentence", "sentence1", "text_a", "question", "premise", "content", "document")
 PAIR_NAMES = ("text_pair", "sentence2", "text_b", "hypothesis", "answer")
 LABEL_NAMES = ("label", "labels", "category", "class", "target", "y")
+MIN_EXAMPLES_PER_LABEL = 2     # fewer on average: the column is an id or free text, not a label
 BUILTIN_PACKAGES = ("asyncio", "email", "http", "importlib", "logging", "multiprocessing", "unittest", "xml")
 BUILTIN_NAME = "builtin:python-docstrings"
 WORD_ORDER_NAME = "builtin:word-order"
@@ -46,13 +47,14 @@ class LabelledData:
     labels: list[int]                # index into label_names
     label_names: list[str]
     source: str
+    columns: str = ""                # which columns were used and how they were chosen, for a person
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def subset(self, indices) -> "LabelledData":
         return LabelledData([self.texts[i] for i in indices], [self.pairs[i] for i in indices] if self.pairs else None,
-                            [self.labels[i] for i in indices], self.label_names, self.source)
+                            [self.labels[i] for i in indices], self.label_names, self.source, self.columns)
 
 
 def read_labelled(path: str | Path, text_column: str | None = None, pair_column: str | None = None,
@@ -70,9 +72,10 @@ def read_labelled(path: str | Path, text_column: str | None = None, pair_column:
         header, rows = _read_jsonl(path)
     else:
         raise LabelledDataError(f"{path}: unknown format {suffix!r}; use .csv, .tsv or .jsonl")
-    text_key = _pick(path, header, text_column, TEXT_NAMES, "text", fallback=0)
-    label_key = _pick(path, header, label_column, LABEL_NAMES, "label", fallback=-1)
-    pair_key = _pick(path, header, pair_column, PAIR_NAMES, "pair", fallback=None) if pair_column != "" else None
+    text_key, text_how = _pick(path, header, text_column, TEXT_NAMES, "text", fallback=0)
+    label_key, label_how = _pick(path, header, label_column, LABEL_NAMES, "label", fallback=-1)
+    pair_key, pair_how = _pick(path, header, pair_column, PAIR_NAMES, "pair", fallback=None) \
+        if pair_column != "" else (None, "")
     if label_key == text_key:
         raise LabelledDataError(f"{path}: the text and the label are the same column ({text_key!r}); "
                                 "choose them with --text-column and --label-column")
@@ -96,24 +99,34 @@ def read_labelled(path: str | Path, text_column: str | None = None, pair_column:
         raise LabelledDataError(f"{path}: labels {unknown[:5]} do not occur in the training file")
     if len(names) < 2:
         raise LabelledDataError(f"{path}: only one label ({names[0]!r}); classification needs at least two")
+    if not label_names and len(names) > max(2, len(texts) // MIN_EXAMPLES_PER_LABEL):
+        raise LabelledDataError(
+            f"{path}: the label column {label_key!r} ({label_how}) has {len(names):,} different values in "
+            f"{len(texts):,} rows: " + ("it looks like an id, not a label" if len(names) == len(texts) else
+                                        f"fewer than {MIN_EXAMPLES_PER_LABEL} examples per label")
+            + f"; name the label column with --label-column (columns: {', '.join(header)})")
+    columns = f"text {text_key!r} ({text_how})" + (f", pair {pair_key!r} ({pair_how})" if pair_key else "") + \
+        f", label {label_key!r} ({label_how})"
     index = {name: i for i, name in enumerate(names)}
-    return LabelledData(texts, pairs, [index[label] for label in raw_labels], names, str(path))
+    return LabelledData(texts, pairs, [index[label] for label in raw_labels], names, str(path), columns)
 
 
-def _pick(path: Path, header: list[str], given: str | None, names: tuple[str, ...], what: str, fallback):
+def _pick(path: Path, header: list[str], given: str | None, names: tuple[str, ...], what: str,
+          fallback) -> tuple[str | None, str]:
+    """The column for ``what`` and how it was chosen: given, found by its name, or the first/last column."""
     if given:
         if given not in header:
             raise LabelledDataError(f"{path}: no column {given!r} (columns: {', '.join(header)})")
-        return given
+        return given, "given"
     lowered = {h.lower(): h for h in header}
     for name in names:
         if name in lowered:
-            return lowered[name]
+            return lowered[name], "by its name"
     if fallback is None:
-        return None
+        return None, ""
     if len(header) < 2:
         raise LabelledDataError(f"{path}: needs a text and a label column (columns: {', '.join(header)})")
-    return header[fallback]
+    return header[fallback], f"no column named {names[0]!r}: the {'first' if fallback == 0 else 'last'} column"
 
 
 def _read_table(path: Path, delimiter: str) -> tuple[list[str], list[tuple[int, dict]]]:

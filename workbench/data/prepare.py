@@ -71,7 +71,7 @@ def _tokenizer_spec(config: WorkbenchConfig) -> str:
     tok = config.tokenizer
     settings = json.dumps([tok.vocab_size, tok.lowercase, tok.strip_accents, tok.min_frequency, tok.limit_alphabet])
     if tok.path:  # the file's contents (casing comes from the file)
-        return "file:" + tokenizer_hash(load_tokenizer(tok.path))
+        return "file:" + tokenizer_hash(load_tokenizer(tok.path, tok.loaded_case))
     return "train:" + settings
 
 
@@ -110,7 +110,7 @@ def prepare_dataset(
         partial.mkdir()
     try:
         if config.tokenizer.path:
-            tokenizer = load_tokenizer(config.tokenizer.path)
+            tokenizer = load_tokenizer(config.tokenizer.path, config.tokenizer.loaded_case)
         else:
             tokenizer = _train_on_corpus(files, config, progress, should_stop, total)
         tokenizer.save(str(partial / "tokenizer.json"))

@@ -75,8 +75,9 @@ def _set_post_processor(tokenizer) -> None:
     )
 
 
-def load_tokenizer(path: str | Path):
-    """Load a ``tokenizer.json`` or a BERT ``vocab.txt``, checking it is usable for BERT."""
+def load_tokenizer(path: str | Path, case: str = "auto"):
+    """Load a ``tokenizer.json`` or a BERT ``vocab.txt``, checking it is usable for BERT. ``case`` (``auto``,
+    ``lowercase``, ``cased``) decides whether a ``vocab.txt`` lower-cases its input; ``auto`` infers it."""
     from tokenizers import Tokenizer, models
 
     path = Path(path)
@@ -89,9 +90,9 @@ def load_tokenizer(path: str | Path):
             raise TokenizerError(f"{path}: not a valid tokenizer.json ({_first_line(exc)})") from None
     else:
         vocab = _read_vocab_txt(path)
-        # Casing follows the vocabulary: a cased vocab.txt (with upper-case tokens) gives a cased
-        # tokenizer whatever tokenizer.lowercase says, since lower-casing its input would lose words.
-        lowercase = _looks_uncased(vocab)
+        # Unless told, casing follows the vocabulary: a cased vocab.txt (with upper-case tokens) gives a
+        # cased tokenizer, since lower-casing its input would lose words.
+        lowercase = _looks_uncased(vocab) if case == "auto" else case == "lowercase"
         tokenizer = Tokenizer(models.WordPiece(vocab=vocab, unk_token=UNK, max_input_chars_per_word=100))
         _set_bert_pipeline(tokenizer, lowercase, lowercase)
     missing = [t for t in SPECIAL_TOKENS if tokenizer.token_to_id(t) is None]

@@ -231,11 +231,22 @@ def read_hf_weights(folder: Path) -> dict[str, torch.Tensor]:
     if (folder / "model.safetensors").exists():
         from safetensors.torch import load_file
 
-        tensors = load_file(str(folder / "model.safetensors"))
+        path = folder / "model.safetensors"
+        load = lambda: load_file(str(path))  # noqa: E731
     elif (folder / "pytorch_model.bin").exists():
-        tensors = torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        path = folder / "pytorch_model.bin"
+        load = lambda: torch.load(path, map_location="cpu", weights_only=True)  # noqa: E731 - no code runs
     else:
         raise InteropError(f"{folder}: no model.safetensors or pytorch_model.bin")
+    try:
+        tensors = load()
+    except Exception as exc:     # a pickle with code in it, a damaged zip or header, not a weights file at all
+        said = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise InteropError(f"{path}: holds something other than model weights, so it was not loaded ({said})") \
+            from None
+    if not isinstance(tensors, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                for k, v in tensors.items()):
+        raise InteropError(f"{path}: holds something other than model weights (not a mapping of names to tensors)")
     normalised = {}
     modern = any(k.startswith(("model.layers.", "layers.")) for k in tensors)
     for key, tensor in tensors.items():

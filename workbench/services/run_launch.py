@@ -44,7 +44,7 @@ def find_resume_target(what: str | os.PathLike, repository=None) -> ResumeTarget
     """Where to resume ``what`` (a run id, a run folder or a checkpoint folder) from."""
     text = str(what)
     run_id = None
-    if text.isdigit() and not Path(text).exists():
+    if text.isascii() and text.isdigit() and not Path(text).exists():
         if repository is None:
             raise LaunchError("--resume RUN_ID needs the run database (drop --no-db)")
         run = repository.get(int(text))

@@ -104,12 +104,17 @@ class RunRepository:
                 continue
         raise StoreError(f"cannot register dataset {dataset.path} in {self.url}")
 
+    def _run_or_raise(self, session, run_id: int) -> Run:
+        """The run ``run_id`` of ``session``; a ``StoreError`` naming the database when there is none (also for
+        an id no database column can hold)."""
+        run = session.get(Run, run_id) if isinstance(run_id, int) and 0 <= run_id < 2**63 else None
+        if run is None:
+            raise StoreError(f"no run {run_id} in {self.url}")
+        return run
+
     def get(self, run_id: int) -> Run:
         with self.Session() as session:
-            run = session.get(Run, run_id)
-            if run is None:
-                raise StoreError(f"no run {run_id} in {self.url}")
-            return run
+            return self._run_or_raise(session, run_id)
 
     def list_runs(self, status: str | None = None, tag: str | None = None) -> list[Run]:
         with self.Session() as session:
@@ -130,9 +135,7 @@ class RunRepository:
 
     def update(self, run_id: int, **values) -> None:
         with self.Session.begin() as session:
-            run = session.get(Run, run_id)
-            if run is None:
-                raise StoreError(f"no run {run_id} in {self.url}")
+            run = self._run_or_raise(session, run_id)
             for key, value in values.items():
                 setattr(run, key, value)
 
@@ -167,9 +170,7 @@ class RunRepository:
 
     def tag(self, run_id: int, add: Iterable[str] = (), remove: Iterable[str] = ()) -> list[str]:
         with self.Session.begin() as session:
-            run = session.get(Run, run_id)
-            if run is None:
-                raise StoreError(f"no run {run_id} in {self.url}")
+            run = self._run_or_raise(session, run_id)
             present = {t.tag for t in run.tags}
             for tag in add:
                 tag = tag.strip()
@@ -184,9 +185,7 @@ class RunRepository:
     def delete(self, run_id: int) -> Run:
         """Remove a run and its rows (metrics, checkpoints, tags); returns it (its run_dir is the caller's)."""
         with self.Session.begin() as session:
-            run = session.get(Run, run_id)
-            if run is None:
-                raise StoreError(f"no run {run_id} in {self.url}")
+            run = self._run_or_raise(session, run_id)
             session.execute(delete(Metric).where(Metric.run_id == run_id))
             session.execute(update(Run).where(Run.parent_run_id == run_id).values(parent_run_id=None))
             session.delete(run)

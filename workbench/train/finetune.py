@@ -53,6 +53,13 @@ class FinetuneConfig:
         for name, ok in checks:
             if not ok:
                 raise ConfigError(f"finetune {name} is out of range: {getattr(self, name)!r}")
+        for seed in self.seeds:
+            if not (isinstance(seed, int) and 0 <= seed < 2**63):
+                raise ConfigError(f"finetune seeds must be whole numbers in [0, 2^63), got {seed}")
+        repeated = [seed for index, seed in enumerate(self.seeds) if seed in self.seeds[:index]]
+        if repeated:
+            raise ConfigError(f"finetune seeds list {repeated[0]} twice: the spread over seeds would count one "
+                              f"run several times")
 
 
 @dataclass

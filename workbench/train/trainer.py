@@ -32,7 +32,7 @@ from workbench.data.batches import Batch, micro_batch_size, training_stream
 from workbench.data.masking import IGNORE_INDEX, KEPT, MASKED, RANDOM
 from workbench.data.dataset import TokenizedDataset
 from workbench.durable_io import remove_stale_partials, write_text_atomic
-from workbench.errors import ConfigError, DatasetError
+from workbench.errors import ConfigError, DatasetError, WorkbenchError
 from workbench.model import build_model
 from workbench import checkpoint as ckpt
 from workbench.train.control import TrainingControl
@@ -278,7 +278,6 @@ class Trainer:
                                f"({len(self.stream.plan(0))} pairs per epoch); use a smaller train.batch_size "
                                "or a larger corpus")
         self.eval_set = build_eval_set(self.dataset, config, sequences=32 * t.eval_batches)
-        self._started = False
 
     def _check_resumable(self, saved: WorkbenchConfig) -> None:
         now, before = self.config.to_dict(), saved.to_dict()
@@ -307,10 +306,11 @@ class Trainer:
         emit = self.bus.emit if dist.is_main else (lambda event: None)
         try:
             return self._run(dist, emit)
-        except BaseException as exc:
-            if not self._started:
-                raise
-            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+        except BaseException as exc:     # recorded as failed, started or not: never left looking alive
+            if isinstance(exc, KeyboardInterrupt):
+                reason = "interrupted"
+            else:
+                reason = str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
             emit(RunFailed(step=getattr(self, "_step", 0), reason=reason, last_checkpoint=getattr(self, "_last_ckpt", "")))
             raise
         finally:
@@ -419,7 +419,6 @@ class Trainer:
             if stale:
                 self.notices.append(f"removed {len(stale)} partly written checkpoint(s) left by a process that "
                                     f"died: {', '.join(stale[:3])}")
-        self._started = True
         emit(RunStarted(run_dir=str(self.run_dir), device=describe_device(self.device), precision=self.precision,
                         num_parameters=model.num_parameters(), world_size=dist.world_size, start_step=state.step,
                         max_steps=t.max_steps, config=self.config.to_dict()))
