@@ -242,3 +242,133 @@ def test_fuzz_tokenizer_files(tmp_path, data, name):
         assert encoding.ids[0] == tokenizer.token_to_id("[CLS]")
 
     assert_clear_or_correct(use)
+
+
+def test_inputs_that_exited_1_or_lied_now_say_what_is_wrong(capsys, trained, learnable_dataset, tmp_path):
+    from workbench.interop.huggingface import export_checkpoint
+
+    existing = tmp_path / "kept.csv"
+    existing.write_text("mine")
+    labelled = tmp_path / "labelled.csv"
+    labelled.write_text("text,label\n" + "".join(f"sentence number {i},{'ab'[i % 2]}\n" for i in range(20)))
+    exported = export_checkpoint(trained, tmp_path / "export")
+    huge = "9" * 20
+    cases = [
+        (["train", "--dataset", learnable_dataset.path, "--no-db", "--set", "train.max_minutes=" + "9" * 400],
+         ["train.max_minutes", "400 digits"]),
+        (["inspect", learnable_dataset.path, "--seed", "-1"], ["--seed"]),
+        (["inspect", learnable_dataset.path, "--samples", "10", "--batch-size", "0"], ["--batch-size"]),
+        (["show", huge], [f"no run {huge}"]),
+        (["show", "²"], ["expected a run id"]),
+        (["compare", "1", huge], ["no run"]),
+        (["train", "--resume", huge], [f"no run {huge}"]),
+        (["finetune", trained, "--data", "builtin", "--seeds", huge], ["seeds", "2^63"]),
+        (["finetune", trained, "--data", "builtin", "--seeds", "0,0,0"], ["list 0 twice"]),
+        (["finetune", trained, "--data", labelled, "--dev", labelled], ["--dev", "the --data file itself"]),
+        (["show", "1", "--csv", existing], ["exists", "--force"]),
+        (["compare", "1", "2", "--tidy-csv", existing], ["exists", "--force"]),
+        (["prepare", learnable_dataset.path / "tokens.bin", "--out", tmp_path / "x", "--tokenizer",
+          exported / "tokenizer.json", "--cased"], ["does not apply", "tokenizer.json"]),
+    ]
+    for args, needles in cases:
+        code, _, err = cli(capsys, *args)
+        one_line_error(code, err, *needles)
+    assert existing.read_text() == "mine"
+
+
+@pytest.mark.parametrize("key, value", [("hidden_size", "128"), ("num_hidden_layers", None),
+                                        ("num_attention_heads", [2]), ("num_hidden_layers", True),
+                                        ("intermediate_size", -5)])
+def test_a_model_config_json_with_a_wrong_kind_of_size_names_the_file_and_key(capsys, trained, tmp_path, key, value):
+    from workbench.interop.huggingface import export_checkpoint
+
+    exported = export_checkpoint(trained, tmp_path / "export")
+    raw = json.loads((exported / "config.json").read_text())
+    raw[key] = value
+    (exported / "config.json").write_text(json.dumps(raw))
+    code, _, err = cli(capsys, "fill-mask", exported, "a [MASK] b")
+    one_line_error(code, err, "config.json", key)
+
+
+def test_a_weights_file_holding_code_is_one_line_never_run_and_the_run_is_failed(capsys, trained, learnable_dataset,
+                                                                                 tmp_path):
+    import pickle
+
+    from conftest import tiny_train_config
+    from workbench.config import dumps_toml
+    from workbench.interop.huggingface import export_checkpoint
+    from workbench.store.repository import RunRepository
+
+    proof = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (proof,))
+
+    exported = export_checkpoint(trained, tmp_path / "export")
+    (exported / "model.safetensors").unlink()
+    (exported / "pytorch_model.bin").write_bytes(pickle.dumps(Payload()))
+    config = tiny_train_config(learnable_dataset.path, max_steps=2, init_from=str(exported))
+    config.train.output_dir = str(tmp_path / "runs")
+    (tmp_path / "run.toml").write_text(dumps_toml(config))
+    db = tmp_path / "runs.db"
+    code, _, err = cli(capsys, "train", tmp_path / "run.toml", "--db", db)
+    one_line_error(code, err, "pytorch_model.bin", "something other than model weights")
+    assert not proof.exists()
+    (run,) = RunRepository(str(db)).list_runs()
+    assert run.status == "failed" and "something other than model weights" in run.reason
+
+
+def test_a_label_column_that_is_an_id_is_refused_and_the_chosen_columns_are_named(capsys, trained, tmp_path):
+    from workbench.data.labelled import read_labelled
+
+    ids = tmp_path / "reviews.csv"
+    ids.write_text("review,id\n" + "".join(f"text of review {i},{i}\n" for i in range(200)))
+    code, _, err = cli(capsys, "finetune", trained, "--data", ids, "--no-db")
+    one_line_error(code, err, "'id'", "200 different values in 200 rows", "looks like an id", "--label-column")
+    good = tmp_path / "good.csv"
+    good.write_text("review,stars\n" + "".join(f"text of review {i},{i % 3}\n" for i in range(60)))
+    data = read_labelled(good)
+    assert data.columns == "text 'review' (no column named 'text': the first column), label 'stars' " \
+                           "(no column named 'label': the last column)"
+
+
+def test_cased_or_lowercase_decides_a_vocab_txt_tokenizer(capsys, learnable_dataset, tmp_path):
+    vocab = write_vocab(tmp_path / "vocab.txt", ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] +
+                        list(string.ascii_lowercase) + ["the", "river", "##s"])
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("The River flows.\nRivers are long.\n\nAnother document here.\nIt has two lines.\n")
+    for flag, lowercase in (("--cased", False), ("--lowercase", True), (None, True)):
+        out = tmp_path / f"ds{flag}"
+        code, _, err = cli(capsys, "prepare", corpus, "--out", out, "--tokenizer", vocab, *([flag] if flag else []))
+        assert code == 0, err
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["tokenizer"]["lowercase"] is lowercase, flag
+
+
+def test_run_filters_that_raised_now_match_nothing_or_say_why():
+    from workbench.store.run_filter import FilterError, compile_filter
+
+    assert compile_filter("-name > 1")({"name": "run"}) is False
+    assert compile_filter("-steps < 0")({"steps": 5}) is True
+    for text in ("not " * 100_000 + "x", "(" * 100_000 + "x" + ")" * 100_000, "not " * 200 + "steps > 1"):
+        with pytest.raises(FilterError, match="too long|nested too deeply"):
+            compile_filter(text)
+
+
+def test_a_file_size_limit_while_preparing_is_one_line_and_leaves_no_dataset(tmp_path):
+    import resource
+    import subprocess
+    import sys
+
+    from conftest import write_text_corpus
+
+    corpus = write_text_corpus(tmp_path / "c.txt", documents=300)
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    result = subprocess.run([sys.executable, "-m", "workbench", "prepare", corpus, "--out", tmp_path / "ds",
+                             "--vocab-size", "2000"], capture_output=True, text=True, preexec_fn=limit, timeout=300)
+    one_line_error(result.returncode, result.stderr, "cannot write", "nothing was replaced")
+    assert not (tmp_path / "ds").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".ds")]

@@ -33,7 +33,8 @@ class WriteError(WorkbenchError):
 
 @contextlib.contextmanager
 def writing(what: str | os.PathLike) -> Iterator[None]:
-    """Turn the usual file-system failures while writing ``what`` into a ``WriteError`` naming it."""
+    """Turn the usual file-system failures while writing ``what`` into a ``WriteError`` naming it (also when a
+    native library - tokenizers, safetensors, torch - wraps the OS error in an exception of its own)."""
     try:
         yield
     except OSError as exc:
@@ -41,12 +42,18 @@ def writing(what: str | os.PathLike) -> Iterator[None]:
             where = exc.filename or what
             raise WriteError(f"{where}: cannot write ({_DISK_ERRORS[exc.errno]}); nothing was replaced") from None
         raise
+    except Exception as exc:
+        if is_write_failure(exc):
+            raise WriteError(f"{what}: cannot write ({first_line(exc)}); nothing was replaced") from None
+        raise
 
 
 def is_write_failure(exc: BaseException) -> bool:
-    """True for the errors safetensors and torch.save raise when the disk fails under them (they wrap the OSError)."""
+    """True for the errors safetensors, torch.save and tokenizers (a bare ``Exception``) raise when the disk fails
+    under them (they wrap the OSError)."""
     text = str(exc).lower()
-    return (isinstance(exc, RuntimeError) or type(exc).__name__ == "SafetensorError") and any(
+    native = isinstance(exc, RuntimeError) or type(exc) is Exception or type(exc).__name__ == "SafetensorError"
+    return native and any(
         needle in text for needle in ("os error", "file too large", "no space", "failed writing", "quota", "read-only"))
 
 

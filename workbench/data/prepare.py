@@ -113,8 +113,9 @@ def prepare_dataset(
             tokenizer = load_tokenizer(config.tokenizer.path, config.tokenizer.loaded_case)
         else:
             tokenizer = _train_on_corpus(files, config, progress, should_stop, total)
-        tokenizer.save(str(partial / "tokenizer.json"))
-        save_vocab_txt(tokenizer, partial / "vocab.txt")
+        with writing(out / "tokenizer.json"):
+            tokenizer.save(str(partial / "tokenizer.json"))
+            save_vocab_txt(tokenizer, partial / "vocab.txt")
         counts, stats = _write_tokens(files, config, tokenizer, partial, diagnostics, progress, should_stop, total)
         manifest = {
             "format_version": FORMAT_VERSION,

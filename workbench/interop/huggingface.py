@@ -18,18 +18,19 @@ Weights are read only through safetensors or ``torch.load(weights_only=True)``.
 from __future__ import annotations
 
 import json
+import warnings
 import os
 import shutil
 from pathlib import Path
 
 import torch
 
-from workbench.config import ModelConfig, WorkbenchConfig
+from workbench.config import ModelConfig, WorkbenchConfig, section_from_dict
 from workbench.data.tokenizer import SPECIAL_TOKENS, describe, load_tokenizer, save_vocab_txt
 from workbench.durable_io import (
     WriteError, first_line, fsync_dir, fsync_tree, is_write_failure, remove_stale_partials, temporary_sibling, writing,
 )
-from workbench.errors import WorkbenchError
+from workbench.errors import ConfigError, WorkbenchError
 from workbench.model import build_model
 from workbench.ownership import check_export_folder, write_export_marker
 from workbench import checkpoint as ckpt
@@ -190,6 +191,8 @@ def model_config_from_hf(folder: Path) -> ModelConfig:
         raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InteropError(f"{folder / 'config.json'}: cannot read ({exc})") from None
+    if not isinstance(raw, dict):
+        raise InteropError(f"{folder / 'config.json'}: holds a {type(raw).__name__}, not a model config object")
     if raw.get("model_type") == "modernbert":
         return _modernbert_config_from_hf(folder, raw)
     if raw.get("model_type") not in (None, "bert"):
@@ -200,7 +203,18 @@ def model_config_from_hf(folder: Path) -> ModelConfig:
     if raw.get("hidden_act", "gelu") != "gelu" or raw.get("position_embedding_type", "absolute") != "absolute":
         raise InteropError(f"{folder}: only BERT with gelu and absolute positions is supported")
     values = {k: raw[k] for k in _CONFIG_KEYS if k in raw}
-    return ModelConfig(architecture="bert", preset="custom", **values)
+    return _typed_model_config(folder, {"architecture": "bert", "preset": "custom", **values})
+
+
+def _typed_model_config(folder: Path, values: dict) -> ModelConfig:
+    """``values`` read as the ``[model]`` section is: each of its type (``true`` is no layer count, a string
+    no size), within its bounds; an error names the config.json and the key."""
+    try:
+        config = section_from_dict(ModelConfig, values)
+        config.validate(require_sizes=True)
+    except ConfigError as exc:
+        raise InteropError(f"{folder / 'config.json'}: {str(exc).replace('model.', '')}") from None
+    return config
 
 
 def _modernbert_config_from_hf(folder: Path, raw: dict) -> ModelConfig:
@@ -210,20 +224,22 @@ def _modernbert_config_from_hf(folder: Path, raw: dict) -> ModelConfig:
         raise InteropError(f"{folder / 'config.json'}: lacks {', '.join(missing)}")
     layer_types = raw.get("layer_types") or (["full_attention"] if raw.get("global_attn_every_n_layers", 3) == 1
                                              else ["sliding_attention"])
-    if any(t != "full_attention" for t in layer_types):
+    if not isinstance(layer_types, list) or any(t != "full_attention" for t in layer_types):
         raise InteropError(f"{folder}: a ModernBERT with local (sliding-window) attention layers; the workbench "
                            "trains ModernBERT with global attention in every layer")
     if raw.get("hidden_activation", "gelu") not in ("gelu", "gelu_python") or raw.get("norm_bias") or \
             raw.get("attention_bias") or raw.get("mlp_bias") or not raw.get("decoder_bias", True):
         raise InteropError(f"{folder}: only ModernBERT with gelu, no biases and a decoder bias is supported")
-    theta = ((raw.get("rope_parameters") or {}).get("full_attention") or {}).get("rope_theta") or \
-        raw.get("global_rope_theta", 160000.0)
-    return ModelConfig(architecture="modernbert", preset="custom", **{k: raw[k] for k in keys},
-                       max_position_embeddings=raw.get("max_position_embeddings", 8192),
-                       layer_norm_eps=raw.get("norm_eps", 1e-5), rope_theta=float(theta),
-                       initializer_range=raw.get("initializer_range", 0.02),
-                       hidden_dropout_prob=raw.get("mlp_dropout", 0.0),
-                       attention_probs_dropout_prob=raw.get("attention_dropout", 0.0))
+    rope = raw.get("rope_parameters")
+    full = rope.get("full_attention") if isinstance(rope, dict) else None
+    theta = (full.get("rope_theta") if isinstance(full, dict) else None) or raw.get("global_rope_theta", 160000.0)
+    return _typed_model_config(folder, {
+        "architecture": "modernbert", "preset": "custom", **{k: raw[k] for k in keys},
+        "max_position_embeddings": raw.get("max_position_embeddings", 8192),
+        "layer_norm_eps": raw.get("norm_eps", 1e-5), "rope_theta": theta,
+        "initializer_range": raw.get("initializer_range", 0.02),
+        "hidden_dropout_prob": raw.get("mlp_dropout", 0.0),
+        "attention_probs_dropout_prob": raw.get("attention_dropout", 0.0)})
 
 
 def read_hf_weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -239,7 +255,9 @@ def read_hf_weights(folder: Path) -> dict[str, torch.Tensor]:
     else:
         raise InteropError(f"{folder}: no model.safetensors or pytorch_model.bin")
     try:
-        tensors = load()
+        with warnings.catch_warnings():      # torch warns about pickle protocols on the way to refusing a file
+            warnings.simplefilter("ignore")
+            tensors = load()
     except Exception as exc:     # a pickle with code in it, a damaged zip or header, not a weights file at all
         said = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise InteropError(f"{path}: holds something other than model weights, so it was not loaded ({said})") \

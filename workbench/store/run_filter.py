@@ -31,6 +31,8 @@ _COMPARE = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.
             ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b}
 _LITERALS = {"true": True, "false": False, "True": True, "False": False, "none": None, "None": None}
 OPERATOR_CHARS = ("<", ">", "=", "!")
+MAX_LENGTH = 2000       # characters of an expression
+MAX_DEPTH = 64          # nesting of its pieces (not, parentheses, lists): far beyond what a person types
 
 
 def looks_like_expression(text: str) -> bool:
@@ -42,8 +44,12 @@ def compile_filter(text: str, known: set[str] | None = None) -> Callable[[dict],
     """A predicate over a run's namespace (``{name: value}``). ``known``: the names that exist; any other
     name is an error that lists a few of them."""
     source = " ".join(text.split())
+    if len(source) > MAX_LENGTH:
+        raise FilterError(f"filter {source[:40]!r}...: too long ({len(source):,} characters; at most {MAX_LENGTH:,})")
     try:
         tree = ast.parse(source, mode="eval")
+    except (RecursionError, MemoryError):
+        raise FilterError(f"filter {source[:40]!r}...: nested too deeply") from None
     except SyntaxError as exc:
         where = f" at column {exc.offset}" if exc.offset else ""
         raise FilterError(f"filter {source!r}: not an expression{where} (e.g. masking.probability >= 0.2 "
@@ -78,6 +84,16 @@ class _Checker(ast.NodeVisitor):
 
     def __init__(self, source: str, known: set[str] | None):
         self.source, self.known = source, known
+        self.depth = 0
+
+    def visit(self, node):
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise FilterError(f"filter {self.source[:40]!r}...: nested too deeply (more than {MAX_DEPTH} levels)")
+            return super().visit(node)
+        finally:
+            self.depth -= 1
 
     def fail(self, node, what: str):
         piece = ast.get_source_segment(self.source, node) or ""
@@ -138,7 +154,10 @@ def _evaluate(node, namespace: dict):
     if isinstance(node, ast.UnaryOp):
         if isinstance(node.op, ast.Not):
             return not _truth(node.operand, namespace)
-        return -_evaluate(node.operand, namespace)
+        value = _evaluate(node.operand, namespace)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise _Missing                       # -name, -[1]: no number to negate, so no match
+        return -value
     if isinstance(node, ast.Compare):
         left = _evaluate(node.left, namespace)
         for op, right_node in zip(node.ops, node.comparators):
