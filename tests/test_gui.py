@@ -76,6 +76,29 @@ def test_window_has_its_named_panels_and_controls(make_window):
     assert "torch" in window.about_text() and "Version" in window.about_text()
 
 
+def test_each_dock_group_shows_one_tab_bar_fresh_restored_and_reset(make_window, qtbot):
+    from workbench.gui.dock_layout import visible_tab_bars
+
+    groups = [["Training", "Corpus"], ["Live plots", "Masking preview", "Compare"], ["Runs", "Probe", "Fine-tune"]]
+    window = make_window()
+    qtbot.waitUntil(lambda: sorted(visible_tab_bars(window)) == sorted(groups), timeout=5000)
+    window.tabifyDockWidget(window.docks["corpus"], window.docks["probe"])      # a person rearranges
+    qtbot.waitUntil(lambda: ["Training", "Corpus", "Probe"] in visible_tab_bars(window), timeout=5000)
+    window.save_settings()
+    window.close()
+    again = make_window()                                                      # the saved layout comes back
+    qtbot.waitUntil(lambda: sorted(visible_tab_bars(again)) == sorted(
+        [["Training", "Corpus", "Probe"], ["Live plots", "Masking preview", "Compare"], ["Runs", "Fine-tune"]]),
+        timeout=5000)
+    again.reset_layout()
+    qtbot.waitUntil(lambda: sorted(visible_tab_bars(again)) == sorted(groups), timeout=5000)
+    assert [a.text() for a in again.view_menu.actions()[:8]] == [
+        "Training", "Corpus", "Live plots", "Masking preview", "Runs", "Compare", "Probe", "Fine-tune"]
+    again.view_menu.actions()[7].trigger()                                     # View still shows and hides them
+    assert again.docks["finetune"].isHidden()
+    assert again.docks["runs"].widget() is again.runs and again.runs.isVisible()
+
+
 def test_form_validates_as_you_type(make_window, corpus, qtbot):
     window = make_window()
     prepare(qtbot, window, corpus)

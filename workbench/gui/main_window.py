@@ -28,6 +28,7 @@ from workbench.gui.panels.plots_panel import PlotsPanel
 from workbench.gui.panels.probe_panel import ProbePanel
 from workbench.gui.panels.runs_panel import RunsPanel
 from workbench.gui.panels.training_panel import TrainingPanel
+from workbench.gui.dock_layout import default_state, hide_empty_tab_bars
 from workbench.gui.run_settings import RunSettings
 from workbench.gui.workers import (FinetuneWorker, PrepareWorker, TrainingWorker, start_in_thread,
                                    wait_for_background)
@@ -78,29 +79,24 @@ class MainWindow(QMainWindow):
         self.probe = ProbePanel()
         self.finetune = FinetunePanel()
         self.finetune_job = None     # (thread, worker)
-        self.docks: dict[str, QDockWidget] = {}
-        for key, title, panel in (("training", "Training", self.training), ("corpus", "Corpus", self.corpus),
-                                  ("plots", "Live plots", self.plots), ("masking", "Masking preview", self.masking),
-                                  ("runs", "Runs", self.runs), ("compare", "Compare", self.compare),
-                                  ("probe", "Probe", self.probe),
-                                  ("finetune", "Fine-tune", self.finetune)):
-            dock = QDockWidget(title, self)
-            dock.setObjectName(f"{key}Dock")
-            dock.setWidget(panel)
-            self.docks[key] = dock
+        self.panels = {"training": ("Training", self.training), "corpus": ("Corpus", self.corpus),
+                       "plots": ("Live plots", self.plots), "masking": ("Masking preview", self.masking),
+                       "runs": ("Runs", self.runs), "compare": ("Compare", self.compare),
+                       "probe": ("Probe", self.probe), "finetune": ("Fine-tune", self.finetune)}
+        self.docks: dict[str, QDockWidget] = {key: self._new_dock(key) for key in self.panels}
         self.setDockNestingEnabled(True)
         central = QWidget()
         central.setMaximumSize(0, 0)
         self.setCentralWidget(central)
-        self.default_state = None
-        self._default_layout()
-        self.default_state = self.saveState(SETTINGS_VERSION)
+        self.default_state = default_state(list(self.panels), SETTINGS_VERSION)
 
         self._build_actions()
         self._build_status_bar()
         self._connect()
         self.resize(1500, 950)
         self.restored_layout = self._restore_settings()
+        if not self.restored_layout:      # the one restore into fresh docks: Qt draws no stale tab bars then
+            self.restoreState(self.default_state, SETTINGS_VERSION)
         QTimer.singleShot(0, self.open_repository)
         if prepare_on_start:
             QTimer.singleShot(0, self.corpus.request_prepare)
@@ -122,25 +118,12 @@ class MainWindow(QMainWindow):
 
     # --- layout ------------------------------------------------------------------------------------
 
-    def _default_layout(self) -> None:
-        """Settings on the left; curves and the masking preview on top right; runs and probe below."""
-        d = self.docks
-        for dock in d.values():
-            dock.setFloating(False)
-            dock.show()
-        self.addDockWidget(Qt.LeftDockWidgetArea, d["training"])
-        self.addDockWidget(Qt.RightDockWidgetArea, d["plots"])
-        self.splitDockWidget(d["plots"], d["runs"], Qt.Vertical)
-        self.tabifyDockWidget(d["training"], d["corpus"])
-        self.tabifyDockWidget(d["plots"], d["masking"])
-        self.tabifyDockWidget(d["plots"], d["compare"])
-        self.tabifyDockWidget(d["runs"], d["probe"])
-        self.tabifyDockWidget(d["runs"], d["finetune"])
-        self.resizeDocks([d["training"], d["plots"]], [430, 1070], Qt.Horizontal)
-        self.resizeDocks([d["plots"], d["runs"]], [700, 230], Qt.Vertical)
-        d["plots"].raise_()
-        d["runs"].raise_()
-        d["training"].raise_()
+    def _new_dock(self, key: str) -> QDockWidget:
+        title, panel = self.panels[key]
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"{key}Dock")
+        dock.setWidget(panel)
+        return dock
 
     def _default_sizes(self) -> None:
         """Give the curves most of the height once the window has its real size."""
@@ -157,7 +140,18 @@ class MainWindow(QMainWindow):
                 QTimer.singleShot(0, self._default_sizes)
 
     def reset_layout(self) -> None:
+        """The default arrangement, in new docks holding the same panels: restoring a state over docks that
+        are laid out leaves Qt's old tab bars drawn (see ``dock_layout``)."""
+        import shiboken6
+
+        for key, old in list(self.docks.items()):
+            self.docks[key] = self._new_dock(key)        # takes the panel over
+            self.removeDockWidget(old)
+            shiboken6.delete(old)                       # now, with its View action: its name must not be found
+        self.view_menu.insertActions(self.view_menu.actions()[0] if self.view_menu.actions() else None,
+                                     [dock.toggleViewAction() for dock in self.docks.values()])
         self.restoreState(self.default_state, SETTINGS_VERSION)
+        hide_empty_tab_bars(self)
         self._default_sizes()
 
     def _build_actions(self) -> None:
@@ -193,7 +187,7 @@ class MainWindow(QMainWindow):
                               "one starts"))
         menu.addAction(action("Cancel the sweep", self.cancel_sweep, tip="Stop the run in progress (with a "
                               "checkpoint) and cancel the waiting runs"))
-        menu = self.menuBar().addMenu("&View")
+        menu = self.view_menu = self.menuBar().addMenu("&View")
         for dock in self.docks.values():
             menu.addAction(dock.toggleViewAction())
         menu.addSeparator()
@@ -245,8 +239,7 @@ class MainWindow(QMainWindow):
         geometry, state = s.value("geometry"), s.value("state")
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
-        if isinstance(state, QByteArray):
-            self.restoreState(state, SETTINGS_VERSION)
+        restored = isinstance(state, QByteArray) and self.restoreState(state, SETTINGS_VERSION)
         sources = s.value("corpus/sources") or []
         sources = [sources] if isinstance(sources, str) else list(sources)
         self.corpus.set_sources(sources, sample=str(s.value("corpus/sample", "true")).lower() == "true" or not sources)
@@ -260,7 +253,7 @@ class MainWindow(QMainWindow):
                 self.apply_config(config)
             except Exception:  # a stale or hand-edited setting: keep the defaults
                 pass
-        return isinstance(state, QByteArray)
+        return restored
 
     def save_settings(self) -> None:
         s = self.settings

@@ -18,9 +18,9 @@ Weights are read only through safetensors or ``torch.load(weights_only=True)``.
 from __future__ import annotations
 
 import json
-import warnings
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import torch

@@ -145,7 +145,10 @@ class RunsPanel(QWidget):
         table_layout.addLayout(buttons)
         splitter.addWidget(table_box)
         splitter.addWidget(lower)
-        splitter.setSizes([200, 260])
+        splitter.setStretchFactor(0, 1)          # the table takes the height the differences do not need
+        splitter.setStretchFactor(1, 0)
+        self.splitter = splitter
+        self._fit_differences(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(splitter)
@@ -261,6 +264,13 @@ class RunsPanel(QWidget):
         self.empty_hint.setVisible(not summaries)
         self._apply_filter()
 
+    def _fit_differences(self, shown: bool) -> None:
+        """Show or hide the table of differing settings; hidden, its area shrinks to its one line of text."""
+        self.diff.setVisible(shown)
+        total = max(sum(self.splitter.sizes()), 300)
+        lower = total * 9 // 20 if shown else self.splitter.widget(1).minimumSizeHint().height()
+        self.splitter.setSizes([total - lower, lower])
+
     def _apply_filter(self) -> None:
         """Words match names and tags; an expression (``masking.probability >= 0.2 and eval_mlm_loss < 5``)
         is checked against each run's settings and latest values; a bad one is named under the box."""
@@ -320,7 +330,8 @@ class RunsPanel(QWidget):
 
     def _show_diff(self, ids: list[int]) -> None:
         runs = [self.runs[i] for i in ids if i in self.runs]
-        self.diff.setVisible(len(runs) >= 2)
+        if self.diff.isHidden() == (len(runs) >= 2):
+            self._fit_differences(len(runs) >= 2)
         if len(runs) < 2:
             self.diff.setRowCount(0)
             self.diff.setColumnCount(0)
