@@ -7,6 +7,8 @@
   pressable (the shipped sample text unpacked, its tokenizer trained, the text encoded), with and without
   the text already unpacked in the user cache;
 * plots: append 1,000,000 points to every curve, then time redraws (setData + paint);
+* fair share (``--fair-share`` alone): the window's run with and without two other training processes on
+  the machine, for each way its thread can yield to the window (niceness, SCHED_BATCH): steps/s and lateness;
 * responsiveness: while a ``tiny`` run trains at full speed on the sample corpus, a 10 ms timer
   on the GUI thread records how late it fires (p50 / p99 / max); the run database first gets
   ``--history-runs`` past runs of ``--history-points`` metric points each (default 100 x 100,000),
@@ -150,10 +152,15 @@ def populate_history(db: str, runs: int, points: int) -> dict:
     return {"runs": runs, "points_per_run": steps * len(STEP_METRICS), "seconds": round(time.perf_counter() - started)}
 
 
-def lateness_while_training(app, work: Path, seconds: float) -> dict:
+def lateness_while_training(app, work: Path, seconds: float, priority: tuple[str, int] | None = None,
+                            before_stop=None) -> dict:
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
 
+    from workbench.gui import workers
     from workbench.gui.main_window import MainWindow
+
+    if priority is not None:
+        workers.TRAINING_PRIORITY = priority
 
     window = MainWindow(db=str(work / "runs.db"), data_dir=work / "data",
                         settings=QSettings(str(work / "train.ini"), QSettings.IniFormat))
@@ -168,18 +175,75 @@ def lateness_while_training(app, work: Path, seconds: float) -> dict:
     form[("train", "eval_every")].setValue(0)
     form[("train", "checkpoint_every")].setValue(0)
     window.training.start_button.click()
-    while window.plots.point_count() < 3:
-        app.processEvents()
-        time.sleep(0.005)
+    pressed = time.perf_counter()
+    if priority is None:                   # the plain measurement starts once the run steps
+        while window.plots.point_count() < 3:
+            app.processEvents()
+            time.sleep(0.005)
     timer, late = lateness_probe()
+    first = window.plots.point_count()
+    begun = time.perf_counter()
+    first_step = [None]
+
+    def watch_first_step():
+        if first_step[0] is None and window.plots.point_count() > 0:
+            first_step[0] = time.perf_counter() - pressed
+
+    watcher = QTimer()
+    watcher.timeout.connect(watch_first_step)
+    watcher.start(100)
     loop = QEventLoop()  # the application's own event loop, as when a person watches the run
     QTimer.singleShot(int(seconds * 1000), loop.quit)
     loop.exec()
     timer.stop()
+    watcher.stop()
     steps = window.plots.point_count()
+    measured = time.perf_counter() - begun
+    dataset = str(window.dataset.path)
+    if before_stop is not None:          # the competitors go first: a starved run would take minutes to stop
+        before_stop()
     window.stop_and_wait()
     window.close()
-    return {"ticks": len(late), "steps_trained": steps, "lateness_ms": lateness_summary(late)}
+    return {"ticks": len(late), "steps_trained": steps, "steps_per_second": round((steps - first) / measured, 2),
+            "seconds_from_start_to_first_step": None if first_step[0] is None else round(first_step[0], 1),
+            "lateness_ms": lateness_summary(late), "dataset": dataset}
+
+
+PRIORITIES = {"nice 10 (before)": ("nice", 10), "nice 3": ("nice", 3), "nice 0": ("nice", 0),
+              "SCHED_BATCH": ("batch", 0), "SCHED_BATCH + nice 3": ("batch", 3)}
+
+
+def fair_share(app, work: Path, seconds: float, competitors: int = 2) -> dict:
+    """The window's run against ``competitors`` other training processes (CLI runs of the same tiny model on the
+    same data, torch's default threads): its steps/s and the window's timer lateness, for each way the
+    training thread can yield (``PRIORITIES``), alone and with the competitors."""
+    import signal
+
+    results = {}
+    dataset = None
+    for label, priority in PRIORITIES.items():
+        alone = lateness_while_training(app, work, seconds, priority)
+        dataset = alone.pop("dataset")
+        others = [subprocess.Popen([sys.executable, "-m", "workbench", "train", "--dataset", dataset, "--no-db",
+                                    "--set", 'model.preset="tiny"', "--set", "train.max_minutes=30",
+                                    "--out", str(work / f"competitor-{label}-{i}".replace(" ", "_"))],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(competitors)]
+        time.sleep(8)                                    # they import torch and start training
+
+        def stop_others():
+            for other in others:
+                other.send_signal(signal.SIGKILL)
+                other.wait()
+        try:
+            loaded = lateness_while_training(app, work, seconds, priority, before_stop=stop_others)
+        finally:
+            stop_others()
+        loaded.pop("dataset")
+        keys = ("steps_per_second", "seconds_from_start_to_first_step", "lateness_ms")
+        results[label] = {"alone": {key: alone[key] for key in keys},
+                          f"with_{competitors}_training_processes": {key: loaded[key] for key in keys}}
+        print(label, json.dumps(results[label]), file=sys.stderr, flush=True)
+    return results
 
 
 def lateness_probe():
@@ -214,9 +278,17 @@ def main() -> None:
     parser.add_argument("--train-seconds", type=float, default=20.0)
     parser.add_argument("--history-runs", type=int, default=100)
     parser.add_argument("--history-points", type=int, default=100_000)
+    parser.add_argument("--fair-share", action="store_true", help="only: the window's run against two other "
+                        "training processes, for each way its thread can yield (steps/s and timer lateness)")
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     work = Path(tempfile.mkdtemp(prefix="wb-gui-bench-"))
+    if args.fair_share:
+        from PySide6.QtWidgets import QApplication
+
+        app = QApplication([])
+        print(json.dumps({"fair_share": fair_share(app, work, args.train_seconds)}, indent=1))
+        return
     results = {"first_paint": first_paint(work),
                "start_pressable_after_window_shown_s": {"fresh_profile_and_cache": ready_on_a_fresh_profile(work, False),
                                                         "fresh_profile": ready_on_a_fresh_profile(work, True)}}

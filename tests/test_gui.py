@@ -403,6 +403,28 @@ def test_an_example_sweep_is_one_click_from_the_help_menu_over_the_current_confi
     assert dialog.keys[0].currentData() == "nsp.objective" and dialog.keys[1].currentData() is None
 
 
+def test_the_sweep_dialog_asks_before_queueing_more_than_200_runs(qtbot, monkeypatch):
+    from PySide6.QtWidgets import QDialog, QDialogButtonBox
+
+    from workbench.config import WorkbenchConfig
+    from workbench.gui.sweep_dialog import SweepDialog
+
+    dialog = SweepDialog(WorkbenchConfig(), {"grid": {"masking.probability": [0.1, 0.2, 0.3]},
+                                             "seeds": list(range(100))})
+    qtbot.addWidget(dialog)
+    ok = dialog.buttons.button(QDialogButtonBox.Ok)
+    assert "300 runs: you will be asked to confirm" in dialog.summary.text() and ok.isEnabled()
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.No)
+    dialog.accept()
+    assert asked and "300 runs" in asked[0] and dialog.spec is None and dialog.result() != QDialog.Accepted
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Yes)
+    dialog.accept()
+    assert dialog.result() == QDialog.Accepted and dialog.spec.run_count == 300
+    dialog.seeds.setText(", ".join(str(seed) for seed in range(4000)))      # 12,000 runs: never queued
+    assert "at most 10,000" in dialog.summary.text() and not ok.isEnabled() and dialog.spec is None
+
+
 def test_the_live_plots_say_a_run_without_a_pair_task_records_no_nsp(qtbot):
     import warnings
 

@@ -184,18 +184,33 @@ class FinetuneWorker(QObject):
         self.done.emit(comparison.summary(), recorded)
 
 
-def lower_thread_priority(niceness: int = 10) -> None:
-    """Let the GUI thread win the CPU: on Linux, nice this thread (and the compute threads it starts).
+# How the window's training and fine-tuning threads yield to the window: a scheduling class and a niceness
+# for this thread and the compute threads torch starts from it. Measured in benchmarks/gui_responsiveness.py
+# (--fair-share), on 2 cores with and without two other training processes; see the README.
+TRAINING_PRIORITY: tuple[str, int] = ("batch", 0)
 
-    Training keeps every core busy; without this the window's timers fire up to
-    ~100 ms late on a 2-core machine. Threads that torch starts from here inherit
-    the niceness, and an otherwise idle machine trains exactly as fast.
+
+def lower_thread_priority(priority: tuple[str, int] | None = None) -> None:
+    """Let the GUI thread win the CPU without starving the run: on Linux, put this thread (and the compute
+    threads it starts, which inherit it) in ``SCHED_BATCH`` and/or nice it, per ``TRAINING_PRIORITY``.
+
+    ``SCHED_BATCH`` keeps the run's fair share of the cores against other programs (a niceness of 10 gave it
+    a tenth of a core next to two busy processes) while the window, which sleeps and wakes, preempts it.
     """
     import os
 
-    if hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
+    kind, niceness = priority or TRAINING_PRIORITY
+    if not hasattr(threading, "get_native_id"):
+        return
+    thread = threading.get_native_id()
+    if kind == "batch" and hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_BATCH"):
         try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+            os.sched_setscheduler(thread, os.SCHED_BATCH, os.sched_param(0))
+        except OSError:
+            pass
+    if niceness and hasattr(os, "setpriority"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, thread, niceness)
         except OSError:
             pass
 
