@@ -52,6 +52,17 @@ def test_a_bad_sweep_is_refused_naming_the_key(raw, message):
         sweep_from_dict(raw, source="s.toml")
 
 
+def write_sweep(tmp_path, dataset, name: str, probabilities: list[float], seeds: list[int], **train):
+    """A sweep file over a tiny base config, both in ``tmp_path``; (the sweep file, the database URL)."""
+    base = tiny_train_config(dataset.path, **train)
+    base.train.output_dir = str(tmp_path / "runs")
+    (tmp_path / "base.toml").write_text(dumps_toml(base), encoding="utf-8")
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text(f'name = "{name}"\nbase = "base.toml"\nseeds = {seeds}\n[grid]\n'
+                     f'"masking.probability" = {probabilities}\n', encoding="utf-8")
+    return sweep, f"sqlite:///{tmp_path / 'runs.db'}"
+
+
 def test_a_seed_varied_in_the_grid_is_the_seed_each_run_trains_with():
     runs = plan(sweep_from_dict({"grid": {"train.seed": [1, 2, 3]}}))
     assert [run.config.train.seed for run in runs] == [1, 2, 3]
@@ -136,14 +147,9 @@ def test_the_queue_reorders_pauses_and_cancels(tmp_path):
 
 
 def test_a_killed_sweep_resumes_its_queue_and_the_interrupted_run(learnable_dataset, tmp_path):
-    db = f"sqlite:///{tmp_path / 'runs.db'}"
-    base = tiny_train_config(learnable_dataset.path, max_steps=400, checkpoint_every=10, log_every=1)
-    base.train.output_dir = str(tmp_path / "runs")
-    (tmp_path / "base.toml").write_text(dumps_toml(base), encoding="utf-8")
-    (tmp_path / "sweep.toml").write_text(
-        'name = "rate"\nbase = "base.toml"\nseeds = [0]\n[grid]\n"masking.probability" = [0.15, 0.3]\n',
-        encoding="utf-8")
-    process = subprocess.Popen([sys.executable, "-m", "workbench", "sweep", str(tmp_path / "sweep.toml"),
+    sweep_file, db = write_sweep(tmp_path, learnable_dataset, "rate", [0.15, 0.3], [0], max_steps=400,
+                                 checkpoint_every=10, log_every=1)
+    process = subprocess.Popen([sys.executable, "-m", "workbench", "sweep", str(sweep_file),
                                 "--db", db], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env=dict(os.environ, NO_COLOR="1"))
     for line in process.stdout:                     # kill it once the first run has a checkpoint
@@ -210,14 +216,9 @@ def test_processes_claiming_from_one_sweep_never_take_the_same_run(tmp_path, dat
 def test_a_sweep_runs_n_at_a_time_in_worker_processes(learnable_dataset, tmp_path):
     from workbench.services.sweep_runner import plan_workers
 
-    db = f"sqlite:///{tmp_path / 'runs.db'}"
-    base = tiny_train_config(learnable_dataset.path, max_steps=6, checkpoint_every=0, log_every=3)
-    base.train.output_dir, base.train.threads, base.train.device = str(tmp_path / "runs"), 0, "auto"
-    (tmp_path / "base.toml").write_text(dumps_toml(base), encoding="utf-8")
-    (tmp_path / "sweep.toml").write_text(
-        'name = "two at once"\nbase = "base.toml"\nseeds = [0, 1]\n[grid]\n"masking.probability" = [0.15, 0.3]\n',
-        encoding="utf-8")
-    result = subprocess.run([sys.executable, "-m", "workbench", "sweep", str(tmp_path / "sweep.toml"),
+    sweep_file, db = write_sweep(tmp_path, learnable_dataset, "two at once", [0.15, 0.3], [0, 1], max_steps=6,
+                                 checkpoint_every=0, log_every=3, threads=0, device="auto")
+    result = subprocess.run([sys.executable, "-m", "workbench", "sweep", str(sweep_file),
                              "--parallel", "2", "--devices", "cpu", "--db", db], capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
@@ -237,19 +238,14 @@ def test_a_sweep_runs_n_at_a_time_in_worker_processes(learnable_dataset, tmp_pat
     assert main(["sweep", "--resume", "1", "--parallel", "0", "--db", db]) == 2
 
 
-def test_workers_of_a_killed_parallel_sweep_stop_with_it_and_resume_continues(learnable_dataset, tmp_path):
+def test_workers_of_a_killed_parallel_sweep_stop_with_it_and_pause_the_sweep(learnable_dataset, tmp_path):
     import time
 
     from workbench.durable_io import process_alive
 
-    db = f"sqlite:///{tmp_path / 'runs.db'}"
-    base = tiny_train_config(learnable_dataset.path, max_steps=5000, checkpoint_every=5, log_every=1)
-    base.train.output_dir = str(tmp_path / "runs")
-    (tmp_path / "base.toml").write_text(dumps_toml(base), encoding="utf-8")
-    (tmp_path / "sweep.toml").write_text(
-        'name = "orphans"\nbase = "base.toml"\nseeds = [0]\n[grid]\n"masking.probability" = [0.1, 0.2, 0.3]\n',
-        encoding="utf-8")
-    parent = subprocess.Popen([sys.executable, "-m", "workbench", "sweep", str(tmp_path / "sweep.toml"),
+    sweep_file, db = write_sweep(tmp_path, learnable_dataset, "orphans", [0.1, 0.2, 0.3], [0], max_steps=5000,
+                                 checkpoint_every=5, log_every=1)
+    parent = subprocess.Popen([sys.executable, "-m", "workbench", "sweep", str(sweep_file),
                                "--parallel", "2", "--devices", "cpu", "--db", db], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     started = 0
