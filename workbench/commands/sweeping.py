@@ -204,12 +204,13 @@ def _die_with_parent(parent: int | None) -> None:
     (PR_SET_PDEATHSIG); elsewhere a thread notices within a second that it was handed to another parent."""
     import ctypes
     import os
+    import sys
     import threading
     import time
 
     if parent is None:
         return
-    if hasattr(os, "sched_getaffinity"):           # Linux
+    if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)     # 1 = PR_SET_PDEATHSIG
         except (OSError, AttributeError):
