@@ -2,13 +2,14 @@
 
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from workbench.cli import main
-from workbench.config import WorkbenchConfig, tomllib
+from workbench.config import WorkbenchConfig
 from workbench.packaged import example_config, example_names, icon_path
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,18 +18,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import sys
+import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from workbench.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 
 def setting(default: Any, help: str, kind: str = "structural", choices: tuple = ()) -> Any:

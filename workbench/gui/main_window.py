@@ -246,7 +246,7 @@ class MainWindow(QMainWindow):
         text = s.value("training/config")
         if text:
             try:
-                from workbench.config import tomllib
+                import tomllib
 
                 config = WorkbenchConfig.from_dict(tomllib.loads(text))
                 config.data.dataset = ""
