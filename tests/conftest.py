@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import random
+import re
 import tempfile
 from pathlib import Path
 
@@ -17,6 +19,25 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 _TEST_DATA = tempfile.mkdtemp(prefix="workbench-tests-")
 os.environ["WORKBENCH_DB"] = os.path.join(_TEST_DATA, "runs.db")
 os.environ["XDG_STATE_HOME"] = os.path.join(_TEST_DATA, "state")  # the error log, too
+
+# Tiers (README: "Tests while you work"): `slow` is written on each test that takes over ~1.5 s; `gui` and
+# `subprocess` are found here, from the test's fixtures and source, so a new test is sorted without a decorator.
+_SPAWNS = re.compile(r"subprocess\.|Popen|sys\.executable|multiprocessing|torchrun|(?<![.\w])(run|popen|cli_process)\(")
+GUI_MODULES = ("test_gui", "test_panels_standalone", "test_compare_panel")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        function = getattr(item, "function", None)
+        if "qtbot" in getattr(item, "fixturenames", ()) or item.module.__name__ in GUI_MODULES:
+            item.add_marker(pytest.mark.gui)
+        try:
+            source = inspect.getsource(function) if function else ""
+        except (OSError, TypeError):
+            source = ""
+        if _SPAWNS.search(source) or "postgresql" in item.name:
+            item.add_marker(pytest.mark.subprocess)
+
 
 SUBJECTS = ["the cat", "a dog", "my neighbour", "the old sailor", "every student", "the quiet engineer",
             "our teacher", "the tired runner", "a small child", "the baker"]

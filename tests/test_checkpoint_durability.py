@@ -123,6 +123,7 @@ def test_metric_bookkeeping_and_schedule_survive_resume(learnable_dataset, tmp_p
     assert all(b <= a + 1e-12 for a, b in zip(lrs_after, lrs_after[1:]))
 
 
+@pytest.mark.slow
 def test_sigterm_stops_cleanly_with_a_checkpoint(learnable_dataset, tmp_path):
     args = ["train", "--dataset", str(learnable_dataset.path), "--no-db", "--out", str(tmp_path / "run"), *TINY,
             "--set", "train.max_steps=100000", "--json"]

@@ -28,6 +28,7 @@ def cli_run(learnable_dataset, tmp_path_factory):
     return folder, events
 
 
+@pytest.mark.slow
 def test_train_json_events(cli_run):
     _, events = cli_run
     types = [e["type"] for e in events]
@@ -39,6 +40,7 @@ def test_train_json_events(cli_run):
     assert events[-1]["status"] == "completed" and events[-1]["step"] == 12
 
 
+@pytest.mark.slow
 def test_text_output_and_resume_continues(cli_run, learnable_dataset):
     folder, _ = cli_run
     result = run("train", "--resume", folder / "run", "--set", "train.max_steps=15")
@@ -50,6 +52,7 @@ def test_text_output_and_resume_continues(cli_run, learnable_dataset):
     assert "cannot change train.learning_rate when resuming" in changed.stderr
 
 
+@pytest.mark.slow
 def test_without_a_pair_task_the_text_output_and_the_nsp_command_say_so(learnable_dataset, tmp_path):
     result = run("train", "--dataset", learnable_dataset.path, *TINY, "--set", "nsp.objective=\"none\"",
                  "--set", "train.max_steps=4", "--set", "train.log_every=2", "--out", tmp_path / "run")
@@ -62,6 +65,7 @@ def test_without_a_pair_task_the_text_output_and_the_nsp_command_say_so(learnabl
     assert refused.returncode == 2 and "trained without a pair task (nsp.objective = none)" in refused.stderr
 
 
+@pytest.mark.slow
 def test_export_fill_mask_and_nsp_commands(cli_run):
     folder, _ = cli_run
     result = run("export", folder / "run", "--out", folder / "hf")

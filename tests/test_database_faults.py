@@ -72,6 +72,7 @@ def test_a_full_disk_at_start_is_one_line_naming_the_database(small_disk, learna
     assert [run.name for run in RunRepository(str(db)).list_runs()] == ["kept"]     # nothing recorded was lost
 
 
+@pytest.mark.slow
 def test_a_disk_filling_during_a_run_makes_train_say_so_and_exit_2(small_disk, learnable_dataset, tmp_path):
     db = small_disk / "runs.db"
     config = tiny_train_config(learnable_dataset.path, max_steps=120, checkpoint_every=20, log_every=1)

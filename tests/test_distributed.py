@@ -32,6 +32,7 @@ WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_agree_and_match_one_process(learnable_dataset, tmp_path):
     from pathlib import Path
 
@@ -71,6 +72,7 @@ def torchrun(script, tests, dataset, out, steps, *resume, env=None):
     return json.loads((out / "rank0.json").read_text())
 
 
+@pytest.mark.slow
 def test_a_ddp_resume_continues_exactly(learnable_dataset, tmp_path):
     """Per-rank RNG (dropout) and data position are restored: the resumed curve equals the uninterrupted one."""
     from pathlib import Path
@@ -87,6 +89,7 @@ def test_a_ddp_resume_continues_exactly(learnable_dataset, tmp_path):
     assert resumed["digest"] == whole["digest"]
 
 
+@pytest.mark.slow
 def test_two_nodes_train_one_run_with_the_cluster_script(learnable_dataset, tmp_path):
     """packaging/cluster/torchrun-multinode.sh on two "nodes" of this machine (static rendezvous on
     localhost, gloo, one process each), with a TOML as the window saves it: one run, recorded once."""
@@ -119,6 +122,7 @@ def test_two_nodes_train_one_run_with_the_cluster_script(learnable_dataset, tmp_
     assert len(runs) == 1 and runs[0].status == "completed" and runs[0].steps == 6
 
 
+@pytest.mark.slow
 def test_ddp_without_a_pair_task_trains_though_the_pair_head_gets_no_gradient(learnable_dataset, tmp_path):
     import os
     from pathlib import Path

@@ -7,6 +7,7 @@ After each fault: nothing already recorded is lost, the database passes
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sqlite3
 import subprocess
@@ -17,18 +18,20 @@ from pathlib import Path
 import pytest
 
 from workbench import checkpoint as ckpt
+from workbench.durable_io import KILL_AT
 
 from conftest import write_text_corpus
 from test_cli import run
 from test_cli_train import TINY
 
 
-def popen(*args, limit_file_bytes: int | None = None) -> subprocess.Popen:
+def popen(*args, limit_file_bytes: int | None = None, kill_at: str | None = None) -> subprocess.Popen:
     def limits():  # the file-size limit is a full disk for every write of the child
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit_file_bytes, limit_file_bytes))
 
+    env = {**os.environ, KILL_AT: kill_at} if kill_at else None
     return subprocess.Popen([sys.executable, "-m", "workbench", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
+                            stderr=subprocess.PIPE, text=True, env=env,
                             preexec_fn=limits if limit_file_bytes is not None else None)
 
 
@@ -42,6 +45,7 @@ def big_corpus(tmp_path_factory) -> Path:
     return write_text_corpus(tmp_path_factory.mktemp("faults") / "big.txt", documents=30000, seed=3)  # ~12 MB: prepare takes seconds
 
 
+@pytest.mark.slow
 def test_kill_during_prepare_keeps_the_previous_dataset(big_corpus, tmp_path):
     small = write_text_corpus(tmp_path / "small.txt", documents=60)
     out = tmp_path / "ds"
@@ -58,20 +62,16 @@ def test_kill_during_prepare_keeps_the_previous_dataset(big_corpus, tmp_path):
     assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]  # the dead partials were cleaned up
 
 
-def test_kill_during_checkpoint_writes_leaves_a_resumable_run(learnable_dataset, tmp_path):
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["checkpoint:weights-written", "checkpoint:before-rename", "checkpoint:rotating"])
+def test_kill_during_checkpoint_writes_leaves_a_resumable_run(point, learnable_dataset, tmp_path):
     db, out = tmp_path / "runs.db", tmp_path / "run"
     process = popen("train", "--dataset", learnable_dataset.path, "--db", db, "--out", out, *TINY,
                     "--set", "train.max_steps=100000", "--set", "train.checkpoint_every=1",
-                    "--set", "train.keep_checkpoints=2", "--json")
-    seen = 0
-    for line in process.stdout:
-        if json.loads(line)["type"] == "checkpoint":
-            seen += 1
-            if seen == 7:
-                break
-    time.sleep(0.05)  # land somewhere inside the next checkpoint write
-    process.kill()
-    process.wait()
+                    "--set", "train.keep_checkpoints=2", "--json", kill_at=f"{point}@7")
+    out_text, _ = process.communicate(timeout=300)   # it kills itself exactly there, the 7th time
+    assert process.returncode == -9, out_text[-500:]
+    assert sum(json.loads(line)["type"] == "checkpoint" for line in out_text.splitlines()) >= 5
     assert integrity_ok(db)
     # Whatever the kill interrupted (a write, a rotation), every checkpoint that looks complete is.
     assert all(not ckpt.verify_checkpoint(p) for p in ckpt.list_checkpoints(out))
@@ -82,6 +82,7 @@ def test_kill_during_checkpoint_writes_leaves_a_resumable_run(learnable_dataset,
     assert all(not ckpt.verify_checkpoint(p) for p in ckpt.list_checkpoints(out))
 
 
+@pytest.mark.slow
 def test_kill_during_the_first_migration_leaves_a_usable_database(tmp_path):
     for attempt, delay in enumerate((0.3, 0.5, 0.7, 0.9)):
         db = tmp_path / f"fresh-{attempt}.db"
@@ -94,6 +95,7 @@ def test_kill_during_the_first_migration_leaves_a_usable_database(tmp_path):
         assert integrity_ok(db)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("what", ["prepare", "checkpoint", "export"])
 def test_a_full_disk_is_one_clear_line_and_nothing_half_written(what, learnable_dataset, big_corpus, tmp_path):
     if what == "prepare":
@@ -126,6 +128,7 @@ def test_a_full_disk_is_one_clear_line_and_nothing_half_written(what, learnable_
         assert not (out / "model.safetensors").exists() or (out / "config.json").exists()
 
 
+@pytest.mark.slow
 def test_two_trainings_into_one_folder_at_once(learnable_dataset, tmp_path):
     out = tmp_path / "run"
     args = ["train", "--dataset", learnable_dataset.path, "--no-db", "--out", out, *TINY,

@@ -41,6 +41,7 @@ def pretrained_run(learnable_dataset, tmp_path_factory):
     return run_dir
 
 
+@pytest.mark.slow
 def test_three_arms_learn_and_the_gain_is_their_difference(pretrained_run):
     train, heldout = split(topic_task(), 0.25)
     comparison = compare_arms(pretrained_run, train, heldout,
@@ -57,6 +58,7 @@ def test_three_arms_learn_and_the_gain_is_their_difference(pretrained_run):
     assert all(len(r.curve) >= 2 and r.steps == 40 for r in comparison.arms)
 
 
+@pytest.mark.slow
 def test_the_arms_see_the_same_data_and_head(pretrained_run):
     """With a learning rate of ~0 the two arms differ only in the encoder: same head, same batches."""
     from workbench.model.classifier import SequenceClassifier
@@ -75,6 +77,7 @@ def test_the_arms_see_the_same_data_and_head(pretrained_run):
     assert torch.equal(m1.classifier.weight, m2.classifier.weight)
 
 
+@pytest.mark.slow
 def test_export_loads_as_sequence_classification_and_predicts_the_same(pretrained_run, tmp_path, capsys):
     data = topic_task(200)
     path = tmp_path / "topics.csv"
@@ -126,6 +129,7 @@ def test_labelled_files_are_detected_and_bad_rows_named(tmp_path):
         read_labelled(bad, text_column="nope")
 
 
+@pytest.mark.slow
 def test_the_builtin_task_is_left_out_of_the_sample():
     from workbench.data.sample import _stdlib_sources
 
@@ -135,6 +139,7 @@ def test_the_builtin_task_is_left_out_of_the_sample():
     assert not any(f"/{package}/" in path for path in sources for package in task.label_names)
 
 
+@pytest.mark.slow
 def test_the_word_order_task_cannot_be_solved_by_a_bag_of_words():
     task = word_order_task()
     assert read_labelled("builtin").texts == task.texts          # `builtin` is the word-order task

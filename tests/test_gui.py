@@ -223,6 +223,7 @@ def test_bad_corpus_gives_a_message_and_the_panel_stays_usable(make_window, tmp_
     assert window.corpus.prepare_button.isEnabled() and window.dataset is None
 
 
+@pytest.mark.slow
 def test_a_run_trains_plots_records_and_can_be_probed(make_window, corpus, qtbot):
     window = make_window()
     prepare(qtbot, window, corpus)
@@ -280,6 +281,7 @@ def test_a_run_trains_plots_records_and_can_be_probed(make_window, corpus, qtbot
     assert window.repository.children(window.run_id, kind="finetune")
 
 
+@pytest.mark.slow
 def test_pause_resume_and_stop(make_window, corpus, qtbot):
     window = make_window()
     prepare(qtbot, window, corpus)
@@ -298,6 +300,7 @@ def test_pause_resume_and_stop(make_window, corpus, qtbot):
     assert run.status == "stopped" and run.checkpoints and run.checkpoints[-1].step == run.steps
 
 
+@pytest.mark.slow
 def test_reopened_window_lists_runs_and_diffs_two(make_window, corpus, qtbot):
     window = make_window()
     prepare(qtbot, window, corpus)
@@ -317,6 +320,7 @@ def test_reopened_window_lists_runs_and_diffs_two(make_window, corpus, qtbot):
     assert labels == ["1: train.learning_rate=0.002", "2: train.learning_rate=0.004"]
 
 
+@pytest.mark.slow
 def test_closing_during_a_run_stops_it_with_a_checkpoint(make_window, corpus, qtbot, monkeypatch):
     window = make_window()
     prepare(qtbot, window, corpus)
@@ -332,6 +336,7 @@ def test_closing_during_a_run_stops_it_with_a_checkpoint(make_window, corpus, qt
     assert run.checkpoints and run.checkpoints[-1].step == run.steps
 
 
+@pytest.mark.slow
 def test_self_test_opens_the_window_prepares_the_sample_and_trains(qtbot, tmp_path, monkeypatch, capsys):
     from workbench.cli import main
 
@@ -346,6 +351,7 @@ def test_self_test_opens_the_window_prepares_the_sample_and_trains(qtbot, tmp_pa
     assert not list(tmp_path.glob("workbench-self-test-*"))         # the profile is gone afterwards
 
 
+@pytest.mark.slow
 def test_a_sweep_from_the_window_runs_its_queue_and_opens_the_comparison_grouped(make_window, corpus, qtbot):
     from workbench.gui.sweep_dialog import SweepDialog, parse_values
     from workbench.store import sweep_queue
@@ -373,6 +379,7 @@ def test_a_sweep_from_the_window_runs_its_queue_and_opens_the_comparison_grouped
         "masking.probability=0.15 (n=2)", "masking.probability=0.3 (n=2)"]
 
 
+@pytest.mark.slow
 def test_an_example_sweep_is_one_click_from_the_help_menu_over_the_current_config(make_window, corpus, qtbot):
     from workbench.gui.sweep_dialog import SweepDialog
     from workbench.store import sweep_queue

@@ -97,6 +97,7 @@ def modern_run(learnable_dataset, tmp_path_factory):
     return run_dir, result, events
 
 
+@pytest.mark.slow
 def test_modernbert_learns_below_the_context_free_floor(modern_run):
     _, result, events = modern_run
     evals = [e for e in events if e.type == "eval"]
@@ -169,6 +170,7 @@ def test_the_evaluation_set_is_fixed_and_independent_of_the_run_masking(learnabl
     assert first.floor_accuracy > 0 and first.floor_loss > 0
 
 
+@pytest.mark.slow
 def test_a_time_budget_is_not_cut_short_by_a_step_limit(learnable_dataset, tmp_path):
     config = tiny_train_config(learnable_dataset.path, max_steps=0, max_minutes=0.05, eval_every_seconds=1.0,
                                log_every=10)

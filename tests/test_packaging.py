@@ -33,6 +33,7 @@ def test_examples_command_lists_and_prints_configs_that_load(capsys):
     assert "no example config 'nope'; there are: tiny-sample" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_wheel_holds_every_runtime_file(tmp_path):
     pytest.importorskip("setuptools")
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",

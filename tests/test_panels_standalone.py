@@ -31,6 +31,7 @@ except SystemExit as exc:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("panel", PANELS)
 def test_a_panel_runs_on_its_own(panel, tmp_path):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"),

@@ -20,6 +20,7 @@ def train_args(dataset, db, out, *extra):
     return ["train", "--dataset", str(dataset), "--db", str(db), "--out", str(out), *TINY, *extra]
 
 
+@pytest.mark.slow
 def test_killed_run_is_interrupted_keeps_its_curve_and_resumes(learnable_dataset, tmp_path):
     db = tmp_path / "runs.db"
     args = train_args(learnable_dataset.path, db, tmp_path / "run", "--set", "train.max_steps=100000",
@@ -69,6 +70,7 @@ def two_runs(learnable_dataset, tmp_path_factory):
     return folder, db
 
 
+@pytest.mark.slow
 def test_runs_lists_filters_and_prints_a_table(two_runs):
     folder, db = two_runs
     runs = json.loads(run("runs", "--db", db, "--json").stdout)
@@ -79,6 +81,7 @@ def test_runs_lists_filters_and_prints_a_table(two_runs):
     assert json.loads(run("runs", "--db", db, "--json", "--status", "failed").stdout) == []
 
 
+@pytest.mark.slow
 def test_show_and_metric_export(two_runs, tmp_path):
     folder, db = two_runs
     text = run("show", "1", "--db", db, "--metrics")
@@ -95,6 +98,7 @@ def test_show_and_metric_export(two_runs, tmp_path):
     assert shown["best_metrics"]["mlm_loss"] <= shown["final_metrics"]["mlm_loss"] + 1e-9
 
 
+@pytest.mark.slow
 def test_compare_shows_only_differing_keys_and_aligned_metrics(two_runs, tmp_path):
     folder, db = two_runs
     result = json.loads(run("compare", "1", "2", "--db", db, "--json").stdout)
@@ -111,6 +115,7 @@ def test_compare_shows_only_differing_keys_and_aligned_metrics(two_runs, tmp_pat
     assert "train.learning_rate" in text and "mlm_accuracy at matched steps" in text
 
 
+@pytest.mark.slow
 def test_rename_tag_note_and_delete(two_runs):
     folder, db = two_runs
     assert run("runs", "--db", db, "rename", "1", "baseline").returncode == 0
@@ -136,6 +141,7 @@ def test_rename_tag_note_and_delete(two_runs):
     (["runs", "rename", "42", "x"], "no run 42"),
     (["train", "--resume", "77", "--set", "train.max_steps=3"], "no run 77"),
 ])
+@pytest.mark.slow
 def test_history_user_errors(two_runs, args, message):
     folder, db = two_runs
     result = run(*args, "--db", db)

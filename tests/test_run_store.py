@@ -166,6 +166,7 @@ WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_processes_write_at_once_without_losing_a_point(database_url):
     db = database_url
     repository = RunRepository(db)

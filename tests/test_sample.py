@@ -8,6 +8,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import pytest
+
 from workbench.data.corpus import read_corpus
 from workbench.data.sample import (SAMPLE_FORMAT, SHIPPED_PYTHON, module_sentences, sample_corpus_path, shipped_sample,
                                    write_sample)
@@ -35,6 +37,7 @@ def test_the_shipped_sample_unpacks_into_the_cache_once(tmp_path):
     assert (shipped_sample().parent / "LICENSE-Python.txt").is_file()   # the PSF licence travels with it
 
 
+@pytest.mark.slow
 def test_the_sample_builds_from_this_python_as_the_shipped_one_was_built():
     calls = []
     out = io.BytesIO()

@@ -7,6 +7,7 @@ import os
 import time
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from sqlalchemy.exc import OperationalError
 
 from workbench.store.recorder import RunRecorder
@@ -34,6 +35,7 @@ def _open_and_register(url: str, barrier, results) -> None:
         results.put(("error", repr(exc), ""))
 
 
+@pytest.mark.slow
 def test_processes_opening_a_fresh_database_at_once_all_succeed(database_url):
     url = database_url
     context = multiprocessing.get_context("spawn")

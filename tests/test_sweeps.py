@@ -146,6 +146,7 @@ def test_the_queue_reorders_pauses_and_cancels(tmp_path):
     assert statuses == ["done", "cancelled", "cancelled"]                        # in queue order
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_resumes_its_queue_and_the_interrupted_run(learnable_dataset, tmp_path):
     sweep_file, db = write_sweep(tmp_path, learnable_dataset, "rate", [0.15, 0.3], [0], max_steps=400,
                                  checkpoint_every=10, log_every=1)
@@ -213,6 +214,7 @@ def test_processes_claiming_from_one_sweep_never_take_the_same_run(tmp_path, dat
     assert sweep_queue.get_sweep(repository, sweep_id).status == "completed"
 
 
+@pytest.mark.slow
 def test_a_sweep_runs_n_at_a_time_in_worker_processes(learnable_dataset, tmp_path):
     from workbench.services.sweep_runner import plan_workers
 
@@ -238,6 +240,7 @@ def test_a_sweep_runs_n_at_a_time_in_worker_processes(learnable_dataset, tmp_pat
     assert main(["sweep", "--resume", "1", "--parallel", "0", "--db", db]) == 2
 
 
+@pytest.mark.slow
 def test_workers_of_a_killed_parallel_sweep_stop_with_it_and_pause_the_sweep(learnable_dataset, tmp_path):
     import time
 

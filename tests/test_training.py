@@ -31,6 +31,7 @@ def of_type(events, kind):
     return [e for e in events if e.type == kind]
 
 
+@pytest.mark.slow
 def test_a_tiny_model_learns_mlm_and_nsp(learnable_dataset, tmp_path):
     config = tiny_train_config(learnable_dataset.path, max_steps=1000, batch_size=32, learning_rate=5e-3,
                                log_every=50, eval_every=500)
@@ -52,6 +53,7 @@ def test_a_tiny_model_learns_mlm_and_nsp(learnable_dataset, tmp_path):
     assert all(0 <= e.mlm_accuracy_masked <= 1 and e.tokens_per_second > 0 for e in steps)
 
 
+@pytest.mark.slow
 def test_without_a_pair_task_only_mlm_is_trained_and_reported(learnable_dataset, tmp_path):
     from workbench.store.recorder import RunRecorder
     from workbench.store.repository import RunRepository
@@ -117,12 +119,17 @@ def test_pause_resume_and_stop_from_another_thread(learnable_dataset, tmp_path):
     config = tiny_train_config(learnable_dataset.path, max_steps=100_000)
     control = TrainingControl()
     trainer = Trainer(config, tmp_path / "run", control=control)
-    events, reached = [], threading.Event()
+    events = []
+    reached, paused, stepped_again = threading.Event(), threading.Event(), threading.Event()
 
     def watch(event):
         events.append(event)
         if event.type == "step" and event.step >= 5:
             reached.set()
+        if event.type == "state" and event.state == "paused":
+            paused.set()
+        if event.type == "step" and paused.is_set() and event.step > of_type(events, "state")[0].step:
+            stepped_again.set()
 
     trainer.subscribe(watch)
     outcome = {}
@@ -130,14 +137,12 @@ def test_pause_resume_and_stop_from_another_thread(learnable_dataset, tmp_path):
     thread.start()
     assert reached.wait(60)
     control.pause()
-    deadline = time.time() + 30
-    while not of_type(events, "state") and time.time() < deadline:
-        time.sleep(0.01)
+    assert paused.wait(30)
     paused_at = of_type(events, "state")[0].step
-    time.sleep(0.3)
+    time.sleep(0.3)                                   # a while in which a step would have been taken
     assert max(e.step for e in of_type(events, "step")) == paused_at  # no step while paused
     control.resume()
-    time.sleep(0.2)
+    assert stepped_again.wait(30)
     control.stop()
     thread.join(60)
     result = outcome["result"]

@@ -36,7 +36,7 @@ import torch
 
 from workbench.config import WorkbenchConfig, dumps_toml, load_config
 from workbench.durable_io import (
-    WriteError, first_line, fsync_dir, fsync_tree, is_write_failure, remove_stale_partials, sha256_file,
+    WriteError, fault_point, first_line, fsync_dir, fsync_tree, is_write_failure, remove_stale_partials, sha256_file,
     temporary_sibling, writing,
 )
 from workbench.errors import WorkbenchError
@@ -92,6 +92,7 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.opti
         try:
             tensors = {name: tensor.detach().contiguous().cpu() for name, tensor in model.state_dict().items()}
             save_file(tensors, str(partial / WEIGHTS), metadata={"format": "pt"})
+            fault_point("checkpoint:weights-written")
             torch.save({
                 "optimizer": optimizer.state_dict(),
                 "torch_rng": torch.get_rng_state(),
@@ -111,6 +112,7 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.opti
                 "files": checksums,
             }, indent=1), encoding="utf-8")
             fsync_tree(partial)
+            fault_point("checkpoint:before-rename")
             if folder.exists():  # the same step saved again (a stop right after a periodic save)
                 old = temporary_sibling(folder, "old")
                 os.replace(folder, old)
@@ -132,6 +134,7 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.opti
     for old in list_checkpoints(run_dir)[:-keep]:
         doomed = temporary_sibling(old, "old")
         os.replace(old, doomed)
+        fault_point("checkpoint:rotating")
         shutil.rmtree(doomed, ignore_errors=True)
     return folder, size
 

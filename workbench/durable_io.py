@@ -27,6 +27,24 @@ _DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota 
                 errno.EEXIST: "a file is in the way where a folder is needed"}
 
 
+KILL_AT = "WORKBENCH_KILL_AT"     # fault-injection tests: "POINT@N" kills this process the Nth time POINT is reached
+_reached: dict[str, int] = {}
+
+
+def fault_point(name: str) -> None:
+    """A named place inside a multi-step write where a test may kill this process with SIGKILL
+    (``WORKBENCH_KILL_AT=name@N``), so that "killed in the middle of a write" lands exactly there rather than
+    after a guessed sleep. Without the variable it costs one environment lookup."""
+    wanted = os.environ.get(KILL_AT)
+    if not wanted or not wanted.startswith(name + "@"):
+        return
+    _reached[name] = _reached.get(name, 0) + 1
+    if str(_reached[name]) == wanted.rpartition("@")[2]:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 class WriteError(WorkbenchError):
     """Something could not be written (disk full, read-only, a file where a folder should be)."""
 
