@@ -408,12 +408,20 @@ class WorkbenchConfig:
 
     def with_overrides(self, assignments: list[str]) -> "WorkbenchConfig":
         """A copy with ``section.key=value`` assignments applied (values in TOML syntax)."""
-        raw = self.to_dict()
-        for assignment in assignments:
-            key, value = parse_assignment(assignment)
-            section, _, name = key.partition(".")
-            raw.setdefault(section, {})[name] = value
+        raw = apply_settings(self.to_dict(), dict(parse_assignment(a) for a in assignments))
         return WorkbenchConfig.from_dict(raw, source="--set")
+
+
+def apply_settings(raw: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` (a config as sections of values; changed in place and returned) with ``{"section.key": value}``
+    set: the one place where ``--set``, the CLI's flags and sweeps turn dotted keys into sections.
+    ``WorkbenchConfig.from_dict`` then checks the section, the key and the value."""
+    for key, value in values.items():
+        section, dot, name = key.partition(".")
+        if not dot or not section or not name:
+            raise ConfigError(f"{key!r} must name a setting as section.key (e.g. masking.probability)")
+        raw.setdefault(section, {})[name] = value
+    return raw
 
 
 def section_from_dict(cls: type, values: dict[str, Any]) -> Any:

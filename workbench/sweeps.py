@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.config import WorkbenchConfig, load_config
+from workbench.config import WorkbenchConfig, apply_settings, load_config
 from workbench.errors import ConfigError
 
 SPEC_KEYS = ("name", "base", "seeds", "random_count", "random_seed", "set", "grid", "random", "config")
@@ -246,11 +246,8 @@ def plan(spec: SweepSpec, source: str = "sweep") -> list[PlannedRun]:
     runs = []
     for combo in combos:
         for seed in spec.seeds or [None]:
-            raw = spec.base.to_dict()
             seeded = {} if seed is None else {"train.seed": seed}
-            for key, value in {**spec.fixed, **combo, **seeded}.items():
-                section, _, name = key.partition(".")
-                raw.setdefault(section, {})[name] = value
+            raw = apply_settings(spec.base.to_dict(), {**spec.fixed, **combo, **seeded})
             raw["train"]["name"] = ""                # folders stay unique; the run is named after its label
             label = " ".join([f"{key}={_text(value)}" for key, value in combo.items()]
                              + ([f"seed={seed}"] if seed is not None and (len(spec.seeds) > 1 or not combo)

@@ -8,7 +8,7 @@ import time
 
 from workbench.formatting import duration  # noqa: F401 - the commands' shared import
 
-from workbench.config import WorkbenchConfig, load_config, parse_assignment
+from workbench.config import WorkbenchConfig, apply_settings, load_config, parse_assignment
 from workbench.errors import WorkbenchError
 
 
@@ -105,13 +105,6 @@ def add_masking_options(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace, base: WorkbenchConfig | None = None) -> WorkbenchConfig:
     """Config file, then --set, then the dedicated flags (each may be absent)."""
     config = load_config(args.config) if getattr(args, "config", None) else (base or WorkbenchConfig())
-    raw = config.to_dict()
-    for assignment in getattr(args, "overrides", []):
-        key, value = parse_assignment(assignment)
-        section, _, name = key.partition(".")
-        raw.setdefault(section, {})[name] = value
-    for key, value in vars(args).items():
-        if "." in key and value is not None:
-            section, _, name = key.partition(".")
-            raw[section][name] = value
+    raw = apply_settings(config.to_dict(), dict(parse_assignment(a) for a in getattr(args, "overrides", [])))
+    apply_settings(raw, {key: value for key, value in vars(args).items() if "." in key and value is not None})
     return WorkbenchConfig.from_dict(raw, source="options")
