@@ -72,6 +72,20 @@ def test_csv_documents(tmp_path):
     assert [d.sentences for d in out] == [["Hello there. General Kenobi."], ["Multi", "line, with comma."]]
 
 
+def test_every_suffix_the_window_and_cli_offer_is_read_from_a_folder(tmp_path):
+    from workbench.data.corpus import CORPUS_SUFFIXES, CSV_SUFFIXES, JSONL_SUFFIXES
+
+    for number, suffix in enumerate(CORPUS_SUFFIXES):
+        body = (f'text\n"Document {number}."\n' if suffix in CSV_SUFFIXES else
+                json.dumps({"text": f"Document {number}."}) + "\n" if suffix in JSONL_SUFFIXES else
+                f"Document {number}.\n")
+        (tmp_path / f"{number:02d}{suffix}").write_text(body, encoding="utf-8")
+    diagnostics = Diagnostics()
+    out = list(read_corpus([tmp_path], diagnostics=diagnostics))
+    assert [d.sentences for d in out] == [[f"Document {n}."] for n in range(len(CORPUS_SUFFIXES))]
+    assert diagnostics.count("skipped_file") == 0
+
+
 def test_folders_are_walked_sorted_skipping_hidden_and_unsupported(tmp_path):
     (tmp_path / "b").mkdir()
     (tmp_path / ".hidden").mkdir()

@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 from workbench import __version__
 from workbench.commands import data, finetuning, history, sweeping, training
 from workbench.commands.common import Parser, add_config_options, add_masking_options
+from workbench.data.corpus import CORPUS_SUFFIXES
 from workbench.errors import WorkbenchError
 from workbench.redaction import has_secret, scrub
 
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help="read a corpus, train or load a tokenizer, write a tokenized dataset",
                        description="Read a corpus, train (or load) a WordPiece tokenizer and write a "
                                    "memory-mapped tokenized dataset directory.")
-    p.add_argument("corpus", nargs="*", help="corpus files or folders (.txt .md .jsonl .csv)")
+    p.add_argument("corpus", nargs="*", help=f"corpus files or folders ({' '.join(CORPUS_SUFFIXES)})")
     p.add_argument("--out", required=True, metavar="DIR", help="dataset directory to write")
     p.add_argument("--sample", action="store_true", help="add the built-in sample corpus (Python's own documentation)")
     p.add_argument("--tokenizer", metavar="FILE", help="use this tokenizer.json or vocab.txt instead of training one")

@@ -33,6 +33,7 @@ from workbench.errors import CorpusError
 TEXT_SUFFIXES = {".txt", ".md", ".text", ".markdown", ".rst"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 CSV_SUFFIXES = {".csv"}
+CORPUS_SUFFIXES = tuple(sorted(TEXT_SUFFIXES | JSONL_SUFFIXES | CSV_SUFFIXES))  # what prepare and the window take
 LINE_BYTES = 1 << 20  # a longer line is read (and split) in pieces of this size
 MAX_RECORD_BYTES = 64 << 20  # a JSONL/CSV record must be parsed whole; beyond this it is an error
 SNIFF_BYTES = 8192
@@ -87,7 +88,7 @@ def list_corpus_files(paths: Sequence[str | os.PathLike], diagnostics: Diagnosti
             if not found:
                 raise CorpusError(
                     f"{path}: folder has no readable corpus files "
-                    f"(looked for {', '.join(sorted(TEXT_SUFFIXES | JSONL_SUFFIXES | CSV_SUFFIXES))})"
+                    f"(looked for {', '.join(CORPUS_SUFFIXES)})"
                 )
             files.extend(found)
         else:

@@ -20,10 +20,12 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.config import WorkbenchConfig
+from workbench.data.corpus import CORPUS_SUFFIXES
 from workbench.data.diagnostics import Diagnostics
 from workbench.user_folders import datasets_folder
 
 SAMPLE = "built-in sample (Python's documentation)"
+CORPUS_FILTER = f"Corpus files ({' '.join('*' + suffix for suffix in CORPUS_SUFFIXES)});;All files (*)"
 
 
 def dataset_dir_for(sources: list[str], sample: bool, vocab_size: int, lowercase: bool, root: Path | None = None) -> Path:
@@ -47,7 +49,7 @@ class CorpusPanel(QWidget):
 
         self.source_list = QListWidget(objectName="corpusSources")
         self.source_list.setMaximumHeight(70)
-        self.source_list.setToolTip("Drop .txt, .md, .jsonl or .csv files or folders here")
+        self.source_list.setToolTip(f"Drop corpus files ({' '.join(CORPUS_SUFFIXES)}) or folders here")
         sample = QPushButton("Sample corpus", objectName="sampleButton")
         sample.setToolTip("Python's own documentation: several MB of English prose, built offline")
         files = QPushButton("Open files…", objectName="openFilesButton")
@@ -130,8 +132,7 @@ class CorpusPanel(QWidget):
         self.source_list.addItems(self.sources)
 
     def _open_files(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self, "Open corpus files", "",
-                                                "Text corpora (*.txt *.md *.jsonl *.csv);;All files (*)")
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open corpus files", "", CORPUS_FILTER)
         if paths:
             self.set_sources(paths)
 
