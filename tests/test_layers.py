@@ -17,7 +17,7 @@ def test_the_import_contracts_are_kept(monkeypatch, capsys):
     code = importlinter_cli.lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True)
     report = capsys.readouterr().out
     assert code == 0, report
-    assert "Contracts: 4 kept, 0 broken." in report
+    assert "Contracts: 5 kept, 0 broken." in report
 
 
 def test_a_broken_contract_is_reported(monkeypatch, capsys, tmp_path):

@@ -23,13 +23,14 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
+from workbench.data.stdlib_text import HELD_OUT_PACKAGES, paragraphs, prose_sentences
 from workbench.errors import WorkbenchError
 
 TEXT_NAMES = ("text", "sentence", "sentence1", "text_a", "question", "premise", "content", "document")
 PAIR_NAMES = ("text_pair", "sentence2", "text_b", "hypothesis", "answer")
 LABEL_NAMES = ("label", "labels", "category", "class", "target", "y")
 MIN_EXAMPLES_PER_LABEL = 2     # fewer on average: the column is an id or free text, not a label
-BUILTIN_PACKAGES = ("asyncio", "email", "http", "importlib", "logging", "multiprocessing", "unittest", "xml")
+BUILTIN_PACKAGES = HELD_OUT_PACKAGES
 BUILTIN_NAME = "builtin:python-docstrings"
 WORD_ORDER_NAME = "builtin:word-order"
 BUILTIN_TASKS = {"builtin": WORD_ORDER_NAME, "builtin:word-order": WORD_ORDER_NAME,
@@ -192,8 +193,6 @@ def split(data: LabelledData, heldout_fraction: float, seed: int = 0) -> tuple[L
 
 def _docstrings():
     """(package, prose sentences) for each function or class docstring of the held-out packages."""
-    from workbench.data.sample import _paragraphs, _prose_sentences
-
     root = Path(sysconfig.get_paths()["stdlib"])
     for package in BUILTIN_PACKAGES:
         if not (root / package).is_dir():
@@ -209,7 +208,7 @@ def _docstrings():
                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                     doc = ast.get_docstring(node)
                     if doc:
-                        yield package, _prose_sentences(_paragraphs(doc.splitlines()))
+                        yield package, prose_sentences(paragraphs(doc.splitlines()))
 
 
 def _require_sources(examples: int, labels: int = 2) -> None:

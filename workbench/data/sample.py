@@ -19,10 +19,8 @@ install) builds the text from the running Python instead.
 from __future__ import annotations
 
 import argparse
-import ast
 import lzma
 import os
-import re
 import shutil
 import sys
 import sysconfig
@@ -31,15 +29,11 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable
 
-from workbench.data.sentences import split_sentences
+from workbench.data.stdlib_text import HELD_OUT_PACKAGES, module_sentences, paragraphs, prose_sentences
 
 SAMPLE_FORMAT = 2  # bump when the extraction below changes, so caches rebuild (2: fine-tuning packages left out)
 SHIPPED_PYTHON = "3.11.7"  # the CPython whose documentation the shipped sample was built from
 
-_ROLE = re.compile(r":[\w:.-]+:`~?([^`<]*?)(?:\s*<[^>]*>)?`")
-_LITERAL = re.compile(r"``([^`]*)``|`([^`]*)`")
-_RULE = re.compile(r"^[=\-~^*#+]{3,}$")
-_LETTERS = re.compile(r"[A-Za-z]")
 
 
 def shipped_sample() -> Path:
@@ -93,7 +87,7 @@ def build_sample_documents(progress: Callable[[int, int], None] | None = None) -
     except ImportError:  # some distributions strip it
         topics = {}
     for name in sorted(topics):
-        sentences = _prose_sentences(_paragraphs(topics[name].splitlines()))
+        sentences = prose_sentences(paragraphs(topics[name].splitlines()))
         if len(sentences) >= 2:
             yield sentences
     files = _stdlib_sources()
@@ -109,103 +103,10 @@ def build_sample_documents(progress: Callable[[int, int], None] | None = None) -
 def _stdlib_sources() -> list[str]:
     """Standard-library sources, without the packages of the built-in fine-tuning task (nothing of it is
     pre-trained on: see ``workbench.data.labelled``)."""
-    from workbench.data.labelled import BUILTIN_PACKAGES
-
     root = Path(sysconfig.get_paths()["stdlib"])
     skip = {"site-packages", "dist-packages", "__pycache__", "lib2to3"}
     return [str(p) for p in sorted(root.rglob("*.py"))
-            if not skip.intersection(p.parts) and p.relative_to(root).parts[0] not in BUILTIN_PACKAGES]
-
-
-def module_sentences(path: str) -> list[str]:
-    """Sentences of a module's docstrings and comment blocks, in source order."""
-    try:
-        source = Path(path).read_bytes().decode("utf-8")
-        tree = ast.parse(source)
-    except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
-        return []
-    pieces: list[tuple[int, list[str]]] = []
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-            doc = ast.get_docstring(node)
-            if doc:
-                pieces.append((getattr(node, "lineno", 0), _paragraphs(doc.splitlines())))
-    pieces.extend(_comment_blocks(source))
-    pieces.sort(key=lambda item: item[0])
-    return _prose_sentences(p for _, paragraphs in pieces for p in paragraphs)
-
-
-def _comment_blocks(source: str) -> list[tuple[int, list[str]]]:
-    blocks: list[tuple[int, list[str]]] = []
-    current: list[str] = []
-    start = 0
-    for lineno, line in enumerate(source.splitlines(), 1):
-        stripped = line.strip()
-        if stripped.startswith("#") and not stripped.startswith("#!"):
-            text = stripped.lstrip("#").strip()
-            if not current:
-                start = lineno
-            if text:
-                current.append(text)
-            elif current:
-                blocks.append((start, [" ".join(current)]))
-                current = []
-            continue
-        if current:
-            blocks.append((start, [" ".join(current)]))
-            current = []
-    if current:
-        blocks.append((start, [" ".join(current)]))
-    return blocks
-
-
-def _paragraphs(lines: list[str]) -> list[str]:
-    """Unwrap text into paragraphs, dropping code blocks, doctests and rules."""
-    out: list[str] = []
-    current: list[str] = []
-    for line in lines + [""]:
-        stripped = line.strip()
-        if not stripped:
-            if current:
-                out.append(" ".join(current))
-                current = []
-            continue
-        indented = line[:1].isspace()
-        if stripped.startswith((">>>", "...", "$ ", "%")) or _RULE.match(stripped):
-            current = []  # a doctest or an underline: drop the paragraph it belongs to
-            continue
-        if indented and not current:
-            continue  # an indented block: code, or a parameter table
-        current.append(stripped)
-    return out
-
-
-def _clean(paragraph: str) -> str:
-    paragraph = _ROLE.sub(r"\1", paragraph)
-    paragraph = _LITERAL.sub(lambda m: m.group(1) or m.group(2) or "", paragraph)
-    paragraph = paragraph.replace("::", ":")
-    return " ".join(paragraph.split())
-
-
-def _looks_like_prose(sentence: str) -> bool:
-    words = sentence.split()
-    if len(words) < 4 or len(sentence) > 1000:
-        return False
-    letters = len(_LETTERS.findall(sentence))
-    if letters < 0.6 * len(sentence):
-        return False
-    if "copyright" in sentence.lower() or "license" in sentence.lower():
-        return False
-    return sentence[0].isupper() or sentence[0] in "\"'("
-
-
-def _prose_sentences(paragraphs: Iterable[str]) -> list[str]:
-    out = []
-    for paragraph in paragraphs:
-        for sentence in split_sentences(_clean(paragraph)):
-            if _looks_like_prose(sentence):
-                out.append(sentence)
-    return out
+            if not skip.intersection(p.parts) and p.relative_to(root).parts[0] not in HELD_OUT_PACKAGES]
 
 
 
