@@ -251,10 +251,11 @@ def test_workers_of_a_killed_parallel_sweep_stop_with_it_and_pause_the_sweep(lea
     parent = subprocess.Popen([sys.executable, "-m", "workbench", "sweep", str(sweep_file),
                                "--parallel", "2", "--devices", "cpu", "--db", db], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
-    started = 0
-    for line in parent.stdout:                   # both workers train and have written a checkpoint
-        started += "] checkpoint " in line
-        if started >= 2:
+    checkpointed = set()
+    for line in parent.stdout:                   # both workers train and have each written a checkpoint
+        if "] checkpoint " in line:
+            checkpointed.add(line.split("]")[0])
+        if len(checkpointed) == 2:
             break
     repository = RunRepository(db)
     pids = {run.pid for run in repository.list_runs()}
