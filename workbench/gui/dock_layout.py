@@ -10,7 +10,6 @@ only ever restores states into fresh docks (``MainWindow.reset_layout`` replaces
 
 from __future__ import annotations
 
-import shiboken6
 from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QTabBar, QWidget
 
@@ -56,7 +55,7 @@ def default_state(keys: list[str], version: int) -> QByteArray:
         arrange(window, docks)
         return window.saveState(version)
     finally:
-        shiboken6.delete(window)        # now, with its docks: it was never shown and nothing else refers to it
+        window.deleteLater()
 
 
 def hide_empty_tab_bars(window: QMainWindow) -> None:

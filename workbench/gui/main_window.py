@@ -218,7 +218,7 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         self.model_loaded.connect(self._model_loaded)
-        self.model_failed.connect(self._model_failed)
+        self.model_failed.connect(lambda message: self.show_error("Cannot load the model", message))
         self.corpus.prepare_requested.connect(self.prepare)
         self.corpus.cancel_requested.connect(self.cancel_prepare)
         self.training.start_requested.connect(self.start_training)
@@ -618,9 +618,6 @@ class MainWindow(QMainWindow):
 
         self.statusBar().showMessage(f"loading the model of {description}…")
 
-        if self.closing:
-            return
-
         def job() -> None:
             try:
                 model, tokenizer, config = load_for_inference(path)
@@ -632,13 +629,7 @@ class MainWindow(QMainWindow):
 
         in_background(job, "load-model")
 
-    def _model_failed(self, message: str) -> None:
-        if not self.closing:
-            self.show_error("Cannot load the model", message)
-
     def _model_loaded(self, loaded) -> None:
-        if self.closing:                # it arrived after Quit: the panels are on their way out
-            return
         model, tokenizer, config, description, folder = loaded
         self.probe.set_model(model, tokenizer, description, pair_task=config is None or config.nsp.pair_task)
         self.masking.set_model(model, tokenizer, folder)
@@ -807,7 +798,6 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
             self.stop_and_wait()
-        self.closing = True             # nothing new starts now (a model load, a preview's guesses)
         if self.prepare_job is not None:
             thread, worker = self.prepare_job
             worker.cancel()
