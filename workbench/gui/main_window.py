@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget
 
@@ -20,7 +20,6 @@ from workbench.formatting import duration
 from workbench.config import WorkbenchConfig, dumps_toml
 from workbench.packaged import icon_path
 from workbench.redaction import scrub
-from workbench.gui.dock_layout import default_state, hide_empty_tab_bars
 from workbench.gui.panels.compare_panel import ComparePanel
 from workbench.gui.panels.corpus_panel import CorpusPanel
 from workbench.gui.panels.finetune_panel import FinetunePanel
@@ -29,9 +28,10 @@ from workbench.gui.panels.plots_panel import PlotsPanel
 from workbench.gui.panels.probe_panel import ProbePanel
 from workbench.gui.panels.runs_panel import RunsPanel
 from workbench.gui.panels.training_panel import TrainingPanel
+from workbench.gui.dock_layout import default_state, hide_empty_tab_bars
 from workbench.gui.run_settings import RunSettings
-from workbench.gui.workers import (FinetuneWorker, PrepareWorker, TrainingWorker, describe_error, in_background,
-                                   start_in_thread, wait_for_background)
+from workbench.gui.workers import (FinetuneWorker, PrepareWorker, TrainingWorker, start_in_thread,
+                                   wait_for_background)
 from workbench.user_folders import data_folder
 
 SETTINGS_VERSION = 3  # 2: the Fine-tune panel, 3: the Compare panel (an older saved layout would hide them)
@@ -42,8 +42,6 @@ SHORTCUTS = (("Ctrl+R", "Start a run"), ("Ctrl+P", "Pause / resume"), ("Ctrl+.",
 
 
 class MainWindow(QMainWindow):
-    model_loaded = Signal(object)        # (model, tokenizer, config, description, checkpoint folder), from a worker
-    model_failed = Signal(str)
     def __init__(self, db: str | None = None, data_dir: str | Path | None = None, settings: QSettings | None = None,
                  prepare_on_start: bool = True):
         super().__init__()
@@ -217,8 +215,6 @@ class MainWindow(QMainWindow):
             self.statusBar().addPermanentWidget(label)
 
     def _connect(self) -> None:
-        self.model_loaded.connect(self._model_loaded)
-        self.model_failed.connect(lambda message: self.show_error("Cannot load the model", message))
         self.corpus.prepare_requested.connect(self.prepare)
         self.corpus.cancel_requested.connect(self.cancel_prepare)
         self.training.start_requested.connect(self.start_training)
@@ -612,28 +608,16 @@ class MainWindow(QMainWindow):
     # --- runs ------------------------------------------------------------------------------------------------
 
     def load_model(self, path: str, description: str) -> None:
-        """Load a checkpoint or export for the probe and the preview on a worker thread: it verifies the hash
-        of every checkpoint file (1.3 GB for a base run) and builds the model. ``model_loaded`` hands it over."""
+        from workbench.errors import WorkbenchError
         from workbench.interop.huggingface import load_for_inference
 
-        self.statusBar().showMessage(f"loading the model of {description}…")
-
-        def job() -> None:
-            try:
-                model, tokenizer, config = load_for_inference(path)
-                folder = self._run_checkpoint_folder(path)
-            except BaseException as exc:  # reported in a dialog; never a crash
-                self.model_failed.emit(describe_error(exc))
-                return
-            self.model_loaded.emit((model, tokenizer, config, description, folder))
-
-        in_background(job, "load-model")
-
-    def _model_loaded(self, loaded) -> None:
-        model, tokenizer, config, description, folder = loaded
+        try:
+            model, tokenizer, config = load_for_inference(path)
+        except WorkbenchError as exc:
+            self.show_error("Cannot load the model", str(exc))
+            return
         self.probe.set_model(model, tokenizer, description, pair_task=config is None or config.nsp.pair_task)
-        self.masking.set_model(model, tokenizer, folder)
-        self.statusBar().showMessage(f"model of {description} loaded for the probe and the preview", 5000)
+        self.masking.set_model(model, tokenizer, self._run_checkpoint_folder(path))
 
     @staticmethod
     def _run_checkpoint_folder(path: str) -> Path | None:
