@@ -61,6 +61,7 @@ class SweepSpec:
     random_seed: int = 0
     seeds: list[int] = field(default_factory=list)
     fixed: dict[str, Any] = field(default_factory=dict)
+    runs: list["PlannedRun"] = field(default_factory=list, repr=False, compare=False)  # planned and validated
 
     @property
     def run_count(self) -> int:
@@ -167,7 +168,7 @@ def sweep_from_dict(raw: dict, source: str = "sweep", base_dir: Path | None = No
     if runs > CONFIRM_RUNS and not confirmed:
         raise LargeSweep(runs, f"{source}: {runs:,} runs{spec.budget_text()}; confirm to queue more than "
                                f"{CONFIRM_RUNS}")
-    plan(spec, source)            # every run's config validates now, not when its turn comes
+    spec.runs = plan(spec, source)      # every run's config validates now, not when its turn comes
     return spec
 
 

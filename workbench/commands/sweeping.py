@@ -94,7 +94,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def queue_sweep(repository, args) -> int:
     from workbench.config import load_config
     from workbench.store import sweep_queue
-    from workbench.sweeps import EXAMPLES, LargeSweep, load_sweep, plan, sweep_from_dict
+    from workbench.sweeps import EXAMPLES, LargeSweep, load_sweep, sweep_from_dict
 
     if args.example:
         if args.example not in EXAMPLES:
@@ -107,7 +107,7 @@ def queue_sweep(repository, args) -> int:
             spec = load_sweep(args.file, confirmed=args.yes)
         except LargeSweep as exc:
             raise UsageError(f"{exc} with --yes") from None
-    runs = plan(spec)
+    runs = spec.runs
     sweep_id = sweep_queue.create_sweep(repository, spec.name, spec.to_dict(), spec.swept,
                                         [(run.label, run.config.to_dict()) for run in runs])
     print(f"queued sweep {sweep_id} ({spec.name}): {len(runs)} runs varying {', '.join(spec.swept) or 'nothing'}")

@@ -30,7 +30,6 @@ TEXT_NAMES = ("text", "sentence", "sentence1", "text_a", "question", "premise", 
 PAIR_NAMES = ("text_pair", "sentence2", "text_b", "hypothesis", "answer")
 LABEL_NAMES = ("label", "labels", "category", "class", "target", "y")
 MIN_EXAMPLES_PER_LABEL = 2     # fewer on average: the column is an id or free text, not a label
-BUILTIN_PACKAGES = HELD_OUT_PACKAGES
 BUILTIN_NAME = "builtin:python-docstrings"
 WORD_ORDER_NAME = "builtin:word-order"
 BUILTIN_TASKS = {"builtin": WORD_ORDER_NAME, "builtin:word-order": WORD_ORDER_NAME,
@@ -194,7 +193,7 @@ def split(data: LabelledData, heldout_fraction: float, seed: int = 0) -> tuple[L
 def _docstrings():
     """(package, prose sentences) for each function or class docstring of the held-out packages."""
     root = Path(sysconfig.get_paths()["stdlib"])
-    for package in BUILTIN_PACKAGES:
+    for package in HELD_OUT_PACKAGES:
         if not (root / package).is_dir():
             continue
         for file in sorted((root / package).rglob("*.py")):

@@ -20,6 +20,7 @@ from workbench.formatting import duration
 from workbench.config import WorkbenchConfig, dumps_toml
 from workbench.packaged import icon_path
 from workbench.redaction import scrub
+from workbench.gui.dock_layout import default_state, hide_empty_tab_bars
 from workbench.gui.panels.compare_panel import ComparePanel
 from workbench.gui.panels.corpus_panel import CorpusPanel
 from workbench.gui.panels.finetune_panel import FinetunePanel
@@ -28,7 +29,6 @@ from workbench.gui.panels.plots_panel import PlotsPanel
 from workbench.gui.panels.probe_panel import ProbePanel
 from workbench.gui.panels.runs_panel import RunsPanel
 from workbench.gui.panels.training_panel import TrainingPanel
-from workbench.gui.dock_layout import default_state, hide_empty_tab_bars
 from workbench.gui.run_settings import RunSettings
 from workbench.gui.workers import (FinetuneWorker, PrepareWorker, TrainingWorker, start_in_thread,
                                    wait_for_background)
@@ -498,12 +498,11 @@ class MainWindow(QMainWindow):
     def start_sweep(self, spec) -> int | None:
         """Queue ``spec``'s runs in the database and start the first; the sweep's id."""
         from workbench.store import sweep_queue
-        from workbench.sweeps import plan
 
         if self.repository is None:
             self.show_error("Cannot start a sweep", "The run database is not open.")
             return None
-        runs = plan(spec)
+        runs = spec.runs
         sweep_id = sweep_queue.create_sweep(self.repository, spec.name, spec.to_dict(), spec.swept,
                                             [(run.label, run.config.to_dict()) for run in runs])
         self._drive_sweep(sweep_id, spec.name)

@@ -259,9 +259,8 @@ def read_hf_weights(folder: Path) -> dict[str, torch.Tensor]:
             warnings.simplefilter("ignore")
             tensors = load()
     except Exception as exc:     # a pickle with code in it, a damaged zip or header, not a weights file at all
-        said = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise InteropError(f"{path}: holds something other than model weights, so it was not loaded ({said})") \
-            from None
+        raise InteropError(f"{path}: holds something other than model weights, so it was not loaded "
+                           f"({first_line(exc)[:160]})") from None
     if not isinstance(tensors, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                                 for k, v in tensors.items()):
         raise InteropError(f"{path}: holds something other than model weights (not a mapping of names to tensors)")

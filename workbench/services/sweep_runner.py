@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from workbench.config import WorkbenchConfig
+from workbench.durable_io import first_line
 from workbench.errors import WorkbenchError
 from workbench.store import sweep_queue
 
@@ -125,7 +126,6 @@ def _record_quietly(write: Callable[[], None], say: Callable[[str], None], sweep
         write()
         return True
     except Exception as exc:
-        first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
-        say(f"sweep {sweep_id}: cannot update the sweep queue ({first}); `sweep --resume {sweep_id}` sets it "
+        say(f"sweep {sweep_id}: cannot update the sweep queue ({first_line(getattr(exc, 'orig', None) or exc)}); `sweep --resume {sweep_id}` sets it "
             f"right once the database can be written")
         return False

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from workbench.durable_io import first_line
 from workbench.errors import StoreError
 from workbench.redaction import redact_url, remember_url, scrub
 from workbench.store.location import resolve_url
@@ -166,8 +167,7 @@ def _open_read_only(path: Path, shown: str) -> Engine:
             head = ScriptDirectory.from_config(_alembic_config(connection)).get_current_head()
     except (OperationalError, DatabaseError) as exc:
         engine.dispose()
-        message = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        raise StoreError(f"database {shown} cannot be read ({message[0] if message else 'unknown error'})") \
+        raise StoreError(f"database {shown} cannot be read ({first_line(getattr(exc, 'orig', None) or exc)})") \
             from None
     if current != head:
         engine.dispose()
