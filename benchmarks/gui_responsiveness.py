@@ -202,7 +202,7 @@ def lateness_while_training(app, work: Path, seconds: float, priority: tuple[str
     dataset = str(window.dataset.path)
     if before_stop is not None:          # the competitors go first: a starved run would take minutes to stop
         before_stop()
-    window.stop_and_wait()
+    window.runner.stop_and_wait()
     window.close()
     return {"ticks": len(late), "steps_trained": steps, "steps_per_second": round((steps - first) / measured, 2),
             "seconds_from_start_to_first_step": None if first_step[0] is None else round(first_step[0], 1),

@@ -23,7 +23,7 @@ os.environ["XDG_STATE_HOME"] = os.path.join(_TEST_DATA, "state")  # the error lo
 # Tiers (README: "Tests while you work"): `slow` is written on each test that takes over ~1.5 s; `gui` and
 # `subprocess` are found here, from the test's fixtures and source, so a new test is sorted without a decorator.
 _SPAWNS = re.compile(r"subprocess\.|Popen|sys\.executable|multiprocessing|torchrun|(?<![.\w])(run|popen|cli_process)\(")
-GUI_MODULES = ("test_gui", "test_panels_standalone", "test_compare_panel")
+GUI_MODULES = ("test_gui", "test_gui_jobs", "test_panels_standalone", "test_compare_panel")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -61,7 +61,7 @@ def test_three_arms_learn_and_the_gain_is_their_difference(pretrained_run):
 @pytest.mark.slow
 def test_the_arms_see_the_same_data_and_head(pretrained_run):
     """With a learning rate of ~0 the two arms differ only in the encoder: same head, same batches."""
-    from workbench.model.classifier import SequenceClassifier
+    from workbench.model.classifier import build_classifier
 
     train, heldout = split(topic_task(120), 0.25)
     a = compare_arms(pretrained_run, train, heldout, FinetuneConfig(steps=3, eval_every=3, seeds=(5,),
@@ -72,8 +72,8 @@ def test_the_arms_see_the_same_data_and_head(pretrained_run):
         return [[{k: v for k, v in p.items() if k != "seconds"} for p in r.curve] for r in comparison.arms]
 
     assert scores(a) == scores(b)                                                   # deterministic per seed
-    m1 = SequenceClassifier(a.model.config, 4, head_seed=5)
-    m2 = SequenceClassifier(a.model.config, 4, head_seed=5)
+    m1 = build_classifier(a.model.config, 4, head_seed=5)
+    m2 = build_classifier(a.model.config, 4, head_seed=5)
     assert torch.equal(m1.classifier.weight, m2.classifier.weight)
 
 

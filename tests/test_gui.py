@@ -49,8 +49,8 @@ def set_run(window, steps=20, **values):
 def train(qtbot, window, timeout=240_000):
     assert window.training.start_button.isEnabled(), window.training.message.text()
     window.training.start_button.click()
-    qtbot.waitUntil(lambda: window.training_job is not None, timeout=5000)
-    qtbot.waitUntil(lambda: window.training_job is None, timeout=timeout)
+    qtbot.waitUntil(lambda: window.runner.busy, timeout=5000)
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=timeout)
 
 
 @pytest.fixture
@@ -231,17 +231,17 @@ def test_a_run_trains_plots_records_and_can_be_probed(make_window, corpus, qtbot
     train(qtbot, window)
     assert window.last_error == ""
     assert window.plots.point_count() == 20 and window.plots.eval.n == 2
-    run = window.repository.get(window.run_id)
+    run = window.repository.get(window.runner.run_id)
     assert run.status == "completed" and run.steps == 20 and [c.step for c in run.checkpoints] == [10, 20]
     qtbot.waitUntil(lambda: window.runs.table.rowCount() == 1 and not window.runs.loading, timeout=10_000)
     assert window.runs.empty_hint.isHidden() and window.plots.hint.isHidden()
-    window.runs.select_runs([window.run_id])
+    window.runs.select_runs([window.runner.run_id])
     assert not window.compare.body.isHidden() and window.compare.hint.isHidden()
     window.runs.table.setRowCount(0)
     window.runs.refresh(background=True)                 # the periodic refresh reads on a worker thread
     qtbot.waitUntil(lambda: window.runs.table.rowCount() == 1 and not window.runs.loading, timeout=10_000)
     assert window.runs.table.item(0, 2).text() == "completed"
-    assert window.probe.model is not None
+    qtbot.waitUntil(lambda: window.probe.model is not None, timeout=30_000)     # loaded on a worker thread
     predictions = window.probe.fill_mask()
     assert len(predictions) == 1 and window.probe.results.rowCount() == 5
     assert 0 <= window.probe.ask_nsp() <= 1
@@ -278,7 +278,7 @@ def test_a_run_trains_plots_records_and_can_be_probed(make_window, corpus, qtbot
     qtbot.waitUntil(lambda: window.finetune_job is None and window.finetune.results.rowCount() == 2, timeout=120_000)
     assert window.last_error == "" and "gain" in window.finetune.gain.text()
     assert {key[0] for key in window.finetune.curves} == {"pretrained", "scratch"}
-    assert window.repository.children(window.run_id, kind="finetune")
+    assert window.repository.children(window.runner.run_id, kind="finetune")
 
 
 @pytest.mark.slow
@@ -291,12 +291,12 @@ def test_pause_resume_and_stop(make_window, corpus, qtbot):
     window.training.pause_button.click()
     qtbot.waitUntil(lambda: window.training.state == "paused", timeout=30_000)
     assert window.training.pause_button.text() == "Resume"
-    assert window.repository.get(window.run_id).status == "paused"
+    assert window.repository.get(window.runner.run_id).status == "paused"
     window.training.pause_button.click()
     qtbot.waitUntil(lambda: window.training.state == "running", timeout=30_000)
     window.training.stop_button.click()
-    qtbot.waitUntil(lambda: window.training_job is None, timeout=60_000)
-    run = window.repository.get(window.run_id)
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=60_000)
+    run = window.repository.get(window.runner.run_id)
     assert run.status == "stopped" and run.checkpoints and run.checkpoints[-1].step == run.steps
 
 
@@ -328,9 +328,9 @@ def test_closing_during_a_run_stops_it_with_a_checkpoint(make_window, corpus, qt
     window.training.start_button.click()
     qtbot.waitUntil(lambda: window.plots.point_count() >= 2, timeout=60_000)
     monkeypatch.setattr(QMessageBox, "question", lambda *args, **kwargs: QMessageBox.Yes)
-    run_id = window.run_id
+    run_id = window.runner.run_id
     window.close()
-    assert window.training_job is None
+    assert not window.runner.busy
     run = window.repository.get(run_id)
     assert run.status == "stopped" and "window closed" in run.reason
     assert run.checkpoints and run.checkpoints[-1].step == run.steps
@@ -366,8 +366,9 @@ def test_a_sweep_from_the_window_runs_its_queue_and_opens_the_comparison_grouped
     dialog.values[0].setText("0.15, 1.5")                # out of range: refused, naming the setting
     assert dialog.spec is None and "masking.probability" in dialog.summary.text()
     dialog.values[0].setText("0.15, 0.3")
-    sweep_id = window.start_sweep(dialog.spec)
-    qtbot.waitUntil(lambda: window.sweep is None, timeout=240_000)
+    window.runner.start_sweep(dialog.spec)
+    qtbot.waitUntil(lambda: window.sweeps.last_sweep_id is not None, timeout=240_000)
+    sweep_id = window.sweeps.last_sweep_id
     sweep = sweep_queue.get_sweep(window.repository, sweep_id)
     assert sweep.status == "completed" and [i.status for i in sweep.items] == ["done"] * 4
     runs = [window.repository.get(i.run_id) for i in sweep.items]
@@ -377,6 +378,37 @@ def test_a_sweep_from_the_window_runs_its_queue_and_opens_the_comparison_grouped
     assert window.compare.group.currentData() == "seed"
     assert sorted(label.text for _, label in window.compare.legend.items) == [
         "masking.probability=0.15 (n=2)", "masking.probability=0.3 (n=2)"]
+
+
+@pytest.mark.slow
+def test_a_stopped_sweep_continues_its_interrupted_run_with_that_runs_own_config(make_window, corpus, qtbot):
+    from workbench.sweeps import sweep_from_dict
+    from workbench.store import sweep_queue
+
+    window = make_window()
+    prepare(qtbot, window, corpus)
+    set_run(window, steps=30, eval_every=0, checkpoint_every=0)
+    spec = sweep_from_dict({"name": "seeds", "seeds": [3, 4]}, source="test", base=window.current_config())
+    window.runner.start_sweep(spec)
+    qtbot.waitUntil(lambda: window.plots.point_count() >= 2, timeout=60_000)
+    sweep_id, first_run = window.runner.sweep_id, window.runner.run_id
+    window.training.stop_button.click()                       # Stop: the sweep pauses, its run is interrupted
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=60_000)
+    sweep = sweep_queue.get_sweep(window.repository, sweep_id)
+    assert sweep.status == "paused" and [i.status for i in sweep.items] == ["interrupted", "queued"]
+    stopped_at = window.repository.get(first_run).steps
+    assert 0 < stopped_at < 30
+    window.training.widgets[("train", "seed")].setValue(7)    # the form no longer matches the run
+    window.training.widgets[("train", "max_steps")].setValue(12)
+    window.runner.continue_sweep(sweep_id)                    # Run → Continue a sweep… on this sweep
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=120_000)
+    assert not window.last_error
+    sweep = sweep_queue.get_sweep(window.repository, sweep_id)
+    assert sweep.status == "completed" and [i.status for i in sweep.items] == ["done", "done"]
+    assert sweep.items[0].run_id == first_run                 # resumed, not restarted
+    runs = [window.repository.get(i.run_id) for i in sweep.items]
+    assert [run.config["train"]["seed"] for run in runs] == [3, 4]
+    assert [run.steps for run in runs] == [30, 30] and all(run.status == "completed" for run in runs)
 
 
 @pytest.mark.slow
@@ -391,14 +423,15 @@ def test_an_example_sweep_is_one_click_from_the_help_menu_over_the_current_confi
     examples = next(a.menu() for a in help_menu.actions() if a.text() == "Example sweeps")
     action = next(a for a in examples.actions() if a.text() == "whole-word vs token masking")
     action.trigger()                                   # the one click
-    assert window.sweep is not None and window.training_job is not None
-    sweep = sweep_queue.get_sweep(window.repository, window.sweep["id"])
+    qtbot.waitUntil(lambda: window.runner.sweep_id is not None, timeout=10_000)    # queued on a worker
+    assert window.runner.busy
+    sweep = sweep_queue.get_sweep(window.repository, window.runner.sweep_id)
     configs = [item.config for item in sweep.items]
     assert [(c["masking"]["strategy"], c["train"]["seed"]) for c in configs] == [
         ("whole_word", 0), ("whole_word", 1), ("token", 0), ("token", 1)]
     assert all(c["train"]["max_steps"] == 3 for c in configs)          # over the window's config
-    window.cancel_sweep()
-    qtbot.waitUntil(lambda: window.sweep is None and window.training_job is None, timeout=60_000)
+    window.runner.cancel_sweep()
+    qtbot.waitUntil(lambda: window.runner.sweep_id is None and not window.runner.busy, timeout=60_000)
     sweep = sweep_queue.get_sweep(window.repository, sweep.id)
     assert sweep.status == "cancelled" and [i.status for i in sweep.items].count("queued") == 0
 

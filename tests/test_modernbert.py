@@ -11,7 +11,7 @@ import torch
 from workbench.config import ModelConfig
 from workbench.interop.huggingface import export_checkpoint, load_for_inference
 from workbench.model import ModernBertPretrainingModel, build_model
-from workbench.model.bert import TokenLayout, bucket_size
+from workbench.model.common import TokenLayout, bucket_size
 from workbench.train.evaluation import build_eval_set, unigram_distribution
 from workbench.train.trainer import Trainer
 

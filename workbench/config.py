@@ -18,18 +18,81 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
+from workbench import architectures
 from workbench.errors import ConfigError
 
 
-def setting(default: Any, help: str, kind: str = "structural", choices: tuple = ()) -> Any:
-    """A dataclass field with its documentation attached."""
-    return field(default=default, metadata={"help": help, "kind": kind, "choices": choices})
+def setting(default: Any, help: str, kind: str = "structural", choices: tuple | Callable[[], tuple] = (),
+            bounds: str = "") -> Any:
+    """A dataclass field with its documentation and its rules attached: ``choices`` (or a function giving
+    them), ``bounds`` as an interval (``"[0, 1)"``, ``"[1, 10**12]"``). ``validate``, the window's fields,
+    the command line and the sweep dialog all read them from here (``choices_of``, ``bounds_of``)."""
+    return field(default=default, metadata={"help": help, "kind": kind, "choices": choices,
+                                            "bounds": Bounds.parse(bounds) if bounds else None})
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """An interval of allowed numbers; open or closed at either end. Counts stop at 10**12 (far beyond any
+    real run, far below an overflow), sizes where torch would fail: a typo's extra digits are refused."""
+
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> "Bounds":
+        match = re.fullmatch(r"([\[(])\s*([^,]+),\s*([^\])]+)([\])])", text.strip())
+        if not match:
+            raise ValueError(f"bounds {text!r}: write an interval like [0, 1)")
+        low, high = (_number(part) for part in match.group(2, 3))
+        return cls(low, high, match.group(1) == "(", match.group(4) == ")")
+
+    def __contains__(self, value: float) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    def __str__(self) -> str:
+        return f"{'(' if self.low_open else '['}{_show(self.low)}, {_show(self.high)}{')' if self.high_open else ']'}"
+
+
+def _number(text: str) -> int | float:
+    """``10**12``, ``2**63 - 1``, ``1e9``, ``0.5``: the literal forms bounds are written in."""
+    text = text.strip()
+    match = re.fullmatch(r"(\d+)\*\*(\d+)(?:\s*-\s*(\d+))?", text)
+    if match:
+        return int(match.group(1)) ** int(match.group(2)) - int(match.group(3) or 0)
+    return float(text) if any(c in text for c in ".e") else int(text)
+
+
+def _show(value: float) -> str:
+    if isinstance(value, int) and value >= 10**6:
+        for base in (10, 2):
+            exponent = round(math.log(value + 1, base))
+            if base ** exponent in (value, value + 1):
+                return f"{base}**{exponent}" + (" - 1" if base ** exponent == value + 1 else "")
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def check_rules(section: Any) -> None:
+    """Every setting of ``section`` within its declared bounds and among its choices (the message names the
+    key)."""
+    for f in dataclasses.fields(section):
+        bounds, choices = f.metadata.get("bounds"), _choices(f)
+        value = getattr(section, f.name)
+        if choices and value not in choices:
+            raise ConfigError(f"{section.SECTION}.{f.name} must be one of {', '.join(choices)}; got {value!r}")
+        if bounds is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value in bounds):
+            raise ConfigError(f"{section.SECTION}.{f.name} must be in {bounds}, got {value!r}")
 
 
 @dataclass
@@ -40,8 +103,7 @@ class DataConfig:
 
     dataset: str = setting("", "Directory written by `prepare` that training and `inspect` read.")
     max_seq_length: int = setting(
-        128, "Length of a training sequence in tokens, including [CLS] and both [SEP]."
-    )
+        128, "Length of a training sequence in tokens, including [CLS] and both [SEP].", bounds="[8, 8192]")
     sentences: str = setting(
         "auto",
         "How text lines become sentences: `auto` keeps each line as one sentence and splits "
@@ -50,8 +112,7 @@ class DataConfig:
         choices=("auto", "lines", "wrapped"),
     )
     split_lines_longer_than: int = setting(
-        200, "In `auto` mode, a line longer than this many characters is split into sentences."
-    )
+        200, "In `auto` mode, a line longer than this many characters is split into sentences.", bounds="[20, 10**9]")
     text_field: str = setting("text", "Field of a `.jsonl` record (or column of a `.csv` file) holding the text.")
     encoding_errors: str = setting(
         "strict",
@@ -60,15 +121,12 @@ class DataConfig:
         choices=("strict", "replace"),
     )
     heldout_fraction: float = setting(
-        0.02, "Share of documents kept out of training for evaluation (chosen by document hash)."
-    )
+        0.02, "Share of documents kept out of training for evaluation (chosen by document hash).", bounds="[0, 0.5)")
 
     def validate(self) -> None:
-        _check(self, "max_seq_length", 8 <= self.max_seq_length <= 8192, "must be in [8, 8192]")
-        _check(self, "split_lines_longer_than", 20 <= self.split_lines_longer_than <= 10**9, "must be in [20, 10**9]")
+        check_rules(self)
         _check(self, "dataset", "\x00" not in self.dataset, "must be a folder path")
         _check(self, "text_field", bool(self.text_field.strip()), "must not be empty")
-        _check(self, "heldout_fraction", 0.0 <= self.heldout_fraction < 0.5, "must be in [0, 0.5)")
 
 
 @dataclass
@@ -80,20 +138,18 @@ class TokenizerConfig:
     path: str = setting(
         "", "An existing `tokenizer.json` or BERT `vocab.txt` to use; empty trains one on the corpus."
     )
-    vocab_size: int = setting(16384, "Vocabulary size of a trained tokenizer (special tokens included).")
+    vocab_size: int = setting(16384, "Vocabulary size of a trained tokenizer (special tokens included).", bounds="[64, 1000000]")
     lowercase: bool = setting(True, "Lower-case text before tokenizing (an 'uncased' model).")
     strip_accents: bool = setting(True, "Remove accents (é -> e) before tokenizing.")
-    min_frequency: int = setting(2, "A trained token must occur at least this often.")
-    limit_alphabet: int = setting(1000, "At most this many distinct characters in a trained vocabulary.")
+    min_frequency: int = setting(2, "A trained token must occur at least this often.", bounds="[1, 10**9]")
+    limit_alphabet: int = setting(1000, "At most this many distinct characters in a trained vocabulary.", bounds="[26, 1000000]")
     loaded_case: str = setting(
         "auto", "How a loaded `vocab.txt` treats case: `auto` infers it from the vocabulary (lower-cased when "
         "under 1% of its tokens have capitals), `lowercase` or `cased` decide (`prepare --lowercase/--cased`). "
         "A `tokenizer.json` carries its own normaliser.", choices=("auto", "lowercase", "cased"))
 
     def validate(self) -> None:
-        _check(self, "vocab_size", 64 <= self.vocab_size <= 1_000_000, "must be in [64, 1000000]")
-        _check(self, "min_frequency", 1 <= self.min_frequency <= 10**9, "must be in [1, 10**9]")
-        _check(self, "limit_alphabet", 26 <= self.limit_alphabet <= 1_000_000, "must be in [26, 1000000]")
+        check_rules(self)
 
 
 @dataclass
@@ -102,11 +158,10 @@ class MaskingConfig:
 
     SECTION: ClassVar[str] = "masking"
 
-    probability: float = setting(0.15, "Share of tokens selected for prediction.")
-    mask_fraction: float = setting(0.8, "Share of selected tokens replaced by [MASK].")
+    probability: float = setting(0.15, "Share of tokens selected for prediction.", bounds="(0, 1)")
+    mask_fraction: float = setting(0.8, "Share of selected tokens replaced by [MASK].", bounds="[0, 1]")
     random_fraction: float = setting(
-        0.1, "Share of selected tokens replaced by a random vocabulary token; the rest stay unchanged."
-    )
+        0.1, "Share of selected tokens replaced by a random vocabulary token; the rest stay unchanged.", bounds="[0, 1]")
     selection: str = setting(
         "exact",
         "`exact`: each sequence gets min(max_predictions_per_seq, max(1, round(length * "
@@ -120,35 +175,28 @@ class MaskingConfig:
         "their word) or `span`s of whole words with geometric lengths (SpanBERT).",
         choices=("token", "whole_word", "span"),
     )
-    max_predictions_per_seq: int = setting(20, "At most this many predicted positions per sequence.")
+    max_predictions_per_seq: int = setting(20, "At most this many predicted positions per sequence.", bounds="[1, 8192]")
     min_predictions_per_seq: int = setting(
-        1, "Bernoulli selection picks at least this many positions, so no sequence has zero (0 allows it)."
-    )
-    span_geometric_p: float = setting(0.2, "Span strategy: parameter of the geometric span-length law.")
-    span_max_words: int = setting(10, "Span strategy: longest span, in words.")
+        1, "Bernoulli selection picks at least this many positions, so no sequence has zero (0 allows it).", bounds="[0, 8192]")
+    span_geometric_p: float = setting(0.2, "Span strategy: parameter of the geometric span-length law.", bounds="(0, 1]")
+    span_max_words: int = setting(10, "Span strategy: longest span, in words.", bounds="[1, 8192]")
 
     @property
     def keep_fraction(self) -> float:
         return 1.0 - self.mask_fraction - self.random_fraction
 
     def validate(self) -> None:
-        _check(self, "probability", 0.0 < self.probability < 1.0, "must be in (0, 1)")
-        _check(self, "mask_fraction", 0.0 <= self.mask_fraction <= 1.0, "must be in [0, 1]")
-        _check(self, "random_fraction", 0.0 <= self.random_fraction <= 1.0, "must be in [0, 1]")
+        check_rules(self)
         if self.mask_fraction + self.random_fraction > 1.0 + 1e-9:
             raise ConfigError(
                 "masking.mask_fraction + masking.random_fraction must be <= 1, got "
                 f"{self.mask_fraction} + {self.random_fraction}"
             )
-        _check(self, "max_predictions_per_seq", 1 <= self.max_predictions_per_seq <= 8192, "must be in [1, 8192]")
-        _check(self, "min_predictions_per_seq", 0 <= self.min_predictions_per_seq <= 8192, "must be in [0, 8192]")
         if self.min_predictions_per_seq > self.max_predictions_per_seq:
             raise ConfigError(
                 "masking.min_predictions_per_seq must be <= masking.max_predictions_per_seq, got "
                 f"{self.min_predictions_per_seq} > {self.max_predictions_per_seq}"
             )
-        _check(self, "span_geometric_p", 0.0 < self.span_geometric_p <= 1.0, "must be in (0, 1]")
-        _check(self, "span_max_words", 1 <= self.span_max_words <= 8192, "must be in [1, 8192]")
 
 
 @dataclass
@@ -165,11 +213,9 @@ class NspConfig:
         choices=("nsp", "sop", "none"),
     )
     random_next_probability: float = setting(
-        0.5, "Share of pairs labelled NotNext (random B for NSP, swapped for SOP)."
-    )
+        0.5, "Share of pairs labelled NotNext (random B for NSP, swapped for SOP).", bounds="[0, 1]")
     short_seq_prob: float = setting(
-        0.1, "Probability of a shorter random target length, so the model also sees short sequences."
-    )
+        0.1, "Probability of a shorter random target length, so the model also sees short sequences.", bounds="[0, 1]")
 
     @property
     def pair_task(self) -> bool:
@@ -177,14 +223,9 @@ class NspConfig:
         return self.objective != "none"
 
     def validate(self) -> None:
-        _check(self, "random_next_probability", 0.0 <= self.random_next_probability <= 1.0, "must be in [0, 1]")
-        _check(self, "short_seq_prob", 0.0 <= self.short_seq_prob <= 1.0, "must be in [0, 1]")
+        check_rules(self)
 
 
-# Upper bounds that keep absurd values (a typo's extra digits) out of torch, where they would be a crash.
-MODEL_SIZE_LIMITS = {"hidden_size": 65536, "num_hidden_layers": 1024, "num_attention_heads": 1024,
-                     "intermediate_size": 262144, "vocab_size": 1_000_000}
-BIG = 10**12  # bound of counts (steps, batch sizes, intervals): far beyond any real run, far below overflow
 
 # name -> (layers, hidden, heads, intermediate). Cramming/Turc et al. sizes; base is BERT-base.
 MODEL_PRESETS: dict[str, tuple[int, int, int, int]] = {
@@ -207,23 +248,23 @@ class ModelConfig:
         "`modernbert`: pre-LayerNorm, gated-GELU feed-forward, rotary positions, no biases, global attention "
         "(learns far faster at small budgets; exports to transformers' ModernBertForMaskedLM); `bert`: the "
         "original post-LayerNorm BERT with learned positions and token types (exports to BertForPreTraining).",
-        choices=("modernbert", "bert"))
+        choices=architectures.names)
     preset: str = setting("tiny", "Named size: tiny, mini, small, medium, base (or `custom` with every size set).",
                           choices=("tiny", "mini", "small", "medium", "base", "custom"))
-    vocab_size: int = setting(0, "Vocabulary size; 0 takes it from the dataset's tokenizer.")
-    hidden_size: int = setting(0, "Width of the encoder; 0 takes the preset's.")
-    num_hidden_layers: int = setting(0, "Transformer layers; 0 takes the preset's.")
-    num_attention_heads: int = setting(0, "Attention heads; 0 takes the preset's. Must divide hidden_size.")
-    intermediate_size: int = setting(0, "Width of the feed-forward layer; 0 takes the preset's.")
+    vocab_size: int = setting(0, "Vocabulary size; 0 takes it from the dataset's tokenizer.", bounds="[0, 1000000]")
+    hidden_size: int = setting(0, "Width of the encoder; 0 takes the preset's.", bounds="[0, 65536]")
+    num_hidden_layers: int = setting(0, "Transformer layers; 0 takes the preset's.", bounds="[0, 1024]")
+    num_attention_heads: int = setting(0, "Attention heads; 0 takes the preset's. Must divide hidden_size.", bounds="[0, 1024]")
+    intermediate_size: int = setting(0, "Width of the feed-forward layer; 0 takes the preset's.", bounds="[0, 262144]")
     hidden_dropout_prob: float = setting(
-        0.0, "Dropout on embeddings and layer outputs (original BERT: 0.1; none learns faster at small budgets).")
-    attention_probs_dropout_prob: float = setting(0.0, "Dropout on attention probabilities (original BERT: 0.1).")
-    max_position_embeddings: int = setting(512, "Longest sequence the position table holds.")
-    type_vocab_size: int = setting(2, "Token types (segments A and B).")
-    initializer_range: float = setting(0.02, "Standard deviation of the initial weights.")
+        0.0, "Dropout on embeddings and layer outputs (original BERT: 0.1; none learns faster at small budgets).", bounds="[0, 1)")
+    attention_probs_dropout_prob: float = setting(0.0, "Dropout on attention probabilities (original BERT: 0.1).", bounds="[0, 1)")
+    max_position_embeddings: int = setting(512, "Longest sequence the position table holds.", bounds="[8, 65536]")
+    type_vocab_size: int = setting(2, "Token types (segments A and B).", bounds="[2, 1024]")
+    initializer_range: float = setting(0.02, "Standard deviation of the initial weights.", bounds="(0, 1)")
     layer_norm_eps: float = setting(0.0, "Epsilon of every LayerNorm; 0 takes the architecture's (bert 1e-12, "
-                                         "modernbert 1e-5).")
-    rope_theta: float = setting(160000.0, "modernbert: base of the rotary position frequencies.")
+                                         "modernbert 1e-5).", bounds="[0, 1)")
+    rope_theta: float = setting(160000.0, "modernbert: base of the rotary position frequencies.", bounds="[1, 1e9]")
 
     @classmethod
     def from_preset(cls, name: str, vocab_size: int = 0, **overrides: Any) -> "ModelConfig":
@@ -247,15 +288,14 @@ class ModelConfig:
         if not values["vocab_size"] and vocab_size:
             values["vocab_size"] = vocab_size
         if not values["layer_norm_eps"]:
-            values["layer_norm_eps"] = 1e-12 if self.architecture == "bert" else 1e-5
+            values["layer_norm_eps"] = architectures.get(self.architecture).layer_norm_eps
         resolved = ModelConfig(**values)
         resolved.validate(require_sizes=True)
         return resolved
 
     def validate(self, require_sizes: bool = False) -> None:
+        check_rules(self)
         sizes = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
-        for key in sizes + ("vocab_size",):
-            _check(self, key, 0 <= getattr(self, key) <= MODEL_SIZE_LIMITS[key], f"must be in [0, {MODEL_SIZE_LIMITS[key]}]")
         if self.preset == "custom" or require_sizes:
             for key in sizes:
                 _check(self, key, getattr(self, key) > 0, "must be set (> 0)" + (
@@ -267,13 +307,6 @@ class ModelConfig:
             )
         if require_sizes:
             _check(self, "vocab_size", self.vocab_size > 0, "must be known (set it or use a dataset)")
-        _check(self, "hidden_dropout_prob", 0.0 <= self.hidden_dropout_prob < 1.0, "must be in [0, 1)")
-        _check(self, "attention_probs_dropout_prob", 0.0 <= self.attention_probs_dropout_prob < 1.0, "must be in [0, 1)")
-        _check(self, "max_position_embeddings", 8 <= self.max_position_embeddings <= 65536, "must be in [8, 65536]")
-        _check(self, "type_vocab_size", 2 <= self.type_vocab_size <= 1024, "must be in [2, 1024]")
-        _check(self, "initializer_range", self.initializer_range > 0, "must be > 0")
-        _check(self, "layer_norm_eps", 0 <= self.layer_norm_eps < 1, "must be in [0, 1)")
-        _check(self, "rope_theta", 1.0 <= self.rope_theta <= 1e9, "must be in [1, 1e9]")
 
 
 @dataclass
@@ -284,37 +317,37 @@ class TrainConfig:
 
     name: str = setting("", "Name of the run; empty makes one from the preset and the time.", kind="resumable")
     max_steps: int = setting(0, "Stop after this many optimizer steps (0: no step limit; the time budget ends "
-                                "the run).", kind="resumable")
+                                "the run).", kind="resumable", bounds="[0, 10**12]")
     max_minutes: float = setting(5.0, "Stop after this many minutes of training (0: no time budget). With a "
-                                      "budget the learning-rate schedule runs over the time.", kind="resumable")
-    batch_size: int = setting(32, "Sequences per optimizer step (across all processes and accumulation).")
-    gradient_accumulation_steps: int = setting(1, "Micro-batches per optimizer step.")
+                                      "budget the learning-rate schedule runs over the time.", kind="resumable", bounds="[0, 10**7]")
+    batch_size: int = setting(32, "Sequences per optimizer step (across all processes and accumulation).", bounds="[1, 1000000]")
+    gradient_accumulation_steps: int = setting(1, "Micro-batches per optimizer step.", bounds="[1, 100000]")
     learning_rate: float = setting(0.0, "Peak learning rate of AdamW; 0 picks one for the model: "
                                         "2e-3 x sqrt(128 / hidden_size) for modernbert, half of that for the "
-                                        "post-LayerNorm bert (tiny: 2e-3 and 1e-3).")
-    weight_decay: float = setting(0.01, "Decoupled weight decay (not applied to biases and LayerNorm).")
-    adam_beta1: float = setting(0.9, "AdamW beta1.")
-    adam_beta2: float = setting(0.98, "AdamW beta2.")
-    adam_epsilon: float = setting(1e-6, "AdamW epsilon.")
-    warmup_steps: int = setting(100, "Linear warm-up from 0 to the peak learning rate over this many steps.")
+                                        "post-LayerNorm bert (tiny: 2e-3 and 1e-3).", bounds="[0, 1)")
+    weight_decay: float = setting(0.01, "Decoupled weight decay (not applied to biases and LayerNorm).", bounds="[0, 1)")
+    adam_beta1: float = setting(0.9, "AdamW beta1.", bounds="[0, 1)")
+    adam_beta2: float = setting(0.98, "AdamW beta2.", bounds="[0, 1)")
+    adam_epsilon: float = setting(1e-6, "AdamW epsilon.", bounds="(0, 1)")
+    warmup_steps: int = setting(100, "Linear warm-up from 0 to the peak learning rate over this many steps.", bounds="[0, 10**12]")
     schedule: str = setting("linear", "Decay after warm-up: `linear` or `cosine` to 0, or `constant`.",
                             choices=("linear", "cosine", "constant"))
-    max_grad_norm: float = setting(1.0, "Clip the gradient norm to this (0: no clipping).")
-    seed: int = setting(0, "Seed of initialisation, pairs, masking and dropout.")
+    max_grad_norm: float = setting(1.0, "Clip the gradient norm to this (0: no clipping).", bounds="[0, 1e12]")
+    seed: int = setting(0, "Seed of initialisation, pairs, masking and dropout.", bounds="[0, 2**63 - 1]")
     device: str = setting("auto", "`auto` (CUDA, else MPS, else CPU), `cpu`, `cuda`, `cuda:N` or `mps`.", kind="resumable")
     precision: str = setting("auto", "`fp32`, `bf16` (autocast) or `auto` (bf16 on CUDA, fp32 elsewhere).",
                              choices=("auto", "fp32", "bf16"))
     compile: bool = setting(False, "Compile the model with torch.compile (slower start, faster steps).", kind="resumable")
-    threads: int = setting(0, "CPU threads for PyTorch (0: all cores).", kind="resumable")
-    log_every: int = setting(1, "Report step metrics every this many steps (averaged over them).", kind="resumable")
+    threads: int = setting(0, "CPU threads for PyTorch (0: all cores).", kind="resumable", bounds="[0, 4096]")
+    log_every: int = setting(1, "Report step metrics every this many steps (averaged over them).", kind="resumable", bounds="[1, 10**12]")
     eval_every: int = setting(0, "Evaluate on the fixed evaluation set every this many steps (0: by time only, "
-                                 "or at the end).", kind="resumable")
+                                 "or at the end).", kind="resumable", bounds="[0, 10**12]")
     eval_every_seconds: float = setting(30.0, "Also evaluate every this many seconds of training (0: off).",
-                                        kind="resumable")
+                                        kind="resumable", bounds="[0, 10**9]")
     eval_batches: int = setting(16, "Size of the fixed evaluation set, in batches of 32 held-out pairs (the same "
-                                    "pre-masked pairs for every run of a dataset).", kind="resumable")
-    checkpoint_every: int = setting(500, "Save a checkpoint every this many steps (0: only at the end).", kind="resumable")
-    keep_checkpoints: int = setting(3, "Keep the last this many checkpoints.", kind="resumable")
+                                    "pre-masked pairs for every run of a dataset).", kind="resumable", bounds="[1, 10**12]")
+    checkpoint_every: int = setting(500, "Save a checkpoint every this many steps (0: only at the end).", kind="resumable", bounds="[0, 10**12]")
+    keep_checkpoints: int = setting(3, "Keep the last this many checkpoints.", kind="resumable", bounds="[1, 10**12]")
     output_dir: str = setting("runs", "Folder in which each run gets its own directory.", kind="resumable")
     init_from: str = setting("", "Start from the weights of a Hugging Face BERT directory (continued pre-training).")
 
@@ -324,35 +357,17 @@ class TrainConfig:
         return self.max_steps or 2**62
 
     def validate(self) -> None:
-        _check(self, "max_steps", 0 <= self.max_steps <= BIG, f"must be in [0, {BIG}]")
-        _check(self, "max_minutes", 0 <= self.max_minutes <= 10**7, "must be in [0, 10**7]")
+        check_rules(self)
         if not self.max_steps and not self.max_minutes:
             raise ConfigError("train.max_steps and train.max_minutes are both 0: set a step limit or a time budget")
-        _check(self, "eval_every_seconds", 0 <= self.eval_every_seconds <= 10**9, "must be in [0, 10**9]")
-        _check(self, "batch_size", 1 <= self.batch_size <= 10**6, "must be in [1, 1000000]")
-        _check(self, "gradient_accumulation_steps", 1 <= self.gradient_accumulation_steps <= 10**5,
-               "must be in [1, 100000]")
         if self.batch_size % self.gradient_accumulation_steps:
             raise ConfigError(
                 f"train.batch_size ({self.batch_size}) must be divisible by train.gradient_accumulation_steps "
                 f"({self.gradient_accumulation_steps})"
             )
-        _check(self, "learning_rate", 0 <= self.learning_rate < 1, "must be in [0, 1) (0: chosen for the model)")
-        _check(self, "weight_decay", 0 <= self.weight_decay < 1, "must be in [0, 1)")
-        _check(self, "adam_beta1", 0 <= self.adam_beta1 < 1, "must be in [0, 1)")
-        _check(self, "adam_beta2", 0 <= self.adam_beta2 < 1, "must be in [0, 1)")
-        _check(self, "adam_epsilon", self.adam_epsilon > 0, "must be > 0")
-        _check(self, "warmup_steps", 0 <= self.warmup_steps <= BIG, f"must be in [0, {BIG}]")
-        _check(self, "max_grad_norm", 0 <= self.max_grad_norm <= 1e12, "must be in [0, 1e12]")
-        _check(self, "seed", 0 <= self.seed < 2**63, "must be a non-negative integer")
         device = self.device
         if not (device in ("auto", "cpu", "cuda", "mps") or (device.startswith("cuda:") and device[5:].isascii() and device[5:].isdigit())):
             raise ConfigError(f"train.device must be auto, cpu, cuda, cuda:N or mps; got {device!r}")
-        _check(self, "threads", 0 <= self.threads <= 4096, "must be in [0, 4096]")
-        for key in ("log_every", "eval_batches", "keep_checkpoints"):
-            _check(self, key, 1 <= getattr(self, key) <= BIG, f"must be in [1, {BIG}]")
-        for key in ("eval_every", "checkpoint_every"):
-            _check(self, key, 0 <= getattr(self, key) <= BIG, f"must be in [0, {BIG}]")
         _check(self, "output_dir", bool(self.output_dir.strip()) and "\x00" not in self.output_dir,
                "must be a folder path")
         _check(self, "init_from", "\x00" not in self.init_from, "must be a folder path")
@@ -376,6 +391,7 @@ class WorkbenchConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> None:
+        check_rules(self)
         for section in self.sections():
             section.validate()
         if self.data.max_seq_length > self.model.max_position_embeddings:
@@ -435,7 +451,7 @@ def section_from_dict(cls: type, values: dict[str, Any]) -> Any:
         kwargs[key] = _coerce(f"{cls.SECTION}.{key}", hints[key], value)
     section = cls(**kwargs)
     for f in dataclasses.fields(cls):
-        choices = f.metadata.get("choices")
+        choices = _choices(f)
         if choices and getattr(section, f.name) not in choices:
             raise ConfigError(
                 f"{cls.SECTION}.{f.name} must be one of {', '.join(choices)}; got {getattr(section, f.name)!r}"
@@ -576,8 +592,24 @@ def choices_of(key: str) -> tuple[str, ...]:
         if f.name == section_name:
             for inner in dataclasses.fields(f.default_factory):
                 if inner.name == name:
-                    return tuple(inner.metadata.get("choices", ()))
+                    return _choices(inner)
     raise KeyError(key)
+
+
+def bounds_of(key: str) -> Bounds | None:
+    """The interval a numeric setting must lie in (``"train.seed"`` -> ``[0, 2**63 - 1]``), or None."""
+    section_name, _, name = key.partition(".")
+    for f in dataclasses.fields(WorkbenchConfig):
+        if f.name == section_name:
+            for inner in dataclasses.fields(f.default_factory):
+                if inner.name == name:
+                    return inner.metadata.get("bounds")
+    raise KeyError(key)
+
+
+def _choices(f: dataclasses.Field) -> tuple[str, ...]:
+    choices = f.metadata.get("choices", ())
+    return tuple(choices() if callable(choices) else choices)
 
 
 def settings_table() -> str:

@@ -71,11 +71,11 @@ def _exercise(app, window, steps: int, started: float) -> str:
     window.run_settings.set("train", "eval_every", steps)
     window.run_settings.set("train", "checkpoint_every", steps)
     window.training.start_button.click()
-    failure = _wait(app, lambda: window.training_job is not None or window.last_error, "the run to start")
-    failure = failure or _wait(app, lambda: window.training_job is None, "the run to finish")
+    failure = _wait(app, lambda: window.runner.busy or window.last_error, "the run to start")
+    failure = failure or _wait(app, lambda: not window.runner.busy, "the run to finish")
     if failure or window.last_error:
         return failure or f"training: {window.last_error}"
-    run = window.repository.get(window.run_id) if window.run_id is not None else None
+    run = window.repository.get(window.runner.run_id) if window.runner.run_id is not None else None
     if run is None or run.status != "completed" or run.steps != steps:
         return f"the run was not recorded as completed after {steps} steps ({run.status if run else 'no run'})"
     if window.plots.point_count() != steps:

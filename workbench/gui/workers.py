@@ -1,4 +1,4 @@
-"""Background work for the window: preparing a corpus and training, each on a QThread.
+"""Background work for the window: preparing a corpus, training, fine-tuning, loading a model (each a ``Job``).
 
 The work itself is plain core code (``prepare_dataset``, ``Trainer``); these
 adapters only move it to a thread and turn its callbacks and events into Qt
@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
+from dataclasses import dataclass
+from pathlib import Path
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 from workbench.errors import WorkbenchError
 from workbench.redaction import scrub
@@ -24,14 +26,28 @@ _short_jobs: set[threading.Thread] = set()
 _short_jobs_lock = threading.Lock()
 
 
-def in_background(job, name: str) -> threading.Thread:
-    """Run ``job()`` (a short read: statistics, a refresh, a model's guesses) on a plain thread.
+def in_background(job, name: str, then=None, failed=None) -> threading.Thread:
+    """Run ``job()`` (a read, a write to the run database, a model's guesses) on a plain thread: the one way
+    the window keeps its GUI thread off disk, database and torch.
 
-    Its result must come back through a signal. The window waits for these threads before it quits
-    (``wait_for_background``): a thread still inside torch when the interpreter exits aborts the process."""
+    With ``then``, ``then(result)`` runs on the GUI thread afterwards, or ``failed(message)`` (default: the
+    message is logged) if ``job`` raised; without it, the result must come back through a signal. The window
+    waits for these threads before it quits (``wait_for_background``): a thread still inside torch when the
+    interpreter exits aborts the process."""
+    mailbox = _mailbox() if then is not None else None
+
     def run() -> None:
         try:
-            job()
+            try:
+                result = job()
+            except BaseException as exc:
+                if mailbox is None:
+                    raise
+                mailbox.arrived.emit(failed or (lambda message: log.warning("%s: %s", name, message)),
+                                     describe_error(exc))
+            else:
+                if mailbox is not None:
+                    mailbox.arrived.emit(then, result)
         finally:
             with _short_jobs_lock:
                 _short_jobs.discard(threading.current_thread())
@@ -41,6 +57,35 @@ def in_background(job, name: str) -> threading.Thread:
         _short_jobs.add(thread)
     thread.start()
     return thread
+
+
+class _Mailbox(QObject):
+    """Lives on the GUI thread; a callback emitted from another thread runs there."""
+
+    arrived = Signal(object, object)     # callback, its argument
+
+    def __init__(self):
+        super().__init__()
+        self.arrived.connect(self._call)
+
+    @Slot(object, object)
+    def _call(self, callback, value) -> None:
+        try:
+            callback(value)
+        except RuntimeError as exc:
+            if "already deleted" not in str(exc):
+                raise
+            log.debug("a background result arrived after its widget was closed: %s", exc)
+
+
+_mailboxes: list[_Mailbox] = []
+
+
+def _mailbox() -> _Mailbox:
+    """The GUI thread's mailbox (made on first use, which is on the GUI thread)."""
+    if not _mailboxes:
+        _mailboxes.append(_Mailbox())
+    return _mailboxes[0]
 
 
 def wait_for_background(timeout_s: float = 60.0) -> bool:
@@ -106,40 +151,98 @@ class PrepareWorker(QObject):
         self.done.emit(result)
 
 
+@dataclass
+class SweepEnded:
+    """What a ``TrainingWorker`` running a sweep reports at the end: the sweep's status then."""
+
+    sweep_id: int
+    status: str
+
+
 class TrainingWorker(QObject):
-    """Launches (``workbench.services.run_launch``) and runs a training run; its events cross as ``event``."""
+    """One training run, or a sweep's waiting runs one after another (``sweep_id``), through the services the
+    CLI uses (``run_launch``, ``sweep_runner``); the trainer's events cross as ``event``."""
 
     event = Signal(object)               # a workbench.train.events.Event
-    done = Signal(object)                # RunResult
+    done = Signal(object)                # RunResult, or SweepEnded for a sweep
     failed = Signal(str)
-    run_recorded = Signal(int)           # the run's id in the database
+    run_recorded = Signal(int, bool)     # a run's id in the database; True if it resumes an earlier one
+    said = Signal(str)                   # a sweep's progress, one line
 
-    def __init__(self, config, db_url: str | None, resume: str | None = None):
+    def __init__(self, config, db_url: str | None, resume: str | None = None, sweep_id: int | None = None,
+                 dataset: str | None = None):
         super().__init__()
         from workbench.train.control import TrainingControl
 
         self.config, self.db_url, self.resume = config, db_url, resume
-        self.run_id: int | None = None
+        self.sweep_id, self.dataset = sweep_id, dataset
         self.control = TrainingControl()
+
+    def _attach(self, launched) -> None:
+        self.run_recorded.emit(launched.run_id, launched.trainer.resume_from is not None)
+        launched.trainer.subscribe(self.event.emit)
 
     @Slot()
     def run(self) -> None:
         lower_thread_priority()
         try:
             from workbench.services.run_launch import find_resume_target, launch_run
+            from workbench.services.sweep_runner import run_sweep
             from workbench.store.repository import RunRepository
 
             repository = RunRepository(self.db_url)
+            if self.sweep_id is not None:
+                status = run_sweep(repository, self.sweep_id, dataset=self.dataset, control=self.control,
+                                   on_launch=self._attach, say=self.said.emit)
+                self.done.emit(SweepEnded(self.sweep_id, status))
+                return
             target = find_resume_target(self.resume, repository) if self.resume else None
             launched = launch_run(self.config, repository, resume=target, control=self.control)
-            self.run_id = launched.run_id
-            self.run_recorded.emit(self.run_id)
-            launched.trainer.subscribe(self.event.emit)
+            self._attach(launched)
             result = launched.run()
         except BaseException as exc:
             self.failed.emit(describe_error(exc))
             return
         self.done.emit(result)
+
+
+class ModelLoadWorker(QObject):
+    """Loads a checkpoint or an export for the probe and the preview: it verifies every file's hash and
+    builds the model (seconds for a base-size run), so never on the GUI thread."""
+
+    done = Signal(object)                # LoadedModel
+    failed = Signal(str)
+
+    def __init__(self, path: str, description: str):
+        super().__init__()
+        self.path, self.description = path, description
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            from workbench.checkpoint import CheckpointError, find_checkpoint
+            from workbench.interop.huggingface import is_hf_directory, load_for_inference
+
+            model, tokenizer, config = load_for_inference(self.path)
+            folder = None
+            if not is_hf_directory(Path(self.path)):
+                try:
+                    folder = find_checkpoint(self.path)
+                except CheckpointError:
+                    folder = None
+        except BaseException as exc:
+            self.failed.emit(describe_error(exc))
+            return
+        self.done.emit(LoadedModel(model, tokenizer, config, folder, self.description))
+
+
+@dataclass
+class LoadedModel:
+    model: object
+    tokenizer: object
+    config: object               # the run's WorkbenchConfig; None for a transformers export
+    checkpoint: Path | None      # the checkpoint folder; None for an export
+    description: str
 
 
 class FinetuneWorker(QObject):
@@ -213,16 +316,3 @@ def lower_thread_priority(priority: tuple[str, int] | None = None) -> None:
             os.setpriority(os.PRIO_PROCESS, thread, niceness)
         except OSError:
             pass
-
-
-def start_in_thread(worker: QObject, parent: QObject) -> QThread:
-    """Move ``worker`` to a new thread, run ``worker.run`` there, clean both up when it ends."""
-    thread = QThread(parent)
-    worker.moveToThread(thread)
-    thread.started.connect(worker.run)
-    for signal in (worker.done, worker.failed):
-        signal.connect(thread.quit)
-    thread.finished.connect(worker.deleteLater)
-    thread.finished.connect(thread.deleteLater)
-    thread.start()
-    return thread

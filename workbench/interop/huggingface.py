@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from workbench import architectures
 from workbench.config import ModelConfig, WorkbenchConfig, section_from_dict
 from workbench.data.tokenizer import SPECIAL_TOKENS, describe, load_tokenizer, save_vocab_txt
 from workbench.durable_io import (
@@ -35,10 +36,6 @@ from workbench.model import build_model
 from workbench.ownership import check_export_folder, write_export_marker
 from workbench import checkpoint as ckpt
 
-TIED = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
-_CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings", "type_vocab_size",
-                "initializer_range", "layer_norm_eps")
 
 
 class InteropError(WorkbenchError):
@@ -69,13 +66,11 @@ def export_checkpoint(source: str | os.PathLike, out_dir: str | os.PathLike) -> 
         staging = temporary_sibling(out / "files")
         staging.mkdir()
         try:
-            if model_config.architecture == "bert":
-                shutil.copyfile(folder / ckpt.WEIGHTS, staging / "model.safetensors")
-            else:
-                from safetensors.torch import load_file, save_file
+            from safetensors.torch import load_file, save_file
 
-                tensors = {k: v for k, v in load_file(str(folder / ckpt.WEIGHTS)).items() if not k.startswith("pair_")}
-                save_file(tensors, str(staging / "model.safetensors"), metadata={"format": "pt"})
+            implementation = architectures.get(model_config.architecture).implementation()
+            tensors = implementation.export_tensors(load_file(str(folder / ckpt.WEIGHTS)))
+            save_file(tensors, str(staging / "model.safetensors"), metadata={"format": "pt"})
             (staging / "config.json").write_text(json.dumps(hf_config(model_config, tokenizer), indent=2),
                                                  encoding="utf-8")
             write_tokenizer_files(tokenizer, staging, config.data.max_seq_length)
@@ -103,15 +98,11 @@ def export_classifier(model, tokenizer, label_names: list[str], out_dir: str | o
     out = Path(out_dir)
     check_export_folder(out)
     config = hf_config(model.config, tokenizer)
-    kind = "BertForSequenceClassification" if model.architecture == "bert" else "ModernBertForSequenceClassification"
-    config.update({"architectures": [kind], "num_labels": len(label_names),
+    config.update({"num_labels": len(label_names),
                    "id2label": {str(i): name for i, name in enumerate(label_names)},
                    "label2id": {name: i for i, name in enumerate(label_names)},
-                   "problem_type": "single_label_classification"})
-    if model.architecture == "bert":
-        config["classifier_dropout"] = None
-    else:
-        config["classifier_pooling"] = "mean"
+                   "problem_type": "single_label_classification",
+                   **architectures.get(model.architecture).implementation().hf_classifier_config(model.config)})
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
         remove_stale_partials(out, prefix=".files.")
@@ -137,38 +128,8 @@ def export_classifier(model, tokenizer, label_names: list[str], out_dir: str | o
 
 
 def hf_config(model: ModelConfig, tokenizer) -> dict:
-    if model.architecture == "modernbert":
-        return modernbert_config(model, tokenizer)
-    config = {key: getattr(model, key) for key in _CONFIG_KEYS}
-    config.update({
-        "architectures": ["BertForPreTraining"], "model_type": "bert", "hidden_act": "gelu",
-        "pad_token_id": tokenizer.token_to_id("[PAD]"), "position_embedding_type": "absolute",
-        "tie_word_embeddings": True, "torch_dtype": "float32",
-    })
-    return config
-
-
-def modernbert_config(model: ModelConfig, tokenizer) -> dict:
-    """``transformers.ModernBertConfig`` of our encoder: every layer global, no biases, tied decoder with bias."""
-    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
-    return {
-        "architectures": ["ModernBertForMaskedLM"], "model_type": "modernbert",
-        "vocab_size": model.vocab_size, "hidden_size": model.hidden_size, "intermediate_size": model.intermediate_size,
-        "num_hidden_layers": model.num_hidden_layers, "num_attention_heads": model.num_attention_heads,
-        "hidden_activation": "gelu", "max_position_embeddings": model.max_position_embeddings,
-        "initializer_range": model.initializer_range, "norm_eps": model.layer_norm_eps, "norm_bias": False,
-        "attention_bias": False, "mlp_bias": False, "decoder_bias": True, "classifier_bias": False,
-        "classifier_activation": "gelu", "classifier_pooling": "cls",
-        "attention_dropout": model.attention_probs_dropout_prob, "mlp_dropout": model.hidden_dropout_prob,
-        "embedding_dropout": model.hidden_dropout_prob,
-        # every layer attends globally (both spellings: older and newer transformers)
-        "global_attn_every_n_layers": 1, "layer_types": ["full_attention"] * model.num_hidden_layers,
-        "global_rope_theta": model.rope_theta, "local_rope_theta": 10000.0, "local_attention": 128,
-        "rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": model.rope_theta},
-                            "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}},
-        "pad_token_id": tokenizer.token_to_id("[PAD]"), "cls_token_id": cls_id, "sep_token_id": sep_id,
-        "bos_token_id": cls_id, "eos_token_id": sep_id, "tie_word_embeddings": True, "torch_dtype": "float32",
-    }
+    """``config.json`` of the exported pre-training model (``transformers``' format of its architecture)."""
+    return architectures.get(model.architecture).implementation().hf_config(model, tokenizer)
 
 
 def write_tokenizer_files(tokenizer, folder: Path, max_length: int) -> None:
@@ -187,23 +148,22 @@ def write_tokenizer_files(tokenizer, folder: Path, max_length: int) -> None:
 
 
 def model_config_from_hf(folder: Path) -> ModelConfig:
+    """The ``[model]`` section of a ``transformers`` directory, of the architecture its ``model_type`` names."""
     try:
         raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InteropError(f"{folder / 'config.json'}: cannot read ({exc})") from None
     if not isinstance(raw, dict):
         raise InteropError(f"{folder / 'config.json'}: holds a {type(raw).__name__}, not a model config object")
-    if raw.get("model_type") == "modernbert":
-        return _modernbert_config_from_hf(folder, raw)
-    if raw.get("model_type") not in (None, "bert"):
-        raise InteropError(f"{folder}: model_type is {raw.get('model_type')!r}, not a BERT or ModernBERT model")
-    missing = [k for k in _CONFIG_KEYS[:5] if k not in raw]
-    if missing:
-        raise InteropError(f"{folder / 'config.json'}: lacks {', '.join(missing)}")
-    if raw.get("hidden_act", "gelu") != "gelu" or raw.get("position_embedding_type", "absolute") != "absolute":
-        raise InteropError(f"{folder}: only BERT with gelu and absolute positions is supported")
-    values = {k: raw[k] for k in _CONFIG_KEYS if k in raw}
-    return _typed_model_config(folder, {"architecture": "bert", "preset": "custom", **values})
+    architecture = architectures.for_hf_model_type(raw.get("model_type", "bert"))   # old BERT files have none
+    if architecture is None:
+        known = ", ".join(a.hf_model_type for a in architectures.ARCHITECTURES.values())
+        raise InteropError(f"{folder}: model_type is {raw.get('model_type')!r}; the workbench reads {known}")
+    try:
+        values = architecture.implementation().config_from_hf(folder, raw)
+    except ConfigError as exc:
+        raise InteropError(f"{folder / 'config.json'}: {exc}") from None
+    return _typed_model_config(folder, {"architecture": architecture.name, "preset": "custom", **values})
 
 
 def _typed_model_config(folder: Path, values: dict) -> ModelConfig:
@@ -217,33 +177,8 @@ def _typed_model_config(folder: Path, values: dict) -> ModelConfig:
     return config
 
 
-def _modernbert_config_from_hf(folder: Path, raw: dict) -> ModelConfig:
-    keys = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
-    missing = [k for k in keys if k not in raw]
-    if missing:
-        raise InteropError(f"{folder / 'config.json'}: lacks {', '.join(missing)}")
-    layer_types = raw.get("layer_types") or (["full_attention"] if raw.get("global_attn_every_n_layers", 3) == 1
-                                             else ["sliding_attention"])
-    if not isinstance(layer_types, list) or any(t != "full_attention" for t in layer_types):
-        raise InteropError(f"{folder}: a ModernBERT with local (sliding-window) attention layers; the workbench "
-                           "trains ModernBERT with global attention in every layer")
-    if raw.get("hidden_activation", "gelu") not in ("gelu", "gelu_python") or raw.get("norm_bias") or \
-            raw.get("attention_bias") or raw.get("mlp_bias") or not raw.get("decoder_bias", True):
-        raise InteropError(f"{folder}: only ModernBERT with gelu, no biases and a decoder bias is supported")
-    rope = raw.get("rope_parameters")
-    full = rope.get("full_attention") if isinstance(rope, dict) else None
-    theta = (full.get("rope_theta") if isinstance(full, dict) else None) or raw.get("global_rope_theta", 160000.0)
-    return _typed_model_config(folder, {
-        "architecture": "modernbert", "preset": "custom", **{k: raw[k] for k in keys},
-        "max_position_embeddings": raw.get("max_position_embeddings", 8192),
-        "layer_norm_eps": raw.get("norm_eps", 1e-5), "rope_theta": theta,
-        "initializer_range": raw.get("initializer_range", 0.02),
-        "hidden_dropout_prob": raw.get("mlp_dropout", 0.0),
-        "attention_probs_dropout_prob": raw.get("attention_dropout", 0.0)})
-
-
-def read_hf_weights(folder: Path) -> dict[str, torch.Tensor]:
-    """State dict of a HF BERT directory, keys normalised to ``BertForPreTraining`` names."""
+def read_hf_weights(folder: Path, architecture: str) -> dict[str, torch.Tensor]:
+    """State dict of a ``transformers`` directory, keys renamed to ours by ``architecture``'s mapping."""
     if (folder / "model.safetensors").exists():
         from safetensors.torch import load_file
 
@@ -264,31 +199,25 @@ def read_hf_weights(folder: Path) -> dict[str, torch.Tensor]:
     if not isinstance(tensors, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                                 for k, v in tensors.items()):
         raise InteropError(f"{path}: holds something other than model weights (not a mapping of names to tensors)")
-    normalised = {}
-    modern = any(k.startswith(("model.layers.", "layers.")) for k in tensors)
-    for key, tensor in tensors.items():
-        if key in TIED or key == "decoder.weight" or key.endswith("position_ids"):
-            continue
-        if modern:
-            if not key.startswith(("model.", "head.", "decoder.", "classifier.")):
-                key = "model." + key  # a bare ModernBertModel checkpoint
-        elif not key.startswith(("bert.", "cls.")):
-            key = "bert." + key  # a bare BertModel checkpoint
-        normalised[key] = tensor
-    return normalised
+    rename = architectures.get(architecture).implementation().hf_weight_name
+    return {name: tensor for name, tensor in ((rename(key), tensor) for key, tensor in tensors.items())
+            if name is not None}
 
 
 def load_hf_weights(model, folder: Path) -> list[str]:
-    """Copy a HF BERT's or ModernBERT's weights into ``model``; returns the names left at their initial values."""
-    tensors = read_hf_weights(folder)
+    """Copy a ``transformers`` directory's weights into ``model``; returns the names left at their initial values."""
+    tensors = read_hf_weights(folder, model.config.architecture)
     own = model.state_dict()
     wrong = [k for k, v in tensors.items() if k in own and own[k].shape != v.shape]
     if wrong:
         k = wrong[0]
         raise InteropError(f"{folder}: {k} has shape {tuple(tensors[k].shape)}, the model expects {tuple(own[k].shape)}")
     missing, unexpected = model.load_state_dict({k: v for k, v in tensors.items() if k in own}, strict=False)
-    if not any(k.startswith(("bert.encoder", "model.layers")) for k in tensors):
-        raise InteropError(f"{folder}: holds no encoder weights")
+    loaded = sum(own[k].numel() for k in tensors if k in own)
+    total = sum(v.numel() for v in own.values())
+    if loaded < total / 2:            # heads that are not exported are small; the encoder must be there
+        raise InteropError(f"{folder}: holds {loaded / max(total, 1):.0%} of the weights of its "
+                           f"{model.config.architecture} model, not the encoder")
     return sorted(missing)
 
 

@@ -22,50 +22,18 @@ What makes it lean:
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from workbench.config import ModelConfig
-
-IGNORE_INDEX = -100
-
-
-@dataclass
-class PretrainingOutput:
-    """What ``BertPretrainingModel.forward`` returns. B = batch, T = positions, V = vocabulary, M = selected."""
-
-    loss: torch.Tensor | None         # () mlm_loss + nsp_loss, when labels were given
-    mlm_loss: torch.Tensor | None     # () mean cross-entropy over the selected positions
-    nsp_loss: torch.Tensor | None     # () mean cross-entropy of the NSP head
-    mlm_logits: torch.Tensor          # (M, V) at selected positions (row-major order); (B, T, V) without labels
-    nsp_logits: torch.Tensor | None   # (B, 2): index 0 IsNext, 1 NotNext; None without the pair head
-    mlm_positions: torch.Tensor | None  # (M,) flat indices b * T + t of the selected positions
+from workbench.model.common import (PretrainingOutput, SequenceClassifier, TokenLayout, dropout,
+                                     heads_and_losses)
 
 
 def _gelu(x: torch.Tensor) -> torch.Tensor:
     return F.gelu(x)  # exact erf GELU, as BERT's "gelu"
-
-
-def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Dropout; on CPU with a cheaper mask than ``torch.nn.functional.dropout``.
-
-    On CPU the Bernoulli draw dominates dropout (about a quarter of BERT-base's
-    forward pass). Here each 64-bit random word gives four 16-bit uniforms, so the
-    mask costs a quarter of the draws; the keep probability is exact to 2**-16.
-    Elsewhere (CUDA's fused Philox dropout is already cheap) the native op is used.
-    """
-    if not training or p == 0.0:
-        return x
-    if x.device.type != "cpu":
-        return F.dropout(x, p, True)
-    n = x.numel()
-    words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64)
-    uniform = words.view(torch.int16)[:n].view(x.shape)                       # uniform over int16
-    drop = uniform < (-32768 + round(p * 65536))                               # P(drop) = p
-    return (x * (1.0 / (1.0 - p))).masked_fill(drop, 0.0)
 
 
 class BertEmbeddings(nn.Module):
@@ -82,86 +50,6 @@ class BertEmbeddings(nn.Module):
         x = (self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)
              + self.position_embeddings.weight[:T])                             # (B, T, H)
         return dropout(self.LayerNorm(x), self.dropout.p, self.training)
-
-
-def bucket_size(n: int, limit: int) -> int:
-    """``n`` rounded up to one of 8 steps per power of two (at most ``limit``)."""
-    if n <= 64:
-        return min(limit, 64)
-    step = 1 << max(0, n.bit_length() - 4)
-    return min(limit, -(-n // step) * step)
-
-
-def bucketed_rows(rows: torch.Tensor) -> torch.Tensor:
-    """``rows`` padded (with copies of its first entry) to a bucket size, for the MLM head.
-
-    The number of predicted positions changes every batch; without buckets each count is a new
-    (M, H) x (H, V) matmul shape and oneDNN caches a primitive per shape (a GB on CPU within minutes).
-    The extra rows are computed and sliced off before the loss; they cost < 1/8 more of the head.
-    """
-    n = len(rows)
-    size = bucket_size(n, 1 << 62) if n else 0
-    if size == n:
-        return rows
-    return torch.cat([rows, rows[:1].expand(size - n)])
-
-
-@dataclass
-class TokenLayout:
-    """Where the real (non-padding) tokens of a (B, T) batch are.
-
-    The encoder works on the real tokens only, as a (N, H) matrix: dense layers
-    never spend work on padding. Attention alone needs the (B, T) layout, so its
-    inputs are scattered into it and its output gathered back.
-    """
-
-    batch: int
-    length: int
-    index: torch.Tensor | None       # (N,) flat b * T + t of the real tokens; None when there is no padding
-    attend: torch.Tensor | None      # (B, 1, 1, T) bool, True where a key may be attended
-    bias: torch.Tensor | None        # (B, 1, 1, T) additive mask (0 or a large negative), for the explicit path
-
-    @classmethod
-    def from_mask(cls, attention_mask: torch.Tensor | None, batch: int, length: int, dtype: torch.dtype,
-                  bucket: bool = True) -> "TokenLayout":
-        # Without padding nothing is gathered and no mask is passed, so SDPA may pick
-        # its fastest kernel. (The check and nonzero() are sync points on CUDA.)
-        if attention_mask is None or bool(attention_mask.all()):
-            return cls(batch, length, None, None, None)
-        real = attention_mask.bool()
-        flat = real.reshape(-1)
-        index = flat.nonzero().squeeze(1)
-        if bucket:
-            # Round the row count up to a bucket by carrying a few padding positions along (their
-            # keys stay masked, their outputs are never read). Every batch otherwise has a new
-            # (N, H) shape, and oneDNN's per-shape primitive cache and the allocator grow without
-            # end on CPU (GBs over minutes); with buckets shapes repeat. Cost: < 1/8 more rows.
-            n = len(index)
-            size = bucket_size(n, batch * length)
-            if size > n:
-                padding = (~flat).nonzero().squeeze(1)[: size - n]
-                index = torch.cat([index, padding]).sort().values
-        attend = real[:, None, None, :]
-        bias = torch.zeros(attend.shape, dtype=dtype, device=real.device).masked_fill(~attend, torch.finfo(dtype).min)
-        return cls(batch, length, index, attend, bias)
-
-    def gather(self, padded: torch.Tensor) -> torch.Tensor:
-        """(B*T, C) -> (N, C)"""
-        return padded if self.index is None else padded.index_select(0, self.index)
-
-    def scatter(self, packed: torch.Tensor) -> torch.Tensor:
-        """(N, C) -> (B*T, C), zeros at padding"""
-        if self.index is None:
-            return packed
-        return packed.new_zeros(self.batch * self.length, packed.shape[1]).index_copy(0, self.index, packed)
-
-    def packed_positions(self, flat_positions: torch.Tensor) -> torch.Tensor:
-        """Row in the (N, H) matrix of each real position given as b * T + t."""
-        if self.index is None:
-            return flat_positions
-        row = torch.full((self.batch * self.length,), -1, dtype=torch.long, device=self.index.device)
-        row[self.index] = torch.arange(len(self.index), device=self.index.device)
-        return row[flat_positions]
 
 
 class BertSelfAttention(nn.Module):
@@ -351,41 +239,77 @@ class BertPretrainingModel(nn.Module):
                                 mlm_labels, nsp_labels)
 
 
-def heads_and_losses(packed: torch.Tensor, layout: "TokenLayout", mlm_head, nsp_logits: torch.Tensor | None,
-                     mlm_labels: torch.Tensor | None, nsp_labels: torch.Tensor | None) -> PretrainingOutput:
-    """The MLM head (at the selected positions only, when labels are given) and both losses.
+class BertClassifier(SequenceClassifier):
+    """``BertForSequenceClassification``: the pooler on [CLS], dropout, a linear classifier."""
 
-    Shared by both architectures. ``mlm_head`` maps (rows, H) states to (rows, V) logits.
-    """
-    B, T = layout.batch, layout.length
-    mlm_loss = nsp_loss = None
-    positions = None
-    if mlm_labels is None:
-        mlm_logits = mlm_head(layout.scatter(packed).view(B, T, -1))                 # (B, T, V)
-    else:
-        flat_labels = mlm_labels.reshape(-1)
-        # Gather the selected positions first: the transform and the vocabulary
-        # projection then cost ~15% of doing them everywhere. (nonzero() syncs on CUDA.)
-        positions = (flat_labels != IGNORE_INDEX).nonzero().squeeze(1)               # (M,)
-        rows = bucketed_rows(layout.packed_positions(positions))                     # (M') >= M: shapes repeat
-        mlm_logits = mlm_head(packed.index_select(0, rows))[: len(positions)]        # (M, V)
-        if positions.numel():
-            mlm_loss = F.cross_entropy(mlm_logits.float(), flat_labels.index_select(0, positions))
-        else:  # no position selected in the whole batch: a zero that keeps the graph
-            mlm_loss = mlm_logits.sum() * 0.0
-    if nsp_labels is not None and nsp_logits is not None:
-        nsp_loss = F.cross_entropy(nsp_logits.float(), nsp_labels)
-    loss = None
-    if mlm_loss is not None or nsp_loss is not None:
-        loss = (mlm_loss if mlm_loss is not None else 0.0) + (nsp_loss if nsp_loss is not None else 0.0)
-    return PretrainingOutput(loss, mlm_loss, nsp_loss, mlm_logits, nsp_logits, positions)
+    encoder_prefix = "bert."
+
+    def __init__(self, config: ModelConfig, num_labels: int, head_seed: int = 0):
+        super().__init__(config, num_labels)
+        self.bert = BertModel(config)
+        self.classifier = nn.Linear(config.hidden_size, num_labels)
+        generator = torch.Generator().manual_seed(head_seed)   # two arms with one seed start from one head
+        with torch.no_grad():
+            self.classifier.weight.normal_(0.0, config.initializer_range, generator=generator)
+            self.classifier.bias.zero_()
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        return list(self.classifier.parameters())
+
+    def forward(self, input_ids, token_type_ids, attention_mask):
+        B, T = input_ids.shape
+        packed, layout = self.bert(input_ids, token_type_ids, attention_mask)
+        first = packed.index_select(0, layout.packed_positions(torch.arange(B, device=packed.device) * T))
+        return self.classifier(dropout(self.bert.pooler(first), self.config.hidden_dropout_prob, self.training))
 
 
-def flops_per_token(config: ModelConfig, seq_len: int, mlm_share: float = 0.15) -> float:
-    """Training FLOPs per token (forward + backward = 3x forward), counting matmuls only."""
-    H, L, I, V = config.hidden_size, config.num_hidden_layers, config.intermediate_size, config.vocab_size
-    ffn = 3 if config.architecture == "modernbert" else 2                      # a gated MLP has three I x H matrices
-    per_layer = 2 * (4 * H * H + ffn * H * I) + 2 * 2 * seq_len * H            # dense + attention scores/values
-    head = mlm_share * 2 * (H * H + H * V)
-    return 3 * (L * per_layer + head)
+# --- the architecture's record (workbench.architectures): building, transformers' format ----------------------
 
+HF_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+           "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings", "type_vocab_size",
+           "initializer_range", "layer_norm_eps")
+TIED = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
+
+
+def build_pretraining(config: ModelConfig) -> BertPretrainingModel:
+    return BertPretrainingModel(config)
+
+
+def build_classifier(config: ModelConfig, num_labels: int, head_seed: int = 0) -> BertClassifier:
+    return BertClassifier(config, num_labels, head_seed)
+
+
+def hf_config(config: ModelConfig, tokenizer) -> dict:
+    """``config.json`` of ``BertForPreTraining``."""
+    return {**{key: getattr(config, key) for key in HF_KEYS},
+            "architectures": ["BertForPreTraining"], "model_type": "bert", "hidden_act": "gelu",
+            "pad_token_id": tokenizer.token_to_id("[PAD]"), "position_embedding_type": "absolute",
+            "tie_word_embeddings": True, "torch_dtype": "float32"}
+
+
+def hf_classifier_config(config: ModelConfig) -> dict:
+    return {"architectures": ["BertForSequenceClassification"], "classifier_dropout": None}
+
+
+def export_tensors(state: dict) -> dict:
+    """Our names are ``BertForPreTraining``'s: a copy."""
+    return dict(state)
+
+
+def hf_weight_name(key: str) -> str | None:
+    """A ``transformers`` weight's name in our model (a bare ``BertModel``'s gain ``bert.``); None to skip."""
+    if key in TIED or key.endswith("position_ids"):
+        return None
+    return key if key.startswith(("bert.", "cls.", "classifier.")) else "bert." + key
+
+
+def config_from_hf(folder, raw: dict) -> dict:
+    """``[model]`` values of a ``BertConfig`` (gelu and absolute positions only)."""
+    from workbench.errors import ConfigError
+
+    missing = [k for k in HF_KEYS[:5] if k not in raw]
+    if missing:
+        raise ConfigError(f"lacks {', '.join(missing)}")
+    if raw.get("hidden_act", "gelu") != "gelu" or raw.get("position_embedding_type", "absolute") != "absolute":
+        raise ConfigError("only BERT with gelu and absolute positions is supported")
+    return {k: raw[k] for k in HF_KEYS if k in raw}

@@ -37,7 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from workbench.config import ModelConfig
-from workbench.model.bert import PretrainingOutput, TokenLayout, dropout, heads_and_losses
+from workbench.model.common import (PretrainingOutput, SequenceClassifier, TokenLayout, clipped_normal, dropout,
+                                     heads_and_losses)
 
 
 def _layer_norm(config: ModelConfig) -> nn.LayerNorm:
@@ -217,3 +218,113 @@ class ModernBertPretrainingModel(nn.Module):
             nsp_logits = self.pair_classifier(packed.index_select(0, first))             # (B, 2)
 
         return heads_and_losses(packed, layout, self.mlm_logits, nsp_logits, mlm_labels, nsp_labels)
+
+
+class ModernBertClassifier(SequenceClassifier):
+    """``ModernBertForSequenceClassification`` with ``classifier_pooling="mean"``: the mean of the real
+    tokens' final states, the head transform, a linear classifier. MLM pre-training trains every token's
+    state while [CLS] alone is trained only by the pair head: fine-tuned from a 5-minute pre-training, mean
+    pooling is what lets the pre-trained encoder help."""
+
+    encoder_prefix = "model."
+
+    def __init__(self, config: ModelConfig, num_labels: int, head_seed: int = 0):
+        super().__init__(config, num_labels)
+        self.model = ModernBertModel(config)
+        self.head = ModernBertPredictionHead(config)
+        self.classifier = nn.Linear(config.hidden_size, num_labels)
+        generator = torch.Generator().manual_seed(head_seed)   # two arms with one seed start from one head
+        with torch.no_grad():
+            out_std = config.initializer_range / math.sqrt(2.0 * config.num_hidden_layers)
+            self.head.dense.weight.copy_(clipped_normal(self.head.dense.weight.shape, out_std, generator))
+            self.classifier.weight.copy_(clipped_normal(self.classifier.weight.shape, config.hidden_size ** -0.5,
+                                                        generator))
+            self.classifier.bias.zero_()
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        return list(self.classifier.parameters()) + list(self.head.parameters())
+
+    def forward(self, input_ids, token_type_ids, attention_mask):
+        B, T = input_ids.shape
+        packed, layout = self.model(input_ids, attention_mask)
+        states = layout.scatter(packed).view(B, T, -1)                              # (B, T, H)
+        mask = attention_mask.to(states.dtype).unsqueeze(-1)                         # (B, T, 1)
+        return self.classifier(self.head((states * mask).sum(1) / mask.sum(1).clamp(min=1.0)))
+
+
+# --- the architecture's record (workbench.architectures): building, transformers' format ----------------------
+
+HF_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+
+
+def build_pretraining(config: ModelConfig) -> ModernBertPretrainingModel:
+    return ModernBertPretrainingModel(config)
+
+
+def build_classifier(config: ModelConfig, num_labels: int, head_seed: int = 0) -> ModernBertClassifier:
+    return ModernBertClassifier(config, num_labels, head_seed)
+
+
+def hf_config(model: ModelConfig, tokenizer) -> dict:
+    """``transformers.ModernBertConfig`` of our encoder: every layer global, no biases, tied decoder with bias."""
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    return {
+        "architectures": ["ModernBertForMaskedLM"], "model_type": "modernbert",
+        "vocab_size": model.vocab_size, "hidden_size": model.hidden_size, "intermediate_size": model.intermediate_size,
+        "num_hidden_layers": model.num_hidden_layers, "num_attention_heads": model.num_attention_heads,
+        "hidden_activation": "gelu", "max_position_embeddings": model.max_position_embeddings,
+        "initializer_range": model.initializer_range, "norm_eps": model.layer_norm_eps, "norm_bias": False,
+        "attention_bias": False, "mlp_bias": False, "decoder_bias": True, "classifier_bias": False,
+        "classifier_activation": "gelu", "classifier_pooling": "cls",
+        "attention_dropout": model.attention_probs_dropout_prob, "mlp_dropout": model.hidden_dropout_prob,
+        "embedding_dropout": model.hidden_dropout_prob,
+        # every layer attends globally (both spellings: older and newer transformers)
+        "global_attn_every_n_layers": 1, "layer_types": ["full_attention"] * model.num_hidden_layers,
+        "global_rope_theta": model.rope_theta, "local_rope_theta": 10000.0, "local_attention": 128,
+        "rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": model.rope_theta},
+                            "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}},
+        "pad_token_id": tokenizer.token_to_id("[PAD]"), "cls_token_id": cls_id, "sep_token_id": sep_id,
+        "bos_token_id": cls_id, "eos_token_id": sep_id, "tie_word_embeddings": True, "torch_dtype": "float32",
+    }
+
+
+def hf_classifier_config(config: ModelConfig) -> dict:
+    return {"architectures": ["ModernBertForSequenceClassification"], "classifier_pooling": "mean"}
+
+
+def export_tensors(state: dict) -> dict:
+    """``ModernBertForMaskedLM``'s weights: ours without the pair head (it has none)."""
+    return {k: v for k, v in state.items() if not k.startswith("pair_")}
+
+
+def hf_weight_name(key: str) -> str | None:
+    """A ``transformers`` weight's name in our model (a bare ``ModernBertModel``'s gain ``model.``)."""
+    if key == "decoder.weight" or key.endswith("position_ids"):
+        return None                                     # tied to the token embeddings
+    return key if key.startswith(("model.", "head.", "decoder.", "classifier.")) else "model." + key
+
+
+def config_from_hf(folder, raw: dict) -> dict:
+    """``[model]`` values of a ``ModernBertConfig`` (global attention in every layer, gelu, no biases)."""
+    from workbench.errors import ConfigError
+
+    missing = [k for k in HF_KEYS if k not in raw]
+    if missing:
+        raise ConfigError(f"lacks {', '.join(missing)}")
+    layer_types = raw.get("layer_types") or (["full_attention"] if raw.get("global_attn_every_n_layers", 3) == 1
+                                             else ["sliding_attention"])
+    if not isinstance(layer_types, list) or any(t != "full_attention" for t in layer_types):
+        raise ConfigError("a ModernBERT with local (sliding-window) attention layers; the workbench trains "
+                          "ModernBERT with global attention in every layer")
+    if raw.get("hidden_activation", "gelu") not in ("gelu", "gelu_python") or raw.get("norm_bias") or \
+            raw.get("attention_bias") or raw.get("mlp_bias") or not raw.get("decoder_bias", True):
+        raise ConfigError("only ModernBERT with gelu, no biases and a decoder bias is supported")
+    rope = raw.get("rope_parameters")
+    full = rope.get("full_attention") if isinstance(rope, dict) else None
+    theta = (full.get("rope_theta") if isinstance(full, dict) else None) or raw.get("global_rope_theta", 160000.0)
+    return {**{k: raw[k] for k in HF_KEYS},
+            "max_position_embeddings": raw.get("max_position_embeddings", 8192),
+            "layer_norm_eps": raw.get("norm_eps", 1e-5), "rope_theta": theta,
+            "initializer_range": raw.get("initializer_range", 0.02),
+            "hidden_dropout_prob": raw.get("mlp_dropout", 0.0),
+            "attention_probs_dropout_prob": raw.get("attention_dropout", 0.0)}

@@ -7,14 +7,14 @@ from dataclasses import dataclass
 import torch
 
 from workbench.errors import WorkbenchError
-from workbench.model.bert import BertPretrainingModel
+from torch import nn
 
 
 class ProbeError(WorkbenchError):
     """A probe text the model cannot take."""
 
 
-def _fits(model: BertPretrainingModel, encoding, what: str) -> None:
+def _fits(model: nn.Module, encoding, what: str) -> None:
     limit = model.config.max_position_embeddings
     if len(encoding.ids) > limit:
         raise ProbeError(f"{what} is {len(encoding.ids)} tokens long with [CLS] and [SEP]; the model takes at most "
@@ -36,7 +36,7 @@ def _tensors(encoding, device) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def fill_mask(model: BertPretrainingModel, tokenizer, text: str, top_k: int = 5) -> list[MaskPrediction]:
+def fill_mask(model: nn.Module, tokenizer, text: str, top_k: int = 5) -> list[MaskPrediction]:
     """Top-k tokens for every [MASK] in ``text``; an empty list when it has none."""
     device = next(model.parameters()).device
     if top_k < 1:
@@ -58,7 +58,7 @@ def fill_mask(model: BertPretrainingModel, tokenizer, text: str, top_k: int = 5)
 
 
 @torch.no_grad()
-def nsp_probability(model: BertPretrainingModel, tokenizer, first: str, second: str) -> float:
+def nsp_probability(model: nn.Module, tokenizer, first: str, second: str) -> float:
     """Probability that ``second`` follows ``first`` (IsNext), by the NSP head."""
     device = next(model.parameters()).device
     encoding = tokenizer.encode(first, second)

@@ -108,7 +108,13 @@ def run_sweep(repository, sweep_id: int, dataset: str | None = None, control=Non
             _record_quietly(lambda: sweep_queue.set_status(repository, sweep_id, "paused"), say, sweep_id)
             raise
         if control is not None and control.stop_requested and result.status == "stopped":
-            # Ctrl-C or the window's Stop: the run kept a checkpoint; the sweep pauses and resumes it next time.
+            # Ctrl-C or the window's Stop: the run kept a checkpoint; the sweep pauses and resumes it next time,
+            # unless it was cancelled (from the window or ``sweep --cancel``): then its run is cancelled too.
+            if sweep_queue.get_sweep(repository, sweep_id).status == "cancelled":
+                _record_quietly(lambda: sweep_queue.finish_item(repository, step.item_id, "cancelled"), say,
+                                sweep_id)
+                say(f"sweep {sweep_id}: cancelled; run {launched.run_id} stopped with a checkpoint")
+                return "cancelled"
             _record_quietly(lambda: sweep_queue.finish_item(repository, step.item_id, "interrupted"), say, sweep_id)
             _record_quietly(lambda: sweep_queue.set_status(repository, sweep_id, "paused"), say, sweep_id)
             say(f"sweep {sweep_id}: paused; run {launched.run_id} resumes first when the sweep is resumed")

@@ -26,7 +26,7 @@ import torch
 
 from workbench.data.labelled import LabelledData
 from workbench.errors import ConfigError
-from workbench.model.classifier import SequenceClassifier
+from workbench.model.classifier import SequenceClassifier, build_classifier
 
 ARMS = ("pretrained", "scratch", "frozen")
 
@@ -168,7 +168,7 @@ def train_arm(arm: str, seed: int, model_config, encoder_state: dict | None, tok
     from workbench.model import build_model
 
     torch.manual_seed(seed)
-    model = SequenceClassifier(model_config, len(train.label_names), head_seed=seed)
+    model = build_classifier(model_config, len(train.label_names), head_seed=seed)
     model.load_encoder(encoder_state if encoder_state is not None else build_model(model_config).state_dict())
     trainable = model.head_parameters() if arm == "frozen" else list(model.parameters())
     if arm == "frozen":

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from workbench import architectures
 from workbench.config import TrainConfig, WorkbenchConfig, dumps_toml
 from workbench.data.batches import Batch, micro_batch_size, training_stream
 from workbench.data.masking import IGNORE_INDEX, KEPT, MASKED, RANDOM
@@ -617,15 +618,15 @@ def auto_learning_rate(model_config) -> float:
     MLM loss of 4.45 against 4.63 with 4e-3 (4e-3 only leads in the first minute). Wider models take
     less, as 1/sqrt(width). The post-LayerNorm BERT takes half (1e-3 at width 128).
     """
-    rate = 2e-3 * math.sqrt(128 / model_config.hidden_size)
-    return round(rate if model_config.architecture == "modernbert" else rate / 2, 6)
+    peak = architectures.get(model_config.architecture).learning_rate      # at width 128
+    return round(peak * math.sqrt(128 / model_config.hidden_size), 6)
 
 
 def check_memory(model_config, config: WorkbenchConfig) -> None:
     """Refuse a model whose weights and optimizer state alone could not fit in this machine's memory."""
-    H, L, I, V = (model_config.hidden_size, model_config.num_hidden_layers, model_config.intermediate_size,
-                  model_config.vocab_size)
-    parameters = L * (4 * H * H + 2 * H * I) + (V + model_config.max_position_embeddings) * H
+    m = model_config
+    parameters = architectures.get(m.architecture).parameters(m.hidden_size, m.num_hidden_layers, m.intermediate_size,
+                                                              m.vocab_size, m.max_position_embeddings)
     needed = parameters * 4 * 4  # weights, gradients, two AdamW moments in fp32
     try:
         available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -112,8 +112,8 @@ class CorpusPanel(QWidget):
         layout.addWidget(self.findings)
 
         sample.clicked.connect(self.choose_sample)
-        files.clicked.connect(self._open_files)
-        folder.clicked.connect(self._open_folder)
+        files.clicked.connect(self.open_files)
+        folder.clicked.connect(self.open_folder)
         tokenizer_button.clicked.connect(self._open_tokenizer)
         self.prepare_button.clicked.connect(self.request_prepare)
         self.cancel_button.clicked.connect(self.cancel_requested)
@@ -131,12 +131,12 @@ class CorpusPanel(QWidget):
             self.source_list.addItem(SAMPLE)
         self.source_list.addItems(self.sources)
 
-    def _open_files(self) -> None:
+    def open_files(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(self, "Open corpus files", "", CORPUS_FILTER)
         if paths:
             self.set_sources(paths)
 
-    def _open_folder(self) -> None:
+    def open_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open corpus folder")
         if path:
             self.set_sources([path])

@@ -173,6 +173,7 @@ class RunsPanel(QWidget):
         self.timer.timeout.connect(self._refresh_if_visible)
         self.timer.start()
         self.runs = {}
+        self.after_refresh: list = []      # called once the rows being read are shown
         self.refresh(background=True)
 
     def set_repository(self, repository) -> None:
@@ -188,11 +189,14 @@ class RunsPanel(QWidget):
         if self.isVisible():
             self.refresh(background=True)
 
-    def refresh(self, background: bool = False) -> None:
+    def refresh(self, background: bool = False, then=None) -> None:
         """Re-read the run history. ``background``: on a worker thread (the periodic refresh), so a slow
-        or busy database never stalls the window; the table is filled when the rows arrive."""
+        or busy database never stalls the window; the table is filled when the rows arrive, then ``then()``
+        is called."""
         if self.repository is None:
             return  # the window opens the database after its first paint
+        if then is not None:
+            self.after_refresh.append(then)
         status = self.status.currentText()
         status = None if status == "all statuses" else status
         if not background:
@@ -212,6 +216,13 @@ class RunsPanel(QWidget):
             pass                      # the panel was closed meanwhile
 
     def _show_rows(self, read) -> None:
+        self._fill(read)
+        if not self.loading:
+            waiting, self.after_refresh = self.after_refresh, []
+            for then in waiting:
+                then()
+
+    def _fill(self, read) -> None:
         repository, rows = read
         if repository is not self.repository:
             return                    # read from a database no longer on display
@@ -308,6 +319,10 @@ class RunsPanel(QWidget):
         rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
         return [self.table.item(row, 0).data(Qt.UserRole) for row in rows]
 
+    def records(self, run_ids: list[int]) -> list:
+        """The listed runs among ``run_ids`` (as last read), in that order."""
+        return [self.runs[i] for i in run_ids if i in self.runs]
+
     def select_runs(self, run_ids: list[int]) -> None:
         self.table.clearSelection()
         mode = self.table.selectionMode()
@@ -329,7 +344,7 @@ class RunsPanel(QWidget):
         self._show_diff(ids)
 
     def _show_diff(self, ids: list[int]) -> None:
-        runs = [self.runs[i] for i in ids if i in self.runs]
+        runs = self.records(ids)
         if self.diff.isHidden() == (len(runs) >= 2):
             self._fit_differences(len(runs) >= 2)
         if len(runs) < 2:

@@ -1,0 +1,211 @@
+"""What every architecture shares: the output type, the token layout without padding, the sparse MLM head
+and both losses, the cheap CPU dropout, the classifier's contract and the cost estimate.
+
+An architecture module (``workbench.model.bert``, ``workbench.model.modernbert``; see
+``workbench.architectures``) builds its encoder from these and returns ``PretrainingOutput``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from workbench import architectures
+from workbench.config import ModelConfig
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class PretrainingOutput:
+    """What ``BertPretrainingModel.forward`` returns. B = batch, T = positions, V = vocabulary, M = selected."""
+
+    loss: torch.Tensor | None         # () mlm_loss + nsp_loss, when labels were given
+    mlm_loss: torch.Tensor | None     # () mean cross-entropy over the selected positions
+    nsp_loss: torch.Tensor | None     # () mean cross-entropy of the NSP head
+    mlm_logits: torch.Tensor          # (M, V) at selected positions (row-major order); (B, T, V) without labels
+    nsp_logits: torch.Tensor | None   # (B, 2): index 0 IsNext, 1 NotNext; None without the pair head
+    mlm_positions: torch.Tensor | None  # (M,) flat indices b * T + t of the selected positions
+
+
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Dropout; on CPU with a cheaper mask than ``torch.nn.functional.dropout``.
+
+    On CPU the Bernoulli draw dominates dropout (about a quarter of BERT-base's
+    forward pass). Here each 64-bit random word gives four 16-bit uniforms, so the
+    mask costs a quarter of the draws; the keep probability is exact to 2**-16.
+    Elsewhere (CUDA's fused Philox dropout is already cheap) the native op is used.
+    """
+    if not training or p == 0.0:
+        return x
+    if x.device.type != "cpu":
+        return F.dropout(x, p, True)
+    n = x.numel()
+    words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64)
+    uniform = words.view(torch.int16)[:n].view(x.shape)                       # uniform over int16
+    drop = uniform < (-32768 + round(p * 65536))                               # P(drop) = p
+    return (x * (1.0 / (1.0 - p))).masked_fill(drop, 0.0)
+
+
+def bucket_size(n: int, limit: int) -> int:
+    """``n`` rounded up to one of 8 steps per power of two (at most ``limit``)."""
+    if n <= 64:
+        return min(limit, 64)
+    step = 1 << max(0, n.bit_length() - 4)
+    return min(limit, -(-n // step) * step)
+
+
+def bucketed_rows(rows: torch.Tensor) -> torch.Tensor:
+    """``rows`` padded (with copies of its first entry) to a bucket size, for the MLM head.
+
+    The number of predicted positions changes every batch; without buckets each count is a new
+    (M, H) x (H, V) matmul shape and oneDNN caches a primitive per shape (a GB on CPU within minutes).
+    The extra rows are computed and sliced off before the loss; they cost < 1/8 more of the head.
+    """
+    n = len(rows)
+    size = bucket_size(n, 1 << 62) if n else 0
+    if size == n:
+        return rows
+    return torch.cat([rows, rows[:1].expand(size - n)])
+
+
+@dataclass
+class TokenLayout:
+    """Where the real (non-padding) tokens of a (B, T) batch are.
+
+    The encoder works on the real tokens only, as a (N, H) matrix: dense layers
+    never spend work on padding. Attention alone needs the (B, T) layout, so its
+    inputs are scattered into it and its output gathered back.
+    """
+
+    batch: int
+    length: int
+    index: torch.Tensor | None       # (N,) flat b * T + t of the real tokens; None when there is no padding
+    attend: torch.Tensor | None      # (B, 1, 1, T) bool, True where a key may be attended
+    bias: torch.Tensor | None        # (B, 1, 1, T) additive mask (0 or a large negative), for the explicit path
+
+    @classmethod
+    def from_mask(cls, attention_mask: torch.Tensor | None, batch: int, length: int, dtype: torch.dtype,
+                  bucket: bool = True) -> "TokenLayout":
+        # Without padding nothing is gathered and no mask is passed, so SDPA may pick
+        # its fastest kernel. (The check and nonzero() are sync points on CUDA.)
+        if attention_mask is None or bool(attention_mask.all()):
+            return cls(batch, length, None, None, None)
+        real = attention_mask.bool()
+        flat = real.reshape(-1)
+        index = flat.nonzero().squeeze(1)
+        if bucket:
+            # Round the row count up to a bucket by carrying a few padding positions along (their
+            # keys stay masked, their outputs are never read). Every batch otherwise has a new
+            # (N, H) shape, and oneDNN's per-shape primitive cache and the allocator grow without
+            # end on CPU (GBs over minutes); with buckets shapes repeat. Cost: < 1/8 more rows.
+            n = len(index)
+            size = bucket_size(n, batch * length)
+            if size > n:
+                padding = (~flat).nonzero().squeeze(1)[: size - n]
+                index = torch.cat([index, padding]).sort().values
+        attend = real[:, None, None, :]
+        bias = torch.zeros(attend.shape, dtype=dtype, device=real.device).masked_fill(~attend, torch.finfo(dtype).min)
+        return cls(batch, length, index, attend, bias)
+
+    def gather(self, padded: torch.Tensor) -> torch.Tensor:
+        """(B*T, C) -> (N, C)"""
+        return padded if self.index is None else padded.index_select(0, self.index)
+
+    def scatter(self, packed: torch.Tensor) -> torch.Tensor:
+        """(N, C) -> (B*T, C), zeros at padding"""
+        if self.index is None:
+            return packed
+        return packed.new_zeros(self.batch * self.length, packed.shape[1]).index_copy(0, self.index, packed)
+
+    def packed_positions(self, flat_positions: torch.Tensor) -> torch.Tensor:
+        """Row in the (N, H) matrix of each real position given as b * T + t."""
+        if self.index is None:
+            return flat_positions
+        row = torch.full((self.batch * self.length,), -1, dtype=torch.long, device=self.index.device)
+        row[self.index] = torch.arange(len(self.index), device=self.index.device)
+        return row[flat_positions]
+
+
+def heads_and_losses(packed: torch.Tensor, layout: "TokenLayout", mlm_head, nsp_logits: torch.Tensor | None,
+                     mlm_labels: torch.Tensor | None, nsp_labels: torch.Tensor | None) -> PretrainingOutput:
+    """The MLM head (at the selected positions only, when labels are given) and both losses.
+
+    Shared by every architecture. ``mlm_head`` maps (rows, H) states to (rows, V) logits.
+    """
+    B, T = layout.batch, layout.length
+    mlm_loss = nsp_loss = None
+    positions = None
+    if mlm_labels is None:
+        mlm_logits = mlm_head(layout.scatter(packed).view(B, T, -1))                 # (B, T, V)
+    else:
+        flat_labels = mlm_labels.reshape(-1)
+        # Gather the selected positions first: the transform and the vocabulary
+        # projection then cost ~15% of doing them everywhere. (nonzero() syncs on CUDA.)
+        positions = (flat_labels != IGNORE_INDEX).nonzero().squeeze(1)               # (M,)
+        rows = bucketed_rows(layout.packed_positions(positions))                     # (M') >= M: shapes repeat
+        mlm_logits = mlm_head(packed.index_select(0, rows))[: len(positions)]        # (M, V)
+        if positions.numel():
+            mlm_loss = F.cross_entropy(mlm_logits.float(), flat_labels.index_select(0, positions))
+        else:  # no position selected in the whole batch: a zero that keeps the graph
+            mlm_loss = mlm_logits.sum() * 0.0
+    if nsp_labels is not None and nsp_logits is not None:
+        nsp_loss = F.cross_entropy(nsp_logits.float(), nsp_labels)
+    loss = None
+    if mlm_loss is not None or nsp_loss is not None:
+        loss = (mlm_loss if mlm_loss is not None else 0.0) + (nsp_loss if nsp_loss is not None else 0.0)
+    return PretrainingOutput(loss, mlm_loss, nsp_loss, mlm_logits, nsp_logits, positions)
+
+
+def flops_per_token(config: ModelConfig, seq_len: int, mlm_share: float = 0.15) -> float:
+    """Training FLOPs per token (forward + backward = 3x forward), counting matmuls only."""
+    H, L, I, V = config.hidden_size, config.num_hidden_layers, config.intermediate_size, config.vocab_size
+    ffn = architectures.get(config.architecture).ffn_matrices                 # a gated MLP has three I x H matrices
+    per_layer = 2 * (4 * H * H + ffn * H * I) + 2 * 2 * seq_len * H            # dense + attention scores/values
+    head = mlm_share * 2 * (H * H + H * V)
+    return 3 * (L * per_layer + head)
+
+
+class SequenceClassifier(nn.Module):
+    """A pre-training encoder with a classification head; each architecture subclasses it with
+    ``transformers``' ``*ForSequenceClassification`` parameter names, so a fine-tuned model exports as a copy.
+
+    ``encoder_prefix``: the names the encoder's weights share with the pre-training model's state dict."""
+
+    encoder_prefix = ""
+
+    def __init__(self, config: ModelConfig, num_labels: int):
+        super().__init__()
+        self.config = config
+        self.architecture = config.architecture
+        self.num_labels = num_labels
+
+    def load_encoder(self, pretraining_state: dict[str, torch.Tensor]) -> None:
+        """Copy the encoder from a pre-training model's state dict."""
+        prefix = self.encoder_prefix
+        encoder = {k: v for k, v in pretraining_state.items() if k.startswith(prefix)}
+        missing, _ = self.load_state_dict(encoder, strict=False)
+        left = [k for k in missing if k.startswith(prefix)]
+        if left:
+            raise ValueError(f"encoder weights missing: {left[:3]}")
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """What the frozen-encoder arm trains."""
+        raise NotImplementedError
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None,
+                attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids -> (B, num_labels) logits."""
+        raise NotImplementedError
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.float(), labels)
+
+
+def clipped_normal(shape, std: float, generator: torch.Generator) -> torch.Tensor:
+    """A normal clipped at two standard deviations (drawn from the given generator)."""
+    values = torch.randn(shape, generator=generator) * std
+    return values.clamp_(-2 * std, 2 * std)
