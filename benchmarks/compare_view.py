@@ -26,7 +26,9 @@ def populate(db: str, runs: int, points: int) -> dict:
     import numpy as np
 
     from workbench.config import WorkbenchConfig
-    from workbench.store.recorder import STEP_METRICS
+    from workbench.metrics import train_metrics
+
+    STEP_METRICS = train_metrics()
     from workbench.store.repository import RunRepository, now
 
     started = time.perf_counter()

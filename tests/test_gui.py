@@ -263,10 +263,10 @@ def test_a_run_trains_plots_records_and_can_be_probed(make_window, corpus, qtbot
     assert "before (fresh weights (step 0))" in window.masking.view.toPlainText()
     # The Fine-tune panel: the finished run is filled in; both arms train and the comparison is recorded.
     assert window.finetune.source.text() == run.run_dir
-    assert window.finetune.request()["data"] == "builtin:word-order"     # a fresh form: the built-in task
+    assert window.finetune.request().data == "builtin:word-order"     # a fresh form: the built-in task
     builtin = window.finetune.findChild(QComboBox, "finetuneBuiltin")
     builtin.activated.emit(2)
-    assert window.finetune.request()["data"] == "builtin:package" and builtin.currentIndex() == 0
+    assert window.finetune.request().data == "builtin:package" and builtin.currentIndex() == 0
     labelled = corpus.parent / "labelled.csv"
     labelled.write_text("text,label\n" + "\n".join(
         f"The {adjective} {topic} holds a secret.,{topic}" for topic in ("river", "castle", "engine")

@@ -70,3 +70,15 @@ def test_in_background_delivers_the_result_or_the_error_on_the_gui_thread(qtbot)
     ok = next(g for g in got if g[0] == "ok")
     assert ok[1] != here and ok[2] == here                 # computed there, delivered here
     assert ("failed", "the database is locked", here) in got
+
+
+def test_waiting_for_a_job_from_the_gui_thread_does_not_need_the_gui_thread(qtbot):
+    """The window waits for its jobs when it closes, without running its event loop: the worker's thread must
+    end on its own once the worker is done (a quit queued to the GUI thread would never arrive)."""
+    from workbench.gui.jobs import Job
+
+    leaving, owner = threading.Event(), QObject()
+    job = Job(SlowToLeave(leaving), owner)
+    started = time.monotonic()
+    assert job.wait(10_000) and time.monotonic() - started < 5
+    assert leaving.is_set()

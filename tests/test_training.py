@@ -267,3 +267,48 @@ def test_vocabulary_mismatch_is_refused(learnable_dataset, tmp_path):
     config.model.vocab_size = 999
     with pytest.raises(ConfigError, match=r"model.vocab_size \(999\) does not match the dataset's tokenizer"):
         Trainer(config, tmp_path / "run")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("written_by", ["positional sums (older version)", "another set of named sums"])
+def test_a_checkpoint_with_another_metric_set_resumes(learnable_dataset, tmp_path, written_by):
+    """The checkpoint keeps the unreported metric sums by name: a run resumes from one written with the old
+    positional lists, or with a sum this version lacks and without one it keeps."""
+    import json
+    import shutil
+
+    from workbench.checkpoint import INFO, STATE
+    from workbench.durable_io import sha256_file
+    from workbench.train.trainer import DEVICE_SUMS, HOST_SUMS
+
+    config = tiny_train_config(learnable_dataset.path, max_steps=16, checkpoint_every=6, keep_checkpoints=10,
+                               log_every=4)
+    _, straight = run(config, tmp_path / "straight")
+    split = tmp_path / "split"
+    shutil.copytree(tmp_path / "straight", split)
+    checkpoint = split / "checkpoints" / "step-0000006"
+    saved = torch.load(checkpoint / STATE, weights_only=True)
+    interval = saved["state"]["interval"]
+    assert interval["counts"]["batches"] == 2                  # steps 5 and 6: not yet reported at step 6
+    if written_by.startswith("positional"):
+        interval["sums"] = [interval["sums"][name] for name in DEVICE_SUMS]
+        interval["counts"] = [interval["counts"][name] for name in HOST_SUMS]
+    else:
+        interval["sums"]["a_future_sum"] = 123.0
+        del interval["sums"]["grad_norm"]
+    torch.save(saved, checkpoint / STATE)
+    info = json.loads((checkpoint / INFO).read_text())
+    info["files"][STATE] = sha256_file(checkpoint / STATE)     # as that version would have written it
+    (checkpoint / INFO).write_text(json.dumps(info))
+
+    _, resumed = run(config, split, resume_from=checkpoint)
+    assert of_type(resumed, "started")[0].start_step == 6
+    expected = {e.step: e for e in of_type(straight, "step")}
+    got = {e.step: e for e in of_type(resumed, "step")}
+    assert sorted(got) == [8, 12, 16]
+    for step in (8, 12, 16):
+        assert (got[step].loss, got[step].mlm_accuracy) == (expected[step].loss, expected[step].mlm_accuracy)
+    if written_by.startswith("positional"):
+        assert got[8].grad_norm == expected[8].grad_norm
+    else:                                                      # steps 5-6 of the missing sum count as 0
+        assert 0 < got[8].grad_norm < expected[8].grad_norm and got[12].grad_norm == expected[12].grad_norm

@@ -40,18 +40,9 @@ def add_parser(sub) -> None:
     p.set_defaults(handler=cmd_finetune)
 
 
-def _same_file(a: str, b: str) -> bool:
-    import os
-
-    try:
-        return os.path.samefile(a, b)
-    except OSError:            # one of them is missing or built-in: reading it says so
-        return False
-
-
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from workbench.data.labelled import BUILTIN_TASKS, read_labelled, split
-    from workbench.train.finetune import FinetuneConfig, compare_arms
+    from workbench.services.finetune_run import FinetuneRequest, run_finetune
+    from workbench.train.finetune import FinetuneConfig
 
     try:
         seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
@@ -60,22 +51,15 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     config = FinetuneConfig(steps=args.steps, minutes=args.minutes, learning_rate=args.learning_rate,
                             batch_size=args.batch_size, max_length=args.max_length, seeds=seeds,
                             frozen_arm=args.frozen, heldout_fraction=args.heldout_fraction)
-    config.validate()
-    source = BUILTIN_TASKS.get(args.data, args.data)
-    if args.dev and _same_file(args.dev, args.data):
-        raise UsageError(f"finetune: --dev {args.dev} is the --data file itself: held-out scores would be measured "
-                         f"on the training examples")
-    data = read_labelled(source, args.text_column, args.pair_column, args.label_column)
-    if args.dev:
-        train, heldout = data, read_labelled(args.dev, args.text_column, args.pair_column, args.label_column,
-                                             label_names=data.label_names)
-    else:
-        train, heldout = split(data, config.heldout_fraction)
-    if not args.json and data.columns:
-        print(f"columns of {data.source}: {data.columns}")
-    if not args.json:
-        print(f"{len(train)} training and {len(heldout)} held-out examples, {len(train.label_names)} labels "
-              f"({', '.join(train.label_names[:8])}{'...' if len(train.label_names) > 8 else ''})")
+    request = FinetuneRequest(args.source, args.data, config, dev=args.dev, text_column=args.text_column,
+                              pair_column=args.pair_column, label_column=args.label_column, export=args.export)
+
+    def on_data(train, heldout) -> None:
+        if not args.json and train.columns:
+            print(f"columns of {train.source}: {train.columns}")
+        if not args.json:
+            print(f"{len(train)} training and {len(heldout)} held-out examples, {len(train.label_names)} labels "
+                  f"({', '.join(train.label_names[:8])}{'...' if len(train.label_names) > 8 else ''})")
 
     def on_point(result, point) -> None:
         if not args.json and (point["step"] == config.steps or point["step"] % (config.eval_every * 4) == 0):
@@ -83,18 +67,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
                   f"{point['accuracy']:.3f}  macro-F1 {point['macro_f1']:.3f}", flush=True)
 
     repository = None if args.no_db else open_repository(args)  # opened first: a bad --db fails before training
-    comparison = compare_arms(args.source, train, heldout, config, on_point)
-    summary = comparison.summary()
-    recorded = None
-    if repository is not None:
-        from workbench.services.finetune_record import record_comparison
-
-        recorded = record_comparison(repository, comparison, config, str(args.source), source)
-    if args.export:
-        from workbench.interop.huggingface import export_classifier
-
-        export_classifier(comparison.model, comparison.tokenizer, train.label_names, args.export, str(args.source),
-                          comparison.max_length)
+    outcome = run_finetune(request, repository, on_point, on_data=on_data)
+    comparison, summary, recorded = outcome.comparison, outcome.summary, outcome.recorded_run
     if args.json:
         print(json.dumps({**comparison.to_dict(), "run_id": recorded}))
         return 0

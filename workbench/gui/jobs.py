@@ -15,7 +15,7 @@ is safe at any time.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, Qt, Signal, Slot
 
 
 class Job(QObject):
@@ -31,7 +31,9 @@ class Job(QObject):
         worker.moveToThread(self.qthread)
         self.qthread.started.connect(worker.run)
         for signal in (worker.done, worker.failed):
-            signal.connect(self.qthread.quit)
+            # Direct: the worker's own thread leaves its event loop. Queued (the default, as the QThread object
+            # lives on the GUI thread), the quit would wait for the GUI thread, which may be waiting for it.
+            signal.connect(self.qthread.quit, Qt.DirectConnection)
         self.qthread.finished.connect(self._thread_finished)   # queued: this object lives on the GUI thread
         self.qthread.start()
 

@@ -68,8 +68,8 @@ class MainWindow(QMainWindow):
         # Colour names, not QColor objects: a QColor kept in pyqtgraph's global options outlives the
         # application and crashes the interpreter at exit.
         pg.setConfigOptions(background=palette.base().color().name(), foreground=palette.text().color().name())
-        self.corpus = CorpusPanel(datasets_root=self.data_dir / "datasets")
         self.run_settings = RunSettings(parent=self)     # the window's one WorkbenchConfig, shared by the panels
+        self.corpus = CorpusPanel(self.run_settings, datasets_root=self.data_dir / "datasets")
         self.masking = MaskingPanel(self.run_settings)
         self.training = TrainingPanel(self.run_settings)
         self.plots = PlotsPanel()
@@ -290,7 +290,7 @@ class MainWindow(QMainWindow):
 
     # --- fine-tuning ----------------------------------------------------------------------------------------------
 
-    def start_finetune(self, request: dict) -> None:
+    def start_finetune(self, request) -> None:
         if self.finetune_job is not None:
             return
         worker = FinetuneWorker(request, self.db_url)
@@ -305,10 +305,10 @@ class MainWindow(QMainWindow):
         if self.finetune_job is not None and self.finetune_job.worker is not None:
             self.finetune_job.worker.stop()
 
-    def _finetune_done(self, summary: dict, recorded) -> None:
+    def _finetune_done(self, outcome) -> None:
         self.finetune_job = None
         self.finetune.set_running(False)
-        self.finetune.show_result(summary, recorded)
+        self.finetune.show_result(outcome)
         self.runs.refresh(background=True)
 
     def _finetune_failed(self, message: str) -> None:

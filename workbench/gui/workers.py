@@ -246,13 +246,13 @@ class LoadedModel:
 
 
 class FinetuneWorker(QObject):
-    """Runs ``compare_arms`` (both fine-tuning arms over seeds) and records the comparison."""
+    """Runs a fine-tuning comparison (``services.finetune_run``, as the CLI's ``finetune``) and records it."""
 
     point = Signal(str, int, int, float)   # arm, seed, step, held-out accuracy
-    done = Signal(object, object)          # summary dict, recorded run id (or None)
+    done = Signal(object)                  # FinetuneOutcome
     failed = Signal(str)
 
-    def __init__(self, request: dict, db_url: str | None):
+    def __init__(self, request, db_url: str | None):
         super().__init__()
         self.request, self.db_url = request, db_url
         self._stop = threading.Event()
@@ -264,27 +264,16 @@ class FinetuneWorker(QObject):
     def run(self) -> None:
         lower_thread_priority()
         try:
-            from workbench.data.labelled import BUILTIN_TASKS, read_labelled, split
-            from workbench.services.finetune_record import record_comparison
+            from workbench.services.finetune_run import run_finetune
             from workbench.store.repository import RunRepository
-            from workbench.train.finetune import FinetuneConfig, compare_arms
 
-            r = self.request
-            config = FinetuneConfig(steps=r["steps"], learning_rate=r["learning_rate"], batch_size=r["batch_size"],
-                                    seeds=tuple(r["seeds"]), frozen_arm=r["frozen"])
-            source = BUILTIN_TASKS.get(r["data"], r["data"])
-            train, heldout = split(read_labelled(source), config.heldout_fraction)
-            comparison = compare_arms(r["source"], train, heldout, config,
-                                      on_point=lambda arm, p: self.point.emit(arm.arm, arm.seed, p["step"],
-                                                                               p["accuracy"]),
-                                      should_stop=self._stop.is_set)
-            recorded = None
-            if comparison.arms and not self._stop.is_set():
-                recorded = record_comparison(RunRepository(self.db_url), comparison, config, r["source"], source)
+            outcome = run_finetune(self.request, RunRepository(self.db_url),
+                                   on_point=lambda arm, p: self.point.emit(arm.arm, arm.seed, p["step"], p["accuracy"]),
+                                   should_stop=self._stop.is_set)
         except BaseException as exc:
             self.failed.emit(describe_error(exc))
             return
-        self.done.emit(comparison.summary(), recorded)
+        self.done.emit(outcome)
 
 
 # How the window's training and fine-tuning threads yield to the window: a scheduling class and a niceness

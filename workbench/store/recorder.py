@@ -28,15 +28,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from workbench.metrics import EVAL_PREFIX, metric, recorded_fields
 from workbench.store.repository import RunRepository, now
-
-STEP_METRICS = ("loss", "mlm_loss", "nsp_loss", "mlm_accuracy", "mlm_accuracy_masked", "mlm_accuracy_random",
-                "mlm_accuracy_kept", "nsp_accuracy", "lr", "grad_norm", "tokens_per_second", "padding_fraction",
-                "step_time", "tokens_seen", "elapsed")
-EVAL_METRICS = ("mlm_loss", "mlm_accuracy", "perplexity", "nsp_loss", "nsp_accuracy", "floor_mlm_loss",
-                "floor_mlm_accuracy", "chance_nsp_accuracy")
-LOWER_IS_BETTER = ("loss", "mlm_loss", "nsp_loss", "perplexity")
-BEST_OF = ("loss", "mlm_loss", "nsp_loss", "mlm_accuracy", "nsp_accuracy", "perplexity")
 
 
 log = logging.getLogger(__name__)
@@ -85,18 +78,15 @@ class RunRecorder:
         finally:
             self.seconds_spent += time.perf_counter() - begun
 
-    def _points(self, event, names, is_eval: bool) -> None:
+    def _points(self, event, is_eval: bool) -> None:
+        """Every metric of the event (``metrics.recorded_fields``: a None field - no pair task - is none)."""
         wall = time.monotonic() - self.started
-        for name in names:
-            if event.get(name) is None:
-                continue                               # a metric this run has not got (no pair task)
-            value = float(event[name])
+        for name, value in recorded_fields(event).items():
             self.buffer.append({"run_id": self.run_id, "step": event["step"], "name": name, "value": value,
                                 "wall_time": wall, "is_eval": is_eval})
-            if name in BEST_OF:
-                key = f"eval_{name}" if is_eval else name
-                better = min if name in LOWER_IS_BETTER else max
-                self.best[key] = better(self.best.get(key, value), value)
+            if metric(name).better:
+                key = f"{EVAL_PREFIX}{name}" if is_eval else name
+                self.best[key] = metric(name).best((self.best.get(key, value), value))
 
     def flush(self) -> bool:
         """Write the buffered points; on a database error keep them for the next try. True when written."""
@@ -137,12 +127,12 @@ class RunRecorder:
 
     def _on_step(self, event) -> None:
         self.step, self.elapsed = event["step"], event["elapsed"]
-        self._points(event, STEP_METRICS, False)
+        self._points(event, False)
         if len(self.buffer) >= self.flush_points or time.monotonic() - self.last_flush >= self.flush_seconds:
             self.flush()
 
     def _on_eval(self, event) -> None:
-        self._points(event, EVAL_METRICS, True)
+        self._points(event, True)
         self.flush()
 
     def _on_checkpoint(self, event) -> None:

@@ -48,11 +48,16 @@ from workbench.train.schedule import decay_fraction, learning_rate, run_progress
 # Settings that may change when a run is resumed; anything else would make it another run.
 RESUMABLE_CHANGES = {f.name for f in dataclasses.fields(TrainConfig) if f.metadata["kind"] == "resumable"}
 
-# The metric accumulator: values that live on the device (summed without a sync) and counts
-# known on the host from the batch itself; both are summed over micro-batches, then across ranks.
-_DEVICE_SUMS = ("mlm_loss", "nsp_loss", "mlm_correct", "masked_correct", "random_correct", "kept_correct",
-                "nsp_correct", "grad_norm")
-_HOST_SUMS = ("batches", "mlm_total", "masked_total", "random_total", "kept_total", "nsp_total")
+# The metric accumulator's named sums: values that live on the device (summed without a sync) and counts
+# known on the host from the batch itself; both are summed over micro-batches, then across ranks. A
+# checkpoint keeps them by name, so a run resumes from a checkpoint written with another set of sums.
+DEVICE_SUMS = ("mlm_loss", "nsp_loss", "mlm_correct", "masked_correct", "random_correct", "kept_correct",
+               "nsp_correct", "grad_norm")
+HOST_SUMS = ("batches", "mlm_total", "masked_total", "random_total", "kept_total", "nsp_total")
+# The order checkpoints written before sums were named (workbench 0.x) kept them in.
+_POSITIONAL = (("mlm_loss", "nsp_loss", "mlm_correct", "masked_correct", "random_correct", "kept_correct",
+                "nsp_correct", "grad_norm"), ("batches", "mlm_total", "masked_total", "random_total", "kept_total",
+                                              "nsp_total"))
 
 
 @dataclass
@@ -161,8 +166,8 @@ class MetricInterval:
 
     def __init__(self, device: torch.device):
         self.device = device
-        self.sums = torch.zeros(len(_DEVICE_SUMS), dtype=torch.float64, device=device)
-        self.counts = np.zeros(len(_HOST_SUMS))
+        self.sums = torch.zeros(len(DEVICE_SUMS), dtype=torch.float64, device=device)
+        self.counts = np.zeros(len(HOST_SUMS))
         self.tokens = self.positions = self.steps = 0
         self.start = time.perf_counter()
 
@@ -171,28 +176,37 @@ class MetricInterval:
         # Selected positions in row-major order: the order of the model's ``mlm_positions``.
         kinds = batch.kinds.reshape(-1)[batch.mlm_labels.reshape(-1) != IGNORE_INDEX]
         of_kind = np.stack([kinds == kind for kind in (MASKED, RANDOM, KEPT)]).astype(np.float64)   # (3, M)
-        self.counts += [1, len(kinds), *of_kind.sum(axis=1), len(batch)]
+        masked, random, kept = of_kind.sum(axis=1)
+        self._count(batches=1, mlm_total=len(kinds), masked_total=masked, random_total=random, kept_total=kept,
+                    nsp_total=len(batch))
         with torch.no_grad():
             labels = tensors["mlm_labels"].reshape(-1).index_select(0, out.mlm_positions)
             correct = (out.mlm_logits.argmax(-1) == labels).double()                               # (M,)
-            kind_correct = torch.from_numpy(of_kind).to(self.device) @ correct                     # (3,)
-            zero = torch.zeros((), dtype=torch.float64, device=self.device)
-            pairs = out.nsp_logits is not None
-            nsp_correct = (out.nsp_logits.argmax(-1) == tensors["nsp_labels"]).double().sum() if pairs else zero
-            nsp_loss = out.nsp_loss.detach().double() if pairs else zero
-            self.sums += torch.cat([torch.stack([out.mlm_loss.detach().double(), nsp_loss,
-                                                 correct.sum()]), kind_correct,
-                                    torch.stack([nsp_correct, zero])])
+            by_kind = torch.from_numpy(of_kind).to(self.device) @ correct                          # (3,)
+            sums = {"mlm_loss": out.mlm_loss.detach().double(), "mlm_correct": correct.sum(),
+                    "masked_correct": by_kind[0], "random_correct": by_kind[1], "kept_correct": by_kind[2]}
+            if out.nsp_logits is not None:
+                sums["nsp_loss"] = out.nsp_loss.detach().double()
+                sums["nsp_correct"] = (out.nsp_logits.argmax(-1) == tensors["nsp_labels"]).double().sum()
+            self._sum(sums)
         self.tokens += int(batch.attention_mask.sum())
         self.positions += batch.attention_mask.size
 
+    def _sum(self, values: dict[str, torch.Tensor]) -> None:
+        """Add device scalars by name (no sync: one stacked add)."""
+        zero = torch.zeros((), dtype=torch.float64, device=self.device)
+        self.sums += torch.stack([values.get(name, zero) for name in DEVICE_SUMS])
+
+    def _count(self, **values: float) -> None:
+        self.counts += [values.get(name, 0.0) for name in HOST_SUMS]
+
     def add_grad_norm(self, grad_norm: torch.Tensor) -> None:
-        self.sums[_DEVICE_SUMS.index("grad_norm")] += grad_norm.detach().double()
+        self.sums[DEVICE_SUMS.index("grad_norm")] += grad_norm.detach().double()
 
     def totals(self, dist: Distributed) -> dict[str, float]:
-        """Every sum and count of the interval, over all ranks (a sync point: once per report)."""
+        """Every sum and count of the interval by name, over all ranks (a sync point: once per report)."""
         together = torch.cat([self.sums, torch.from_numpy(self.counts).to(self.device)])
-        return dict(zip(_DEVICE_SUMS + _HOST_SUMS, dist.all_reduce_sum(together).tolist()))
+        return dict(zip(DEVICE_SUMS + HOST_SUMS, dist.all_reduce_sum(together).tolist()))
 
     def reset(self) -> None:
         self.sums.zero_()
@@ -201,18 +215,27 @@ class MetricInterval:
         self.start = time.perf_counter()
 
     def unreported(self, dist: Distributed) -> dict:
-        """The unreported part, summed over ranks, for a checkpoint (rank 0 restores it on resume)."""
-        together = dist.all_reduce_sum(torch.cat([self.sums.cpu(), torch.from_numpy(self.counts)]))
-        return {"sums": together[:len(_DEVICE_SUMS)].tolist(), "counts": together[len(_DEVICE_SUMS):].tolist(),
+        """The unreported part by name, summed over ranks, for a checkpoint (rank 0 restores it on resume)."""
+        together = dist.all_reduce_sum(torch.cat([self.sums.cpu(), torch.from_numpy(self.counts)])).tolist()
+        return {"sums": dict(zip(DEVICE_SUMS, together[:len(DEVICE_SUMS)])),
+                "counts": dict(zip(HOST_SUMS, together[len(DEVICE_SUMS):])),
                 "tokens": [self.tokens, self.positions, self.steps], "ranks": dist.world_size}
 
     def restore(self, state: ckpt.TrainingState, dist: Distributed) -> None:
-        """Continue the interval a resumed run was in (its sums on rank 0 only: they are summed over ranks)."""
-        if state.interval:
-            if dist.is_main:
-                self.sums += torch.tensor(state.interval["sums"], dtype=torch.float64, device=self.device)
-                self.counts += np.asarray(state.interval["counts"])
-            self.tokens, self.positions, self.steps = state.interval["tokens"]
+        """Continue the interval a resumed run was in (its sums on rank 0 only: they are summed over ranks).
+        Sums are matched by name: one this version does not keep is dropped, one the checkpoint lacks starts
+        at 0 (that interval's report then averages it over fewer micro-batches)."""
+        interval = state.interval
+        if not interval:
+            return
+        sums, counts = interval["sums"], interval["counts"]
+        if isinstance(sums, list):                   # written before the sums were named
+            sums, counts = dict(zip(_POSITIONAL[0], sums)), dict(zip(_POSITIONAL[1], counts))
+        if dist.is_main:
+            self.sums += torch.tensor([float(sums.get(name, 0.0)) for name in DEVICE_SUMS], dtype=torch.float64,
+                                      device=self.device)
+            self.counts += [float(counts.get(name, 0.0)) for name in HOST_SUMS]
+        self.tokens, self.positions, self.steps = interval["tokens"]
 
 
 class Trainer:

@@ -1,14 +1,19 @@
 """Corpus: choose text (files, a folder, drag-and-drop, or the built-in sample), prepare it, see its statistics.
 
-Preparing runs ``prepare_dataset`` on a background thread (the window owns it)
-with a progress bar and Cancel. The statistics and findings shown are the
+The tokenizer fields edit the window's one config (``RunSettings``: its ``[tokenizer]`` section), and
+preparing uses that config's ``[tokenizer]`` and ``[data]`` sections, so "New run from config" prepares a
+recorded run's dataset again exactly. Preparing runs ``prepare_dataset`` on a background thread (the window
+owns it) with a progress bar and Cancel. The statistics and findings shown are the
 dataset's own ``stats.json``; a bad file is reported by name in a dialog and the
 panel stays usable.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +21,13 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget, QProgressBar, QPushButton,
-    QSpinBox, QVBoxLayout, QWidget,
+    QVBoxLayout, QWidget,
 )
 
 from workbench.config import WorkbenchConfig
+from workbench.errors import ConfigError
+from workbench.gui.run_settings import RunSettings
+from workbench.gui.setting_fields import number_field
 from workbench.data.corpus import CORPUS_SUFFIXES
 from workbench.data.diagnostics import Diagnostics
 from workbench.user_folders import datasets_folder
@@ -28,9 +36,12 @@ SAMPLE = "built-in sample (Python's documentation)"
 CORPUS_FILTER = f"Corpus files ({' '.join('*' + suffix for suffix in CORPUS_SUFFIXES)});;All files (*)"
 
 
-def dataset_dir_for(sources: list[str], sample: bool, vocab_size: int, lowercase: bool, root: Path | None = None) -> Path:
-    """A stable dataset folder per (sources, tokenizer settings): preparing again finds it."""
-    key = "|".join(sorted(sources) + [f"sample={sample}", f"vocab={vocab_size}", f"lower={lowercase}"])
+def dataset_dir_for(sources: list[str], sample: bool, config: WorkbenchConfig, root: Path | None = None) -> Path:
+    """A stable dataset folder per (sources, ``[tokenizer]``, how ``[data]`` reads text): preparing again with
+    the same settings finds it; different settings never overwrite another's dataset."""
+    data = config.data
+    reading = [data.sentences, data.split_lines_longer_than, data.text_field, data.encoding_errors, data.max_seq_length]
+    key = json.dumps([sorted(sources), sample, dataclasses.asdict(config.tokenizer), reading])
     name = "sample" if sample and not sources else Path(sources[0]).stem if sources else "corpus"
     return (root or datasets_folder()) / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
@@ -39,9 +50,10 @@ class CorpusPanel(QWidget):
     prepare_requested = Signal(list, bool, str, object)   # sources, sample, out dir, WorkbenchConfig
     cancel_requested = Signal()
 
-    def __init__(self, parent=None, datasets_root: Path | None = None):
+    def __init__(self, settings: RunSettings | None = None, parent=None, datasets_root: Path | None = None):
         super().__init__(parent)
         self.setObjectName("corpusPanel")
+        self.settings = settings or RunSettings(parent=self)
         self.setAcceptDrops(True)
         self.datasets_root = datasets_root
         self.sources: list[str] = []
@@ -58,20 +70,20 @@ class CorpusPanel(QWidget):
         for button in (sample, files, folder):
             choose.addWidget(button)
 
-        self.vocab_size = QSpinBox(objectName="vocabSize")
-        self.vocab_size.setRange(256, 200_000)
+        self.vocab_size = number_field("tokenizer.vocab_size")
+        self.vocab_size.setObjectName("vocabSize")
         self.vocab_size.setSingleStep(1024)
-        self.vocab_size.setValue(16384)
         self.lowercase = QCheckBox("lowercase (uncased)", objectName="lowercaseCheck")
-        self.lowercase.setChecked(True)
-        self.tokenizer_file = ""
         tokenizer_button = QPushButton("Use tokenizer file…", objectName="tokenizerFileButton")
         tokenizer_button.setToolTip("Load a tokenizer.json or BERT vocab.txt instead of training one")
-        self.tokenizer_label = QLabel("train a WordPiece tokenizer on the corpus")
+        self.tokenizer_label = QLabel("", objectName="tokenizerLabel")
+        clear_tokenizer = QPushButton("Train one", objectName="trainTokenizerButton")
+        clear_tokenizer.setToolTip("Train a WordPiece tokenizer on the corpus (forget the tokenizer file)")
         tok_form = QFormLayout()
         tok_form.addRow("Vocabulary", self.vocab_size)
         tok_form.addRow("", self.lowercase)
         tok_form.addRow(tokenizer_button, self.tokenizer_label)
+        tok_form.addRow("", clear_tokenizer)
         tokenizer_box = QGroupBox("Tokenizer")
         tokenizer_box.setLayout(tok_form)
 
@@ -115,6 +127,11 @@ class CorpusPanel(QWidget):
         files.clicked.connect(self.open_files)
         folder.clicked.connect(self.open_folder)
         tokenizer_button.clicked.connect(self._open_tokenizer)
+        clear_tokenizer.clicked.connect(lambda: self.settings.set("tokenizer", "path", ""))
+        self.vocab_size.valueChanged.connect(lambda value: self.settings.set("tokenizer", "vocab_size", value))
+        self.lowercase.toggled.connect(self._set_lowercase)
+        self.settings.changed.connect(self._settings_changed)
+        self._settings_changed("")
         self.prepare_button.clicked.connect(self.request_prepare)
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.choose_sample()
@@ -144,9 +161,30 @@ class CorpusPanel(QWidget):
     def _open_tokenizer(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Tokenizer", "", "Tokenizers (tokenizer.json vocab.txt *.json *.txt)")
         if path:
-            self.tokenizer_file = path
-            self.tokenizer_label.setText(Path(path).name)
-            self.vocab_size.setEnabled(False)
+            self.settings.set("tokenizer", "path", path)
+
+    def _set_lowercase(self, lowercase: bool) -> None:
+        self.settings.set("tokenizer", "lowercase", lowercase)
+        self.settings.set("tokenizer", "strip_accents", lowercase)     # an uncased BERT strips accents too
+
+    def _settings_changed(self, key: str) -> None:
+        """Show the config's ``[tokenizer]`` (signals blocked, so nothing echoes back)."""
+        if key and not key.startswith("tokenizer."):
+            return
+        tokenizer = self.settings.config.tokenizer
+        for widget, show in ((self.vocab_size, lambda: self.vocab_size.setValue(tokenizer.vocab_size)),
+                             (self.lowercase, lambda: self.lowercase.setChecked(tokenizer.lowercase))):
+            widget.blockSignals(True)
+            show()
+            widget.blockSignals(False)
+        self.vocab_size.setEnabled(not tokenizer.path)
+        self.lowercase.setEnabled(not tokenizer.path)
+        self.tokenizer_label.setText(Path(tokenizer.path).name if tokenizer.path
+                                     else "train a WordPiece tokenizer on the corpus")
+
+    @property
+    def tokenizer_file(self) -> str:
+        return self.settings.config.tokenizer.path
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
@@ -161,14 +199,15 @@ class CorpusPanel(QWidget):
     # --- preparing ----------------------------------------------------------------------------------
 
     def request_prepare(self) -> None:
-        config = WorkbenchConfig()
-        config.tokenizer.vocab_size = self.vocab_size.value()
-        config.tokenizer.lowercase = config.tokenizer.strip_accents = self.lowercase.isChecked()
-        config.tokenizer.path = self.tokenizer_file
-        out = dataset_dir_for(self.sources, self.use_sample, config.tokenizer.vocab_size,
-                              config.tokenizer.lowercase, self.datasets_root)
-        if self.tokenizer_file:
-            out = out.with_name(out.name + "-" + hashlib.sha256(self.tokenizer_file.encode()).hexdigest()[:6])
+        """Prepare the chosen text with the config's ``[tokenizer]`` and ``[data]`` sections."""
+        config = copy.deepcopy(self.settings.config)
+        try:
+            config.tokenizer.validate()
+            config.data.validate()
+        except ConfigError as exc:
+            self.progress.setFormat(f"cannot prepare: {exc}")
+            return
+        out = dataset_dir_for(self.sources, self.use_sample, config, self.datasets_root)
         self.prepare_requested.emit(self.sources, self.use_sample, str(out), config)
 
     def set_busy(self, busy: bool) -> None:

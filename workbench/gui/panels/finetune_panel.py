@@ -7,12 +7,17 @@ worker thread (``FinetuneWorker``) and hands each held-out point to ``add_point`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
     QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
+
+if TYPE_CHECKING:
+    from workbench.services.finetune_run import FinetuneOutcome, FinetuneRequest
 
 ARM_COLORS = {"pretrained": (214, 39, 40), "scratch": (31, 119, 180), "frozen": (44, 160, 44)}
 # What the data field shows for each built-in task, and what it asks for.
@@ -22,7 +27,7 @@ BUILTIN_LABEL = next(iter(BUILTIN_LABELS))
 
 
 class FinetunePanel(QWidget):
-    start_requested = Signal(dict)       # {source, data, steps, learning_rate, batch_size, seeds, frozen}
+    start_requested = Signal(object)     # a FinetuneRequest
     stop_requested = Signal()
 
     def __init__(self, parent=None):
@@ -127,8 +132,13 @@ class FinetunePanel(QWidget):
     def set_source(self, run_dir: str) -> None:
         self.source.setText(run_dir)
 
-    def request(self) -> dict:
-        """What the form asks for; raises ValueError with a message for a person."""
+    def request(self) -> FinetuneRequest:
+        """What the form asks for, typed (the CLI's ``finetune`` builds the same); raises ValueError with a
+        message for a person."""
+        from workbench.errors import ConfigError
+        from workbench.services.finetune_run import FinetuneRequest
+        from workbench.train.finetune import FinetuneConfig
+
         try:
             seeds = tuple(int(s) for s in self.seeds.text().split(",") if s.strip())
         except ValueError:
@@ -138,9 +148,13 @@ class FinetunePanel(QWidget):
         if not self.source.text().strip():
             raise ValueError("Choose the pre-training run to fine-tune (train one first)")
         data = self.data.text().strip()
-        return {"source": self.source.text().strip(), "data": BUILTIN_LABELS.get(data, data),
-                "steps": self.steps.value(), "learning_rate": self.learning_rate.value(),
-                "batch_size": self.batch_size.value(), "seeds": seeds, "frozen": self.frozen.isChecked()}
+        config = FinetuneConfig(steps=self.steps.value(), learning_rate=self.learning_rate.value(),
+                                batch_size=self.batch_size.value(), seeds=seeds, frozen_arm=self.frozen.isChecked())
+        try:
+            config.validate()
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return FinetuneRequest(self.source.text().strip(), BUILTIN_LABELS.get(data, data), config)
 
     def _start(self) -> None:
         try:
@@ -179,7 +193,8 @@ class FinetunePanel(QWidget):
         self.curves[key].setData(steps, values)
         self.status.setText(f"{arm}, seed {seed}: step {step}, held-out accuracy {accuracy:.3f}")
 
-    def show_result(self, summary: dict, recorded_run: int | None) -> None:
+    def show_result(self, outcome: FinetuneOutcome) -> None:
+        summary, recorded_run = outcome.summary, outcome.recorded_run
         arms = [arm for arm in ("pretrained", "scratch", "frozen") if arm in summary]
         self.results.setRowCount(len(arms))
         for row, arm in enumerate(arms):

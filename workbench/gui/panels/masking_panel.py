@@ -26,11 +26,12 @@ from PySide6.QtWidgets import (
     QSpinBox, QTextBrowser, QVBoxLayout, QWidget,
 )
 
-from workbench.config import WorkbenchConfig, choices_of
+from workbench.config import WorkbenchConfig
 from workbench.data.inspection import example_tokens
 from workbench.data.masking import KEPT, MASKED, NOT_SELECTED, RANDOM
 from workbench.errors import WorkbenchError
 from workbench.gui.run_settings import RunSettings
+from workbench.gui.setting_fields import choice_field, number_field
 from workbench.gui.workers import in_background
 
 COLORS = {  # background, text
@@ -98,15 +99,17 @@ class MaskingPanel(QWidget):
         self.prediction_job = None    # (batch, row, model, before) whose guesses are being computed
 
         self.bound: dict[str, QWidget] = {}
-        self.probability = self._spin(0.01, 0.99, 2, "masking.probability")
-        self.mask_fraction = self._spin(0.0, 1.0, 2, "masking.mask_fraction")
-        self.random_fraction = self._spin(0.0, 1.0, 2, "masking.random_fraction")
+        self.probability = self._spin("masking.probability")
+        self.mask_fraction = self._spin("masking.mask_fraction")
+        self.random_fraction = self._spin("masking.random_fraction")
         self.selection = self._combo("masking.selection")
         self.strategy = self._combo("masking.strategy")
-        self.max_predictions = self._int(1, 512, "masking.max_predictions_per_seq")
+        self.max_predictions = self._int("masking.max_predictions_per_seq")
         self.objective = self._combo("nsp.objective")
-        self.max_length = self._int(8, 512, "data.max_seq_length")
-        self.example = self._int(0, 10_000_000, None)
+        self.max_length = self._int("data.max_seq_length")
+        self.example = QSpinBox(objectName="exampleIndex")
+        self.example.setRange(0, 10_000_000)
+        self.example.valueChanged.connect(self._schedule_example)
         self.example.setToolTip("Index of the training example: batch = index // batch size")
         options = QGridLayout()
         cells = (("Probability", self.probability), ("[MASK] share", self.mask_fraction),
@@ -215,25 +218,17 @@ class MaskingPanel(QWidget):
         signal.connect(lambda value: self.settings.set(section, name, value))
         return widget
 
-    def _spin(self, low, high, decimals, key) -> QDoubleSpinBox:
-        widget = QDoubleSpinBox()
-        widget.setRange(low, high)
-        widget.setDecimals(decimals)
+    def _spin(self, key) -> QDoubleSpinBox:
+        widget = number_field(key, decimals=2)
         widget.setSingleStep(0.01)
         return self._bind(widget, key, widget.valueChanged)
 
-    def _int(self, low, high, key) -> QSpinBox:
-        widget = QSpinBox()
-        widget.setRange(low, high)
-        if key:
-            return self._bind(widget, key, widget.valueChanged)
-        widget.setObjectName("exampleIndex")
-        widget.valueChanged.connect(self._schedule_example)
-        return widget
+    def _int(self, key) -> QSpinBox:
+        widget = number_field(key)
+        return self._bind(widget, key, widget.valueChanged)
 
     def _combo(self, key) -> QComboBox:
-        widget = QComboBox()
-        widget.addItems(list(choices_of(key)))
+        widget = choice_field(key)
         return self._bind(widget, key, widget.currentTextChanged)
 
     def _legend(self) -> QLabel:

@@ -18,36 +18,39 @@ from PySide6.QtWidgets import (
     QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
-from workbench.config import WorkbenchConfig, _toml_value, choices_of, dumps_toml
+from workbench.config import WorkbenchConfig, _toml_value, dumps_toml
 from workbench.errors import ConfigError
 from workbench.formatting import duration
 from workbench.gui.run_settings import SIZE_KEYS, RunSettings, preset_sizes
+from workbench.gui.setting_fields import WideSpinBox, choice_field, number_field
 
-# (section, key, label, widget kind, extra): the settings a person changes most; every other
-# setting keeps its value from the loaded config ("new run from this config" keeps them all).
+# (section, key, label, widget kind, decimals): the settings a person changes most; every other setting keeps
+# its value from the loaded config ("new run from this config" keeps them all). Limits and choices come from
+# the config's declarations (``setting_fields``).
 FIELDS = (
-    ("model", "architecture", "Architecture", "combo", choices_of("model.architecture")),
-    ("model", "preset", "Model size", "combo", choices_of("model.preset")),
-    ("model", "num_hidden_layers", "  layers", "int", (0, 96)),
-    ("model", "hidden_size", "  hidden size", "int", (0, 16_384)),
-    ("model", "num_attention_heads", "  attention heads", "int", (0, 256)),
-    ("model", "intermediate_size", "  feed-forward size", "int", (0, 65_536)),
-    ("train", "max_steps", "Steps (0 = no limit)", "int", (0, 10_000_000)),
-    ("train", "max_minutes", "Time budget (min, 0 = none)", "float", (0.0, 100_000.0, 1)),
-    ("train", "batch_size", "Batch size", "int", (1, 65_536)),
-    ("train", "learning_rate", "Learning rate", "float", (0.0, 0.999, 6)),
-    ("train", "warmup_steps", "Warm-up steps", "int", (0, 1_000_000)),
-    ("train", "schedule", "Schedule", "combo", choices_of("train.schedule")),
-    ("train", "weight_decay", "Weight decay", "float", (0.0, 0.999, 4)),
-    ("train", "precision", "Precision", "combo", choices_of("train.precision")),
-    ("train", "device", "Device", "combo", ("auto", "cpu", "cuda", "mps")),   # free-form in TOML (cuda:1)
-    ("train", "eval_every_seconds", "Evaluate every (s)", "float", (0.0, 100_000.0, 0)),
-    ("train", "eval_every", "  and every (steps)", "int", (0, 1_000_000)),
-    ("train", "checkpoint_every", "Checkpoint every (steps)", "int", (0, 1_000_000)),
-    ("train", "log_every", "Report every (steps)", "int", (1, 100_000)),
-    ("train", "seed", "Seed", "int", (0, 2_147_483_647)),
-    ("train", "name", "Run name", "text", ()),
+    ("model", "architecture", "Architecture", "combo", 0),
+    ("model", "preset", "Model size", "combo", 0),
+    ("model", "num_hidden_layers", "  layers", "int", 0),
+    ("model", "hidden_size", "  hidden size", "int", 0),
+    ("model", "num_attention_heads", "  attention heads", "int", 0),
+    ("model", "intermediate_size", "  feed-forward size", "int", 0),
+    ("train", "max_steps", "Steps (0 = no limit)", "int", 0),
+    ("train", "max_minutes", "Time budget (min, 0 = none)", "float", 1),
+    ("train", "batch_size", "Batch size", "int", 0),
+    ("train", "learning_rate", "Learning rate", "float", 6),
+    ("train", "warmup_steps", "Warm-up steps", "int", 0),
+    ("train", "schedule", "Schedule", "combo", 0),
+    ("train", "weight_decay", "Weight decay", "float", 4),
+    ("train", "precision", "Precision", "combo", 0),
+    ("train", "device", "Device", "device", 0),
+    ("train", "eval_every_seconds", "Evaluate every (s)", "float", 0),
+    ("train", "eval_every", "  and every (steps)", "int", 0),
+    ("train", "checkpoint_every", "Checkpoint every (steps)", "int", 0),
+    ("train", "log_every", "Report every (steps)", "int", 0),
+    ("train", "seed", "Seed", "int", 0),
+    ("train", "name", "Run name", "text", 0),
 )
+DEVICES = ("auto", "cpu", "cuda", "mps")        # free-form in TOML (cuda:1): an unknown one is added when shown
 
 
 class TrainingPanel(QWidget):
@@ -64,8 +67,8 @@ class TrainingPanel(QWidget):
 
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
-        for section, key, label, kind, extra in FIELDS:
-            widget = self._make_widget(kind, extra, section, key)
+        for section, key, label, kind, decimals in FIELDS:
+            widget = self._make_widget(kind, decimals, section, key)
             widget.setObjectName(f"{section}_{key}")
             widget.setToolTip(_help(section, key))
             self.widgets[(section, key)] = widget
@@ -127,27 +130,22 @@ class TrainingPanel(QWidget):
 
     # --- form <-> config ------------------------------------------------------------------------
 
-    def _make_widget(self, kind: str, extra: tuple, section: str, key: str) -> QWidget:
+    def _make_widget(self, kind: str, decimals: int, section: str, key: str) -> QWidget:
         """A field bound to ``settings``: an edit writes the setting (and every panel redraws from it)."""
         def store(value) -> None:
             self.settings.set(section, key, value)
 
-        if kind == "combo":
-            widget = QComboBox()
-            widget.addItems(list(extra))
+        if kind in ("combo", "device"):
+            widget = choice_field(f"{section}.{key}") if kind == "combo" else QComboBox()
+            if kind == "device":
+                widget.addItems(list(DEVICES))
             widget.currentTextChanged.connect(store)
-        elif kind == "int":
-            widget = QSpinBox()
-            widget.setRange(*extra)
-            widget.setGroupSeparatorShown(True)
-            widget.valueChanged.connect(store)
-        elif kind == "float":
-            widget = QDoubleSpinBox()
-            widget.setRange(extra[0], extra[1])
-            widget.setDecimals(extra[2])
+        elif kind in ("int", "float"):
+            widget = number_field(f"{section}.{key}", decimals)
             if key == "learning_rate":  # 0 is a value of its own: the trainer chooses the rate for the model
                 widget.setSpecialValueText("auto (chosen for the model)")
-            widget.setSingleStep(10 ** -extra[2] * 10 if extra[2] > 2 else 1)
+            if kind == "float":
+                widget.setSingleStep(10 ** -decimals * 10 if decimals > 2 else 1)
             widget.valueChanged.connect(store)
         else:
             widget = QLineEdit()
@@ -180,7 +178,7 @@ class TrainingPanel(QWidget):
                     widget.addItem(str(value))
                     index = widget.count() - 1
                 widget.setCurrentIndex(index)
-            elif isinstance(widget, (QSpinBox, QDoubleSpinBox)):
+            elif isinstance(widget, (QSpinBox, QDoubleSpinBox, WideSpinBox)):
                 widget.setValue(value)
             else:
                 widget.setText(str(value))
