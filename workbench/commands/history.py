@@ -9,6 +9,7 @@ import sys
 
 from workbench.commands.common import UsageError, refuse_to_replace
 from workbench.formatting import duration, number
+from workbench.metrics import RUN_LIST, format_value, title as metric_title
 from workbench.store.summary import all_series, run_summary
 from workbench.store.comparison import COMPARE_METRICS, aligned_series, config_differences
 
@@ -67,14 +68,17 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not summaries:
         print(f"no runs in {repository.url}" + (" matching the filter" if args.status or args.tag else ""))
         return 0
-    header = f"{'id':>4}  {'name':<24} {'status':<11} {'steps':>11} {'time':>7} {'mlm loss':>8} {'mlm acc':>7} " \
-             f"{'nsp acc':>7} {'tok/s':>8}  {'device':<18} created"
+    shown = ("mlm_loss", "mlm_accuracy", "nsp_accuracy", "tokens_per_second")       # the terminal is narrow
+    widths = [max(8, len(metric_title(name, short=True))) for name in shown]
+    header = f"{'id':>4}  {'name':<24} {'status':<11} {'steps':>11} {'time':>7} " + \
+        " ".join(f"{metric_title(name, short=True).lower():>{w}}" for name, w in zip(shown, widths)) + \
+        f"  {'device':<18} created"
     print(header)
     for s in summaries:
         steps = f"{s['steps']}/{s['max_steps']}"
+        values = " ".join(f"{format_value(name, s[name]):>{w}}" for name, w in zip(shown, widths))
         print(f"{s['id']:>4}  {s['name'][:24]:<24} {s['status']:<11} {steps:>11} {duration(s['duration_seconds']):>7} "
-              f"{number(s['mlm_loss'], '.4f'):>8} {number(s['mlm_accuracy'], '.3f'):>7} {number(s['nsp_accuracy'], '.3f'):>7} "
-              f"{number(s['tokens_per_second'], ',.0f'):>8}  {s['device'][:18]:<18} {s['created'].replace('T', ' ')}")
+              f"{values}  {s['device'][:18]:<18} {s['created'].replace('T', ' ')}")
     return 0
 
 
@@ -260,7 +264,7 @@ def _print_groups(repository, runs, as_json: bool) -> int:
 
     groups = group_runs([run.config for run in runs])
     summaries = [run_summary(repository, run) for run in runs]
-    metrics = ("mlm_loss", "mlm_accuracy", "nsp_accuracy", "eval_mlm_loss", "eval_mlm_accuracy", "eval_nsp_accuracy")
+    metrics = RUN_LIST
     differences = config_differences([runs[g[0]].config for g in groups]) if len(groups) > 1 else {}
     out = []
     for number_, members in enumerate(groups, start=1):
@@ -281,7 +285,8 @@ def _print_groups(repository, runs, as_json: bool) -> int:
         for metric in metrics:
             stats = row[metric]
             if stats is not None:
-                print(f"  {metric:<18} {stats['mean']:.4f} ± {stats['std']:.4f}  (min {stats['min']:.4f}, "
-                      f"max {stats['max']:.4f})")
+                show = lambda value: format_value(metric, value)     # noqa: E731 - the table's format
+                print(f"  {metric_title(metric):<22} {show(stats['mean'])} ± {show(stats['std'])}  "
+                      f"(min {show(stats['min'])}, max {show(stats['max'])})")
     return 0
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import warnings
 
+from workbench import metrics
+
 COMPARE_METRICS = ("loss", "mlm_loss", "mlm_accuracy", "nsp_accuracy")
 
 
@@ -138,9 +140,8 @@ def _short(value) -> str:
 
 
 def lower_is_better(metric: str) -> bool:
-    """Whether the best value of ``metric`` is its minimum (losses, perplexity, times) or its maximum."""
-    name = metric.removeprefix("eval_")
-    return "loss" in name or name in ("perplexity", "step_time", "padding_fraction", "grad_norm")
+    """Whether the best value of ``metric`` is its minimum (the metric table says; see ``workbench.metrics``)."""
+    return metrics.lower_is_better(metric)
 
 
 def metric_stats(values, metric: str) -> dict[str, float]:
@@ -152,7 +153,8 @@ def metric_stats(values, metric: str) -> dict[str, float]:
     if len(values) == 0:
         return {}
     low, high = float(values.min()), float(values.max())
-    return {"last": float(values[-1]), "best": low if lower_is_better(metric) else high, "min": low, "max": high}
+    best = metrics.metric(metric).best(values.tolist())
+    return {"last": float(values[-1]), "best": float(best), "min": low, "max": high}
 
 
 def x_values(axis: str, steps, wall_times, tokens_steps=None, tokens_values=None, started: float = 0.0):

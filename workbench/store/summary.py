@@ -6,10 +6,13 @@ query per run (the last point of each metric), never from loading whole series.
 
 from __future__ import annotations
 
+from workbench.metrics import EVAL_PREFIX, RUN_LIST
 from workbench.store.repository import local_time
 
-SUMMARY_METRICS = ("mlm_loss", "mlm_accuracy", "nsp_accuracy", "tokens_per_second")
-HELDOUT_METRICS = ("mlm_loss", "mlm_accuracy", "nsp_accuracy", "floor_mlm_loss")
+SUMMARY_METRICS = tuple(name for name in RUN_LIST if not name.startswith(EVAL_PREFIX))
+# The held-out metrics of the run list, and the floor its MLM loss is read against.
+HELDOUT_METRICS = tuple(name.removeprefix(EVAL_PREFIX) for name in RUN_LIST if name.startswith(EVAL_PREFIX)) + (
+    "floor_mlm_loss",)
 
 
 def run_summary(repository, run) -> dict:
@@ -25,11 +28,10 @@ def run_summary(repository, run) -> dict:
     created = local_time(run.created_at)
     return {
         "id": run.id, "name": run.name, "status": run.status, "steps": run.steps, "max_steps": run.max_steps,
-        "duration_seconds": run.elapsed_seconds, "mlm_loss": values.get("mlm_loss"),
-        "mlm_accuracy": values.get("mlm_accuracy"), "nsp_accuracy": values.get("nsp_accuracy"),
-        "tokens_per_second": values.get("tokens_per_second"),
-        "eval_mlm_loss": heldout.get("mlm_loss"), "eval_mlm_accuracy": heldout.get("mlm_accuracy"),
-        "eval_nsp_accuracy": heldout.get("nsp_accuracy"), "floor_mlm_loss": heldout.get("floor_mlm_loss"),
+        "duration_seconds": run.elapsed_seconds,
+        **{name: values.get(name) for name in SUMMARY_METRICS},
+        **{EVAL_PREFIX + name: heldout.get(name) for name in HELDOUT_METRICS if name != "floor_mlm_loss"},
+        "floor_mlm_loss": heldout.get("floor_mlm_loss"),
         "device": run.device, "created": created.isoformat(timespec="seconds") if created else "",
         "tags": run.tag_names, "run_dir": run.run_dir,
     }

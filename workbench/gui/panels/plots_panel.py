@@ -21,23 +21,17 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from workbench.gui.curves import GrowingColumns, SmoothedCache, envelope
+from workbench.metrics import metric as table_entry
 
-METRICS = (  # (metric, title, log scale applies)
-    ("mlm_loss", "MLM loss", True),
-    ("mlm_accuracy", "MLM accuracy", False),
-    ("nsp_accuracy", "NSP accuracy", False),
-    ("nsp_loss", "NSP loss", True),
-    ("lr", "Learning rate", False),
-    ("grad_norm", "Gradient norm", True),
-    ("tokens_per_second", "Tokens / s", False),
-)
+PLOTTED = ("mlm_loss", "mlm_accuracy", "nsp_accuracy", "nsp_loss", "lr", "grad_norm", "tokens_per_second")
+METRICS = tuple((name, table_entry(name).title, table_entry(name).log_scale) for name in PLOTTED)  # titles from the table
 # The curves that show learning (against the floor and chance lines) are large, on top; the rest of the
 # run's health is a row of small plots below, which "More plots" hides.
 MAIN = ("mlm_loss", "mlm_accuracy", "nsp_accuracy")
 MAIN_HEIGHT, SMALL_HEIGHT = 3, 1      # row stretch: the main row three times a small one
 EMPTY_HINT = ("Press Start (Ctrl+R) in the Training panel: the curves appear here. Red points are held-out "
               "evaluations; the dashed lines are the context-free floor (MLM) and chance (NSP).")
-EVAL_METRICS = ("mlm_loss", "nsp_loss", "mlm_accuracy", "nsp_accuracy")
+EVAL_METRICS = tuple(name for name in PLOTTED if table_entry(name).heldout)     # drawn as held-out points too
 X_AXES = (("step", "Step"), ("tokens_seen", "Tokens seen"), ("elapsed", "Time (s)"))
 TRAIN_COLOR = (31, 119, 180)
 EVAL_COLOR = (214, 39, 40)

@@ -16,15 +16,17 @@ from PySide6.QtWidgets import (
     QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from workbench.formatting import duration, number
+from workbench.formatting import duration
 from workbench.store.comparison import config_differences
 from workbench.store.models import ENDED, STATUSES
 from workbench.errors import StoreError
 from workbench.gui.table_items import NumberItem
 from workbench.gui.workers import in_background
+from workbench.metrics import RUN_LIST, format_value, title as metric_title
 
-COLUMNS = ("id", "name", "status", "steps", "time", "MLM loss", "MLM acc", "NSP acc", "held-out MLM loss",
-           "held-out MLM acc", "held-out NSP acc", "tokens/s", "device", "created")
+# The run's state, then its metrics as the metric table names and formats them (``metrics.RUN_LIST``).
+COLUMNS = ("id", "name", "status", "steps", "time", *(metric_title(name, short=True) for name in RUN_LIST), "device", "created")
+HELDOUT_LOSS_COLUMN = 5 + RUN_LIST.index("eval_mlm_loss")
 
 
 def load_rows(repository, status: str | None, cache: dict | None = None):
@@ -248,18 +250,12 @@ class RunsPanel(QWidget):
                 NumberItem(s["id"], str(s["id"])), QTableWidgetItem(s["name"]), QTableWidgetItem(s["status"]),
                 NumberItem(s["steps"], f"{s['steps']:,}/{s['max_steps']:,}" if s["max_steps"] else f"{s['steps']:,}"),
                 NumberItem(s["duration_seconds"], duration(s["duration_seconds"])),
-                NumberItem(s["mlm_loss"], number(s["mlm_loss"], ".4f")),
-                NumberItem(s["mlm_accuracy"], number(s["mlm_accuracy"], ".3f")),
-                NumberItem(s["nsp_accuracy"], number(s["nsp_accuracy"], ".3f")),
-                NumberItem(s["eval_mlm_loss"], number(s["eval_mlm_loss"], ".4f")),
-                NumberItem(s["eval_mlm_accuracy"], number(s["eval_mlm_accuracy"], ".3f")),
-                NumberItem(s["eval_nsp_accuracy"], number(s["eval_nsp_accuracy"], ".3f")),
-                NumberItem(s["tokens_per_second"], number(s["tokens_per_second"], ",.0f")),
+                *(NumberItem(s[name], format_value(name, s[name])) for name in RUN_LIST),
                 QTableWidgetItem(s["device"]), QTableWidgetItem(s["created"].replace("T", " ")),
             ]
             cells[1].setToolTip(", ".join(s["tags"]) or "no tags")
             if s["floor_mlm_loss"] is not None and s["eval_mlm_loss"] is not None:
-                cells[8].setToolTip(f"{s['floor_mlm_loss'] - s['eval_mlm_loss']:+.2f} nats below the context-free "
+                cells[HELDOUT_LOSS_COLUMN].setToolTip(f"{s['floor_mlm_loss'] - s['eval_mlm_loss']:+.2f} nats below the context-free "
                                     f"floor ({s['floor_mlm_loss']:.3f}) on the fixed evaluation set")
             cells[0].setData(Qt.UserRole, s["id"])
             cells[0].setData(Qt.UserRole + 1, " ".join([s["name"]] + s["tags"]).lower())
