@@ -8,7 +8,8 @@ import pytest
 
 from workbench.cli import main
 from workbench.config import WorkbenchConfig
-from workbench.store.comparison import band, group_runs
+from workbench.compare.plot_math import band
+from workbench.store.comparison import group_runs
 from workbench.store.repository import RunRepository
 
 
@@ -86,7 +87,8 @@ def test_compare_writes_a_tidy_csv_and_groups_seeds(history, tmp_path, capsys):
 
 
 def test_legend_names_say_what_differs_and_stats_know_which_way_is_better():
-    from workbench.store.comparison import legend_names, lower_is_better, metric_stats
+    from workbench.compare.plot_math import lower_is_better, metric_stats
+    from workbench.store.comparison import legend_names
 
     runs = configs({"masking.probability": 0.3, "train.seed": 1}, {"train.seed": 2})
     assert legend_names(runs, ["a", "b"]) == ["masking.probability=0.3, train.seed=1",
@@ -98,7 +100,7 @@ def test_legend_names_say_what_differs_and_stats_know_which_way_is_better():
 
 
 def test_axes_differences_robust_ranges_and_parallel_axes():
-    from workbench.store.comparison import difference_to, parallel_axes, robust_range, x_values
+    from workbench.compare.plot_math import difference_to, parallel_axes, robust_range, x_values
 
     steps, wall = [1, 2, 4], [10.0, 11.0, 13.0]
     assert x_values("tokens", steps, wall, [1, 4], [100, 400]).tolist() == [100, 200, 400]
@@ -151,3 +153,31 @@ def test_bad_filter_expressions_say_what_is_wrong(text, message):
 
     with pytest.raises(FilterError, match=message):
         compile_filter(text, {"masking.probability", "mlm_loss"})
+
+
+def test_the_compare_view_groups_labels_draws_and_tabulates_without_qt(history):
+    """The Compare panel's model (``workbench.compare.view``) works from the run history alone (no Qt: the
+    import-linter contract keeps it so)."""
+    from workbench.compare.view import CompareView
+
+    url, ids = history
+    repository = RunRepository(url)
+    view = CompareView()
+    view.set_runs([repository.get(i) for i in ids])
+    view.group_by = "seed"
+    units = view.regroup()
+    assert [u.label for u in units] == ["masking.probability=0.15 (n=2)", f"{ids[2]}: masking.probability=0.3"]
+    assert view.needed() == [("mlm_loss", False), ("mlm_loss", True)]
+    missing = view.missing()
+    assert len(missing) == 6
+    view.take({key: repository.series(*key) for key in missing}, ended=set(ids))
+    view.names = set().union(*(repository.metric_names(i) for i in ids))
+    assert view.missing() == []
+    assert [label for label, _ in view.metric_options()] == ["MLM loss", "held-out MLM loss"]
+    group = view.unit_curve(units[0])                            # mean of seeds 0 and 1, with its band
+    assert group["y"][-1] == pytest.approx(4.6) and group["low"][-1] == pytest.approx(4.5)
+    header, rows = view.table_rows()
+    assert header == ["run", "runs", "masking.probability", "train.seed", "mlm_loss:last", "mlm_loss:best",
+                      "eval_mlm_loss:last"]
+    assert rows[0][:4] == ["masking.probability=0.15 (n=2)", f"{ids[0]},{ids[1]}", 0.15, "0, 1"]
+    assert rows[0][4] == pytest.approx(4.6) and rows[0][5] == pytest.approx(4.6) and rows[1][6] == pytest.approx(5.1)

@@ -76,6 +76,23 @@ def test_window_has_its_named_panels_and_controls(make_window):
     assert "torch" in window.about_text() and "Version" in window.about_text()
 
 
+def test_a_new_panel_is_one_registry_line_and_an_older_saved_layout_does_not_hide_it(make_window, qtbot):
+    from PySide6.QtWidgets import QLabel
+
+    from workbench.gui.dock_layout import visible_tab_bars
+    from workbench.gui.panel_registry import PANELS, PanelSpec
+
+    window = make_window()
+    window.save_settings()                                   # a layout saved before the new panel existed
+    window.close()
+    notes = PanelSpec("notes", "Notes", "bottom_right", lambda w: QLabel("notes", objectName="notesPanel"))
+    again = make_window(panels=PANELS + (notes,))
+    assert again.layout_version != window.layout_version
+    qtbot.waitUntil(lambda: ["Runs", "Probe", "Fine-tune", "Notes"] in visible_tab_bars(again), timeout=5000)
+    assert "Notes" in [a.text() for a in again.view_menu.actions()]
+    assert again.docks["notes"].widget().objectName() == "notesPanel"
+
+
 def test_each_dock_group_shows_one_tab_bar_fresh_restored_and_reset(make_window, qtbot):
     from workbench.gui.dock_layout import visible_tab_bars
 
@@ -151,10 +168,16 @@ def fed_by_the_trainer(config, run_dir, monkeypatch, steps=1) -> list:
     return fed[: steps * config.train.gradient_accumulation_steps]
 
 
-def shown_batch(panel, example: int):
+def shown_batch(panel, example: int, qtbot):
     panel.example.setValue(example)
-    panel.redraw()
+    panel.redraw()                                        # the batch is cut on a worker thread
+    qtbot.waitUntil(lambda: not panel.drawing, timeout=30_000)
     return panel.current
+
+
+def settled(panel) -> bool:
+    """The masking preview has drawn the example last asked for, with its guesses."""
+    return not panel.drawing and not panel.predicting and not panel.redraw_timer.isActive()
 
 
 def same_batch(a, b) -> bool:
@@ -176,7 +199,7 @@ def test_masking_preview_shows_what_training_feeds_the_model(make_window, corpus
     assert window.current_config().masking.probability == 0.3 and window.current_config().train.seed == 7
     fed = fed_by_the_trainer(window.current_config(), tmp_path / "a", monkeypatch)
     assert len(fed) == 2 and len(fed[0]) == 8
-    batch, row = shown_batch(panel, 11)                                      # micro-batch 1, row 3
+    batch, row = shown_batch(panel, 11, qtbot)                                      # micro-batch 1, row 3
     assert row == 3 and same_batch(batch, fed[1])
     assert "micro-batch 1, row 3" in panel.header.text()
     html = panel.view.toHtml()
@@ -197,7 +220,7 @@ def test_masking_preview_shows_what_training_feeds_the_model(make_window, corpus
     assert window.training.widgets[("train", "seed")].value() == 3
     fed = fed_by_the_trainer(window.current_config(), tmp_path / "b", monkeypatch)
     assert [len(b) for b in fed] == [4, 4, 4]
-    assert same_batch(shown_batch(panel, 9)[0], fed[2])
+    assert same_batch(shown_batch(panel, 9, qtbot)[0], fed[2])
 
     # Two processes: the preview is rank 0's micro-batch, as the trainer of rank 0 builds it.
     window.training.processes.setValue(2)
@@ -208,7 +231,7 @@ def test_masking_preview_shows_what_training_feeds_the_model(make_window, corpus
     monkeypatch.setenv("RANK", "0")
     rank0 = Trainer(window.current_config(), tmp_path / "c").stream
     assert rank0.batch_size == 6 and rank0.world_size == 2
-    assert same_batch(shown_batch(panel, 13)[0], rank0.batch(0, 2))
+    assert same_batch(shown_batch(panel, 13, qtbot)[0], rank0.batch(0, 2))
     assert window.training.torchrun_command().startswith("torchrun --nproc-per-node 2 -m workbench train")
 
 
@@ -242,12 +265,15 @@ def test_a_run_trains_plots_records_and_can_be_probed(make_window, corpus, qtbot
     qtbot.waitUntil(lambda: window.runs.table.rowCount() == 1 and not window.runs.loading, timeout=10_000)
     assert window.runs.table.item(0, 2).text() == "completed"
     qtbot.waitUntil(lambda: window.probe.model is not None, timeout=30_000)     # loaded on a worker thread
-    predictions = window.probe.fill_mask()
-    assert len(predictions) == 1 and window.probe.results.rowCount() == 5
-    assert 0 <= window.probe.ask_nsp() <= 1
+    window.probe.fill_mask()                              # answered on a worker thread
+    qtbot.waitUntil(lambda: not window.probe.busy, timeout=30_000)
+    assert len(window.probe.predictions) == 1 and window.probe.results.rowCount() == 5
+    window.probe.ask_nsp()
+    qtbot.waitUntil(lambda: window.probe.probability is not None, timeout=30_000)
+    assert 0 <= window.probe.probability <= 1
     assert window.masking.show_predictions.isEnabled()
-    window.masking.redraw()                              # the guesses are computed on a worker thread
-    qtbot.waitUntil(lambda: not window.masking.predicting, timeout=30_000)
+    window.masking.redraw()                    # the example is cut, and guessed at, on worker threads
+    qtbot.waitUntil(lambda: settled(window.masking), timeout=30_000)
     assert "%" in window.masking.view.toPlainText()  # predicted probabilities next to masked tokens
     # Accuracy by kind (this example, and the evaluation set on a worker thread) and a before/after view.
     assert "this example</b> [MASK]" in window.masking.eval_line.text()
@@ -256,10 +282,12 @@ def test_a_run_trains_plots_records_and_can_be_probed(make_window, corpus, qtbot
     before = window.masking.before_choice
     assert [before.itemText(i) for i in range(before.count())] == ["no comparison", "step 10",
                                                                     "fresh weights (step 0)"]
-    assert before.currentText() == "step 10" and "before: " in window.masking.view.toPlainText()
-    before.setCurrentIndex(2)
-    window.masking.redraw()
-    qtbot.waitUntil(lambda: not window.masking.predicting, timeout=30_000)
+    assert before.currentText() == "step 10"
+    qtbot.waitUntil(lambda: window.masking.before is not None and settled(window.masking), timeout=30_000)
+    assert "before: " in window.masking.view.toPlainText()
+    before.setCurrentIndex(2)                  # loaded on a worker; the example is drawn again then
+    qtbot.waitUntil(lambda: window.masking.before is not None and window.masking.before[0].startswith("fresh")
+                    and settled(window.masking), timeout=30_000)
     assert "before (fresh weights (step 0))" in window.masking.view.toPlainText()
     # The Fine-tune panel: the finished run is filled in; both arms train and the comparison is recorded.
     assert window.finetune.source.text() == run.run_dir

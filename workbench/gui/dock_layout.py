@@ -13,14 +13,13 @@ from __future__ import annotations
 from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QTabBar, QWidget
 
-# Settings on the left (Corpus behind Training); curves on top right with the masking preview and Compare
-# behind them; runs below, with the probe and fine-tuning behind.
-LEFT, TOP_RIGHT, BOTTOM_RIGHT = ("training", "corpus"), ("plots", "masking", "compare"), ("runs", "probe", "finetune")
 SIZE = (1500, 950)
 
 
-def arrange(window: QMainWindow, docks: dict[str, QDockWidget]) -> None:
-    """Put ``docks`` (keyed as above) in the default arrangement; the first of each group in front."""
+def arrange(window: QMainWindow, docks: dict[str, QDockWidget], groups: dict[str, tuple[str, ...]]) -> None:
+    """Put ``docks`` in the default arrangement: ``groups`` (``panel_registry.areas``) gives the keys of the left,
+    top-right and bottom-right areas, tabbed in that order, the first of each in front."""
+    LEFT, TOP_RIGHT, BOTTOM_RIGHT = groups["left"], groups["top_right"], groups["bottom_right"]
     for dock in docks.values():
         dock.setFloating(False)
         dock.show()
@@ -37,7 +36,7 @@ def arrange(window: QMainWindow, docks: dict[str, QDockWidget]) -> None:
         docks[group[0]].raise_()
 
 
-def default_state(keys: list[str], version: int) -> QByteArray:
+def default_state(groups: dict[str, tuple[str, ...]], version: int) -> QByteArray:
     """The saved state of the default arrangement of docks named ``{key}Dock``, made in a throw-away window."""
     window = QMainWindow()
     try:
@@ -47,12 +46,12 @@ def default_state(keys: list[str], version: int) -> QByteArray:
         window.setCentralWidget(central)
         window.resize(*SIZE)
         docks = {}
-        for key in keys:
+        for key in (key for group in groups.values() for key in group):
             dock = QDockWidget(key, window)
             dock.setObjectName(f"{key}Dock")
             dock.setWidget(QWidget())
             docks[key] = dock
-        arrange(window, docks)
+        arrange(window, docks, groups)
         return window.saveState(version)
     finally:
         window.deleteLater()

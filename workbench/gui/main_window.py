@@ -32,20 +32,20 @@ from workbench.gui.panels.training_panel import TrainingPanel
 from workbench.gui.run_settings import RunSettings
 from workbench.gui.jobs import Job
 from workbench.gui.menus import build_menus
+from workbench.gui.panel_registry import PANELS, PanelSpec, areas, layout_version
 from workbench.gui.run_actions import RunActions
 from workbench.gui.run_controller import RunController
 from workbench.gui.sweep_launcher import SweepLauncher
 from workbench.gui.workers import FinetuneWorker, PrepareWorker, wait_for_background
 from workbench.user_folders import data_folder
 
-SETTINGS_VERSION = 3  # 2: the Fine-tune panel, 3: the Compare panel (an older saved layout would hide them)
 ICON = icon_path()       # shipped inside the package: an installed wheel has it too
 log = logging.getLogger(__name__)
 
 
 class MainWindow(QMainWindow):
     def __init__(self, db: str | None = None, data_dir: str | Path | None = None, settings: QSettings | None = None,
-                 prepare_on_start: bool = True):
+                 prepare_on_start: bool = True, panels: tuple[PanelSpec, ...] = PANELS):
         super().__init__()
         from workbench.store.location import resolve_url
 
@@ -69,24 +69,24 @@ class MainWindow(QMainWindow):
         # application and crashes the interpreter at exit.
         pg.setConfigOptions(background=palette.base().color().name(), foreground=palette.text().color().name())
         self.run_settings = RunSettings(parent=self)     # the window's one WorkbenchConfig, shared by the panels
-        self.corpus = CorpusPanel(self.run_settings, datasets_root=self.data_dir / "datasets")
-        self.masking = MaskingPanel(self.run_settings)
-        self.training = TrainingPanel(self.run_settings)
-        self.plots = PlotsPanel()
-        self.runs = RunsPanel()
-        self.compare = ComparePanel()
-        self.probe = ProbePanel()
-        self.finetune = FinetunePanel()
-        self.panels = {"training": ("Training", self.training), "corpus": ("Corpus", self.corpus),
-                       "plots": ("Live plots", self.plots), "masking": ("Masking preview", self.masking),
-                       "runs": ("Runs", self.runs), "compare": ("Compare", self.compare),
-                       "probe": ("Probe", self.probe), "finetune": ("Fine-tune", self.finetune)}
+        self.panels: dict[str, tuple[str, QWidget]] = {spec.key: (spec.title, spec.build(self)) for spec in panels}
+        # The saved layout's version follows the set of panels: an older layout would hide a new panel.
+        self.layout_version = layout_version(panels)
+        # The panels the window wires together (a panel that talks to no other needs no line here).
+        self.training: TrainingPanel = self.panels["training"][1]
+        self.corpus: CorpusPanel = self.panels["corpus"][1]
+        self.plots: PlotsPanel = self.panels["plots"][1]
+        self.masking: MaskingPanel = self.panels["masking"][1]
+        self.compare: ComparePanel = self.panels["compare"][1]
+        self.runs: RunsPanel = self.panels["runs"][1]
+        self.probe: ProbePanel = self.panels["probe"][1]
+        self.finetune: FinetunePanel = self.panels["finetune"][1]
         self.docks: dict[str, QDockWidget] = {key: self._new_dock(key) for key in self.panels}
         self.setDockNestingEnabled(True)
         central = QWidget()
         central.setMaximumSize(0, 0)
         self.setCentralWidget(central)
-        self.default_state = default_state(list(self.panels), SETTINGS_VERSION)
+        self.default_state = default_state(areas(panels), self.layout_version)
 
         self.runner = RunController(self)
         self.run_actions = RunActions(self)
@@ -97,7 +97,7 @@ class MainWindow(QMainWindow):
         self.resize(1500, 950)
         self.restored_layout = self._restore_settings()
         if not self.restored_layout:      # the one restore into fresh docks: Qt draws no stale tab bars then
-            self.restoreState(self.default_state, SETTINGS_VERSION)
+            self.restoreState(self.default_state, self.layout_version)
         QTimer.singleShot(0, self.open_repository)
         if prepare_on_start:
             QTimer.singleShot(0, self.corpus.request_prepare)
@@ -154,7 +154,7 @@ class MainWindow(QMainWindow):
             shiboken6.delete(old)                       # now, with its View action: its name must not be found
         self.view_menu.insertActions(self.view_menu.actions()[0] if self.view_menu.actions() else None,
                                      [dock.toggleViewAction() for dock in self.docks.values()])
-        self.restoreState(self.default_state, SETTINGS_VERSION)
+        self.restoreState(self.default_state, self.layout_version)
         hide_empty_tab_bars(self)
         self._default_sizes()
 
@@ -187,12 +187,12 @@ class MainWindow(QMainWindow):
 
     def _restore_settings(self) -> bool:
         s = self.settings
-        if int(s.value("version", 0) or 0) != SETTINGS_VERSION:
+        if int(s.value("version", 0) or 0) != self.layout_version:
             return False  # no settings, or another version's: start from the defaults
         geometry, state = s.value("geometry"), s.value("state")
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
-        restored = isinstance(state, QByteArray) and self.restoreState(state, SETTINGS_VERSION)
+        restored = isinstance(state, QByteArray) and self.restoreState(state, self.layout_version)
         sources = s.value("corpus/sources") or []
         sources = [sources] if isinstance(sources, str) else list(sources)
         self.corpus.set_sources(sources, sample=str(s.value("corpus/sample", "true")).lower() == "true" or not sources)
@@ -210,9 +210,9 @@ class MainWindow(QMainWindow):
 
     def save_settings(self) -> None:
         s = self.settings
-        s.setValue("version", SETTINGS_VERSION)
+        s.setValue("version", self.layout_version)
         s.setValue("geometry", self.saveGeometry())
-        s.setValue("state", self.saveState(SETTINGS_VERSION))
+        s.setValue("state", self.saveState(self.layout_version))
         s.setValue("corpus/sources", self.corpus.sources)
         s.setValue("corpus/sample", "true" if self.corpus.use_sample else "false")
         try:

@@ -17,7 +17,9 @@
 * **Export**: the selected runs' series as one tidy CSV, the table as CSV, the
   plot on display as PNG (2,400 px wide) or SVG.
 
-Series are read on a worker thread; the window never waits for the database.
+What is compared - the units, their labels, curves and bands, the table - is ``workbench.compare.view``
+(no Qt); this panel holds the widgets, reads series on a worker thread (the window never waits for the
+database) and draws.
 """
 
 from __future__ import annotations
@@ -36,16 +38,13 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.gui.curves import band_outline, ema, envelope
-from workbench.gui.table_items import NumberItem, run_colour
+from workbench.gui.table_items import NumberItem
 from workbench.gui.workers import in_background
+from workbench.compare.plot_math import X_AXES, difference_to, parallel_axes, robust_range
+from workbench.compare.view import DEFAULT_METRIC, CompareUnit, CompareView
 from workbench.store.models import ENDED
-from workbench.store.comparison import (
-    NOT_A_DIFFERENCE, NOT_A_SETTING, X_AXES, band, config_differences, difference_to, flat_config, group_runs, legend_names,
-    metric_stats, parallel_axes, robust_range, table_csv, write_tidy_csv, x_values,
-)
+from workbench.store.comparison import table_csv, write_tidy_csv
 
-STATS = ("last", "best", "min", "max")
-DEFAULT_METRIC = ("mlm_loss", False)
 LEGEND_ENTRIES = 24            # a legend of 200 names hides the plot; the table has them all
 DRAWN_POINTS = 60_000          # shared by all curves (each an envelope that keeps every peak): 200 runs paint in ~80 ms
 BAND_BINS = 400                # a band's edges: one point per bin (see band_outline)
@@ -60,20 +59,6 @@ class BandItem(QGraphicsPathItem):
         super().__init__()
         self.setPen(QPen(Qt.NoPen))
         self.setZValue(-1)                          # under the curves
-
-
-class CompareUnit:
-    """What one curve and one table row stand for: a run, or a group of runs that differ only in ignored keys."""
-
-    def __init__(self, runs: list):
-        self.runs = runs
-        self.id = runs[0].id
-        self.colour = run_colour(self.id)
-        self.label = runs[0].name
-
-    @property
-    def is_group(self) -> bool:
-        return len(self.runs) > 1
 
 
 class ColumnsDialog(QDialog):
@@ -109,14 +94,9 @@ class ComparePanel(QWidget):
         super().__init__(parent)
         self.setObjectName("comparePanel")
         self.repository = repository
-        self.runs: list = []                    # the runs on display, in selection order
-        self.series: dict = {}                  # (run id, metric, is_eval) -> Series, for ended runs kept
+        self.view = CompareView()               # what is compared (runs, units, series, table): no Qt
         self.request = None                     # the read in flight
-        self.columns: list[str] | None = None   # chosen table columns (None: the defaults)
-        self.units: list[CompareUnit] = []
         self.drawn: dict = {}                   # unit id -> (x, y) as drawn (after baseline difference)
-        self._differences: list[str] | None = None     # the differing settings of self.runs
-        self._names: set | None = None          # (metric, is_eval) the runs recorded, read on the worker
         self._items: dict = {}                  # (unit id, role) -> PlotDataItem, reused across redraws
         self._used: set = set()
         self._drawing = None                    # the redraw in progress (see redraw)
@@ -236,13 +216,23 @@ class ComparePanel(QWidget):
         self.repository = repository
         self.series.clear()
 
+    @property
+    def runs(self) -> list:
+        return self.view.runs
+
+    @property
+    def units(self) -> list[CompareUnit]:
+        return self.view.units
+
+    @property
+    def series(self) -> dict:
+        return self.view.series
+
     def show_runs(self, runs: list, group_by: str | None = None) -> None:
         """Compare ``runs`` (Run rows). ``group_by``: "seed" to group runs that differ only in their seed
         (what a finished sweep opens with), or a setting key to ignore as well."""
-        self.runs = list(runs)
-        self._differences = None
-        self._names = None
-        self._set_empty(not self.runs)
+        self.view.set_runs(runs)
+        self._set_empty(not self.view.runs)
         self._fill_metrics()
         self._fill_groups(group_by)
         self._regroup()
@@ -253,55 +243,42 @@ class ComparePanel(QWidget):
         for button in (*self.export_buttons.values(), self.columns_button):
             button.setEnabled(not empty)
 
+    def _sync(self) -> None:
+        """The choices on display, into the view."""
+        view = self.view
+        view.metric = tuple(self.metric_choice.currentData() or DEFAULT_METRIC)
+        view.axis = self.axis.currentData()
+        view.group_by = self.group.currentData()
+        view.band_kind = self.band_kind.currentData()
+
     def _fill_metrics(self) -> None:
         """The metric choice: what the runs recorded (read with their series), training then held-out."""
         current = tuple(self.metric_choice.currentData() or DEFAULT_METRIC)
-        names = set(self._names or ()) | {current}
-        names -= {("tokens_seen", False), ("elapsed", False)}
-        ordered = sorted(names, key=lambda n: (n[1], n[0] != "mlm_loss", n[0]))
+        self.view.metric = current
         self.metric_choice.blockSignals(True)
         self.metric_choice.clear()
-        for name, is_eval in ordered:
-            self.metric_choice.addItem(f"held-out {name}" if is_eval else name, (name, is_eval))
+        for label, data in self.view.metric_options():
+            self.metric_choice.addItem(label, data)
         index = next((i for i in range(self.metric_choice.count())
                       if tuple(self.metric_choice.itemData(i)) == current), 0)
         self.metric_choice.setCurrentIndex(index)
         self.metric_choice.blockSignals(False)
 
-    def differing_keys(self, ignore: tuple[str, ...] = NOT_A_DIFFERENCE) -> list[str]:
-        """The settings whose values differ among the runs on display (names and folders left out)."""
-        if self._differences is None:             # computed once per selection: 200 configs take a while
-            self._differences = list(config_differences([r.config or {} for r in self.runs]))
-        return [k for k in self._differences if k not in ignore]
+    def differing_keys(self, *ignore) -> list[str]:
+        return self.view.differing_keys(*ignore)
 
     def _fill_groups(self, group_by: str | None) -> None:
         current = group_by if group_by is not None else self.group.currentData()
         self.group.blockSignals(True)
         self.group.clear()
-        self.group.addItem("no grouping", None)
-        self.group.addItem("runs differing only in seed", "seed")
-        for key in self.differing_keys(NOT_A_SETTING):
-            self.group.addItem(f"… in seed and {key}", key)
+        for label, data in self.view.group_options():
+            self.group.addItem(label, data)
         self.group.setCurrentIndex(max(0, self.group.findData(current)))
         self.group.blockSignals(False)
 
-    def grouped_over(self) -> tuple[str, ...]:
-        """The settings that do not tell the units on display apart: names and folders, and with grouping
-        the seed (and the chosen key) too."""
-        mode = self.group.currentData()
-        return NOT_A_DIFFERENCE if mode is None else NOT_A_SETTING + (() if mode == "seed" else (mode,))
-
     def _regroup(self) -> None:
-        mode = self.group.currentData()
-        if mode is None:
-            self.units = [CompareUnit([run]) for run in self.runs]
-        else:
-            groups = group_runs([run.config or {} for run in self.runs], ignore=self.grouped_over())
-            self.units = [CompareUnit([self.runs[i] for i in group]) for group in groups]
-        labels = legend_names([u.runs[0].config or {} for u in self.units], [u.runs[0].name for u in self.units],
-                              ignore=self.grouped_over())
-        for unit, label in zip(self.units, labels):
-            unit.label = (f"{label} (n={len(unit.runs)})" if unit.is_group else f"{unit.id}: {label}")
+        self._sync()
+        self.view.regroup()
         current = self.baseline.currentData()
         self.baseline.blockSignals(True)
         self.baseline.clear()
@@ -315,29 +292,21 @@ class ComparePanel(QWidget):
     # --- reading ------------------------------------------------------------------------------------------
 
     def needed(self) -> list[tuple[str, bool]]:
-        """The series the plot and the table need: the metric, tokens seen for that axis, table metrics."""
-        metric = tuple(self.metric_choice.currentData() or DEFAULT_METRIC)
-        keys = {metric}
-        if self.axis.currentData() == "tokens":
-            keys.add(("tokens_seen", False))
-        for column in self.table_columns():
-            if ":" in column:
-                name = column.split(":")[0]
-                keys.add((name.removeprefix("eval_"), name.startswith("eval_")))
-        return sorted(keys)
+        """The series the plot and the table need (see ``CompareView.needed``)."""
+        self._sync()
+        return self.view.needed()
 
     def _reload(self) -> None:
+        self._sync()
         if not self.runs or self.repository is None:
             self.redraw()
             return
-        needed = self.needed()
-        wanted = [(run.id, name, is_eval) for run in self.runs for name, is_eval in needed]
-        missing = [key for key in wanted if key not in self.series]
-        if not missing and self._names is not None:
+        missing = self.view.missing()
+        if not missing and self.view.names is not None:
             self.redraw()
             return
         request = self.request = (tuple(missing), self.repository)
-        name_runs = [run.id for run in self.runs[:5]] if self._names is None else []
+        name_runs = [run.id for run in self.runs[:5]] if self.view.names is None else []
         self.status.setText(f"reading {len(missing)} series…")
         ended = {run.id for run in self.runs if run.status in ENDED}
 
@@ -372,11 +341,10 @@ class ComparePanel(QWidget):
             self.status.setText(f"Cannot read the run database: {result}")
             return
         series, names = result
-        self.series = {k: v for k, v in self.series.items() if k[0] in ended}    # a live run's curve grows
-        self.series.update(series)
+        self.view.take(series, ended)
         self.status.setText("")
         if names is not None:
-            self._names = names
+            self.view.names = names
             self._fill_metrics()
         self.redraw()
 
@@ -384,33 +352,11 @@ class ComparePanel(QWidget):
 
     def curve(self, run, metric=None) -> tuple[np.ndarray, np.ndarray]:
         """(x, y) of one run's metric on the chosen axis (empty when not read yet)."""
-        name, is_eval = metric or tuple(self.metric_choice.currentData() or DEFAULT_METRIC)
-        series = self.series.get((run.id, name, is_eval))
-        if series is None or len(series.steps) == 0:
-            return np.zeros(0), np.zeros(0)
-        axis = self.axis.currentData()
-        tokens = self.series.get((run.id, "tokens_seen", False))
-        started = run.started_at.timestamp() if getattr(run, "started_at", None) else 0.0
-        x = x_values(axis, series.steps, series.wall_times, tokens.steps if tokens else None,
-                     tokens.values if tokens else None, started)
-        keep = ~np.isnan(x)
-        return x[keep], series.values[keep]
+        self._sync()
+        return self.view.curve(run, metric)
 
     def unit_curve(self, unit: CompareUnit) -> dict:
-        """x, y (the mean for a group) and, for a group, the band's low and high edges."""
-        curves = [self.curve(run) for run in unit.runs]
-        curves = [(x, y) for x, y in curves if len(x)]
-        if not curves:
-            return {"x": np.zeros(0), "y": np.zeros(0)}
-        if not unit.is_group:
-            return {"x": curves[0][0], "y": curves[0][1]}
-        stats = band(curves)
-        x, mean = np.asarray(stats["steps"]), np.asarray(stats["mean"])
-        if self.band_kind.currentData() == "std":
-            low, high = mean - np.asarray(stats["std"]), mean + np.asarray(stats["std"])
-        else:
-            low, high = np.asarray(stats["min"]), np.asarray(stats["max"])
-        return {"x": x, "y": mean, "low": low, "high": high, "count": stats["count"]}
+        return self.view.unit_curve(unit)
 
     def _line(self, key, x, y, pen):
         """A curve item, reused across redraws (removing hundreds of items from a plot takes most of a second)."""
@@ -562,20 +508,11 @@ class ComparePanel(QWidget):
     # --- the table ---------------------------------------------------------------------------------------------
 
     def available_columns(self) -> list[str]:
-        settings = sorted(set().union(*(flat_config(r.config or {}) for r in self.runs))) if self.runs else []
-        metrics = []
-        for name, is_eval in sorted(self._names or ()):
-            prefix = "eval_" if is_eval else ""
-            metrics += [f"{prefix}{name}:{stat}" for stat in STATS]
-        return metrics + settings
+        return self.view.available_columns()
 
     def table_columns(self) -> list[str]:
-        if self.columns is not None:
-            return self.columns
-        name, is_eval = tuple(self.metric_choice.currentData() or DEFAULT_METRIC)
-        metric = f"eval_{name}" if is_eval else name
-        held_out = [] if is_eval else [f"eval_{name}:last"]
-        return self.differing_keys()[:6] + [f"{metric}:last", f"{metric}:best", *held_out]
+        self._sync()
+        return self.view.table_columns()
 
     def _choose_columns(self) -> None:
         dialog = ColumnsDialog(self.available_columns(), self.table_columns(), self)
@@ -583,35 +520,13 @@ class ComparePanel(QWidget):
             self.set_columns(dialog.chosen())
 
     def set_columns(self, columns: list[str] | None) -> None:
-        self.columns = columns
+        self.view.columns = columns
         self._reload()
-
-    def unit_values(self, unit: CompareUnit, column: str):
-        """A table cell's value: a setting (the first run's), or a metric statistic (the group's mean)."""
-        if ":" not in column:
-            values = [flat_config(run.config or {}).get(column) for run in unit.runs]
-            distinct = list(dict.fromkeys(json.dumps(v, default=str) for v in values))
-            return values[0] if len(distinct) == 1 else ", ".join(distinct)     # a group's seeds: "0, 1, 2"
-        name, stat = column.rsplit(":", 1)
-        key = (name.removeprefix("eval_"), name.startswith("eval_"))
-        values = []
-        for run in unit.runs:
-            series = self.series.get((run.id, *key))
-            if series is not None:
-                value = metric_stats(series.values, name).get(stat)
-                if value is not None:
-                    values.append(value)
-        return float(np.mean(values)) if values else None
 
     def table_rows(self) -> tuple[list[str], list[list]]:
         """The header and rows of the table as plain values (what *Table CSV* writes)."""
-        columns = self.table_columns()
-        header = ["run", "runs", *columns]
-        rows = []
-        for unit in self.units:
-            ids = ",".join(str(r.id) for r in unit.runs)
-            rows.append([unit.label, ids, *(self.unit_values(unit, c) for c in columns)])
-        return header, rows
+        self._sync()
+        return self.view.table_rows()
 
     def _fill_table(self) -> None:
         header, rows = self.table_rows()
@@ -646,7 +561,7 @@ class ComparePanel(QWidget):
         self.parallel.clear()
         name, is_eval = tuple(self.metric_choice.currentData() or DEFAULT_METRIC)
         metric = f"eval_{name}" if is_eval else name
-        keys = self.differing_keys(self.grouped_over())[:8]   # a group's seeds (and grouped-over key): no axis
+        keys = self.view.differing_keys(self.view.grouped_over())[:8]   # a group's seeds (and grouped-over key): no axis
         if not self.units or not keys:
             text = pg.TextItem("Parallel coordinates need runs whose settings differ.", anchor=(0.5, 0.5))
             self.parallel.addItem(text)
@@ -654,8 +569,8 @@ class ComparePanel(QWidget):
             return
         rows = []
         for unit in self.units:
-            row = {key: self.unit_values(unit, key) for key in keys}
-            row[f"{metric} (last)"] = self.unit_values(unit, f"{metric}:last")
+            row = {key: self.view.unit_value(unit, key) for key in keys}
+            row[f"{metric} (last)"] = self.view.unit_value(unit, f"{metric}:last")
             rows.append(row)
         axes = parallel_axes(rows, keys + [f"{metric} (last)"])
         for i, axis in enumerate(axes):

@@ -19,6 +19,7 @@ the fresh weights) beside the loaded one's.
 from __future__ import annotations
 
 import html
+import threading
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -92,6 +93,8 @@ class MaskingPanel(QWidget):
         self.eval_by_kind: dict | None = None
         self.example_kinds = ""       # accuracy by kind of the example on display (HTML)
         self.stream = None
+        self.stream_lock = threading.Lock()   # one worker at a time cuts batches from the cached stream
+        self.drawn_request = self.draw_request = 0   # the example asked for last, and the one on display
         self.micro_batch_index = 0
         self.stats_job = None         # (dataset, config, micro-batch) of the statistics last asked for
         self.last_stats: dict = {}
@@ -286,14 +289,20 @@ class MaskingPanel(QWidget):
         self.before_choice.setCurrentIndex(1 if self.before_choice.count() > 1 else 0)
 
     def _choose_before(self, index: int) -> None:
-        choice = self.before_choice.itemData(index)
+        """Load the model to compare against (an earlier checkpoint, or the run's initial weights) on a worker."""
+        choice, label = self.before_choice.itemData(index), self.before_choice.itemText(index)
         self.before = None
-        if choice is not None:
-            try:
-                self.before = (self.before_choice.itemText(index), self._load_before(choice))
-            except WorkbenchError as exc:
-                self.header.setText(f"Cannot load {self.before_choice.itemText(index)}: {exc}")
-        self._schedule_example()
+        if choice is None:
+            self._schedule_example()
+            return
+
+        def loaded(model) -> None:
+            if self.before_choice.currentIndex() == index:       # still the one chosen
+                self.before = (label, model)
+                self._schedule_example()
+
+        in_background(lambda: self._load_before(choice), "masking-before", then=loaded,
+                      failed=lambda message: self.header.setText(f"Cannot load {label}: {message}"))
 
     def _load_before(self, choice: str):
         from workbench.interop.huggingface import load_for_inference
@@ -371,33 +380,59 @@ class MaskingPanel(QWidget):
         except WorkbenchError:
             return 1
 
-    def _stream(self):
-        from workbench.data.batches import training_stream
-
-        if self.stream is None:
-            self.stream = training_stream(self.dataset, self.config(), 0, self.settings.processes)
-        return self.stream
+    @property
+    def drawing(self) -> bool:
+        """An example is being cut on a worker (``redraw``)."""
+        return self.drawn_request != self.draw_request
 
     def redraw(self) -> None:
+        """Show the example the index names. A new stream plans the epoch's pairs (a pass over the dataset),
+        so the stream is built and the batch cut on a worker thread; the example is drawn when it arrives."""
+        from workbench.data.batches import training_stream
+
         if self.dataset is None:
             return
         try:
-            stream = self._stream()
-            examples = stream.batches_per_epoch(0) * stream.batch_size     # rank 0's share of the epoch
-            if examples == 0:
-                self.header.setText("This dataset yields no training pairs at this length.")
-                return
-            index = self.example.value() % examples
-            batch = stream.batch(0, index // stream.batch_size)
-            row = index % stream.batch_size
-            self.micro_batch_index = index // stream.batch_size
+            config = self.config()
         except WorkbenchError as exc:
             self.header.setText(str(exc))
             self.view.clear()
             return
+        self.draw_request += 1
+        request, stream, dataset = self.draw_request, self.stream, self.dataset
+        processes, example = self.settings.processes, self.example.value()
+
+        def cut():
+            with self.stream_lock:
+                cut_from = stream or training_stream(dataset, config, 0, processes)
+                examples = cut_from.batches_per_epoch(0) * cut_from.batch_size     # rank 0's share of the epoch
+                if examples == 0:
+                    return cut_from, None
+                index = example % examples
+                return cut_from, (cut_from.batch(0, index // cut_from.batch_size), index % cut_from.batch_size,
+                                  index // cut_from.batch_size)
+
+        in_background(cut, "masking-example", then=lambda result: self._draw(request, *result),
+                      failed=lambda message: self._draw_failed(request, message))
+
+    def _draw(self, request: int, stream, example) -> None:
+        if request != self.draw_request:
+            return                            # a newer example was asked for meanwhile
+        self.drawn_request = request
+        self.stream = stream
+        if example is None:
+            self.header.setText("This dataset yields no training pairs at this length.")
+            return
+        batch, row, self.micro_batch_index = example
         self.current = (batch, row)
         self.view.setHtml(self.render(batch, row))
         self._predict(batch, row)
+
+    def _draw_failed(self, request: int, message: str) -> None:
+        if request == self.draw_request:
+            self.drawn_request = request
+            self.header.setText(message)
+            self.view.clear()
 
     @property
     def predicting(self) -> bool:

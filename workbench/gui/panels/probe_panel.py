@@ -1,4 +1,9 @@
-"""Probe: ask the loaded checkpoint to fill [MASK] tokens, and whether one sentence follows another."""
+"""Probe: ask the loaded checkpoint to fill [MASK] tokens, and whether one sentence follows another.
+
+Every pass (and loading a checkpoint from "Open checkpoint…") runs on a worker thread (``in_background``);
+the answer is shown when it arrives. A question asked while one is being answered replaces it: only the
+newest answer is shown.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from PySide6.QtWidgets import (
     QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from workbench.errors import WorkbenchError
+from workbench.gui.workers import in_background
 
 
 class ProbePanel(QWidget):
@@ -18,6 +23,10 @@ class ProbePanel(QWidget):
         self.model = None
         self.pair_task = True
         self.tokenizer = None
+        self.asked = 0                # the newest question's number: older answers are dropped
+        self.pending = 0              # questions not answered yet
+        self.predictions: list = []   # the last fill-mask answer
+        self.probability: float | None = None   # the last P(IsNext)
 
         self.source = QLabel("No model loaded: finish a run, or pick one in the Runs panel (Use model).",
                              objectName="probeSource")
@@ -91,27 +100,49 @@ class ProbePanel(QWidget):
     def load_path(self, path: str) -> None:
         from workbench.interop.huggingface import load_for_inference
 
-        try:
-            model, tokenizer, config = load_for_inference(path)
-        except WorkbenchError as exc:
-            self.message.setText(str(exc))
-            return
-        self.set_model(model, tokenizer, path, pair_task=config is None or config.nsp.pair_task)
+        self.message.setText("loading…")
+        in_background(lambda: load_for_inference(path), "probe-load",
+                      then=lambda loaded: self.set_model(loaded[0], loaded[1], path,
+                                                         pair_task=loaded[2] is None or loaded[2].nsp.pair_task),
+                      failed=self.message.setText)
 
-    def fill_mask(self) -> list:
+    def _ask(self, compute, show) -> None:
+        """``compute()`` on a worker, then ``show(answer)`` here, if no newer question was asked meanwhile."""
+        self.asked += 1
+        self.pending += 1
+        number, model = self.asked, self.model
+
+        def answered(answer) -> None:
+            self.pending -= 1
+            if number == self.asked and model is self.model:
+                show(answer)
+
+        def refused(message: str) -> None:       # e.g. longer than the model's positions
+            self.pending -= 1
+            if number == self.asked:
+                self.message.setText(message)
+
+        in_background(compute, "probe", then=answered, failed=refused)
+
+    @property
+    def busy(self) -> bool:
+        return self.pending > 0
+
+    def fill_mask(self) -> None:
+        """Ask for the top fillers of every [MASK] in the text (the table fills when they arrive)."""
         from workbench.model.probe import fill_mask
 
         if self.model is None:
             self.message.setText("Load a model first.")
-            return []
+            return
         if "[MASK]" not in self.text.text():
             self.message.setText("Write [MASK] where the model should guess a token.")
-            return []
-        try:
-            predictions = fill_mask(self.model, self.tokenizer, self.text.text(), self.top_k.value())
-        except WorkbenchError as exc:  # e.g. longer than the model's positions
-            self.message.setText(str(exc))
-            return []
+            return
+        model, tokenizer, text, k = self.model, self.tokenizer, self.text.text(), self.top_k.value()
+        self._ask(lambda: fill_mask(model, tokenizer, text, k), self._show_predictions)
+
+    def _show_predictions(self, predictions) -> None:
+        self.predictions = predictions
         rows = [(n + 1, token, p) for n, prediction in enumerate(predictions) for token, p in prediction.candidates]
         self.results.setRowCount(len(rows))
         for row, (mask, token, probability) in enumerate(rows):
@@ -121,27 +152,26 @@ class ProbePanel(QWidget):
             item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
             self.results.setItem(row, 2, item)
         self.message.setText("")
-        return predictions
 
-    def ask_nsp(self) -> float | None:
+    def ask_nsp(self) -> None:
+        """Ask whether sentence B follows sentence A (the bar shows P(IsNext) when it arrives)."""
         from workbench.model.probe import nsp_probability
 
         if self.model is None:
             self.message.setText("Load a model first.")
-            return None
+            return
         if not self.pair_task:
             self.message.setText("This model was trained without a pair task (nsp.objective = none): its NSP "
                                  "head never learned, so it has nothing to say about these sentences.")
-            return None
-        try:
-            probability = nsp_probability(self.model, self.tokenizer, self.first.text(), self.second.text())
-        except WorkbenchError as exc:
-            self.message.setText(str(exc))
-            return None
+            return
+        model, tokenizer, first, second = self.model, self.tokenizer, self.first.text(), self.second.text()
+        self._ask(lambda: nsp_probability(model, tokenizer, first, second), self._show_probability)
+
+    def _show_probability(self, probability: float) -> None:
+        self.probability = probability
         self.nsp_bar.setValue(int(probability * 1000))
         self.nsp_bar.setFormat(f"P(IsNext) = {probability:.1%}  →  {'IsNext' if probability >= 0.5 else 'NotNext'}")
         self.message.setText("")
-        return probability
 
 
 if __name__ == "__main__":  # python -m workbench.gui.panels.probe_panel [RUN_OR_CHECKPOINT_OR_EXPORT]
@@ -150,18 +180,9 @@ if __name__ == "__main__":  # python -m workbench.gui.panels.probe_panel [RUN_OR
     from workbench.gui.standalone import run_alone
 
     def make() -> ProbePanel:
-        from PySide6.QtWidgets import QMessageBox
-
-        from workbench.errors import WorkbenchError
-        from workbench.interop.huggingface import load_for_inference
-
         panel = ProbePanel()
         if len(sys.argv) > 1:
-            try:
-                model, tokenizer, _ = load_for_inference(sys.argv[1])
-                panel.set_model(model, tokenizer, sys.argv[1])
-            except WorkbenchError as exc:
-                QMessageBox.warning(None, "Cannot load the model", str(exc))
+            panel.load_path(sys.argv[1])           # a failure is shown in the panel
         return panel
 
     sys.exit(run_alone(make, 700, 500))

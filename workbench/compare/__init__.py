@@ -1,0 +1,1 @@
+"""Comparing runs as the Compare panel shows them, without Qt: the view model and its plot math."""
