@@ -7,6 +7,9 @@
   pressable (the shipped sample text unpacked, its tokenizer trained, the text encoded), with and without
   the text already unpacked in the user cache;
 * plots: append 1,000,000 points to every curve, then time redraws (setData + paint);
+* model load (``--model-load`` alone; also in the full run): lateness while the window loads a base-size
+  checkpoint (~1.3 GB, every file's hash verified) for the probe and the preview, on a worker thread, and
+  how long the same load blocked the GUI thread before;
 * fair share (``--fair-share`` alone): the window's run with and without two other training processes on
   the machine, for each way its thread can yield to the window (niceness, SCHED_BATCH): steps/s and lateness;
 * responsiveness: while a ``tiny`` run trains at full speed on the sample corpus, a 10 ms timer
@@ -211,6 +214,58 @@ def lateness_while_training(app, work: Path, seconds: float, priority: tuple[str
             "lateness_ms": lateness_summary(late), "dataset": dataset}
 
 
+def base_checkpoint(work: Path, dataset: str) -> Path:
+    """A checkpoint of a ``base`` model (110M parameters, AdamW state: about 1.3 GB) on ``dataset``'s tokenizer."""
+    import torch
+
+    from workbench.checkpoint import TrainingState, save_checkpoint
+    from workbench.config import WorkbenchConfig
+    from workbench.data.dataset import TokenizedDataset
+    from workbench.model import build_model
+
+    data = TokenizedDataset(dataset)
+    config = WorkbenchConfig()
+    config.data.dataset = dataset
+    config.model.preset = "base"
+    model = build_model(config.model.resolved(vocab_size=data.vocabulary.size))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    for parameter in model.parameters():
+        parameter.grad = torch.zeros_like(parameter)
+    optimizer.step()                                       # the moments exist, as in a real run's checkpoint
+    folder, _ = save_checkpoint(work / "base-run", model, optimizer, TrainingState(step=1), config, Path(dataset),
+                                {}, data.manifest["fingerprint"], keep=1)
+    return folder
+
+
+def lateness_while_loading(app, work: Path, checkpoint: Path) -> dict:
+    """The window's timer lateness while it loads ``checkpoint`` for the probe and the preview (verifying every
+    file's hash and building the model), and the same load done on the GUI thread, as before."""
+    from PySide6.QtCore import QSettings
+
+    from workbench.gui.main_window import MainWindow
+    from workbench.interop.huggingface import load_for_inference
+
+    window = MainWindow(db=str(work / "runs.db"), data_dir=work / "data",
+                        settings=QSettings(str(work / "load.ini"), QSettings.IniFormat), prepare_on_start=False)
+    window.show()
+    app.processEvents()
+    timer, late = lateness_probe()
+    begun = time.perf_counter()
+    window.run_actions.load_model(str(checkpoint), "a base model")
+    while window.probe.model is None and time.perf_counter() - begun < 600:
+        app.processEvents()
+        time.sleep(0.002)
+    seconds = time.perf_counter() - begun
+    timer.stop()
+    begun = time.perf_counter()
+    load_for_inference(str(checkpoint))                     # before: the same work on the GUI thread
+    blocked = time.perf_counter() - begun
+    window.close()
+    size = sum(f.stat().st_size for f in checkpoint.iterdir())
+    return {"checkpoint_bytes": size, "load_seconds": round(seconds, 2), "lateness_ms": lateness_summary(late),
+            "before_gui_thread_blocked_s": round(blocked, 2)}
+
+
 PRIORITIES = {"nice 10 (before)": ("nice", 10), "nice 3": ("nice", 3), "nice 0": ("nice", 0),
               "SCHED_BATCH": ("batch", 0), "SCHED_BATCH + nice 3": ("batch", 3)}
 
@@ -280,11 +335,21 @@ def main() -> None:
     parser.add_argument("--train-seconds", type=float, default=20.0)
     parser.add_argument("--history-runs", type=int, default=100)
     parser.add_argument("--history-points", type=int, default=100_000)
+    parser.add_argument("--model-load", action="store_true", help="only: the window's timer lateness while it "
+                        "loads a base-size checkpoint (about 1.3 GB) for the probe and the preview")
     parser.add_argument("--fair-share", action="store_true", help="only: the window's run against two other "
                         "training processes, for each way its thread can yield (steps/s and timer lateness)")
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     work = Path(tempfile.mkdtemp(prefix="wb-gui-bench-"))
+    if args.model_load:
+        from PySide6.QtWidgets import QApplication
+
+        app = QApplication([])
+        dataset = lateness_while_training(app, work, 2.0)["dataset"]       # prepares the sample
+        print(json.dumps({"while_loading_a_base_model": lateness_while_loading(app, work,
+                                                                              base_checkpoint(work, dataset))}, indent=1))
+        return
     if args.fair_share:
         from PySide6.QtWidgets import QApplication
 
@@ -300,6 +365,8 @@ def main() -> None:
     results["plots"] = plots_million(app)
     results["history"] = populate_history(str(work / "runs.db"), args.history_runs, args.history_points)
     results["while_training"] = lateness_while_training(app, work, args.train_seconds)
+    results["while_loading_a_base_model"] = lateness_while_loading(
+        app, work, base_checkpoint(work, results["while_training"]["dataset"]))
     print(json.dumps(results, indent=1))
 
 

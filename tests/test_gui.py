@@ -382,8 +382,6 @@ def test_self_test_opens_the_window_prepares_the_sample_and_trains(qtbot, tmp_pa
 @pytest.mark.slow
 def test_a_sweep_from_the_window_runs_its_queue_and_opens_the_comparison_grouped(make_window, corpus, qtbot):
     from workbench.gui.sweep_dialog import SweepDialog, parse_values
-    from workbench.store import sweep_queue
-
     assert parse_values("0.15, 0.3, nsp, true") == [0.15, 0.3, "nsp", True]
     window = make_window()
     prepare(qtbot, window, corpus)
@@ -397,7 +395,7 @@ def test_a_sweep_from_the_window_runs_its_queue_and_opens_the_comparison_grouped
     window.runner.start_sweep(dialog.spec)
     qtbot.waitUntil(lambda: window.sweeps.last_sweep_id is not None, timeout=240_000)
     sweep_id = window.sweeps.last_sweep_id
-    sweep = sweep_queue.get_sweep(window.repository, sweep_id)
+    sweep = window.repository.sweeps.get(sweep_id)
     assert sweep.status == "completed" and [i.status for i in sweep.items] == ["done"] * 4
     runs = [window.repository.get(i.run_id) for i in sweep.items]
     assert all(run.status == "completed" and f"sweep:{sweep_id}" in run.tag_names for run in runs)
@@ -411,8 +409,6 @@ def test_a_sweep_from_the_window_runs_its_queue_and_opens_the_comparison_grouped
 @pytest.mark.slow
 def test_a_stopped_sweep_continues_its_interrupted_run_with_that_runs_own_config(make_window, corpus, qtbot):
     from workbench.sweeps import sweep_from_dict
-    from workbench.store import sweep_queue
-
     window = make_window()
     prepare(qtbot, window, corpus)
     set_run(window, steps=30, eval_every=0, checkpoint_every=0)
@@ -422,7 +418,7 @@ def test_a_stopped_sweep_continues_its_interrupted_run_with_that_runs_own_config
     sweep_id, first_run = window.runner.sweep_id, window.runner.run_id
     window.training.stop_button.click()                       # Stop: the sweep pauses, its run is interrupted
     qtbot.waitUntil(lambda: not window.runner.busy, timeout=60_000)
-    sweep = sweep_queue.get_sweep(window.repository, sweep_id)
+    sweep = window.repository.sweeps.get(sweep_id)
     assert sweep.status == "paused" and [i.status for i in sweep.items] == ["interrupted", "queued"]
     stopped_at = window.repository.get(first_run).steps
     assert 0 < stopped_at < 30
@@ -431,7 +427,7 @@ def test_a_stopped_sweep_continues_its_interrupted_run_with_that_runs_own_config
     window.runner.continue_sweep(sweep_id)                    # Run → Continue a sweep… on this sweep
     qtbot.waitUntil(lambda: not window.runner.busy, timeout=120_000)
     assert not window.last_error
-    sweep = sweep_queue.get_sweep(window.repository, sweep_id)
+    sweep = window.repository.sweeps.get(sweep_id)
     assert sweep.status == "completed" and [i.status for i in sweep.items] == ["done", "done"]
     assert sweep.items[0].run_id == first_run                 # resumed, not restarted
     runs = [window.repository.get(i.run_id) for i in sweep.items]
@@ -442,8 +438,6 @@ def test_a_stopped_sweep_continues_its_interrupted_run_with_that_runs_own_config
 @pytest.mark.slow
 def test_an_example_sweep_is_one_click_from_the_help_menu_over_the_current_config(make_window, corpus, qtbot):
     from workbench.gui.sweep_dialog import SweepDialog
-    from workbench.store import sweep_queue
-
     window = make_window()
     prepare(qtbot, window, corpus)
     set_run(window, steps=3, eval_every=0, checkpoint_every=0)
@@ -453,14 +447,14 @@ def test_an_example_sweep_is_one_click_from_the_help_menu_over_the_current_confi
     action.trigger()                                   # the one click
     qtbot.waitUntil(lambda: window.runner.sweep_id is not None, timeout=10_000)    # queued on a worker
     assert window.runner.busy
-    sweep = sweep_queue.get_sweep(window.repository, window.runner.sweep_id)
+    sweep = window.repository.sweeps.get(window.runner.sweep_id)
     configs = [item.config for item in sweep.items]
     assert [(c["masking"]["strategy"], c["train"]["seed"]) for c in configs] == [
         ("whole_word", 0), ("whole_word", 1), ("token", 0), ("token", 1)]
     assert all(c["train"]["max_steps"] == 3 for c in configs)          # over the window's config
     window.runner.cancel_sweep()
     qtbot.waitUntil(lambda: window.runner.sweep_id is None and not window.runner.busy, timeout=60_000)
-    sweep = sweep_queue.get_sweep(window.repository, sweep.id)
+    sweep = window.repository.sweeps.get(sweep.id)
     assert sweep.status == "cancelled" and [i.status for i in sweep.items].count("queued") == 0
 
     # Run → New sweep… starts from an example and edits it.

@@ -54,9 +54,9 @@ def test_old_database_is_upgraded_without_losing_anything(database_url):
     big = repository.create_run({"train": {"max_steps": 3 * 10**11}}, "long", "")  # 64-bit step counts
     repository.add_checkpoint(big.id, 2**40, "/ck", 5 * 2**30)
     assert repository.get(big.id).max_steps == 3 * 10**11 and repository.get(big.id).checkpoints[0].step == 2**40
-    from workbench.store import sweep_queue                        # the sweep tables of migration 0005 work
-    sweep_id = sweep_queue.create_sweep(repository, "after upgrade", {}, [], [("a", {}), ("b", {})])
-    assert [i.label for i in sweep_queue.get_sweep(repository, sweep_id).items] == ["a", "b"]
+    # the sweep tables of migration 0005 work
+    sweep_id = repository.sweeps.create("after upgrade", {}, [], [("a", {}), ("b", {})])
+    assert [i.label for i in repository.sweeps.get(sweep_id).items] == ["a", "b"]
 
 
 def test_a_database_from_a_newer_program_is_refused(tmp_path):

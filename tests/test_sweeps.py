@@ -15,7 +15,6 @@ from conftest import tiny_train_config
 from workbench.cli import main
 from workbench.config import dumps_toml
 from workbench.errors import ConfigError
-from workbench.store import sweep_queue
 from workbench.store.repository import RunRepository
 from workbench.sweeps import EXAMPLES, plan, sweep_from_dict
 
@@ -130,19 +129,19 @@ def test_a_huge_sweep_is_counted_before_anything_is_built(tmp_path, capsys):
 def test_the_queue_reorders_pauses_and_cancels(tmp_path):
     repository = RunRepository(f"sqlite:///{tmp_path / 'runs.db'}")
     runs = plan(sweep_from_dict({"grid": {"masking.probability": [0.1, 0.2, 0.3]}}))
-    sweep_id = sweep_queue.create_sweep(repository, "s", {}, ["masking.probability"],
+    sweep_id = repository.sweeps.create("s", {}, ["masking.probability"],
                                         [(r.label, r.config.to_dict()) for r in runs])
-    assert sweep_queue.claim_next(repository, sweep_id) is None                 # queued, not running yet
-    items = sweep_queue.get_sweep(repository, sweep_id).items
-    sweep_queue.move_item(repository, sweep_id, items[2].id, 0)
-    sweep_queue.set_status(repository, sweep_id, "running")
-    first = sweep_queue.claim_next(repository, sweep_id)
+    assert repository.sweeps.claim_next(sweep_id) is None                 # queued, not running yet
+    items = repository.sweeps.get(sweep_id).items
+    repository.sweeps.move_item(sweep_id, items[2].id, 0)
+    repository.sweeps.set_status(sweep_id, "running")
+    first = repository.sweeps.claim_next(sweep_id)
     assert first.label == "masking.probability=0.3" and first.resume_run_id is None
-    sweep_queue.set_status(repository, sweep_id, "paused")
-    assert sweep_queue.claim_next(repository, sweep_id) is None
-    sweep_queue.finish_item(repository, first.item_id, "completed")
-    sweep_queue.set_status(repository, sweep_id, "cancelled")
-    statuses = [i.status for i in sweep_queue.get_sweep(repository, sweep_id).items]
+    repository.sweeps.set_status(sweep_id, "paused")
+    assert repository.sweeps.claim_next(sweep_id) is None
+    repository.sweeps.finish_item(first.item_id, "completed")
+    repository.sweeps.set_status(sweep_id, "cancelled")
+    statuses = [i.status for i in repository.sweeps.get(sweep_id).items]
     assert statuses == ["done", "cancelled", "cancelled"]                        # in queue order
 
 
@@ -163,7 +162,7 @@ def test_a_killed_sweep_resumes_its_queue_and_the_interrupted_run(learnable_data
     (first,) = repository.list_runs()
     assert first.status in ("running", "interrupted") and first.tag_names == ["sweep:1"]
     assert main(["sweep", "--resume", "1", "--db", db]) == 0
-    sweep = sweep_queue.get_sweep(repository, 1)
+    sweep = repository.sweeps.get(1)
     assert sweep.status == "completed" and [i.status for i in sweep.items] == ["done", "done"]
     assert sweep.items[0].run_id == first.id                    # the interrupted run resumed, not restarted
     runs = {run.id: run for run in repository.list_runs()}
@@ -193,15 +192,15 @@ def test_processes_claiming_from_one_sweep_never_take_the_same_run(tmp_path, dat
     import threading
 
     repository = RunRepository(database_url)
-    sweep_id = sweep_queue.create_sweep(repository, "race", {}, ["x"], [(f"x={i}", {"x": i}) for i in range(40)])
-    sweep_queue.set_status(repository, sweep_id, "running")
+    sweep_id = repository.sweeps.create("race", {}, ["x"], [(f"x={i}", {"x": i}) for i in range(40)])
+    repository.sweeps.set_status(sweep_id, "running")
     claimed: list[list[int]] = [[] for _ in range(4)]
 
     def claim(into):
         own = RunRepository(database_url)            # its own engine and connections, as another process has
-        while (step := sweep_queue.claim_next(own, sweep_id)) is not None:
+        while (step := own.sweeps.claim_next(sweep_id)) is not None:
             into.append(step.item_id)
-            sweep_queue.finish_item(own, step.item_id, "completed")
+            own.sweeps.finish_item(step.item_id, "completed")
         own.engine.dispose()
 
     threads = [threading.Thread(target=claim, args=(into,)) for into in claimed]
@@ -210,8 +209,8 @@ def test_processes_claiming_from_one_sweep_never_take_the_same_run(tmp_path, dat
     for thread in threads:
         thread.join(timeout=120)
     every = sorted(i for into in claimed for i in into)
-    assert every == sorted(i.id for i in sweep_queue.get_sweep(repository, sweep_id).items)    # each once
-    assert sweep_queue.get_sweep(repository, sweep_id).status == "completed"
+    assert every == sorted(i.id for i in repository.sweeps.get(sweep_id).items)    # each once
+    assert repository.sweeps.get(sweep_id).status == "completed"
 
 
 @pytest.mark.slow
@@ -231,7 +230,7 @@ def test_a_sweep_runs_n_at_a_time_in_worker_processes(learnable_dataset, tmp_pat
     assert any(line.startswith("[2:cpu] sweep 1: starting run") for line in lines)
     assert "sweep 1: completed; compare its runs" in result.stdout
     repository = RunRepository(db)
-    sweep = sweep_queue.get_sweep(repository, 1)
+    sweep = repository.sweeps.get(1)
     assert [i.status for i in sweep.items] == ["done"] * 4
     runs = [repository.get(i.run_id) for i in sweep.items]
     assert len({run.id for run in runs}) == 4 and all(run.status == "completed" for run in runs)
@@ -266,7 +265,7 @@ def test_workers_of_a_killed_parallel_sweep_stop_with_it_and_pause_the_sweep(lea
     while any(process_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(process_alive(pid) for pid in pids), "a worker kept training after its parent died"
-    sweep = sweep_queue.get_sweep(repository, 1)
+    sweep = repository.sweeps.get(1)
     assert sweep.status == "paused"                                      # the workers paused it as they stopped
     assert sorted(i.status for i in sweep.items) == ["interrupted", "interrupted", "queued"]
     assert all(run.status == "stopped" and run.checkpoints for run in repository.list_runs())
@@ -280,7 +279,7 @@ def test_a_run_that_breaks_inside_a_sweep_never_leaves_its_item_running(learnabl
     base = tiny_train_config(learnable_dataset.path, max_steps=2)
     base.train.output_dir = str(tmp_path / "runs")
     runs = plan(sweep_from_dict({"grid": {"masking.probability": [0.1, 0.2]}}, base=base))
-    sweep_id = sweep_queue.create_sweep(repository, "s", {}, ["masking.probability"],
+    sweep_id = repository.sweeps.create("s", {}, ["masking.probability"],
                                         [(r.label, r.config.to_dict()) for r in runs])
 
     def broken(self):
@@ -290,22 +289,22 @@ def test_a_run_that_breaks_inside_a_sweep_never_leaves_its_item_running(learnabl
     monkeypatch.setattr(run_launch.LaunchedRun, "run", broken)
     with pytest.raises(OSError):
         run_sweep(repository, sweep_id, say=lambda line: None)
-    sweep = sweep_queue.get_sweep(repository, sweep_id)
+    sweep = repository.sweeps.get(sweep_id)
     assert [i.status for i in sweep.items] == ["failed", "queued"] and sweep.status == "paused"
     monkeypatch.undo()
     assert run_sweep(repository, sweep_id, say=lambda line: None) == "completed"
-    assert sweep_queue.settle(repository, sweep_id).status == "completed"
-    assert [i.status for i in sweep_queue.get_sweep(repository, sweep_id).items] == ["failed", "done"]
+    assert repository.sweeps.settle(sweep_id).status == "completed"
+    assert [i.status for i in repository.sweeps.get(sweep_id).items] == ["failed", "done"]
 
 
 def test_settling_a_sweep_its_workers_left_follows_its_items(tmp_path):
     repository = RunRepository(f"sqlite:///{tmp_path / 'runs.db'}")
-    sweep_id = sweep_queue.create_sweep(repository, "s", {}, ["x"], [(f"x={i}", {"x": i}) for i in range(3)])
-    sweep_queue.set_status(repository, sweep_id, "running")
-    first = sweep_queue.claim_next(repository, sweep_id)       # claimed by a worker that died before linking a run
-    assert sweep_queue.settle(repository, sweep_id).status == "paused"
-    assert [i.status for i in sweep_queue.get_sweep(repository, sweep_id).items] == ["interrupted", "queued", "queued"]
-    sweep_queue.set_status(repository, sweep_id, "running")
-    while (step := sweep_queue.claim_next(repository, sweep_id)) is not None:
-        sweep_queue.finish_item(repository, step.item_id, "completed")
-    assert first is not None and sweep_queue.settle(repository, sweep_id).status == "completed"
+    sweep_id = repository.sweeps.create("s", {}, ["x"], [(f"x={i}", {"x": i}) for i in range(3)])
+    repository.sweeps.set_status(sweep_id, "running")
+    first = repository.sweeps.claim_next(sweep_id)       # claimed by a worker that died before linking a run
+    assert repository.sweeps.settle(sweep_id).status == "paused"
+    assert [i.status for i in repository.sweeps.get(sweep_id).items] == ["interrupted", "queued", "queued"]
+    repository.sweeps.set_status(sweep_id, "running")
+    while (step := repository.sweeps.claim_next(sweep_id)) is not None:
+        repository.sweeps.finish_item(step.item_id, "completed")
+    assert first is not None and repository.sweeps.settle(sweep_id).status == "completed"

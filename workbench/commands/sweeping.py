@@ -8,6 +8,7 @@ import signal
 
 from workbench.commands.common import UsageError
 from workbench.commands.history import add_db_option, open_repository
+from workbench.store.statuses import WAITING, ItemStatus, SweepStatus
 
 
 def add_parser(sub) -> None:
@@ -46,8 +47,6 @@ def add_parser(sub) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from workbench.store import sweep_queue
-
     actions = [a for a in ("file", "example", "list", "show", "resume", "pause", "cancel", "move")
                if getattr(args, a) not in (None, False)]
     if len(actions) != 1:
@@ -59,16 +58,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.show is not None:
         return _show(repository, args.show, args.json)
     if args.pause is not None:
-        sweep_queue.set_status(repository, args.pause, "paused")
+        repository.sweeps.set_status(args.pause, SweepStatus.PAUSED)
         print(f"sweep {args.pause} paused: the run in progress finishes, no new one starts")
         return 0
     if args.cancel is not None:
-        sweep_queue.set_status(repository, args.cancel, "cancelled")
+        repository.sweeps.set_status(args.cancel, SweepStatus.CANCELLED)
         print(f"sweep {args.cancel} cancelled")
         return 0
     if args.move is not None:
         sweep_id, item_id, position = args.move
-        sweep_queue.move_item(repository, sweep_id, item_id, position)
+        repository.sweeps.move_item(sweep_id, item_id, position)
         return _show(repository, sweep_id, False)
     if not 1 <= args.parallel <= 64:
         raise UsageError(f"sweep --parallel must be in [1, 64], got {args.parallel}")
@@ -93,7 +92,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def queue_sweep(repository, args) -> int:
     from workbench.config import load_config
-    from workbench.store import sweep_queue
     from workbench.sweeps import EXAMPLES, LargeSweep, load_sweep, sweep_from_dict
 
     if args.example:
@@ -108,7 +106,7 @@ def queue_sweep(repository, args) -> int:
         except LargeSweep as exc:
             raise UsageError(f"{exc} with --yes") from None
     runs = spec.runs
-    sweep_id = sweep_queue.create_sweep(repository, spec.name, spec.to_dict(), spec.swept,
+    sweep_id = repository.sweeps.create(spec.name, spec.to_dict(), spec.swept,
                                         [(run.label, run.config.to_dict()) for run in runs])
     print(f"queued sweep {sweep_id} ({spec.name}): {len(runs)} runs varying {', '.join(spec.swept) or 'nothing'}")
     return sweep_id
@@ -123,8 +121,6 @@ def _run_parallel(repository, sweep_id: int, args, devices: list[str] | None) ->
     import threading
 
     from workbench.services.sweep_runner import plan_workers, start_sweep
-    from workbench.store import sweep_queue
-
     start_sweep(repository, sweep_id)
     workers = plan_workers(args.parallel, devices)
     print(f"sweep {sweep_id}: {len(workers)} workers: " + ", ".join(f"{w.device} ({w.threads} threads)"
@@ -164,7 +160,7 @@ def _run_parallel(repository, sweep_id: int, args, devices: list[str] | None) ->
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    sweep_queue.settle(repository, sweep_id)       # every worker has exited: the status follows the items
+    repository.sweeps.settle(sweep_id)       # every worker has exited: the status follows the items
     _say_how_it_ended(repository, sweep_id)
     failed = [code for code in codes if code]
     if failed:
@@ -228,26 +224,22 @@ def _die_with_parent(parent: int | None) -> None:
 
 def _say_how_it_ended(repository, sweep_id: int) -> None:
     """One line: how the sweep stands, from its items (never "done" while runs still train elsewhere)."""
-    from workbench.store import sweep_queue
-
-    sweep = sweep_queue.get_sweep(repository, sweep_id)
-    elsewhere = [item.run_id for item in sweep.items if item.status == "running"]
-    waiting = sum(item.status in ("queued", "interrupted") for item in sweep.items)
+    sweep = repository.sweeps.get(sweep_id)
+    elsewhere = [item.run_id for item in sweep.items if item.status == ItemStatus.RUNNING]
+    waiting = sum(item.status in WAITING for item in sweep.items)
     ids = " ".join(str(item.run_id) for item in sweep.items if item.run_id)
     if elsewhere:
         print(f"sweep {sweep_id}: {sweep.status}; {len(elsewhere)} of its runs still train in another process "
               f"(runs {' '.join(str(i) for i in elsewhere if i) or 'starting'}): they finish there")
-    elif waiting and sweep.status != "cancelled":
+    elif waiting and sweep.status != SweepStatus.CANCELLED:
         print(f"sweep {sweep_id}: {sweep.status}; {waiting} runs left: pretrain-workbench sweep --resume {sweep_id}")
     else:
         print(f"sweep {sweep_id}: {sweep.status}; compare its runs: pretrain-workbench compare {ids} --group")
 
 
 def _list(repository, as_json: bool) -> int:
-    from workbench.store import sweep_queue
-
     rows = []
-    for sweep in sweep_queue.list_sweeps(repository):
+    for sweep in repository.sweeps.list_all():
         counts: dict[str, int] = {}
         for item in sweep.items:
             counts[item.status] = counts.get(item.status, 0) + 1
@@ -265,9 +257,7 @@ def _list(repository, as_json: bool) -> int:
 
 
 def _show(repository, sweep_id: int, as_json: bool) -> int:
-    from workbench.store import sweep_queue
-
-    sweep = sweep_queue.get_sweep(repository, sweep_id)
+    sweep = repository.sweeps.get(sweep_id)
     items = [{"item": i.id, "position": i.position, "label": i.label, "status": i.status, "run": i.run_id}
              for i in sorted(sweep.items, key=lambda i: i.position)]
     if as_json:

@@ -57,8 +57,6 @@ class RunController(QObject):
 
     def start_sweep(self, spec) -> None:
         """Queue ``spec``'s runs (a new sweep, in the database) and run them."""
-        from workbench.store import sweep_queue
-
         if self.busy:
             self.window.show_error("Cannot start a sweep", "A run or a sweep is in progress; stop it first.")
             return
@@ -67,7 +65,7 @@ class RunController(QObject):
             self.window.show_error("Cannot start a sweep", "The run database is not open.")
             return
         rows = [(run.label, run.config.to_dict()) for run in spec.runs]
-        in_background(lambda: sweep_queue.create_sweep(repository, spec.name, spec.to_dict(), spec.swept, rows),
+        in_background(lambda: repository.sweeps.create(spec.name, spec.to_dict(), spec.swept, rows),
                       "sweep-create", then=self.continue_sweep,
                       failed=lambda message: self.window.show_error("Cannot start a sweep", message))
 
@@ -111,26 +109,26 @@ class RunController(QObject):
 
     def pause_sweep(self) -> None:
         """The run in progress finishes; no new one starts."""
-        from workbench.store import sweep_queue
-
         if self.sweep_id is None:
             return
+        from workbench.store.statuses import SweepStatus
+
         sweep_id, repository = self.sweep_id, self.window.repository
-        in_background(lambda: sweep_queue.set_status(repository, sweep_id, "paused"), "sweep-pause",
+        in_background(lambda: repository.sweeps.set_status(sweep_id, SweepStatus.PAUSED), "sweep-pause",
                       then=lambda _: self.window.statusBar().showMessage(
                           f"sweep {sweep_id} pauses after the run in progress", 10000),
                       failed=lambda message: self.window.show_error("Cannot pause the sweep", message))
 
     def cancel_sweep(self) -> None:
         """Cancel the waiting runs and stop the one in progress (with a checkpoint)."""
-        from workbench.store import sweep_queue
-
         if self.sweep_id is None:
             return
+        from workbench.store.statuses import SweepStatus
+
         sweep_id, repository, worker = self.sweep_id, self.window.repository, self.worker
 
         def cancel() -> None:
-            sweep_queue.set_status(repository, sweep_id, "cancelled")     # first: the runner reads it on stop
+            repository.sweeps.set_status(sweep_id, SweepStatus.CANCELLED)     # first: the runner reads it on stop
             worker.control.stop("the sweep was cancelled")
 
         in_background(cancel, "sweep-cancel", then=lambda _: None,

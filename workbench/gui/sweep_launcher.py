@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QInputDialog, QMessageBox
 
 from workbench.errors import WorkbenchError
 from workbench.gui.workers import in_background
+from workbench.store.statuses import OPEN_SWEEPS, SweepStatus
 
 
 class SweepLauncher(QObject):
@@ -61,13 +62,11 @@ class SweepLauncher(QObject):
 
     def choose_and_continue(self) -> None:
         """Ask which unfinished sweep to continue, then run what is left of it."""
-        from workbench.store import sweep_queue
-
         repository = self.window.repository
         if repository is None or self.window.runner.busy:
             return
-        in_background(lambda: [s for s in sweep_queue.list_sweeps(repository)
-                               if s.status in ("queued", "running", "paused")], "open-sweeps",
+        in_background(lambda: [s for s in repository.sweeps.list_all()
+                               if s.status in OPEN_SWEEPS], "open-sweeps",
                       then=self._choose, failed=lambda message: self.window.show_error("Continue a sweep", message))
 
     def _choose(self, open_sweeps) -> None:
@@ -82,14 +81,12 @@ class SweepLauncher(QObject):
 
     def _ended(self, ended) -> None:
         """A completed sweep's runs, selected and compared, grouped by seed (what a sweep varies across)."""
-        from workbench.store import sweep_queue
-
         self.last_sweep_id = ended.sweep_id
         self.window.statusBar().showMessage(f"sweep {ended.sweep_id}: {ended.status}", 15000)
-        if ended.status != "completed" or self.window.runner.closing:
+        if ended.status != SweepStatus.COMPLETED or self.window.runner.closing:
             return
         repository = self.window.repository
-        in_background(lambda: [i.run_id for i in sweep_queue.get_sweep(repository, ended.sweep_id).items
+        in_background(lambda: [i.run_id for i in repository.sweeps.get(ended.sweep_id).items
                                if i.run_id is not None], "sweep-runs", then=self._compare)
 
     def _compare(self, run_ids: list[int]) -> None:

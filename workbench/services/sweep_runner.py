@@ -17,9 +17,7 @@ from typing import Callable
 from workbench.config import WorkbenchConfig
 from workbench.durable_io import first_line
 from workbench.errors import WorkbenchError
-from workbench.store import sweep_queue
-
-
+from workbench.store.statuses import ItemStatus, SweepStatus
 @dataclass
 class Worker:
     """One of several processes running a sweep at once (``sweep --parallel``): where its runs go."""
@@ -51,11 +49,11 @@ def plan_workers(count: int, devices: list[str] | None = None) -> list[Worker]:
 def start_sweep(repository, sweep_id: int, say: Callable[[str], None] = print) -> None:
     """Before running a sweep: items left running by a dead process become interrupted (resumed first), and
     a queued or paused sweep is marked running. Once per sweep, before any worker claims (``run_sweep``)."""
-    sweep = sweep_queue.get_sweep(repository, sweep_id)
-    for item_id in sweep_queue.recover(repository, sweep_id):
+    sweep = repository.sweeps.get(sweep_id)
+    for item_id in repository.sweeps.recover(sweep_id):
         say(f"sweep {sweep_id}: item {item_id} was interrupted; it resumes first")
-    if sweep.status in ("queued", "paused"):
-        sweep_queue.set_status(repository, sweep_id, "running")
+    if sweep.status in (SweepStatus.QUEUED, SweepStatus.PAUSED):
+        repository.sweeps.set_status(sweep_id, SweepStatus.RUNNING)
 
 
 def run_sweep(repository, sweep_id: int, dataset: str | None = None, control=None,
@@ -69,15 +67,15 @@ def run_sweep(repository, sweep_id: int, dataset: str | None = None, control=Non
     one), and its runs go to the worker's device and threads."""
     from workbench.services.run_launch import LaunchError, find_resume_target, launch_run
 
-    sweep = sweep_queue.get_sweep(repository, sweep_id)
+    sweep = repository.sweeps.get(sweep_id)
     if worker is None:
         start_sweep(repository, sweep_id, say)
     while True:
         if control is not None and control.stop_requested:
-            return sweep_queue.get_sweep(repository, sweep_id).status
-        step = sweep_queue.claim_next(repository, sweep_id)
+            return repository.sweeps.get(sweep_id).status
+        step = repository.sweeps.claim_next(sweep_id)
         if step is None:
-            return sweep_queue.get_sweep(repository, sweep_id).status
+            return repository.sweeps.get(sweep_id).status
         config = WorkbenchConfig.from_dict(step.config, source=f"sweep {sweep_id} ({step.label})")
         if dataset:
             config.data.dataset = dataset
@@ -93,35 +91,35 @@ def run_sweep(repository, sweep_id: int, dataset: str | None = None, control=Non
         try:
             launched = launch_run(config, repository, resume=target, control=control)
         except WorkbenchError as exc:
-            sweep_queue.finish_item(repository, step.item_id, "failed")
+            repository.sweeps.finish_item(step.item_id, ItemStatus.FAILED)
             say(f"sweep {sweep_id}: {step.label}: cannot start: {exc}")
             continue
-        sweep_queue.link_run(repository, step.item_id, launched.run_id, sweep.name)
+        repository.sweeps.link_run(step.item_id, launched.run_id, sweep.name)
         say(f"sweep {sweep_id}: {'resuming' if target else 'starting'} run {launched.run_id} ({step.label})")
         if on_launch is not None:
             on_launch(launched)
         try:
             result = launched.run()
         except BaseException as exc:     # a bug, a second Ctrl-C, a full disk under the database: never "running"
-            ended = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            _record_quietly(lambda: sweep_queue.finish_item(repository, step.item_id, ended), say, sweep_id)
-            _record_quietly(lambda: sweep_queue.set_status(repository, sweep_id, "paused"), say, sweep_id)
+            ended = ItemStatus.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else ItemStatus.FAILED
+            _record_quietly(lambda: repository.sweeps.finish_item(step.item_id, ended), say, sweep_id)
+            _record_quietly(lambda: repository.sweeps.set_status(sweep_id, SweepStatus.PAUSED), say, sweep_id)
             raise
         if control is not None and control.stop_requested and result.status == "stopped":
             # Ctrl-C or the window's Stop: the run kept a checkpoint; the sweep pauses and resumes it next time,
             # unless it was cancelled (from the window or ``sweep --cancel``): then its run is cancelled too.
-            if sweep_queue.get_sweep(repository, sweep_id).status == "cancelled":
-                _record_quietly(lambda: sweep_queue.finish_item(repository, step.item_id, "cancelled"), say,
+            if repository.sweeps.get(sweep_id).status == SweepStatus.CANCELLED:
+                _record_quietly(lambda: repository.sweeps.finish_item(step.item_id, ItemStatus.CANCELLED), say,
                                 sweep_id)
                 say(f"sweep {sweep_id}: cancelled; run {launched.run_id} stopped with a checkpoint")
-                return "cancelled"
-            _record_quietly(lambda: sweep_queue.finish_item(repository, step.item_id, "interrupted"), say, sweep_id)
-            _record_quietly(lambda: sweep_queue.set_status(repository, sweep_id, "paused"), say, sweep_id)
+                return SweepStatus.CANCELLED
+            _record_quietly(lambda: repository.sweeps.finish_item(step.item_id, ItemStatus.INTERRUPTED), say, sweep_id)
+            _record_quietly(lambda: repository.sweeps.set_status(sweep_id, SweepStatus.PAUSED), say, sweep_id)
             say(f"sweep {sweep_id}: paused; run {launched.run_id} resumes first when the sweep is resumed")
-            return "paused"
-        if not _record_quietly(lambda: sweep_queue.finish_item(repository, step.item_id, result.status), say,
+            return SweepStatus.PAUSED
+        if not _record_quietly(lambda: repository.sweeps.finish_item(step.item_id, result.status), say,
                                sweep_id):
-            return "paused"       # the database cannot be written: stop here rather than run blind
+            return SweepStatus.PAUSED       # the database cannot be written: stop here rather than run blind
         say(f"sweep {sweep_id}: run {launched.run_id} {result.status}")
 
 

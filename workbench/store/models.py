@@ -19,11 +19,6 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-# Status of a run: created -> running <-> paused -> completed | stopped | failed | interrupted
-STATUSES = ("created", "running", "paused", "completed", "stopped", "failed", "interrupted")
-ACTIVE = ("created", "running", "paused")
-ENDED = tuple(s for s in STATUSES if s not in ACTIVE)    # a run in one of these no longer changes by itself
-
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
@@ -123,10 +118,6 @@ class Checkpoint(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
-# Status of a sweep: queued -> running <-> paused -> completed | cancelled
-SWEEP_STATUSES = ("queued", "running", "paused", "completed", "cancelled")
-# Status of one of its runs: queued -> running -> done | failed | stopped | interrupted (resumed next) | cancelled
-SWEEP_ITEM_STATUSES = ("queued", "running", "done", "failed", "stopped", "interrupted", "cancelled")
 
 
 class Sweep(Base):

@@ -19,7 +19,8 @@ from workbench import __version__
 from workbench.store.database import StoreError, open_engine, session_factory
 from workbench.durable_io import process_alive, process_start_time
 from workbench.redaction import redact_url, remember_url
-from workbench.store.models import ACTIVE, Checkpoint, Dataset, Metric, Run, RunTag, StoreInfo
+from workbench.store.models import Checkpoint, Dataset, Metric, Run, RunTag, StoreInfo
+from workbench.store.statuses import ACTIVE
 
 HEARTBEAT_TIMEOUT = timedelta(minutes=2)  # a run on another host that has not written for this long died
 
@@ -57,6 +58,15 @@ class RunRepository:
     def url(self) -> str:
         """The database URL for messages: no password or other secret is ever shown."""
         return redact_url(self.engine.url.render_as_string(hide_password=False))
+
+    @property
+    def sweeps(self):
+        """The sweep queue of this database (``sweep_queue.SweepQueue``)."""
+        from workbench.store.sweep_queue import SweepQueue
+
+        if not hasattr(self, "_sweeps"):
+            self._sweeps = SweepQueue(self)
+        return self._sweeps
 
     @property
     def database_id(self) -> str:

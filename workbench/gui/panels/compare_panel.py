@@ -42,7 +42,7 @@ from workbench.gui.table_items import NumberItem
 from workbench.gui.workers import in_background
 from workbench.compare.plot_math import X_AXES, difference_to, parallel_axes, robust_range
 from workbench.compare.view import DEFAULT_METRIC, CompareUnit, CompareView
-from workbench.store.models import ENDED
+from workbench.store.statuses import ENDED
 from workbench.store.comparison import table_csv, write_tidy_csv
 
 LEGEND_ENTRIES = 24            # a legend of 200 names hides the plot; the table has them all

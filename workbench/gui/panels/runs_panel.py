@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 
 from workbench.formatting import duration
 from workbench.store.comparison import config_differences
-from workbench.store.models import ENDED, STATUSES
+from workbench.store.statuses import ENDED, STATUSES
 from workbench.errors import StoreError
 from workbench.gui.table_items import NumberItem
 from workbench.gui.workers import in_background
