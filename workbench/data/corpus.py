@@ -17,8 +17,6 @@ problems that can be worked around are counted in ``Diagnostics``.
 from __future__ import annotations
 
 import codecs
-import csv
-import json
 import os
 import threading
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ from typing import Iterator, Sequence
 
 from workbench.config import DataConfig
 from workbench.data.diagnostics import Diagnostics
+from workbench.data.records import MAX_RECORD_BYTES, csv_rows, json_object
 from workbench.data.sentences import MAX_SENTENCE_CHARS, cut_long, split_sentences
 from workbench.errors import CorpusError
 
@@ -35,7 +34,6 @@ JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 CSV_SUFFIXES = {".csv"}
 CORPUS_SUFFIXES = tuple(sorted(TEXT_SUFFIXES | JSONL_SUFFIXES | CSV_SUFFIXES))  # what prepare and the window take
 LINE_BYTES = 1 << 20  # a longer line is read (and split) in pieces of this size
-MAX_RECORD_BYTES = 64 << 20  # a JSONL/CSV record must be parsed whole; beyond this it is an error
 SNIFF_BYTES = 8192
 
 
@@ -283,12 +281,7 @@ def _jsonl_documents(f: CorpusFile, config: DataConfig, diagnostics: Diagnostics
     for lineno, line in _iter_lines(f, config, diagnostics, progress, limit=MAX_RECORD_BYTES):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise CorpusError(f"{f.path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(record, dict):
-            raise CorpusError(f"{f.path}:{lineno}: expected a JSON object with a {field_name!r} field, got {type(record).__name__}")
+        record = json_object(line, f"{f.path}:{lineno}", CorpusError)
         if field_name not in record:
             fields = ", ".join(sorted(map(str, record))) or "none"
             raise CorpusError(
@@ -305,46 +298,25 @@ def _jsonl_documents(f: CorpusFile, config: DataConfig, diagnostics: Diagnostics
 
 def _csv_documents(f: CorpusFile, config: DataConfig, diagnostics: Diagnostics,
                    progress: ReadProgress) -> Iterator[Document]:
-    csv.field_size_limit(MAX_RECORD_BYTES)
     errors = "strict" if config.encoding_errors == "strict" else "workbench-count-replace"
-    with open(f.path, encoding="utf-8-sig", errors=errors, newline="") as handle:
-        reader = csv.reader(handle, strict=True)  # strict: an unterminated quote is an error, not a swallowed file
-        try:
-            header = next(reader)
-        except StopIteration:
-            return
-        except UnicodeDecodeError:
-            raise CorpusError(f"{f.path}:1: invalid UTF-8; fix the file or use --encoding-errors replace") from None
-        except csv.Error as exc:
-            raise CorpusError(f"{f.path}:1: malformed CSV header ({exc})") from None
-        if config.text_field not in header:
-            raise CorpusError(
-                f"{f.path}: no column {config.text_field!r} (columns: {', '.join(header)}); "
-                "choose the column with --text-field"
-            )
-        column = header.index(config.text_field)
-        while True:
-            row_start = reader.line_num + 1
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except UnicodeDecodeError:
-                raise CorpusError(
-                    f"{f.path}:{reader.line_num + 1}: invalid UTF-8; fix the file or use --encoding-errors replace"
-                ) from None
-            except csv.Error as exc:
-                if "end of data" in str(exc):
-                    raise CorpusError(f"{f.path}:{row_start}: malformed CSV (a quoted field opened here is never "
-                                      "closed)") from None
-                raise CorpusError(f"{f.path}:{reader.line_num}: malformed CSV ({exc})") from None
-            progress.bytes_done += sum(len(cell) for cell in row) + len(row)
-            if column >= len(row):
-                diagnostics.note("empty_document", f"{f.path}:{reader.line_num}")
-                continue
-            doc = _record_document(row[column], f, reader.line_num, config, diagnostics)
-            if doc is not None:
-                yield doc
+    header, rows = csv_rows(f.path, CorpusError, errors=errors,
+                            encoding_hint="fix the file or use --encoding-errors replace")
+    if not header:
+        return
+    if config.text_field not in header:
+        raise CorpusError(
+            f"{f.path}: no column {config.text_field!r} (columns: {', '.join(header)}); "
+            "choose the column with --text-field"
+        )
+    column = header.index(config.text_field)
+    for line, row in rows:
+        progress.bytes_done += sum(len(cell) for cell in row) + len(row)
+        if column >= len(row):
+            diagnostics.note("empty_document", f"{f.path}:{line}")
+            continue
+        doc = _record_document(row[column], f, line, config, diagnostics)
+        if doc is not None:
+            yield doc
 
 
 def read_documents(files: Sequence[CorpusFile], config: DataConfig, diagnostics: Diagnostics,

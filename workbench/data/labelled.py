@@ -16,13 +16,12 @@ task's text is never pre-trained on.
 from __future__ import annotations
 
 import ast
-import csv
 import hashlib
-import json
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
+from workbench.data.records import csv_rows, json_object
 from workbench.data.stdlib_text import HELD_OUT_PACKAGES, paragraphs, prose_sentences
 from workbench.errors import WorkbenchError
 
@@ -130,28 +129,16 @@ def _pick(path: Path, header: list[str], given: str | None, names: tuple[str, ..
 
 
 def _read_table(path: Path, delimiter: str) -> tuple[list[str], list[tuple[int, dict]]]:
+    header, read = csv_rows(path, LabelledDataError, delimiter=delimiter, encoding_hint="save it as UTF-8")
+    if not header:
+        raise LabelledDataError(f"{path}: empty file")
     rows = []
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            reader = csv.reader(f, delimiter=delimiter, strict=True)
-            header = next(reader, None)
-            if not header:
-                raise LabelledDataError(f"{path}: empty file")
-            while True:
-                start = reader.line_num + 1
-                try:
-                    row = next(reader)
-                except StopIteration:
-                    break
-                except csv.Error as exc:
-                    raise LabelledDataError(f"{path}:{start}: malformed row ({exc})") from None
-                if not any(cell.strip() for cell in row):
-                    continue
-                if len(row) != len(header):
-                    raise LabelledDataError(f"{path}:{start}: {len(row)} columns, the header has {len(header)}")
-                rows.append((start, dict(zip(header, row))))
-    except UnicodeDecodeError:
-        raise LabelledDataError(f"{path}: not UTF-8 text") from None
+    for start, row in read:
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            raise LabelledDataError(f"{path}:{start}: {len(row)} columns, the header has {len(header)}")
+        rows.append((start, dict(zip(header, row))))
     return header, rows
 
 
@@ -162,18 +149,13 @@ def _read_jsonl(path: Path) -> tuple[list[str], list[tuple[int, dict]]]:
             for line, text in enumerate(f, 1):
                 if not text.strip():
                     continue
-                try:
-                    record = json.loads(text)
-                except ValueError as exc:
-                    raise LabelledDataError(f"{path}:{line}: not JSON ({exc})") from None
-                if not isinstance(record, dict):
-                    raise LabelledDataError(f"{path}:{line}: expected an object with text and label fields")
+                record = json_object(text, f"{path}:{line}", LabelledDataError)
                 for key in record:
                     if key not in header:
                         header.append(key)
                 rows.append((line, record))
     except UnicodeDecodeError:
-        raise LabelledDataError(f"{path}: not UTF-8 text") from None
+        raise LabelledDataError(f"{path}: not UTF-8 text; save it as UTF-8") from None
     if not rows:
         raise LabelledDataError(f"{path}: no rows")
     return header, rows
