@@ -26,6 +26,20 @@ _SPAWNS = re.compile(r"subprocess\.|Popen|sys\.executable|multiprocessing|torchr
 GUI_MODULES = ("test_gui", "test_gui_jobs", "test_panels_standalone", "test_compare_panel")
 
 
+# A test that hangs (a deadlock between threads) would hold CI for its whole 90 minutes and say nothing: after
+# TEST_WATCHDOG_S every thread's stack is written to stderr and the run ends, naming where it hung.
+TEST_WATCHDOG_S = 600
+
+
+@pytest.fixture(autouse=True)
+def _watchdog():
+    import faulthandler
+
+    faulthandler.dump_traceback_later(TEST_WATCHDOG_S, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         function = getattr(item, "function", None)

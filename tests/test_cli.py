@@ -1,4 +1,4 @@
-"""The command line: end to end in a subprocess, as a user runs it; user errors in-process (``main([...])``)."""
+"""The command line: one end-to-end prepare in a subprocess, as a user runs it; the rest in-process (``main([...])``)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,12 @@ def run_inside(capsys, monkeypatch, *args, cwd=None) -> subprocess.CompletedProc
     return subprocess.CompletedProcess(list(args), code, captured.out, captured.err)
 
 
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """The command line in this interpreter (the end-to-end runs above use a subprocess)."""
+    return lambda *args: run_inside(capsys, monkeypatch, *args)
+
+
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")
@@ -55,16 +61,16 @@ def test_prepare_reports_the_corpus(prepared):
     assert (out / "manifest.json").exists() and (out / "tokenizer.json").exists() and (out / "vocab.txt").exists()
 
 
-def test_prepare_again_is_up_to_date(prepared):
+def test_prepare_again_is_up_to_date(prepared, cli):
     _, corpus, out, _ = prepared
-    result = run("prepare", corpus, "--out", out, "--vocab-size", 300, "--max-seq-length", 64, "--json")
+    result = cli("prepare", corpus, "--out", out, "--vocab-size", 300, "--max-seq-length", 64, "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["reused"] is True
 
 
-def test_inspect_json_reports_realised_statistics(prepared):
+def test_inspect_json_reports_realised_statistics(prepared, cli):
     _, _, out, _ = prepared
-    result = run("inspect", out, "--samples", 1000, "--seed", 1, "--json", "--show", 2)
+    result = cli("inspect", out, "--samples", 1000, "--seed", 1, "--json", "--show", 2)
     assert result.returncode == 0, result.stderr
     stats = json.loads(result.stdout)
     assert INSPECT_KEYS <= set(stats)
@@ -78,9 +84,9 @@ def test_inspect_json_reports_realised_statistics(prepared):
     assert len(stats["examples"]) == 2 and "[MASK:" in stats["examples"][0]
 
 
-def test_inspect_options_change_what_is_realised(prepared):
+def test_inspect_options_change_what_is_realised(prepared, cli):
     _, _, out, _ = prepared
-    result = run("inspect", out, "--samples", 1000, "--json", "--selection", "bernoulli", "--probability", 0.3,
+    result = cli("inspect", out, "--samples", 1000, "--json", "--selection", "bernoulli", "--probability", 0.3,
                  "--max-predictions", 64, "--mask-fraction", 1.0, "--random-fraction", 0.0, "--sop")
     stats = json.loads(result.stdout)
     assert stats["selected_fraction"] == pytest.approx(0.3, abs=0.02)
@@ -88,9 +94,9 @@ def test_inspect_options_change_what_is_realised(prepared):
     assert stats["configured"]["objective"] == "sop"
 
 
-def test_inspect_text_output_and_examples(prepared):
+def test_inspect_text_output_and_examples(prepared, cli):
     _, _, out, _ = prepared
-    result = run("inspect", out, "--samples", 200, "--show", 1, "--whole-word")
+    result = cli("inspect", out, "--samples", 200, "--show", 1, "--whole-word")
     assert result.returncode == 0, result.stderr
     assert "selected / non-special" in result.stdout and "configured" in result.stdout
     assert "#1 IsNext" in result.stdout or "#1 NotNext" in result.stdout
@@ -116,18 +122,18 @@ def test_user_errors_exit_2_with_one_line(prepared, args, message, capsys, monke
     assert message in lines[0] and "Traceback" not in result.stderr
 
 
-def test_bad_corpus_file_exits_2_naming_file_and_line(tmp_path):
+def test_bad_corpus_file_exits_2_naming_file_and_line(tmp_path, cli):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "ok"}\n{"txt": "oops"}\n')
-    result = run("prepare", bad, "--out", tmp_path / "ds")
+    result = cli("prepare", bad, "--out", tmp_path / "ds")
     assert result.returncode == 2
     assert result.stderr.strip() == (f"error: {bad}:2: record has no 'text' field (fields: txt); "
                                      "choose the field with --text-field")
     assert not (tmp_path / "ds").exists()
 
 
-def test_help_lists_the_commands():
-    result = run("--help")
+def test_help_lists_the_commands(cli):
+    result = cli("--help")
     assert result.returncode == 0 and "prepare" in result.stdout and "inspect" in result.stdout
 
 

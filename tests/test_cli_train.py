@@ -1,4 +1,5 @@
-"""train / export / fill-mask / nsp from the command line, in subprocesses."""
+"""train / export / fill-mask / nsp from the command line: one training run in a subprocess, as a user runs it;
+the rest in this interpreter (``run_inside``), as they test our code and not the process boundary."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ TINY = ["--set", "model.preset=\"custom\"", "--set", "model.hidden_size=32", "--
         "--set", "data.max_seq_length=32", "--set", "train.batch_size=8", "--set", "train.threads=1",
         "--set", "train.device=\"cpu\"", "--set", "train.eval_every=0", "--set", "train.warmup_steps=2",
         "--set", "train.max_minutes=0", "--set", "train.eval_every_seconds=0"]
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    return lambda *args: run_inside(capsys, monkeypatch, *args)
 
 
 @pytest.fixture(scope="module")
@@ -41,44 +47,43 @@ def test_train_json_events(cli_run):
 
 
 @pytest.mark.slow
-def test_text_output_and_resume_continues(cli_run, learnable_dataset):
+def test_text_output_and_resume_continues(cli_run, learnable_dataset, cli):
     folder, _ = cli_run
-    result = run("train", "--resume", folder / "run", "--set", "train.max_steps=15")
+    result = cli("train", "--resume", folder / "run", "--set", "train.max_steps=15")
     assert result.returncode == 0, result.stderr
     assert "resuming at step 12" in result.stdout
     assert "completed: reached train.max_steps (15); 15 steps" in result.stdout
-    changed = run("train", "--resume", folder / "run", "--set", "train.learning_rate=0.5")
+    changed = cli("train", "--resume", folder / "run", "--set", "train.learning_rate=0.5")
     assert changed.returncode == 2
     assert "cannot change train.learning_rate when resuming" in changed.stderr
 
 
-@pytest.mark.slow
-def test_without_a_pair_task_the_text_output_and_the_nsp_command_say_so(learnable_dataset, tmp_path):
-    result = run("train", "--dataset", learnable_dataset.path, *TINY, "--set", "nsp.objective=\"none\"",
+def test_without_a_pair_task_the_text_output_and_the_nsp_command_say_so(learnable_dataset, tmp_path, cli):
+    result = cli("train", "--dataset", learnable_dataset.path, *TINY, "--set", "nsp.objective=\"none\"",
                  "--set", "train.max_steps=4", "--set", "train.log_every=2", "--out", tmp_path / "run")
     assert result.returncode == 0, result.stderr
     steps = [line for line in result.stdout.splitlines() if line.startswith("step ")]
     assert len(steps) == 2 and all("mlm acc" in line and "nsp" not in line for line in steps)
     evaluation = next(line for line in result.stdout.splitlines() if line.startswith("eval at step 4"))
     assert "perplexity" in evaluation and "nsp" not in evaluation
-    refused = run("nsp", tmp_path / "run", "The old river holds a secret.", "The small castle needs two keys.")
+    refused = cli("nsp", tmp_path / "run", "The old river holds a secret.", "The small castle needs two keys.")
     assert refused.returncode == 2 and "trained without a pair task (nsp.objective = none)" in refused.stderr
 
 
 @pytest.mark.slow
-def test_export_fill_mask_and_nsp_commands(cli_run):
+def test_export_fill_mask_and_nsp_commands(cli_run, cli):
     folder, _ = cli_run
-    result = run("export", folder / "run", "--out", folder / "hf")
+    result = cli("export", folder / "run", "--out", folder / "hf")
     assert result.returncode == 0, result.stderr
     assert (folder / "hf" / "config.json").exists()
     for source in (folder / "run", folder / "hf"):
-        filled = run("fill-mask", source, "The old [MASK] holds a secret.", "--top-k", "3", "--json")
+        filled = cli("fill-mask", source, "The old [MASK] holds a secret.", "--top-k", "3", "--json")
         assert filled.returncode == 0, filled.stderr
         predictions = json.loads(filled.stdout)
         assert len(predictions) == 1 and len(predictions[0]["predictions"]) == 3
-        nsp = run("nsp", source, "The old river holds a secret.", "The small castle needs two keys.", "--json")
+        nsp = cli("nsp", source, "The old river holds a secret.", "The small castle needs two keys.", "--json")
         assert 0 <= json.loads(nsp.stdout)["is_next_probability"] <= 1
-    text = run("fill-mask", folder / "run", "The old [MASK] holds a secret.")
+    text = cli("fill-mask", folder / "run", "The old [MASK] holds a secret.")
     assert "[MASK] #1:" in text.stdout
 
 

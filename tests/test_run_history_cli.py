@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from test_cli import run
+from test_cli import run, run_inside
 from test_cli_train import TINY
 
 
@@ -59,6 +59,12 @@ def test_killed_run_is_interrupted_keeps_its_curve_and_resumes(learnable_dataset
     assert len(json.loads(run("runs", "--db", db, "--json").stdout)) == 1
 
 
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """The command line in this interpreter: the history commands test our code, not a process boundary."""
+    return lambda *args: run_inside(capsys, monkeypatch, *args)
+
+
 @pytest.fixture(scope="module")
 def two_runs(learnable_dataset, tmp_path_factory):
     folder = tmp_path_factory.mktemp("history")
@@ -71,67 +77,67 @@ def two_runs(learnable_dataset, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_runs_lists_filters_and_prints_a_table(two_runs):
+def test_runs_lists_filters_and_prints_a_table(two_runs, cli):
     folder, db = two_runs
-    runs = json.loads(run("runs", "--db", db, "--json").stdout)
+    runs = json.loads(cli("runs", "--db", db, "--json").stdout)
     assert [r["name"] for r in runs] == ["slow", "fast"]
     assert all(r["status"] == "completed" and r["steps"] == 10 and r["mlm_loss"] > 0 for r in runs)
-    table = run("runs", "--db", db).stdout
+    table = cli("runs", "--db", db).stdout
     assert "slow" in table and "completed" in table and "mlm loss" in table
-    assert json.loads(run("runs", "--db", db, "--json", "--status", "failed").stdout) == []
+    assert json.loads(cli("runs", "--db", db, "--json", "--status", "failed").stdout) == []
 
 
 @pytest.mark.slow
-def test_show_and_metric_export(two_runs, tmp_path):
+def test_show_and_metric_export(two_runs, cli, tmp_path):
     folder, db = two_runs
-    text = run("show", "1", "--db", db, "--metrics")
+    text = cli("show", "1", "--db", db, "--metrics")
     assert text.returncode == 0 and "run 1: slow" in text.stdout and "learning_rate = 0.001" in text.stdout
     out = tmp_path / "metrics.csv"
-    result = run("show", "1", "--db", db, "--csv", out)
+    result = cli("show", "1", "--db", db, "--csv", out)
     assert result.returncode == 0
     rows = list(csv.DictReader(open(out)))
     assert [int(r["step"]) for r in rows] == list(range(1, 11))
     assert "eval_mlm_loss" in rows[0] and float(rows[-1]["loss"]) > 0
-    shown = json.loads(run("show", "2", "--db", db, "--json").stdout)
+    shown = json.loads(cli("show", "2", "--db", db, "--json").stdout)
     assert shown["config"]["train"]["learning_rate"] == 0.01
     assert [c["step"] for c in shown["checkpoints"]] == [5, 10]
     assert shown["best_metrics"]["mlm_loss"] <= shown["final_metrics"]["mlm_loss"] + 1e-9
 
 
 @pytest.mark.slow
-def test_compare_shows_only_differing_keys_and_aligned_metrics(two_runs, tmp_path):
+def test_compare_shows_only_differing_keys_and_aligned_metrics(two_runs, cli, tmp_path):
     folder, db = two_runs
-    result = json.loads(run("compare", "1", "2", "--db", db, "--json").stdout)
+    result = json.loads(cli("compare", "1", "2", "--db", db, "--json").stdout)
     differing = set(result["config_differences"])
     assert "train.learning_rate" in differing and "model.hidden_size" not in differing
     assert result["config_differences"]["train.learning_rate"] == [0.001, 0.01]
     assert result["matched_steps"][-1]["step"] == 10
     assert result["matched_steps"][-1]["run1_loss"] != result["matched_steps"][-1]["run2_loss"]
     out = tmp_path / "aligned.csv"
-    assert run("compare", "1", "2", "--db", db, "--csv", out).returncode == 0
+    assert cli("compare", "1", "2", "--db", db, "--csv", out).returncode == 0
     header = next(csv.reader(open(out)))
     assert header[:3] == ["step", "run1_loss", "run1_mlm_loss"] and "run2_nsp_accuracy" in header
-    text = run("compare", "1", "2", "--db", db).stdout
+    text = cli("compare", "1", "2", "--db", db).stdout
     assert "train.learning_rate" in text and "mlm_accuracy at matched steps" in text
 
 
 @pytest.mark.slow
-def test_rename_tag_note_and_delete(two_runs):
+def test_rename_tag_note_and_delete(two_runs, cli):
     folder, db = two_runs
-    assert run("runs", "--db", db, "rename", "1", "baseline").returncode == 0
-    assert run("runs", "tag", "1", "paper", "v1", "--db", db).returncode == 0
-    assert run("runs", "--db", db, "tag", "1", "v1", "--remove").returncode == 0
-    assert run("runs", "--db", db, "note", "1", "the first try").returncode == 0
-    first = json.loads(run("show", "1", "--db", db, "--json").stdout)
+    assert cli("runs", "--db", db, "rename", "1", "baseline").returncode == 0
+    assert cli("runs", "tag", "1", "paper", "v1", "--db", db).returncode == 0
+    assert cli("runs", "--db", db, "tag", "1", "v1", "--remove").returncode == 0
+    assert cli("runs", "--db", db, "note", "1", "the first try").returncode == 0
+    first = json.loads(cli("show", "1", "--db", db, "--json").stdout)
     assert (first["name"], first["tags"], first["notes"]) == ("baseline", ["paper"], "the first try")
-    assert [r["id"] for r in json.loads(run("runs", "--db", db, "--json", "--tag", "paper").stdout)] == [1]
-    refused = run("runs", "--db", db, "delete", "2")  # no terminal to confirm on
+    assert [r["id"] for r in json.loads(cli("runs", "--db", db, "--json", "--tag", "paper").stdout)] == [1]
+    refused = cli("runs", "--db", db, "delete", "2")  # no terminal to confirm on
     assert refused.returncode == 2 and "pass --yes" in refused.stderr
     assert (folder / "fast").exists()
-    deleted = run("runs", "--db", db, "delete", "2", "--yes")
+    deleted = cli("runs", "--db", db, "delete", "2", "--yes")
     assert deleted.returncode == 0, deleted.stderr
     assert not (folder / "fast").exists()
-    assert [r["id"] for r in json.loads(run("runs", "--db", db, "--json").stdout)] == [1]
+    assert [r["id"] for r in json.loads(cli("runs", "--db", db, "--json").stdout)] == [1]
 
 
 @pytest.mark.parametrize("args, message", [
