@@ -40,6 +40,22 @@ def _watchdog():
     faulthandler.cancel_dump_traceback_later()
 
 
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_runtest_teardown(item):
+    """After a window test (its widgets closed by pytest-qt): delete what was closed and collect the garbage
+    here, on the GUI thread, so no Qt object is left for the collector to delete from another thread later
+    (see workbench/gui/gui_gc.py)."""
+    yield
+    if "qtbot" in getattr(item, "fixturenames", ()):
+        import gc
+
+        from PySide6.QtCore import QCoreApplication, QEvent
+
+        if QCoreApplication.instance() is not None:
+            QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+            gc.collect()
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         function = getattr(item, "function", None)

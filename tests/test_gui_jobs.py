@@ -11,19 +11,20 @@ from PySide6.QtCore import QCoreApplication, QEvent, QObject, Signal, Slot  # no
 
 
 class SlowToLeave(QObject):
-    """Says done, then stays inside ``run`` a while: what a worker does when it returns after ``done``."""
+    """Says done, then stays inside ``run`` until ``release`` is set (or a second): what a worker does when it
+    returns after ``done``."""
 
     done = Signal(object)
     failed = Signal(str)
 
-    def __init__(self, leaving: threading.Event):
+    def __init__(self, leaving: threading.Event, release: threading.Event | None = None):
         super().__init__()
-        self.leaving = leaving
+        self.leaving, self.release = leaving, release or threading.Event()
 
     @Slot()
     def run(self) -> None:
         self.done.emit(threading.get_ident())
-        time.sleep(0.3)
+        self.release.wait(1.0)
         self.leaving.set()
 
 
@@ -35,8 +36,8 @@ def test_a_job_keeps_its_worker_until_its_thread_has_ended(qtbot):
     from workbench.gui.jobs import Job
 
     owner = QObject()
-    leaving = threading.Event()
-    worker = SlowToLeave(leaving)
+    leaving, release = threading.Event(), threading.Event()
+    worker = SlowToLeave(leaving, release)
     seen = {}
     worker.done.connect(lambda thread: seen.setdefault("thread", thread))
     job = Job(worker, owner)
@@ -46,6 +47,7 @@ def test_a_job_keeps_its_worker_until_its_thread_has_ended(qtbot):
         gc.collect()
         assert job.worker is not None and shiboken6.isValid(job.worker)    # still held: its thread runs
         assert not leaving.is_set()
+        release.set()
     assert leaving.is_set() and job.qthread.isFinished() and job.worker is None
     assert seen["thread"] != threading.get_ident()          # it ran on its own thread
     QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)

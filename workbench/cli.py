@@ -17,9 +17,10 @@ from typing import Callable, Sequence
 
 from workbench import __version__
 from workbench.commands import data, finetuning, history, sweeping, training
-from workbench.commands.common import Parser, add_config_options, add_masking_options
+from workbench.commands.common import Parser, add_config_options, add_masking_options, setting_option
 from workbench.data.corpus import CORPUS_SUFFIXES
 from workbench.errors import WorkbenchError
+from workbench.store.statuses import STATUSES
 from workbench.redaction import has_secret, scrub
 
 
@@ -40,11 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     case = p.add_mutually_exclusive_group()
     case.add_argument("--lowercase", dest="lowercase", action="store_true", default=None, help="uncased (default)")
     case.add_argument("--cased", dest="lowercase", action="store_false", help="keep case and accents")
-    p.add_argument("--max-seq-length", type=int, dest="data.max_seq_length")
-    p.add_argument("--sentences", choices=("auto", "lines", "wrapped"), dest="data.sentences",
+    setting_option(p, "--max-seq-length", "data.max_seq_length")
+    setting_option(p, "--sentences", "data.sentences",
                    help="how lines become sentences (see the README)")
     p.add_argument("--text-field", dest="data.text_field", metavar="NAME", help="JSONL field / CSV column with the text")
-    p.add_argument("--encoding-errors", choices=("strict", "replace"), dest="data.encoding_errors")
+    setting_option(p, "--encoding-errors", "data.encoding_errors")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_config_options(p)
     p.set_defaults(handler=data.cmd_prepare)
@@ -110,8 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("runs", help="list recorded runs; rename, tag, note or delete them",
                        description="List the runs of the run database, or change one with an action.")
     p.add_argument("--json", action="store_true", help="print the list as JSON")
-    p.add_argument("--status", choices=("created", "running", "paused", "completed", "stopped", "failed",
-                                        "interrupted"), help="only runs with this status")
+    p.add_argument("--status", choices=STATUSES, help="only runs with this status")
     p.add_argument("--tag", help="only runs with this tag")
     history.add_db_option(p)
     actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)

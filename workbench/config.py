@@ -612,12 +612,19 @@ def _choices(f: dataclasses.Field) -> tuple[str, ...]:
     return tuple(choices() if callable(choices) else choices)
 
 
+def allowed_text(key: str) -> str:
+    """What a setting accepts, as its declaration says: ``[0, 1)``, ``modernbert, bert``, or ""."""
+    choices, bounds = choices_of(key), bounds_of(key)
+    return ", ".join(choices) if choices else str(bounds) if bounds is not None else ""
+
+
 def settings_table() -> str:
-    """The README's configuration reference, generated from the help texts (a test keeps them equal)."""
-    lines = ["| key | default | meaning |", "|---|---|---|"]
+    """The README's configuration reference, generated from the declarations (a test keeps them equal)."""
+    lines = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
     for key, default, kind, help_text in describe_settings():
         mark = " *(resumable)*" if kind == "resumable" else " *(live)*" if kind == "live" else ""
-        lines.append(f"| `{key}` | `{default}` | {help_text}{mark} |")
+        allowed = allowed_text(key)
+        lines.append(f"| `{key}` | `{default}` | {f'`{allowed}`' if allowed else ''} | {help_text}{mark} |")
     return "\n".join(lines)
 
 

@@ -8,7 +8,9 @@ import time
 
 from workbench.formatting import duration  # noqa: F401 - the commands' shared import
 
-from workbench.config import WorkbenchConfig, apply_settings, load_config, parse_assignment
+from workbench.config import (
+    WorkbenchConfig, allowed_text, apply_settings, choices_of, load_config, parse_assignment,
+)
 from workbench.errors import WorkbenchError
 
 
@@ -82,24 +84,40 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
                    help="override one setting (repeatable), e.g. --set masking.probability=0.2")
 
 
+def setting_option(parser, flag: str, key: str, **kwargs) -> None:
+    """A flag that sets the config setting ``key`` ("masking.probability"): its type, choices and the help's
+    allowed range come from the setting's declaration (``config.choices_of``, ``config.bounds_of``); the value
+    is checked with the rest of the config (one message naming the key)."""
+    field_type = type(getattr(getattr(WorkbenchConfig(), key.split(".")[0]), key.split(".")[1]))
+    choices = choices_of(key)
+    if choices:
+        kwargs.setdefault("choices", choices)
+    elif field_type in (int, float):
+        kwargs.setdefault("type", field_type)
+    allowed = allowed_text(key) if not choices else ""
+    if allowed:
+        kwargs["help"] = f"{kwargs['help']} (in {allowed})" if kwargs.get("help") else f"in {allowed}"
+    parser.add_argument(flag, dest=key, **kwargs)
+
+
 def add_masking_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("masking and pairing (override the config)")
-    g.add_argument("--probability", type=float, dest="masking.probability")
-    g.add_argument("--mask-fraction", type=float, dest="masking.mask_fraction")
-    g.add_argument("--random-fraction", type=float, dest="masking.random_fraction")
-    g.add_argument("--selection", choices=("exact", "bernoulli"), dest="masking.selection")
-    g.add_argument("--strategy", choices=("token", "whole_word", "span"), dest="masking.strategy")
+    setting_option(g, "--probability", "masking.probability")
+    setting_option(g, "--mask-fraction", "masking.mask_fraction")
+    setting_option(g, "--random-fraction", "masking.random_fraction")
+    setting_option(g, "--selection", "masking.selection")
+    setting_option(g, "--strategy", "masking.strategy")
     g.add_argument("--whole-word", action="store_const", const="whole_word", dest="masking.strategy",
                    help="same as --strategy whole_word")
     g.add_argument("--span", action="store_const", const="span", dest="masking.strategy",
                    help="same as --strategy span")
-    g.add_argument("--max-predictions", type=int, dest="masking.max_predictions_per_seq")
-    g.add_argument("--min-predictions", type=int, dest="masking.min_predictions_per_seq")
-    g.add_argument("--objective", choices=("nsp", "sop", "none"), dest="nsp.objective")
+    setting_option(g, "--max-predictions", "masking.max_predictions_per_seq")
+    setting_option(g, "--min-predictions", "masking.min_predictions_per_seq")
+    setting_option(g, "--objective", "nsp.objective")
     g.add_argument("--sop", action="store_const", const="sop", dest="nsp.objective", help="same as --objective sop")
-    g.add_argument("--random-next-probability", type=float, dest="nsp.random_next_probability")
-    g.add_argument("--short-seq-prob", type=float, dest="nsp.short_seq_prob")
-    g.add_argument("--max-seq-length", type=int, dest="data.max_seq_length")
+    setting_option(g, "--random-next-probability", "nsp.random_next_probability")
+    setting_option(g, "--short-seq-prob", "nsp.short_seq_prob")
+    setting_option(g, "--max-seq-length", "data.max_seq_length")
 
 
 def config_from_args(args: argparse.Namespace, base: WorkbenchConfig | None = None) -> WorkbenchConfig:

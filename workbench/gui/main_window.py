@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QWidget
+from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QMainWindow, QMessageBox, QWidget
 
 from workbench import __version__
 from workbench.config import WorkbenchConfig, dumps_toml
@@ -30,6 +30,7 @@ from workbench.gui.panels.probe_panel import ProbePanel
 from workbench.gui.panels.runs_panel import RunsPanel
 from workbench.gui.panels.training_panel import TrainingPanel
 from workbench.gui.run_settings import RunSettings
+from workbench.gui.gui_gc import collect_on_gui_thread
 from workbench.gui.jobs import Job
 from workbench.gui.menus import build_menus
 from workbench.gui.panel_registry import PANELS, PanelSpec, areas, layout_version
@@ -61,6 +62,7 @@ class MainWindow(QMainWindow):
         self.finetune_job: Job | None = None
         self.last_error = ""
         self.closing = False
+        self.collector = collect_on_gui_thread()   # never in a worker thread: see gui_gc
 
         import pyqtgraph as pg
 
@@ -348,6 +350,10 @@ class MainWindow(QMainWindow):
                 return
         try:
             self._close_jobs()
+            others = [w for w in QApplication.topLevelWidgets()
+                      if isinstance(w, MainWindow) and w is not self and w.isVisible()]
+            if not others:
+                self.collector.stop()            # no worker runs now: the automatic collector is safe again
         except Exception:       # an exception out of a Qt override crashes PySide 6.11: log it, close anyway
             log.exception("while closing the window")
         event.accept()

@@ -84,11 +84,14 @@ class RunController(QObject):
         worker.done.connect(self._done)
         worker.failed.connect(self._failed)
         worker.run_recorded.connect(self._run_recorded)
-        worker.said.connect(lambda message: window.statusBar().showMessage(message, 15000))
+        worker.said.connect(self._say)        # a slot of this GUI-thread object: queued, never run on the worker
         window.training.set_state("starting")
         window.state_label.setText("starting…")
         self.worker, self.job = worker, Job(worker, self)
         window.docks["plots"].raise_()
+
+    def _say(self, message: str) -> None:
+        self.window.statusBar().showMessage(message, 15000)
 
     # --- while it trains ------------------------------------------------------------------------------------
 

@@ -283,11 +283,12 @@ def _changed(config: WorkbenchConfig) -> list[tuple[str, object]]:
 
 
 def _help(section: str, key: str) -> str:
-    from workbench.config import describe_settings
+    from workbench.config import allowed_text, describe_settings
 
     for name, default, _, text in describe_settings():
         if name == f"{section}.{key}":
-            return f"{name} (default {default}): {text}"
+            allowed = allowed_text(name)
+            return f"{name} (default {default}{'; ' + allowed if allowed else ''}): {text}"
     return ""
 
 
