@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
     QComboBox, QDialog, QDialogButtonBox, QFormLayout, QGridLayout, QLabel, QLineEdit, QMessageBox, QVBoxLayout,
 )
 
-from workbench.config import WorkbenchConfig
+from workbench.config import WorkbenchConfig, allowed_text
 from workbench.errors import WorkbenchError
 from workbench.store.comparison import flat_config
 
@@ -69,6 +69,7 @@ class SweepDialog(QDialog):
             grid.addWidget(values, row + 1, 1)
             self.keys.append(combo)
             self.values.append(values)
+            combo.currentIndexChanged.connect(lambda _, combo=combo, values=values: self._show_allowed(combo, values))
             combo.currentIndexChanged.connect(self._update)
             values.textChanged.connect(self._update)
         self.seeds = QLineEdit(str(base.train.seed), objectName="sweepSeeds")
@@ -96,6 +97,15 @@ class SweepDialog(QDialog):
             self.fill(example)
         self._update()
         self.resize(640, 320)
+
+    @staticmethod
+    def _show_allowed(combo: QComboBox, values: QLineEdit) -> None:
+        """The chosen setting's declared choices or bounds, as the value field's hint."""
+        key = combo.currentData()
+        allowed = allowed_text(key) if key else ""
+        values.setPlaceholderText(f"in {allowed}" if allowed and allowed[0] in "[(" else allowed or
+                                  "e.g. 0.15, 0.3, 0.4")
+        values.setToolTip(f"{key}: {allowed}" if allowed else "")
 
     def fill(self, example: dict) -> None:
         self.name.setText(example.get("name", "sweep"))

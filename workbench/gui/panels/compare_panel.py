@@ -88,6 +88,11 @@ class ColumnsDialog(QDialog):
 
 
 class ComparePanel(QWidget):
+    """Longer than the house's ~400 lines for a class, for a reason: its widgets, the read on a worker and
+    the redraw in time slices share one state (the choices, the series read, the drawing in progress, which
+    a new choice must cancel), and split across classes each would reach into the others. What is compared
+    (units, labels, curves, bands, the table) is already out, in ``workbench.compare.view``, without Qt."""
+
     loaded = Signal(object, object)     # (request it was read for, {key: series} or an error text)
 
     def __init__(self, repository=None, parent=None):

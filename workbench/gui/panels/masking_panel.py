@@ -28,21 +28,13 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.config import WorkbenchConfig
-from workbench.data.inspection import example_tokens
 from workbench.data.masking import KEPT, MASKED, NOT_SELECTED, RANDOM
 from workbench.errors import WorkbenchError
+from workbench.gui.masking_html import COLORS, accuracy_by_kind, by_kind_text, chip, example_html, pair_label
 from workbench.gui.run_settings import RunSettings
 from workbench.gui.setting_fields import choice_field, number_field
 from workbench.gui.workers import in_background
 
-COLORS = {  # background, text
-    MASKED: ("#d62728", "#ffffff"),
-    RANDOM: ("#ff7f0e", "#ffffff"),
-    KEPT: ("#2ca02c", "#ffffff"),
-    "A": ("#dbe9f6", "#1b2631"),
-    "B": ("#eadcf5", "#1b2631"),
-    "special": ("#7f8c8d", "#ffffff"),
-}
 STAT_ROWS = (
     ("selected / non-special", "selected_fraction", "probability"),
     ("of which [MASK]", "mask_fraction", "mask_fraction"),
@@ -63,19 +55,12 @@ def same_vocabulary(tokenizer, dataset) -> bool:
         all(tokenizer.id_to_token(i) == token for i, token in enumerate(tokens))
 
 
-def by_kind_text(counts: dict[str, tuple[int, int]]) -> str:
-    """"[MASK] 41% (123/300) · random 12% (4/33) · kept 80% (24/30)" - kinds with no positions are left out."""
-    return " · ".join(f"{html.escape(kind)} {right / total:.0%} ({right}/{total})"
-                      for kind, (right, total) in counts.items() if total)
-
-
-def chip(text: str, background: str, color: str, bold: bool = False) -> str:
-    weight = "font-weight:600;" if bold else ""
-    return (f'<span style="background-color:{background};color:{color};{weight}">'
-            f"&nbsp;{html.escape(text)}&nbsp;</span>")
-
-
 class MaskingPanel(QWidget):
+    """Longer than the house's ~400 lines for a class, for a reason: the fields, the example on display, the
+    loaded and "before" models' guesses, accuracy by kind and the measured statistics are one view of one
+    example, and each redraws when the stream of pairs changes. The HTML is out (``gui/masking_html.py``),
+    and every pass over the data or a model runs on a worker."""
+
     options_changed = Signal()
     stats_ready = Signal(object, object)   # (job it was measured for, statistics or an error text)
     eval_scored = Signal(object, object)   # (model it was scored for, {kind: (right, total)} or an error text)
@@ -473,76 +458,23 @@ class MaskingPanel(QWidget):
 
     def render(self, batch, row: int, predictions: dict | None = None, before: dict | None = None) -> str:
         """The example as chips; with the loaded model's guesses (and the "before" model's) when given."""
-        vocab = self.dataset.vocabulary
-        if not self.settings.config.nsp.pair_task:
-            label = "no pair task: B continues A"
-        elif self.settings.config.nsp.objective == "sop":
-            label = "in order" if batch.nsp_labels[row] == 0 else "swapped"
-        else:
-            label = "IsNext" if batch.nsp_labels[row] == 0 else "NotNext"
+        config, vocab = self.settings.config, self.dataset.vocabulary
         predictions = predictions or {}
         before = before if predictions and before else {}
         selected = int((batch.kinds[row] != NOT_SELECTED).sum())
         self.header.setText(
-            f"<b>{label}</b> · segment A {int(batch.a_lengths[row])} tokens, B {int(batch.b_lengths[row])} tokens"
-            f"{' (truncated)' if batch.truncated[row] else ''} · {selected} predicted positions · "
-            f"micro-batch {self.micro_batch_index}, row {row} of the first epoch (process 1 of "
-            f"{self.settings.processes})")
-        chips = []
-        for token in example_tokens(batch, row, vocab):
-            pos, original, kind = token.position, token.original, token.kind
-            if kind == MASKED:
-                text = f"[MASK] ({original})"
-            elif kind == RANDOM:
-                text = f"{token.shown} ← {original}"
-            elif kind == KEPT:
-                text = f"{original} (kept)"
-            else:
-                text = original
-            colors = COLORS[kind] if kind != NOT_SELECTED else COLORS[token.role]
-            piece = chip(text, *colors, bold=kind != NOT_SELECTED)
-            if pos in predictions:
-                guesses = predictions[pos]
-                top, probability = guesses[0]
-                right = top == original
-                mark = "#1e8449" if right else "#b03a2e"
-                piece += (f'<span style="color:{mark};font-size:small"> → {html.escape(top)} '
-                          f'{probability:.0%} {"✓" if right else "✗"}</span>')
-            chips.append(piece)
-        body = "<p style='line-height:170%'>" + " ".join(chips) + "</p>"
+            f"<b>{pair_label(config, batch, row)}</b> · segment A {int(batch.a_lengths[row])} tokens, "
+            f"B {int(batch.b_lengths[row])} tokens{' (truncated)' if batch.truncated[row] else ''} · "
+            f"{selected} predicted positions · micro-batch {self.micro_batch_index}, row {row} of the first epoch "
+            f"(process 1 of {self.settings.processes})")
+        before_label = self.before[0] if before else ""
         self.example_kinds = ""
         if predictions:
-            self.example_kinds = (self._example_by_kind(batch, row, predictions)
-                                  + (f" (before, {html.escape(self.before[0])}: "
-                                     f"{self._example_by_kind(batch, row, before)})" if before else ""))
+            self.example_kinds = (accuracy_by_kind(batch, row, vocab, predictions)
+                                  + (f" (before, {html.escape(before_label)}: "
+                                     f"{accuracy_by_kind(batch, row, vocab, before)})" if before else ""))
         self._show_kind_line()
-        if predictions:
-            heading = "Top guesses" if not before else \
-                f"Top guesses, loaded model and <i>before ({html.escape(self.before[0])})</i>,"
-            body += f"<p style='font-size:small'><b>{heading}</b> at each predicted position:<br>"
-            for pos, guesses in predictions.items():
-                original = vocab.tokens[int(batch.original_ids[row, pos])]
-                listed = ", ".join(
-                    f"<span style='color:{'#1e8449' if g == original else 'inherit'}'>{html.escape(g)} {p:.0%}</span>"
-                    for g, p in guesses)
-                if pos in before:
-                    listed += " &nbsp; <i>before: " + ", ".join(
-                        f"<span style='color:{'#1e8449' if g == original else 'inherit'}'>{html.escape(g)} {p:.0%}"
-                        f"</span>" for g, p in before[pos]) + "</i>"
-                body += f"{pos}: <b>{html.escape(original)}</b> → {listed}<br>"
-            body += "</p>"
-        return body
-
-    def _example_by_kind(self, batch, row: int, predictions: dict) -> str:
-        from workbench.data.masking import KIND_NAMES
-
-        counts: dict[str, list[int]] = {KIND_NAMES[k]: [0, 0] for k in (MASKED, RANDOM, KEPT)}
-        vocab = self.dataset.vocabulary
-        for pos, guesses in predictions.items():
-            entry = counts[KIND_NAMES[int(batch.kinds[row, pos])]]
-            entry[0] += guesses[0][0] == vocab.tokens[int(batch.original_ids[row, pos])]
-            entry[1] += 1
-        return by_kind_text({kind: (right, total) for kind, (right, total) in counts.items()})
+        return example_html(batch, row, vocab, predictions, before, before_label)
 
     def measure(self, background: bool = False) -> dict:
         """Realised rates over 2,000 training examples, shown next to the configured ones.
