@@ -124,6 +124,11 @@ def test_form_validates_as_you_type(make_window, corpus, qtbot):
     rate = window.training.widgets[("train", "learning_rate")]
     assert rate.text() == "auto (chosen for the model)" and window.training.config().train.learning_rate == 0.0
     assert window.training.config().model.architecture == "modernbert"
+    window.run_settings.set("train", "max_steps", 321)          # set elsewhere (a sweep, the self-test): shown
+    assert window.training.widgets[("train", "max_steps")].value() == 321
+    seed = window.training.widgets[("train", "seed")]             # the config's whole range, not Qt's 32 bits
+    seed.setValue(2**63 - 1)
+    assert window.current_config().train.seed == 2**63 - 1 and seed.maximum() == 2**63 - 1
     window.training.widgets[("train", "batch_size")].setValue(10)
     window.run_settings.set("train", "gradient_accumulation_steps", 3)
     window.training.validate()

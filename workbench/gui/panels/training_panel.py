@@ -160,29 +160,38 @@ class TrainingPanel(QWidget):
     def _settings_changed(self, key: str) -> None:
         if key in ("", "model.preset", "processes"):
             self.refresh()
+            return
+        widget = self.widgets.get(tuple(key.split(".", 1)))
+        if widget is not None and not isinstance(widget, QLineEdit):   # set elsewhere (a sweep, the self-test)
+            self._show(key.split(".", 1), widget)
+        self.validate()
+
+    def _show(self, field: tuple[str, str] | list[str], widget: QWidget) -> None:
+        """One setting in its field (signals blocked, so nothing echoes back)."""
+        section, key = field
+        config = self.settings.config
+        value = getattr(getattr(config, section), key)
+        if config.model.preset != "custom" and section == "model" and key in SIZE_KEYS:
+            value = preset_sizes(config.model.preset)[key]      # 0 in the config: the preset's size
+        widget.blockSignals(True)
+        if isinstance(widget, QComboBox):
+            index = widget.findText(str(value))
+            if index < 0:                                        # e.g. device = "cuda:1" from a TOML file
+                widget.addItem(str(value))
+                index = widget.count() - 1
+            widget.setCurrentIndex(index)
+        elif isinstance(widget, (QSpinBox, QDoubleSpinBox, WideSpinBox)):
+            if widget.value() != value:
+                widget.setValue(value)
         else:
-            self.validate()
+            widget.setText(str(value))
+        widget.blockSignals(False)
 
     def refresh(self) -> None:
         """Show the settings in the form (signals blocked, so nothing echoes back)."""
         config = self.settings.config
-        named = config.model.preset != "custom"
-        for (section, key), widget in self.widgets.items():
-            value = getattr(getattr(config, section), key)
-            if named and section == "model" and key in SIZE_KEYS:
-                value = preset_sizes(config.model.preset)[key]      # 0 in the config: the preset's size
-            widget.blockSignals(True)
-            if isinstance(widget, QComboBox):
-                index = widget.findText(str(value))
-                if index < 0:                                        # e.g. device = "cuda:1" from a TOML file
-                    widget.addItem(str(value))
-                    index = widget.count() - 1
-                widget.setCurrentIndex(index)
-            elif isinstance(widget, (QSpinBox, QDoubleSpinBox, WideSpinBox)):
-                widget.setValue(value)
-            else:
-                widget.setText(str(value))
-            widget.blockSignals(False)
+        for field, widget in self.widgets.items():
+            self._show(field, widget)
         self.processes.blockSignals(True)
         self.processes.setValue(self.settings.processes)
         self.processes.blockSignals(False)
