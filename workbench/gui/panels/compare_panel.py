@@ -42,6 +42,7 @@ from workbench.gui.table_items import NumberItem
 from workbench.gui.workers import in_background
 from workbench.compare.plot_math import X_AXES, difference_to, parallel_axes, robust_range
 from workbench.compare.view import DEFAULT_METRIC, CompareUnit, CompareView
+from workbench.metrics import title as metric_title
 from workbench.store.statuses import ENDED
 from workbench.store.comparison import table_csv, write_tidy_csv
 
@@ -444,7 +445,7 @@ class ComparePanel(QWidget):
         name, is_eval = tuple(self.metric_choice.currentData() or DEFAULT_METRIC)
         baseline_id = self.baseline.currentData()
         difference = self.difference.isChecked() and baseline_id is not None
-        self.plot.setLabel("left", ("Δ " if difference else "") + ("held-out " if is_eval else "") + name)
+        self.plot.setLabel("left", ("Δ " if difference else "") + metric_title(("eval_" if is_eval else "") + name))
         self.plot.setLogMode(y=self.log_y.isChecked() and not difference)
         self.plot.disableAutoRange()                # the range is set once, at the end
         base = next((self.unit_curve(unit) for unit in self.units if unit.id == baseline_id), None)
