@@ -13,8 +13,11 @@ from conftest import write_learnable_corpus  # noqa: E402
 
 
 @pytest.fixture
-def make_window(qtbot, tmp_path):
+def make_window(qtbot, tmp_path, monkeypatch):
     from workbench.gui.main_window import MainWindow
+
+    # A test that fails mid-run leaves a run training: closing the window then must not wait for an answer.
+    monkeypatch.setattr(QMessageBox, "question", lambda *args, **kwargs: QMessageBox.Yes)
 
     def make(**kwargs):
         window = MainWindow(db=str(tmp_path / "runs.db"), data_dir=tmp_path / "data",
@@ -398,7 +401,8 @@ def test_a_sweep_from_the_window_runs_its_queue_and_opens_the_comparison_grouped
     assert dialog.spec is None and "masking.probability" in dialog.summary.text()
     dialog.values[0].setText("0.15, 0.3")
     window.runner.start_sweep(dialog.spec)
-    qtbot.waitUntil(lambda: window.sweeps.last_sweep_id is not None, timeout=240_000)
+    qtbot.waitUntil(lambda: window.sweeps.last_sweep_id is not None or bool(window.last_error), timeout=240_000)
+    assert not window.last_error
     sweep_id = window.sweeps.last_sweep_id
     sweep = window.repository.sweeps.get(sweep_id)
     assert sweep.status == "completed" and [i.status for i in sweep.items] == ["done"] * 4

@@ -104,11 +104,11 @@ def _delete(repository, run_ids: list[int], yes: bool) -> int:
 
 # --- show -----------------------------------------------------------------------------------
 
-def write_metrics_csv(path: str, series: dict[str, dict]) -> int:
+def write_metrics_csv(path: str, series: dict) -> int:
     """Wide CSV: one row per step, one column per metric (eval_ columns for held-out points)."""
-    steps = sorted({s for data in series.values() for s in data["steps"]})
+    steps = sorted({int(s) for data in series.values() for s in data.steps})
     names = sorted(series)
-    lookup = {name: dict(zip(data["steps"], data["values"])) for name, data in series.items()}
+    lookup = {name: dict(zip(data.steps.tolist(), data.values.tolist())) for name, data in series.items()}
     try:
         with open(path, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
@@ -143,7 +143,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"wrote {rows} steps of {len(series)} metrics to {args.csv}", file=sys.stderr)
     if args.json:
         if args.metrics:
-            info["metrics"] = series
+            info["metrics"] = {name: data.to_dict() for name, data in series.items()}
         print(json.dumps(info, indent=1))
         return 0
     print(f"run {run.id}: {run.name}   [{run.status}]  {', '.join(run.tag_names)}")
@@ -172,7 +172,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.metrics:
         print("  metrics (points, first -> last, min, max):")
         for name, data in sorted(series.items()):
-            values = data["values"]
+            values = data.values.tolist()
             print(f"    {name:<22} {len(values):>6}  {values[0]:.4g} -> {values[-1]:.4g}  "
                   f"min {min(values):.4g}  max {max(values):.4g}")
     print("config:")

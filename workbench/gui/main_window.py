@@ -106,7 +106,11 @@ class MainWindow(QMainWindow):
 
     def open_repository(self, path: str | None = None) -> None:
         """Open (and, if needed, create or upgrade) the run database, or switch to the one at ``path`` (File →
-        Open database…); errors become a message."""
+        Open database…); errors become a message.
+
+        This one stays on the GUI thread, right after the first paint (about 1 s with SQLAlchemy and Alembic):
+        opened on a worker, its first migration of a fresh database raced with the first run's own open of
+        the same file and hung both."""
         if self.repository is not None and path is None:
             return
         from workbench.errors import WorkbenchError

@@ -47,6 +47,10 @@ class Series:
     values: np.ndarray      # (n,) float64
     wall_times: np.ndarray  # (n,) float64: seconds since the run started
 
+    def to_dict(self) -> dict[str, list]:
+        """As JSON gives it (``show --json --metrics``)."""
+        return {"steps": self.steps.tolist(), "values": self.values.tolist(), "wall_times": self.wall_times.tolist()}
+
 
 class RunRepository:
     def __init__(self, url_or_engine: str | Engine | None = None):

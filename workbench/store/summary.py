@@ -37,11 +37,7 @@ def run_summary(repository, run) -> dict:
     }
 
 
-def all_series(repository, run_id: int) -> dict[str, dict]:
-    """Every metric of a run: ``{name or eval_name: {steps, values, wall_times}}``."""
-    out = {}
-    for name, is_eval in repository.metric_names(run_id):
-        series = repository.series(run_id, name, is_eval)
-        out[f"eval_{name}" if is_eval else name] = {"steps": series.steps.tolist(), "values": series.values.tolist(),
-                                                      "wall_times": series.wall_times.tolist()}
-    return out
+def all_series(repository, run_id: int) -> dict:
+    """Every metric of a run: ``{name or eval_name: Series}`` (the one series type, ``repository.Series``)."""
+    return {f"{EVAL_PREFIX}{name}" if is_eval else name: repository.series(run_id, name, is_eval)
+            for name, is_eval in repository.metric_names(run_id)}

@@ -193,24 +193,24 @@ class PlotsPanel(QWidget):
         line.setValue(math.log10(value) if logged else value)
         line.setVisible(True)
 
-    def load_series(self, series: dict[str, dict]) -> None:
-        """Show a recorded run (``all_series`` of the run history): train and eval points."""
+    def load_series(self, series: dict) -> None:
+        """Show a recorded run (``all_series`` of the run history: name -> Series): train and eval points."""
         self.clear()
-        steps = np.asarray(series.get("loss", {}).get("steps", []), dtype=float)
+        steps = np.asarray(series["loss"].steps if "loss" in series else [], dtype=float)
         if len(steps):
             columns = {"step": steps}
             for name in self.train.data:
                 if name in series and name != "step":
-                    lookup = dict(zip(series[name]["steps"], series[name]["values"]))
+                    lookup = dict(zip(series[name].steps.tolist(), series[name].values.tolist()))
                     columns[name] = np.array([lookup.get(int(s), math.nan) for s in steps])
             self.train.extend(columns)
-        eval_steps = np.asarray(series.get("eval_mlm_loss", {}).get("steps", []), dtype=float)
+        eval_steps = np.asarray(series["eval_mlm_loss"].steps if "eval_mlm_loss" in series else [], dtype=float)
         if len(eval_steps):
             columns = {"step": eval_steps}
             for name in EVAL_METRICS:
                 if f"eval_{name}" in series:
-                    columns[name] = np.asarray(series[f"eval_{name}"]["values"], dtype=float)
-            self.set_references({metric: float(series[f"eval_{field}"]["values"][-1])
+                    columns[name] = np.asarray(series[f"eval_{name}"].values, dtype=float)
+            self.set_references({metric: float(series[f"eval_{field}"].values[-1])
                                  for metric, (field, _) in REFERENCES.items() if f"eval_{field}" in series})
             train_steps = self.train.view("step")
             for axis in ("tokens_seen", "elapsed"):

@@ -372,33 +372,41 @@ class RunsPanel(QWidget):
             signal.emit(ids[0])
 
     def _new_run(self) -> None:
-        ids = self.selected_ids()
+        ids = [i for i in self.selected_ids() if i in self.runs]
         if len(ids) == 1:
-            self.new_run_requested.emit(self.repository.get(ids[0]).config)
+            self.new_run_requested.emit(self.runs[ids[0]].config)     # as read with the list
+
+    def _write(self, change, what: str) -> None:
+        """A change to the run database on a worker; the list is read again when it is written."""
+        repository = self.repository
+        in_background(lambda: change(repository), what, then=lambda _: self.refresh(background=True),
+                      failed=lambda message: QMessageBox.warning(self, "Cannot change the run", message))
 
     def _rename(self) -> None:
-        ids = self.selected_ids()
+        ids = [i for i in self.selected_ids() if i in self.runs]
         if len(ids) != 1:
             return
         name, ok = QInputDialog.getText(self, "Rename run", "Name:", text=self.runs[ids[0]].name)
         if ok and name.strip():
-            self.repository.rename(ids[0], name)
-            self.refresh()
+            self._write(lambda repository: repository.rename(ids[0], name), "run-rename")
 
     def _notes(self) -> None:
-        ids = self.selected_ids()
+        ids = [i for i in self.selected_ids() if i in self.runs]
         if len(ids) != 1:
             return
-        run = self.repository.get(ids[0])
-        notes, ok = QInputDialog.getMultiLineText(self, "Notes", f"Notes for run {run.id}:", run.notes)
+        run = self.runs[ids[0]]
+        notes, ok = QInputDialog.getMultiLineText(self, "Notes", f"Notes for run {run.id}:", run.notes or "")
         if not ok:
             return
         tags, ok = QInputDialog.getText(self, "Tags", "Tags (comma separated):", text=", ".join(run.tag_names))
-        self.repository.set_notes(run.id, notes)
-        if ok:
-            wanted = {t.strip() for t in tags.split(",") if t.strip()}
-            self.repository.tag(run.id, add=wanted, remove=set(run.tag_names) - wanted)
-        self.refresh()
+        wanted = {t.strip() for t in tags.split(",") if t.strip()} if ok else None
+
+        def change(repository) -> None:
+            repository.set_notes(run.id, notes)
+            if wanted is not None:
+                repository.tag(run.id, add=wanted, remove=set(run.tag_names) - wanted)
+
+        self._write(change, "run-notes")
 
     def _delete(self) -> None:
         ids = self.selected_ids()
@@ -415,19 +423,30 @@ class RunsPanel(QWidget):
             self.delete_runs(ids)
 
     def delete_runs(self, ids: list[int]) -> None:
+        """Delete the runs and what they own on disk (checkpoints can be GBs) on a worker; then say what was
+        kept and why."""
         from workbench.errors import WorkbenchError
         from workbench.services.run_removal import delete_run
 
-        said = []
-        for run_id in ids:
-            try:
-                said.append(delete_run(self.repository, run_id))
-            except WorkbenchError as exc:
-                said.append(str(exc))
-        self.refresh()
-        kept = [line for line in said if "kept" in line or "stop it first" in line]
-        if kept:
-            QMessageBox.information(self, "Delete runs", "\n".join(kept))
+        repository = self.repository
+
+        def delete() -> list[str]:
+            said = []
+            for run_id in ids:
+                try:
+                    said.append(delete_run(repository, run_id))
+                except WorkbenchError as exc:
+                    said.append(str(exc))
+            return said
+
+        def done(said: list[str]) -> None:
+            self.refresh(background=True)
+            kept = [line for line in said if "kept" in line or "stop it first" in line]
+            if kept:
+                QMessageBox.information(self, "Delete runs", "\n".join(kept))
+
+        in_background(delete, "run-delete", then=done,
+                      failed=lambda message: QMessageBox.warning(self, "Delete runs", message))
 
 
 if __name__ == "__main__":  # python -m workbench.gui.panels.runs_panel [DATABASE_URL]: the run history on its own
