@@ -24,6 +24,8 @@ os.environ["XDG_STATE_HOME"] = os.path.join(_TEST_DATA, "state")  # the error lo
 # `subprocess` are found here, from the test's fixtures and source, so a new test is sorted without a decorator.
 _SPAWNS = re.compile(r"subprocess\.|Popen|sys\.executable|multiprocessing|torchrun|(?<![.\w])(run|popen|cli_process)\(")
 GUI_MODULES = ("test_gui", "test_gui_jobs", "test_panels_standalone", "test_compare_panel")
+# Fixtures that train a model first: a test that uses one is slow, whatever its own body takes.
+TRAINING_FIXTURES = {"modern_run", "pretrained_run", "cli_run", "two_runs"}
 
 
 # A test that hangs (a deadlock between threads) would hold CI for its whole 90 minutes and say nothing: after
@@ -67,6 +69,8 @@ def pytest_collection_modifyitems(config, items):
             source = ""
         if _SPAWNS.search(source) or "postgresql" in item.name:
             item.add_marker(pytest.mark.subprocess)
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 SUBJECTS = ["the cat", "a dog", "my neighbour", "the old sailor", "every student", "the quiet engineer",

@@ -132,3 +132,15 @@ def test_given_tokenizer_is_used_and_large_vocabularies_use_uint32(tmp_path, sma
     assert ds.tokens.dtype == np.uint32
     assert ds.vocabulary.size == len(tokens)
     assert ds.tokenizer.encode("cat", add_special_tokens=False).tokens == ["c", "##a", "##t"]
+
+
+def test_offsets_whose_differences_wrap_around_are_refused(tmp_path, small_config):
+    """A damaged offset of 2**62 followed by a negative one: their 64-bit difference wraps to a positive number,
+    so "increasing" must be checked by comparing, not subtracting (found by the fuzz test)."""
+    out = tmp_path / "ds"
+    prepare_dataset([write_text_corpus(tmp_path / "c.txt", documents=10)], out, small_config)
+    offsets = np.fromfile(out / "sentence_offsets.bin", dtype=np.int64)
+    offsets[3], offsets[4] = offsets[3] + 2**56, -(2**63) + 2**56    # what 11 junk bytes at one place made
+    offsets.tofile(out / "sentence_offsets.bin")
+    with pytest.raises(DatasetError, match=r"sentence_offsets.bin is not increasing"):
+        TokenizedDataset(out)
