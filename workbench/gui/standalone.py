@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import gc
 import sys
 from typing import Callable
 
 from PySide6.QtWidgets import QApplication, QWidget
+
+from workbench.gui.gui_gc import collect_on_gui_thread
 
 
 def run_alone(make_panel: Callable[[], QWidget], width: int = 900, height: int = 700) -> int:
@@ -14,6 +15,7 @@ def run_alone(make_panel: Callable[[], QWidget], width: int = 900, height: int =
 
     The panel is destroyed before the application (a plot outliving it crashes the interpreter at exit)."""
     app = QApplication.instance() or QApplication(sys.argv)
+    collector = collect_on_gui_thread()          # as the window does: never a collection on a worker
     panel = make_panel()
     panel.resize(width, height)
     panel.show()
@@ -22,5 +24,5 @@ def run_alone(make_panel: Callable[[], QWidget], width: int = 900, height: int =
     panel.deleteLater()
     del panel
     app.processEvents()
-    gc.collect()
+    collector.stop()                             # collects here once, then the automatic collector again
     return code
