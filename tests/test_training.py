@@ -279,7 +279,7 @@ def test_a_checkpoint_with_another_metric_set_resumes(learnable_dataset, tmp_pat
 
     from workbench.checkpoint import INFO, STATE
     from workbench.durable_io import sha256_file
-    from workbench.train.trainer import DEVICE_SUMS, HOST_SUMS
+    from workbench.train.metric_interval import DEVICE_SUMS, HOST_SUMS
 
     config = tiny_train_config(learnable_dataset.path, max_steps=16, checkpoint_every=6, keep_checkpoints=10,
                                log_every=4)
