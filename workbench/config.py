@@ -18,81 +18,15 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from workbench import architectures
 from workbench.errors import ConfigError
-
-
-def setting(default: Any, help: str, kind: str = "structural", choices: tuple | Callable[[], tuple] = (),
-            bounds: str = "") -> Any:
-    """A dataclass field with its documentation and its rules attached: ``choices`` (or a function giving
-    them), ``bounds`` as an interval (``"[0, 1)"``, ``"[1, 10**12]"``). ``validate``, the window's fields,
-    the command line and the sweep dialog all read them from here (``choices_of``, ``bounds_of``)."""
-    return field(default=default, metadata={"help": help, "kind": kind, "choices": choices,
-                                            "bounds": Bounds.parse(bounds) if bounds else None})
-
-
-@dataclass(frozen=True)
-class Bounds:
-    """An interval of allowed numbers; open or closed at either end. Counts stop at 10**12 (far beyond any
-    real run, far below an overflow), sizes where torch would fail: a typo's extra digits are refused."""
-
-    low: float
-    high: float
-    low_open: bool = False
-    high_open: bool = False
-
-    @classmethod
-    def parse(cls, text: str) -> "Bounds":
-        match = re.fullmatch(r"([\[(])\s*([^,]+),\s*([^\])]+)([\])])", text.strip())
-        if not match:
-            raise ValueError(f"bounds {text!r}: write an interval like [0, 1)")
-        low, high = (_number(part) for part in match.group(2, 3))
-        return cls(low, high, match.group(1) == "(", match.group(4) == ")")
-
-    def __contains__(self, value: float) -> bool:
-        above = value > self.low if self.low_open else value >= self.low
-        below = value < self.high if self.high_open else value <= self.high
-        return above and below
-
-    def __str__(self) -> str:
-        return f"{'(' if self.low_open else '['}{_show(self.low)}, {_show(self.high)}{')' if self.high_open else ']'}"
-
-
-def _number(text: str) -> int | float:
-    """``10**12``, ``2**63 - 1``, ``1e9``, ``0.5``: the literal forms bounds are written in."""
-    text = text.strip()
-    match = re.fullmatch(r"(\d+)\*\*(\d+)(?:\s*-\s*(\d+))?", text)
-    if match:
-        return int(match.group(1)) ** int(match.group(2)) - int(match.group(3) or 0)
-    return float(text) if any(c in text for c in ".e") else int(text)
-
-
-def _show(value: float) -> str:
-    if isinstance(value, int) and value >= 10**6:
-        for base in (10, 2):
-            exponent = round(math.log(value + 1, base))
-            if base ** exponent in (value, value + 1):
-                return f"{base}**{exponent}" + (" - 1" if base ** exponent == value + 1 else "")
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def check_rules(section: Any) -> None:
-    """Every setting of ``section`` within its declared bounds and among its choices (the message names the
-    key)."""
-    for f in dataclasses.fields(section):
-        bounds, choices = f.metadata.get("bounds"), _choices(f)
-        value = getattr(section, f.name)
-        if choices and value not in choices:
-            raise ConfigError(f"{section.SECTION}.{f.name} must be one of {', '.join(choices)}; got {value!r}")
-        if bounds is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value in bounds):
-            raise ConfigError(f"{section.SECTION}.{f.name} must be in {bounds}, got {value!r}")
+from workbench.setting_rules import Bounds, check_rules, choices_in, setting
 
 
 @dataclass
@@ -451,7 +385,7 @@ def section_from_dict(cls: type, values: dict[str, Any]) -> Any:
         kwargs[key] = _coerce(f"{cls.SECTION}.{key}", hints[key], value)
     section = cls(**kwargs)
     for f in dataclasses.fields(cls):
-        choices = _choices(f)
+        choices = choices_in(f)
         if choices and getattr(section, f.name) not in choices:
             raise ConfigError(
                 f"{cls.SECTION}.{f.name} must be one of {', '.join(choices)}; got {getattr(section, f.name)!r}"
@@ -592,7 +526,7 @@ def choices_of(key: str) -> tuple[str, ...]:
         if f.name == section_name:
             for inner in dataclasses.fields(f.default_factory):
                 if inner.name == name:
-                    return _choices(inner)
+                    return choices_in(inner)
     raise KeyError(key)
 
 
@@ -605,11 +539,6 @@ def bounds_of(key: str) -> Bounds | None:
                 if inner.name == name:
                     return inner.metadata.get("bounds")
     raise KeyError(key)
-
-
-def _choices(f: dataclasses.Field) -> tuple[str, ...]:
-    choices = f.metadata.get("choices", ())
-    return tuple(choices() if callable(choices) else choices)
 
 
 def allowed_text(key: str) -> str:
