@@ -32,11 +32,12 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QPainterPath, QPen
 from PySide6.QtWidgets import (
-    QAbstractItemView, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
-    QGraphicsPathItem, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMessageBox, QPushButton, QSplitter,
+    QAbstractItemView, QCheckBox, QComboBox, QDialog, QDoubleSpinBox, QFileDialog,
+    QGraphicsPathItem, QHBoxLayout, QLabel, QMessageBox, QPushButton, QSplitter,
     QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget,
 )
 
+from workbench.gui.compare_widgets import ColumnsDialog, export_plot
 from workbench.gui.curves import band_outline, ema, envelope
 from workbench.gui.table_items import NumberItem
 from workbench.gui.workers import in_background
@@ -60,32 +61,6 @@ class BandItem(QGraphicsPathItem):
         super().__init__()
         self.setPen(QPen(Qt.NoPen))
         self.setZValue(-1)                          # under the curves
-
-
-class ColumnsDialog(QDialog):
-    """Choose the table's columns: settings, and metrics' last / best / min / max / held-out values."""
-
-    def __init__(self, available: list[str], chosen: list[str], parent=None):
-        super().__init__(parent)
-        self.setWindowTitle("Table columns")
-        self.list = QListWidget(objectName="columnsList")
-        for key in available:
-            item = QListWidgetItem(key)
-            item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
-            item.setCheckState(Qt.Checked if key in chosen else Qt.Unchecked)
-            self.list.addItem(item)
-        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Settings are section.key; metrics are metric:statistic (eval_ = held-out)."))
-        layout.addWidget(self.list, 1)
-        layout.addWidget(buttons)
-        self.resize(420, 520)
-
-    def chosen(self) -> list[str]:
-        return [self.list.item(i).text() for i in range(self.list.count())
-                if self.list.item(i).checkState() == Qt.Checked]
 
 
 class ComparePanel(QWidget):
@@ -615,37 +590,15 @@ class ComparePanel(QWidget):
     def export(self, kind: str, path: str) -> None:
         """Write the plot on display (png at 2,400 px wide, svg), the selected runs' series (tidy CSV) or the
         table (CSV) to ``path``; OSError when it cannot be written."""
-        widget = self.tabs.currentWidget()
-        if kind == "png":
-            import pyqtgraph.exporters as exporters
-
-            exporter = exporters.ImageExporter(widget.getPlotItem())
-            exporter.parameters()["width"] = 2400
-            exporter.export(path)
-            return
-        if kind == "svg":                      # Qt's own SVG painter: vector paths and text, at the view's size
-            from PySide6.QtCore import QRect
-            from PySide6.QtGui import QPainter
-            from PySide6.QtSvg import QSvgGenerator
-
-            generator = QSvgGenerator()
-            generator.setFileName(path)
-            generator.setSize(widget.size())
-            generator.setViewBox(QRect(0, 0, widget.width(), widget.height()))
-            generator.setTitle(f"Pre-training Workbench: {self.tabs.tabText(self.tabs.currentIndex())}")
-            painter = QPainter()
-            if not painter.begin(generator):
-                raise OSError(f"cannot write {path}")
-            widget.render(painter)
-            painter.end()
-            return
-        if kind == "series":
+        if kind in ("png", "svg"):
+            export_plot(self.tabs.currentWidget(), kind, path,
+                        f"Pre-training Workbench: {self.tabs.tabText(self.tabs.currentIndex())}")
+        elif kind == "series":
             write_tidy_csv(self.repository, self.runs, self.differing_keys(), path)
-            return
-        header, rows = self.table_rows()
-        with open(path, "w", encoding="utf-8", newline="") as out:
-            out.write(table_csv(header, [["" if v is None else v for v in row] for row in rows]))
-
+        else:
+            header, rows = self.table_rows()
+            with open(path, "w", encoding="utf-8", newline="") as out:
+                out.write(table_csv(header, [["" if v is None else v for v in row] for row in rows]))
 
 if __name__ == "__main__":
     import sys

@@ -1,0 +1,59 @@
+"""The Compare panel's helpers with widgets of their own: the Columns… dialog, and a plot written as PNG or
+SVG."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QListWidget, QListWidgetItem, QVBoxLayout
+
+
+class ColumnsDialog(QDialog):
+    """Choose the table's columns: settings, and metrics' last / best / min / max / held-out values."""
+
+    def __init__(self, available: list[str], chosen: list[str], parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Table columns")
+        self.list = QListWidget(objectName="columnsList")
+        for key in available:
+            item = QListWidgetItem(key)
+            item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
+            item.setCheckState(Qt.Checked if key in chosen else Qt.Unchecked)
+            self.list.addItem(item)
+        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Settings are section.key; metrics are metric:statistic (eval_ = held-out)."))
+        layout.addWidget(self.list, 1)
+        layout.addWidget(buttons)
+        self.resize(420, 520)
+
+    def chosen(self) -> list[str]:
+        return [self.list.item(i).text() for i in range(self.list.count())
+                if self.list.item(i).checkState() == Qt.Checked]
+
+
+def export_plot(widget, kind: str, path: str, title: str) -> None:
+    """``widget`` (a pyqtgraph plot) as PNG (2,400 px wide) or SVG (Qt's own painter: vector paths and text, at
+    the view's size); OSError when it cannot be written."""
+    if kind == "png":
+        import pyqtgraph.exporters as exporters
+
+        exporter = exporters.ImageExporter(widget.getPlotItem())
+        exporter.parameters()["width"] = 2400
+        exporter.export(path)
+        return
+    from PySide6.QtCore import QRect
+    from PySide6.QtGui import QPainter
+    from PySide6.QtSvg import QSvgGenerator
+
+    generator = QSvgGenerator()
+    generator.setFileName(path)
+    generator.setSize(widget.size())
+    generator.setViewBox(QRect(0, 0, widget.width(), widget.height()))
+    generator.setTitle(title)
+    painter = QPainter()
+    if not painter.begin(generator):
+        raise OSError(f"cannot write {path}")
+    widget.render(painter)
+    painter.end()
