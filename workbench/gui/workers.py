@@ -82,9 +82,14 @@ _mailboxes: list[_Mailbox] = []
 
 
 def _mailbox() -> _Mailbox:
-    """The GUI thread's mailbox (made on first use, which is on the GUI thread)."""
+    """The GUI thread's mailbox (made on first use, and moved to the application's thread whichever thread
+    that use is on)."""
     if not _mailboxes:
-        _mailboxes.append(_Mailbox())
+        from PySide6.QtCore import QCoreApplication
+
+        mailbox = _Mailbox()
+        mailbox.moveToThread(QCoreApplication.instance().thread())
+        _mailboxes.append(mailbox)
     return _mailboxes[0]
 
 

@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QPainterPath, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView, QCheckBox, QComboBox, QDialog, QDoubleSpinBox, QFileDialog,
@@ -68,8 +68,6 @@ class ComparePanel(QWidget):
     the redraw in time slices share one state (the choices, the series read, the drawing in progress, which
     a new choice must cancel), and split across classes each would reach into the others. What is compared
     (units, labels, curves, bands, the table) is already out, in ``workbench.compare.view``, without Qt."""
-
-    loaded = Signal(object, object)     # (request it was read for, {key: series} or an error text)
 
     def __init__(self, repository=None, parent=None):
         super().__init__(parent)
@@ -175,7 +173,6 @@ class ComparePanel(QWidget):
         self.body = splitter
         self._set_empty(True)
 
-        self.loaded.connect(self._loaded)
         self.metric_choice.currentIndexChanged.connect(self._reload)
         self.axis.currentIndexChanged.connect(self._reload)
         for widget in (self.smoothing,):
@@ -291,22 +288,18 @@ class ComparePanel(QWidget):
         self.status.setText(f"reading {len(missing)} series…")
         ended = {run.id for run in self.runs if run.status in ENDED}
 
-        def read() -> None:
+        def read():
             from workbench.errors import StoreError
 
             try:
                 names = set()
                 for run_id in name_runs:            # the names of a few runs are the names of all
                     names.update(request[1].metric_names(run_id))
-                result = ({key: request[1].series(*key) for key in request[0]}, names if name_runs else None)
+                return {key: request[1].series(*key) for key in request[0]}, names if name_runs else None
             except StoreError as exc:
-                result = str(exc)
-            try:
-                self.loaded.emit((request, ended), result)
-            except RuntimeError:
-                pass                               # the panel was closed meanwhile
+                return str(exc)
 
-        in_background(read, "compare-read")
+        in_background(read, "compare-read", then=lambda result: self._loaded((request, ended), result))
 
     @property
     def loading(self) -> bool:

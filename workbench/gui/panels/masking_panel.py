@@ -62,9 +62,6 @@ class MaskingPanel(QWidget):
     and every pass over the data or a model runs on a worker."""
 
     options_changed = Signal()
-    stats_ready = Signal(object, object)   # (job it was measured for, statistics or an error text)
-    eval_scored = Signal(object, object)   # (model it was scored for, {kind: (right, total)} or an error text)
-    predicted = Signal(object, object)     # (job it was computed for, (guesses, guesses before) or an error text)
 
     def __init__(self, settings: RunSettings | None = None, parent=None):
         super().__init__(parent)
@@ -159,12 +156,9 @@ class MaskingPanel(QWidget):
         self.redraw_timer.timeout.connect(self.redraw)
         self.stats_timer = QTimer(self, singleShot=True, interval=250)
         self.stats_timer.timeout.connect(lambda: self.measure(background=True))
-        self.stats_ready.connect(self._show_stats)
         next_button.clicked.connect(lambda: self.example.setValue(self.example.value() + 1))
         self.show_predictions.toggled.connect(self._schedule_example)
         self.before_choice.currentIndexChanged.connect(self._choose_before)
-        self.eval_scored.connect(self._show_eval)
-        self.predicted.connect(self._show_predictions)
         self.settings.changed.connect(self._settings_changed)
         self.refresh()
 
@@ -311,20 +305,16 @@ class MaskingPanel(QWidget):
             self.eval_line.setText(str(exc))
             return
 
-        def score() -> None:
+        def score():
             from workbench.train.evaluation import accuracy_by_kind, build_eval_set
 
             try:
                 eval_set = build_eval_set(dataset, config)
-                result = accuracy_by_kind(model, eval_set.batches) if eval_set else "no held-out documents"
+                return accuracy_by_kind(model, eval_set.batches) if eval_set else "no held-out documents"
             except (WorkbenchError, RuntimeError, ValueError) as exc:
-                result = str(exc)
-            try:
-                self.eval_scored.emit(model, result)
-            except RuntimeError:
-                pass                    # the panel was closed while scoring
+                return str(exc)
 
-        in_background(score, "eval-by-kind")
+        in_background(score, "eval-by-kind", then=lambda result: self._show_eval(model, result))
 
     def _show_eval(self, model, result) -> None:
         if model is not self.model:
@@ -432,19 +422,16 @@ class MaskingPanel(QWidget):
             return
         job = self.prediction_job = (batch, row, self.model, self.before)
 
-        def predict() -> None:
-            try:
-                guesses = top_guesses(job[2], batch, row, self.dataset.vocabulary)
-                before = top_guesses(job[3][1], batch, row, self.dataset.vocabulary) if job[3] else {}
-                result = (guesses, before)
-            except (RuntimeError, ValueError, IndexError) as exc:
-                result = f"The model cannot read this example: {exc}"
-            try:
-                self.predicted.emit(job, result)
-            except RuntimeError:
-                pass                    # the panel was closed meanwhile
+        vocabulary = self.dataset.vocabulary
 
-        in_background(predict, "masking-predictions")
+        def predict():
+            try:
+                guesses = top_guesses(job[2], batch, row, vocabulary)
+                return guesses, (top_guesses(job[3][1], batch, row, vocabulary) if job[3] else {})
+            except (RuntimeError, ValueError, IndexError) as exc:
+                return f"The model cannot read this example: {exc}"
+
+        in_background(predict, "masking-predictions", then=lambda result: self._show_predictions(job, result))
 
     def _show_predictions(self, job, result) -> None:
         if job is not self.prediction_job:
@@ -493,14 +480,9 @@ class MaskingPanel(QWidget):
             stats = compute_statistics(*job)
             self._show_stats(job, stats)
             return stats if isinstance(stats, dict) else {}
-        in_background(lambda: self._deliver_stats(job, compute_statistics(*job)), "masking-stats")
+        in_background(lambda: compute_statistics(*job), "masking-stats",
+                      then=lambda stats: self._show_stats(job, stats))
         return {}
-
-    def _deliver_stats(self, job, stats) -> None:
-        try:
-            self.stats_ready.emit(job, stats)
-        except RuntimeError:
-            pass                          # the panel was closed meanwhile
 
     def _show_stats(self, job, stats) -> None:
         if job is not self.stats_job:

@@ -57,7 +57,6 @@ def load_rows(repository, status: str | None, cache: dict | None = None):
 
 
 class RunsPanel(QWidget):
-    rows_loaded = Signal(object)   # (repository, (runs, summaries) or an error text), read on a worker
     resume_requested = Signal(int)
     new_run_requested = Signal(dict)     # a stored config
     export_requested = Signal(int)
@@ -170,7 +169,6 @@ class RunsPanel(QWidget):
         self.loading = self.pending = False
         self.row_cache: dict = {}      # rows of ended runs (see load_rows)
         self.shown_rows: list = []     # the rows on display
-        self.rows_loaded.connect(self._show_rows)
         self.timer = QTimer(self, interval=3000)
         self.timer.timeout.connect(self._refresh_if_visible)
         self.timer.start()
@@ -209,13 +207,8 @@ class RunsPanel(QWidget):
             self.loading, self.pending = True, False
             repository = self.repository
             cache = self.row_cache
-            in_background(lambda: self._deliver(repository, load_rows(repository, status, cache)), "runs-refresh")
-
-    def _deliver(self, repository, rows) -> None:
-        try:
-            self.rows_loaded.emit((repository, rows))
-        except RuntimeError:
-            pass                      # the panel was closed meanwhile
+            in_background(lambda: load_rows(repository, status, cache), "runs-refresh",
+                          then=lambda rows: self._show_rows((repository, rows)))
 
     def _show_rows(self, read) -> None:
         self._fill(read)
