@@ -17,6 +17,7 @@ from workbench.errors import WorkbenchError
 from workbench.formatting import duration
 from workbench.gui.jobs import Job
 from workbench.gui.workers import SweepEnded, TrainingWorker, in_background
+from workbench.store.statuses import SweepStatus
 
 
 class RunController(QObject):
@@ -114,8 +115,6 @@ class RunController(QObject):
         """The run in progress finishes; no new one starts."""
         if self.sweep_id is None:
             return
-        from workbench.store.statuses import SweepStatus
-
         sweep_id, repository = self.sweep_id, self.window.repository
         in_background(lambda: repository.sweeps.set_status(sweep_id, SweepStatus.PAUSED), "sweep-pause",
                       then=lambda _: self.window.statusBar().showMessage(
@@ -126,8 +125,6 @@ class RunController(QObject):
         """Cancel the waiting runs and stop the one in progress (with a checkpoint)."""
         if self.sweep_id is None:
             return
-        from workbench.store.statuses import SweepStatus
-
         sweep_id, repository, worker = self.sweep_id, self.window.repository, self.worker
 
         def cancel() -> None:
