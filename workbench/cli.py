@@ -16,7 +16,7 @@ import traceback
 from typing import Callable, Sequence
 
 from workbench import __version__
-from workbench.commands import data, finetuning, history, sweeping, training
+from workbench.commands import data, finetuning, history, inspection, sweeping, training
 from workbench.commands.common import Parser, add_config_options, add_masking_options, setting_option
 from workbench.data.corpus import CORPUS_SUFFIXES
 from workbench.errors import WorkbenchError
@@ -50,11 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_options(p)
     p.set_defaults(handler=data.cmd_prepare)
 
-    p = sub.add_parser("inspect", help="show realised masking and pairing statistics of a dataset",
-                       description="Build training examples exactly as training will and report what "
-                                   "masking and pairing really produce.")
-    p.add_argument("dataset", metavar="DIR", nargs="?", help="dataset directory written by prepare "
-                   "(default: data.dataset of --config)")
+    p = sub.add_parser("inspect", help="a dataset's realised masking and pairing, or what a run's model learned "
+                       "and when", description="DIR, a dataset: build training examples exactly as training will "
+                       "and report what masking and pairing really produce. RUN, a run folder or run id: its "
+                       "inspection snapshots (heads, surprisal, words, stages, embeddings, probes, syntax).")
+    p.add_argument("dataset", metavar="DIR|RUN", nargs="?", help="dataset directory written by prepare "
+                   "(default: data.dataset of --config), or a run folder or run id")
     p.add_argument("--samples", type=int, default=2000, metavar="N", help="examples to draw (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0; training with this seed sees the same examples)")
     p.add_argument("--batch-size", type=int, default=32, help="batch size used to draw them (default 32)")
@@ -62,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_masking_options(p)
     add_config_options(p)
-    p.set_defaults(handler=data.cmd_inspect)
+    inspection.add_run_options(p)
+    history.add_db_option(p)
+    p.set_defaults(handler=inspection.cmd_inspect)
 
     p = sub.add_parser("train", help="train a model headless from a TOML config and --set options",
                        description="Train BERT (MLM + NSP). Every setting has a default, so --set alone can "

@@ -310,7 +310,36 @@ class TrainConfig:
         check_run_name(self.name)
 
 
-SECTIONS: tuple[type, ...] = (DataConfig, TokenizerConfig, MaskingConfig, NspConfig, ModelConfig, TrainConfig)
+@dataclass
+class InspectConfig:
+    """Inspection snapshots: what the model computes on a fixed probe pack, recorded while it trains."""
+
+    SECTION: ClassVar[str] = "inspect"
+
+    enabled: bool = setting(True, "Record inspection snapshots (heads, per-token surprisal, embeddings, probes) at "
+                                  "steps 0, 1, 2, 4, ... and then every `every` steps.", kind="resumable")
+    every: int = setting(250, "After the log-spaced steps (powers of two below it), take a snapshot every this "
+                              "many steps.", kind="resumable", bounds="[1, 10**12]")
+    sequences: int = setting(8, "Held-out sequences in the probe pack (each is scored once per mask pattern).",
+                             bounds="[1, 4096]")
+    patterns: int = setting(6, "Disjoint mask patterns of the probe pack: pattern j masks every position t with "
+                               "(t + row) % patterns == j, so together they cover every token.", bounds="[2, 64]")
+    words: int = setting(600, "Input embeddings of this many most frequent tokens are kept per snapshot "
+                               "(neighbours and the 2-D map).", bounds="[10, 100000]")
+    probes: str = setting("", "A probe file (JSONL or TSV: fill-in-the-blank, minimal pairs, sentence pairs) scored "
+                              "at every snapshot; empty: the built-in probes when training on the sample corpus.",
+                          kind="resumable")
+    treebank: str = setting("", "A CoNLL-U treebank of the corpus' language: each head's dependency accuracy is "
+                                "recorded at every snapshot.", kind="resumable")
+
+    def validate(self) -> None:
+        check_rules(self)
+        for key in ("probes", "treebank"):
+            _check(self, key, "\x00" not in getattr(self, key), "must be a file path")
+
+
+SECTIONS: tuple[type, ...] = (DataConfig, TokenizerConfig, MaskingConfig, NspConfig, ModelConfig, TrainConfig,
+                              InspectConfig)
 
 
 @dataclass
@@ -323,6 +352,7 @@ class WorkbenchConfig:
     nsp: NspConfig = field(default_factory=NspConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    inspect: InspectConfig = field(default_factory=InspectConfig)
 
     def validate(self) -> None:
         check_rules(self)

@@ -29,7 +29,7 @@ from torch import nn
 
 from workbench.config import ModelConfig
 from workbench.model.common import (PretrainingOutput, SequenceClassifier, TokenLayout, dropout,
-                                     heads_and_losses)
+                                     explicit_attention, heads_and_losses)
 
 
 def _gelu(x: torch.Tensor) -> torch.Tensor:
@@ -60,6 +60,7 @@ class BertSelfAttention(nn.Module):
         self.key = nn.Linear(config.hidden_size, config.hidden_size)
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout_p = config.attention_probs_dropout_prob
+        self.capture: list[torch.Tensor] | None = None   # set by ``capturing_attention``: probabilities go here
 
     def forward(self, x: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
         """(N, H) real tokens -> (N, H) attention output."""
@@ -70,7 +71,9 @@ class BertSelfAttention(nn.Module):
         qkv = layout.scatter(F.linear(x, weight, bias)).view(B, T, 3, self.num_heads, H // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)                          # each (B, nh, T, hd)
         p = self.dropout_p if self.training else 0.0
-        if p and q.device.type == "cpu":
+        if self.capture is not None:
+            y = explicit_attention(q, k, v, layout, self.capture)
+        elif p and q.device.type == "cpu":
             # Explicit attention so that the probabilities get the cheap CPU dropout mask.
             scores = (q @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)          # (B, nh, T, T)
             if layout.bias is not None:
@@ -222,6 +225,15 @@ class BertPretrainingModel(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    @property
+    def word_embeddings(self) -> torch.Tensor:
+        return self.bert.embeddings.word_embeddings.weight
+
+    def final_states(self, input_ids, token_type_ids, attention_mask) -> torch.Tensor:
+        """The encoder's output at every position, (B, T, H) (zeros at padding)."""
+        packed, layout = self.bert(input_ids, token_type_ids, attention_mask)
+        return layout.scatter(packed).view(*input_ids.shape, -1)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor, attention_mask: torch.Tensor,
                 mlm_labels: torch.Tensor | None = None, nsp_labels: torch.Tensor | None = None,

@@ -7,7 +7,9 @@ An architecture module (``workbench.model.bert``, ``workbench.model.modernbert``
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -128,6 +130,35 @@ class TokenLayout:
         row = torch.full((self.batch * self.length,), -1, dtype=torch.long, device=self.index.device)
         row[self.index] = torch.arange(len(self.index), device=self.index.device)
         return row[flat_positions]
+
+
+def explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: "TokenLayout",
+                       capture: list[torch.Tensor]) -> torch.Tensor:
+    """softmax(q k^T / sqrt(hd) + padding mask) v, with the probabilities (B, nh, T, T) appended to ``capture``.
+
+    The fused kernels return no weights; inspection (``workbench.snapshots``) needs them, on a small probe
+    set and without dropout, so this path is only taken while ``capturing_attention`` is on."""
+    scores = (q @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)                  # (B, nh, T, T)
+    if layout.bias is not None:
+        scores = scores + layout.bias
+    probabilities = scores.float().softmax(-1)
+    capture.append(probabilities)
+    return probabilities.to(v.dtype) @ v                                         # (B, nh, T, hd)
+
+
+@contextlib.contextmanager
+def capturing_attention(model: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """Within the block, every attention layer of ``model`` computes attention explicitly and appends its
+    probabilities, (B, nh, T, T) per layer in order, to the list yielded."""
+    captured: list[torch.Tensor] = []
+    layers = [m for m in model.modules() if hasattr(m, "capture")]
+    for layer in layers:
+        layer.capture = captured
+    try:
+        yield captured
+    finally:
+        for layer in layers:
+            layer.capture = None
 
 
 def heads_and_losses(packed: torch.Tensor, layout: "TokenLayout", mlm_head, nsp_logits: torch.Tensor | None,

@@ -38,7 +38,7 @@ from torch import nn
 
 from workbench.config import ModelConfig
 from workbench.model.common import (PretrainingOutput, SequenceClassifier, TokenLayout, clipped_normal, dropout,
-                                     heads_and_losses)
+                                     explicit_attention, heads_and_losses)
 
 
 def _layer_norm(config: ModelConfig) -> nn.LayerNorm:
@@ -79,6 +79,7 @@ class ModernBertAttention(nn.Module):
         self.Wqkv = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=False)
         self.Wo = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
         self.p = config.attention_probs_dropout_prob
+        self.capture: list[torch.Tensor] | None = None   # set by ``capturing_attention``: probabilities go here
 
     def forward(self, x: torch.Tensor, layout: TokenLayout, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         """(N, H) real tokens -> (N, H)."""
@@ -86,8 +87,11 @@ class ModernBertAttention(nn.Module):
         qkv = layout.scatter(F.linear(x, self.Wqkv.weight)).view(B, T, 3, self.num_heads, H // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)                                # each (B, nh, T, hd)
         q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=layout.attend,
-                                           dropout_p=self.p if self.training else 0.0)  # (B, nh, T, hd)
+        if self.capture is not None:
+            y = explicit_attention(q, k, v, layout, self.capture)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=layout.attend,
+                                               dropout_p=self.p if self.training else 0.0)  # (B, nh, T, hd)
         y = layout.gather(y.transpose(1, 2).reshape(B * T, H))
         return F.linear(y, self.Wo.weight)
 
@@ -202,6 +206,11 @@ class ModernBertPretrainingModel(nn.Module):
     @property
     def word_embeddings(self) -> torch.Tensor:
         return self.model.embeddings.tok_embeddings.weight
+
+    def final_states(self, input_ids, token_type_ids, attention_mask) -> torch.Tensor:
+        """The encoder's output at every position, (B, T, H) (zeros at padding)."""
+        packed, layout = self.model(input_ids, attention_mask)
+        return layout.scatter(packed).view(*input_ids.shape, -1)
 
     def mlm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return F.linear(self.head(hidden), self.word_embeddings, self.decoder.bias)

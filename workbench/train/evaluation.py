@@ -22,6 +22,7 @@ import numpy as np
 
 from workbench.config import WorkbenchConfig
 from workbench.data.batches import Batch, BatchStream
+from workbench.data.frequencies import training_token_counts
 from workbench.data.masking import IGNORE_INDEX
 
 EVAL_SEED = 20240601      # independent of any run's seed
@@ -80,15 +81,7 @@ def build_eval_set(dataset, config: WorkbenchConfig, batch_size: int = 32,
 
 def unigram_distribution(dataset, config: WorkbenchConfig) -> np.ndarray:
     """Token frequencies of the training documents (add-one smoothed over non-special tokens), (V,)."""
-    size = dataset.vocabulary.size
-    counts = np.zeros(size, dtype=np.float64)
-    for start in range(0, len(dataset.tokens), 1 << 24):  # all tokens, in pieces: flat memory
-        counts += np.bincount(np.asarray(dataset.tokens[start:start + (1 << 24)]), minlength=size)[:size]
-    heldout = BatchStream(dataset, config, 1, 0, "heldout").documents
-    doc_off, sent_off = dataset.document_offsets, dataset.sentence_offsets
-    for doc in heldout:  # minus the held-out documents (a few percent)
-        first, last = int(sent_off[doc_off[doc]]), int(sent_off[doc_off[doc + 1]])
-        counts -= np.bincount(np.asarray(dataset.tokens[first:last]), minlength=size)[:size]
+    counts = training_token_counts(dataset, config.data.heldout_fraction)
     counts[~dataset.vocabulary.is_special] += 1.0
     counts[dataset.vocabulary.is_special] = 0.0
     return counts / counts.sum()

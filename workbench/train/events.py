@@ -89,6 +89,17 @@ class CheckpointSaved(Event):
 
 
 @dataclass
+class SnapshotTaken(Event):
+    """An inspection snapshot was stored (``workbench.snapshots``)."""
+
+    type: ClassVar[str] = "snapshot"
+    step: int
+    run_dir: str
+    size_bytes: int
+    seconds: float                    # what taking it cost (outside the step times and the time budget)
+
+
+@dataclass
 class StateChanged(Event):
     type: ClassVar[str] = "state"
     state: str   # "paused" | "running"

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from workbench import architectures
-from workbench.config import TrainConfig, WorkbenchConfig, dumps_toml
+from workbench.config import SECTIONS, WorkbenchConfig, dumps_toml
 from workbench.data.batches import Batch, micro_batch_size, training_stream
 from workbench.data.masking import IGNORE_INDEX
 from workbench.data.dataset import TokenizedDataset
@@ -40,14 +40,15 @@ from workbench.train.control import TrainingControl
 from workbench.train.distributed import Distributed, init_distributed
 from workbench.train.evaluation import build_eval_set
 from workbench.train.events import (
-    CheckpointSaved, EvalMetrics, EventBus, Notice, RunFailed, RunFinished, RunStarted, StateChanged,
+    CheckpointSaved, EvalMetrics, EventBus, Notice, RunFailed, RunFinished, RunStarted, SnapshotTaken, StateChanged,
     StepMetrics, Subscriber,
 )
 from workbench.train.metric_interval import MetricInterval
 from workbench.train.schedule import decay_fraction, learning_rate, run_progress
 
 # Settings that may change when a run is resumed; anything else would make it another run.
-RESUMABLE_CHANGES = {f.name for f in dataclasses.fields(TrainConfig) if f.metadata["kind"] == "resumable"}
+RESUMABLE_CHANGES = {(section.SECTION, f.name) for section in SECTIONS for f in dataclasses.fields(section)
+                     if f.metadata["kind"] == "resumable"}
 
 @dataclass
 class RunResult:
@@ -209,6 +210,11 @@ class Trainer:
                                f"({len(self.stream.plan(0))} pairs per epoch); use a smaller train.batch_size "
                                "or a larger corpus")
         self.eval_set = build_eval_set(self.dataset, config, sequences=32 * t.eval_batches)
+        if config.inspect.enabled:       # a bad probe file or treebank is refused now, not after training began
+            from workbench.snapshots.recorder import load_probe_set, load_treebank
+
+            load_probe_set(config, self.dataset)
+            load_treebank(config, self.dataset.tokenizer)
 
     def _check_resumable(self, saved: WorkbenchConfig) -> None:
         now, before = self.config.to_dict(), saved.to_dict()
@@ -216,7 +222,7 @@ class Trainer:
             for key, value in values.items():
                 if section == "data" and key == "dataset":
                     continue  # the same dataset may live at another path: its fingerprint is what counts
-                if now[section][key] != value and not (section == "train" and key in RESUMABLE_CHANGES):
+                if now[section][key] != value and (section, key) not in RESUMABLE_CHANGES:
                     raise ConfigError(
                         f"cannot change {section}.{key} when resuming ({value!r} -> {now[section][key]!r}); "
                         "start a new run instead"
@@ -264,6 +270,8 @@ class Trainer:
         every = t.eval_every_seconds
         next_eval = (math.floor(state.elapsed / every) + 1) * every if every else math.inf
 
+        self.snapshots = self._snapshot_recorder(state, dist, emit)
+        self._snapshot(model, state, emit)
         model.train()
         while state.step < t.step_limit:
             stopping = self._pause_or_stop(state, dist, emit, interval)
@@ -278,6 +286,7 @@ class Trainer:
                 emit(RunFailed(step=state.step, reason=failure, last_checkpoint=self._last_ckpt))
                 return RunResult("failed", failure, state.step, self._last_ckpt, last_metrics)
             self._advance_clock(state, time.perf_counter() - started, interval)
+            self._snapshot(model, state, emit)
 
             if state.step % t.log_every == 0 or state.step == t.step_limit:
                 last_metrics = self._report(state, interval, lr, dist, emit)
@@ -370,6 +379,29 @@ class Trainer:
                         "train further"))
         if self.eval_set is None:
             emit(Notice("no held-out documents (data.heldout_fraction or a tiny corpus): evaluation is skipped"))
+
+    def _snapshot_recorder(self, state: ckpt.TrainingState, dist: Distributed, emit):
+        """Rank 0's inspection recorder (``[inspect]``); None when off. A pack that cannot be built (a dataset
+        too small for one sequence) turns inspection off with a notice rather than stopping the run."""
+        if not (self.config.inspect.enabled and dist.is_main):
+            return None
+        from workbench.snapshots.recorder import SnapshotRecorder
+
+        try:
+            return SnapshotRecorder(self.run_dir, self.dataset, self.config, resumed_step=state.step)
+        except (IndexError, ValueError) as exc:
+            emit(Notice(f"inspection snapshots are off for this run: no probe pack ({exc})"))
+            return None
+
+    def _snapshot(self, model, state: ckpt.TrainingState, emit, due: bool = False) -> None:
+        recorder = getattr(self, "snapshots", None)
+        if recorder is None:
+            return
+        before = recorder.seconds
+        if recorder.maybe_record(model, state.step, state.tokens_seen, state.elapsed, due):
+            emit(SnapshotTaken(step=state.step, run_dir=str(self.run_dir),
+                               size_bytes=recorder.store.path(state.step).stat().st_size,
+                               seconds=recorder.seconds - before))
 
     def _pause_or_stop(self, state: ckpt.TrainingState, dist: Distributed, emit,
                        interval: "MetricInterval") -> tuple[str, str] | None:
@@ -483,6 +515,7 @@ class Trainer:
                 status: str, reason: str, autocast, dist: Distributed, emit) -> RunResult:
         """A last evaluation and checkpoint; the run's result."""
         final = dict(last_metrics)
+        self._snapshot(model, state, emit, due=True)            # the run's end is always inspected
         evaluation = self._evaluate(model, state.step, state.elapsed, emit, dist, autocast)
         if evaluation:
             final.update({f"eval_{k}": v for k, v in evaluation.items() if k not in ("type", "step")})
