@@ -34,7 +34,7 @@ RUN_MARKER = ".workbench-run.json"
 RUN_LOCK = ".workbench-run.lock"
 EXPORT_MARKER = ".workbench-export.json"
 # What the workbench itself writes into a run folder (besides the marker and the lock).
-RUN_ENTRIES = ("checkpoints", "config.toml")
+RUN_ENTRIES = ("checkpoints", "config.toml", "inspect")
 
 _NAME_OK = re.compile(r"^[^\x00-\x1f\x7f/\\:*?\"<>|]+$")
 
@@ -259,6 +259,14 @@ def remove_run_folder(folder: str | os.PathLike | None, run_id: int, database_id
                     shutil.rmtree(entry, ignore_errors=True)
             with contextlib.suppress(OSError):
                 checkpoints.rmdir()  # only if nothing else is in it
+        inspect = folder / "inspect"            # snapshots: pack.npz and step-NNNNNNN.npz (workbench.snapshots)
+        if inspect.is_dir() and not inspect.is_symlink():
+            for entry in inspect.iterdir():
+                ours = re.fullmatch(r"pack\.npz|step-\d{7,}\.npz", entry.name) or is_partial_name(entry.name)
+                if ours and entry.is_file() and not entry.is_symlink():
+                    entry.unlink()
+            with contextlib.suppress(OSError):
+                inspect.rmdir()
         for name in ("config.toml", RUN_MARKER):
             with contextlib.suppress(OSError):
                 (folder / name).unlink()

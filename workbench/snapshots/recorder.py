@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from workbench.config import WorkbenchConfig
+from workbench.durable_io import remove_stale_partials
 from workbench.snapshots.probe_pack import ProbePack, build_probe_pack, pack_fingerprint
 from workbench.snapshots.reductions import SNAPSHOT_FORMAT, take_snapshot
 from workbench.snapshots.schedule import is_snapshot_step
@@ -24,6 +25,8 @@ class SnapshotRecorder:
         self.config = config
         self.every = config.inspect.every
         self.store = SnapshotStore(run_dir)
+        if self.store.folder.is_dir():
+            remove_stale_partials(self.store.folder)   # half-written files of a process that died
         self.tokenizer = dataset.tokenizer
         self.pack = self._pack(dataset, config)
         self.store.remove_after(resumed_step)
