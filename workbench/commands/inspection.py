@@ -8,7 +8,6 @@ numbers (``--view``); ``--from-checkpoints`` first takes the snapshots its check
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -76,7 +75,7 @@ def run_folder(args: argparse.Namespace) -> Path:
 
 
 def cmd_inspect_run(args: argparse.Namespace) -> int:
-    from workbench.snapshots.views import RunInspection, table
+    from workbench.snapshots.views import RunInspection, table, write_table_csv
 
     folder = run_folder(args)
     if (args.probes or args.treebank or args.replace) and not args.from_checkpoints:
@@ -101,7 +100,7 @@ def cmd_inspect_run(args: argparse.Namespace) -> int:
         return 0
     columns, rows = table(inspection, args.view, index, args.word, args.in_context)
     if args.csv:
-        write_csv(args.csv, columns, rows)
+        write_table_csv(args.csv, columns, rows)
     elif args.json:
         print(json.dumps([dict(zip(columns, _plain(row))) for row in rows]))
     else:
@@ -146,17 +145,6 @@ def print_summary(summary: dict) -> None:
                 print(f"  {k}: {v}")
         else:
             print(f"{key}: {value}")
-
-
-def write_csv(path: str, columns: list[str], rows: list[list]) -> None:
-    out = sys.stdout if path == "-" else open(path, "w", newline="", encoding="utf-8")
-    try:
-        writer = csv.writer(out)
-        writer.writerow(columns)
-        writer.writerows(_plain(row) for row in rows)
-    finally:
-        if out is not sys.stdout:
-            out.close()
 
 
 def _round(value: float) -> float | None:

@@ -1,5 +1,5 @@
-"""The Compare panel's helpers with widgets of their own: the Columns… dialog, and a plot written as PNG or
-SVG."""
+"""The Compare panel's helpers with widgets of their own: the Columns… dialog, and a plot (or any view, for the
+Inspect panel) written as PNG or SVG."""
 
 from __future__ import annotations
 
@@ -34,17 +34,35 @@ class ColumnsDialog(QDialog):
 
 
 def export_plot(widget, kind: str, path: str, title: str) -> None:
-    """``widget`` (a pyqtgraph plot) as PNG (2,400 px wide) or SVG (Qt's own painter: vector paths and text, at
-    the view's size); OSError when it cannot be written."""
-    if kind == "png":
+    """``widget`` as PNG or SVG (Qt's own painter: vector paths and text, at the view's size); OSError when it
+    cannot be written. A pyqtgraph plot's PNG is 2,400 px wide; any other widget's is drawn at twice its size."""
+    if kind == "png" and hasattr(widget, "getPlotItem"):
         import pyqtgraph.exporters as exporters
 
         exporter = exporters.ImageExporter(widget.getPlotItem())
         exporter.parameters()["width"] = 2400
         exporter.export(path)
         return
-    from PySide6.QtCore import QRect
-    from PySide6.QtGui import QPainter
+    from PySide6.QtCore import QPoint, QRect
+    from PySide6.QtGui import QImage, QPainter
+    from PySide6.QtWidgets import QGraphicsView
+
+    def draw(painter: QPainter) -> None:
+        if isinstance(widget, QGraphicsView):
+            widget.render(painter)
+        else:                                        # a plain widget and its children
+            widget.render(painter, QPoint())
+
+    if kind == "png":
+        image = QImage(widget.size() * 2, QImage.Format_ARGB32)
+        image.setDevicePixelRatio(2.0)
+        image.fill(0xFFFFFFFF)
+        painter = QPainter(image)
+        draw(painter)
+        painter.end()
+        if not image.save(path):
+            raise OSError(f"cannot write {path}")
+        return
     from PySide6.QtSvg import QSvgGenerator
 
     generator = QSvgGenerator()
@@ -55,5 +73,5 @@ def export_plot(widget, kind: str, path: str, title: str) -> None:
     painter = QPainter()
     if not painter.begin(generator):
         raise OSError(f"cannot write {path}")
-    widget.render(painter)
+    draw(painter)
     painter.end()

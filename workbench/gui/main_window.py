@@ -186,6 +186,9 @@ class MainWindow(QMainWindow):
         self.runs.curves_requested.connect(actions.show_run_curves)
         self.runs.model_requested.connect(actions.use_run_model)
         self.runs.selection_changed.connect(actions.compare_runs)
+        self.runs.inspect_requested.connect(actions.inspect_runs)
+        self.compare.inspect_requested.connect(actions.inspect_runs)
+        self.runs.runs_listed.connect(self.inspect.set_choices)
         self.finetune.start_requested.connect(self.start_finetune)
         self.finetune.stop_requested.connect(self.stop_finetune)
 

@@ -30,6 +30,7 @@ def _panels() -> tuple[PanelSpec, ...]:
     from workbench.gui.panels.compare_panel import ComparePanel
     from workbench.gui.panels.corpus_panel import CorpusPanel
     from workbench.gui.panels.finetune_panel import FinetunePanel
+    from workbench.gui.panels.inspect_panel import InspectPanel
     from workbench.gui.panels.masking_panel import MaskingPanel
     from workbench.gui.panels.plots_panel import PlotsPanel
     from workbench.gui.panels.probe_panel import ProbePanel
@@ -43,6 +44,7 @@ def _panels() -> tuple[PanelSpec, ...]:
         PanelSpec("masking", "Masking preview", "top_right", lambda w: MaskingPanel(w.run_settings)),
         PanelSpec("runs", "Runs", "bottom_right", lambda w: RunsPanel()),
         PanelSpec("compare", "Compare", "top_right", lambda w: ComparePanel()),
+        PanelSpec("inspect", "Inspect", "top_right", lambda w: InspectPanel()),
         PanelSpec("probe", "Probe", "bottom_right", lambda w: ProbePanel()),
         PanelSpec("finetune", "Fine-tune", "bottom_right", lambda w: FinetunePanel()),
     )

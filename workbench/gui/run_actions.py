@@ -136,6 +136,15 @@ class RunActions(QObject):
         if len(runs) >= 2:
             self.window.docks["compare"].raise_()
 
+    def inspect_runs(self, run_ids: list[int]) -> None:
+        """These runs (the first two) in the Inspect panel, brought to the front."""
+        runs = [r for r in self.window.runs.records(run_ids) if r.run_dir]
+        if not runs:
+            self.window.show_error("Nothing to inspect", "The run has no folder on this machine.")
+            return
+        self.window.inspect.show_runs([(f"{r.id}: {r.name}", r.run_dir) for r in runs])
+        self.window.docks["inspect"].raise_()
+
     def show_run_curves(self, run_id: int) -> None:
         from workbench.store.summary import all_series
 

@@ -162,6 +162,8 @@ class RunController(QObject):
             window.statusBar().showMessage(event.message, 10000)
         elif kind == "checkpoint":
             window.statusBar().showMessage(f"checkpoint saved at step {event.step}", 4000)
+        elif kind == "snapshot":
+            window.inspect.snapshot_taken(event.run_dir, f"{self.run_id}: {Path(event.run_dir).name}")
         elif kind == "finished" and event.last_checkpoint:
             window.finetune.set_source(str(Path(event.last_checkpoint).parent.parent))
 

@@ -294,3 +294,18 @@ def table(inspection: RunInspection, view: str, index: int | None = None, word: 
             [[steps[index], s, t, str(inspection.pack.tokens[ids[s, t]]), float(surprisal[s, t]),
               str(inspection.pack.tokens[inspection.snapshots[index].top1[s, t]])]
              for s in range(ids.shape[0]) for t in range(ids.shape[1]) if inspection.pack.pattern[s, t] >= 0])
+
+
+def write_table_csv(path, columns: list[str], rows: list[list]) -> None:
+    """A view's table as CSV (NaN as an empty cell); ``-`` writes to standard output."""
+    import csv
+    import sys
+
+    out = sys.stdout if str(path) == "-" else open(path, "w", newline="", encoding="utf-8")
+    try:
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        writer.writerows([None if isinstance(v, float) and v != v else v for v in row] for row in rows)
+    finally:
+        if out is not sys.stdout:
+            out.close()

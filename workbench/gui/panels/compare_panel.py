@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QPainterPath, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView, QCheckBox, QComboBox, QDialog, QDoubleSpinBox, QFileDialog,
@@ -69,6 +69,8 @@ class ComparePanel(QWidget):
     a new choice must cancel), and split across classes each would reach into the others. What is compared
     (units, labels, curves, bands, the table) is already out, in ``workbench.compare.view``, without Qt."""
 
+    inspect_requested = Signal(list)        # run ids: the first two shown go to the Inspect panel
+
     def __init__(self, repository=None, parent=None):
         super().__init__(parent)
         self.setObjectName("comparePanel")
@@ -106,6 +108,9 @@ class ComparePanel(QWidget):
             combo.setMinimumContentsLength(26)
         self.difference = QCheckBox("difference to baseline", objectName="compareDifference")
         self.columns_button = QPushButton("Columns…", objectName="compareColumns")
+        self.inspect_button = QPushButton("Inspect…", objectName="compareInspect")
+        self.inspect_button.setToolTip("The first two runs in the Inspect panel: heads, words, embeddings, probes "
+                                       "side by side")
         self.export_buttons = {}
         for key, label in (("png", "PNG…"), ("svg", "SVG…"), ("series", "Series CSV…"), ("table", "Table CSV…")):
             button = QPushButton(label, objectName=f"compareExport_{key}")
@@ -128,6 +133,7 @@ class ComparePanel(QWidget):
             second.addWidget(widget)
         second.addWidget(self.difference)
         second.addStretch(1)
+        second.addWidget(self.inspect_button)
         second.addWidget(self.columns_button)
 
         self.hint = QLabel("Select runs in the Runs panel (Ctrl or Shift for several) to compare them here.",
@@ -183,6 +189,7 @@ class ComparePanel(QWidget):
         self.band_kind.currentIndexChanged.connect(self.redraw)
         self.baseline.currentIndexChanged.connect(self.redraw)
         self.columns_button.clicked.connect(self._choose_columns)
+        self.inspect_button.clicked.connect(lambda: self.inspect_requested.emit([r.id for r in self.view.runs[:2]]))
         self.export_buttons["png"].clicked.connect(lambda: self._export_dialog("png"))
         self.export_buttons["svg"].clicked.connect(lambda: self._export_dialog("svg"))
         self.export_buttons["series"].clicked.connect(lambda: self._export_dialog("series"))
@@ -218,7 +225,7 @@ class ComparePanel(QWidget):
     def _set_empty(self, empty: bool) -> None:
         self.hint.setVisible(empty)
         self.body.setVisible(not empty)
-        for button in (*self.export_buttons.values(), self.columns_button):
+        for button in (*self.export_buttons.values(), self.columns_button, self.inspect_button):
             button.setEnabled(not empty)
 
     def _sync(self) -> None:

@@ -62,6 +62,8 @@ class RunsPanel(QWidget):
     export_requested = Signal(int)
     curves_requested = Signal(int)
     model_requested = Signal(int)        # load this run's latest checkpoint for predictions and probing
+    inspect_requested = Signal(list)     # open these runs (the first two) in the Inspect panel
+    runs_listed = Signal(list)           # (label, run folder) of every listed run with a folder, newest first
     selection_changed = Signal(list)     # the selected run ids (the Compare panel draws them)
 
     def __init__(self, repository=None, parent=None):
@@ -99,6 +101,8 @@ class RunsPanel(QWidget):
         self.buttons = {}
         for key, label, tip in (("curves", "Show curves", "Show the selected run in the live plots"),
                                 ("model", "Use model", "Load the run's latest checkpoint for predictions and the probe"),
+                                ("inspect", "Inspect", "What the model learned, where and when (select two runs to "
+                                                       "see them side by side)"),
                                 ("resume", "Resume", "Continue the run from its last checkpoint"),
                                 ("new", "New run from config", "Put the run's settings into the training form"),
                                 ("export", "Export…", "Write a Hugging Face transformers model directory"),
@@ -162,6 +166,7 @@ class RunsPanel(QWidget):
         self.buttons["model"].clicked.connect(lambda: self._emit_single(self.model_requested))
         self.buttons["resume"].clicked.connect(lambda: self._emit_single(self.resume_requested))
         self.buttons["export"].clicked.connect(lambda: self._emit_single(self.export_requested))
+        self.buttons["inspect"].clicked.connect(lambda: self.inspect_requested.emit(self.selected_ids()[:2]))
         self.buttons["new"].clicked.connect(self._new_run)
         self.buttons["rename"].clicked.connect(self._rename)
         self.buttons["notes"].clicked.connect(self._notes)
@@ -228,6 +233,8 @@ class RunsPanel(QWidget):
             self.diff_title.setText(f"Cannot read the run database: {rows}")
             return
         runs, summaries = rows
+        self.runs_listed.emit([(f"{r.id}: {r.name}", r.run_dir) for r in sorted(runs, key=lambda r: -r.id)
+                               if r.run_dir])
         if summaries == self.shown_rows and len(summaries) == self.table.rowCount():
             self.runs = {run.id: run for run in runs}
             return                         # nothing changed: the table (and the selection) stay as they are
@@ -329,6 +336,7 @@ class RunsPanel(QWidget):
         for key in ("curves", "model", "resume", "new", "export", "rename", "notes"):
             self.buttons[key].setEnabled(single)
         self.buttons["delete"].setEnabled(bool(ids))
+        self.buttons["inspect"].setEnabled(len(ids) in (1, 2))
         self.selection_changed.emit(ids)
         self._show_diff(ids)
 
