@@ -99,7 +99,8 @@ def test_a_new_panel_is_one_registry_line_and_an_older_saved_layout_does_not_hid
 def test_each_dock_group_shows_one_tab_bar_fresh_restored_and_reset(make_window, qtbot):
     from workbench.gui.dock_layout import visible_tab_bars
 
-    groups = [["Training", "Corpus"], ["Live plots", "Masking preview", "Compare"], ["Runs", "Probe", "Fine-tune"]]
+    groups = [["Training", "Corpus"], ["Live plots", "Masking preview", "Compare", "Inspect"],
+              ["Runs", "Probe", "Fine-tune"]]
     window = make_window()
     qtbot.waitUntil(lambda: sorted(visible_tab_bars(window)) == sorted(groups), timeout=5000)
     window.tabifyDockWidget(window.docks["corpus"], window.docks["probe"])      # a person rearranges
@@ -108,13 +109,14 @@ def test_each_dock_group_shows_one_tab_bar_fresh_restored_and_reset(make_window,
     window.close()
     again = make_window()                                                      # the saved layout comes back
     qtbot.waitUntil(lambda: sorted(visible_tab_bars(again)) == sorted(
-        [["Training", "Corpus", "Probe"], ["Live plots", "Masking preview", "Compare"], ["Runs", "Fine-tune"]]),
+        [["Training", "Corpus", "Probe"], ["Live plots", "Masking preview", "Compare", "Inspect"],
+         ["Runs", "Fine-tune"]]),
         timeout=5000)
     again.reset_layout()
     qtbot.waitUntil(lambda: sorted(visible_tab_bars(again)) == sorted(groups), timeout=5000)
-    assert [a.text() for a in again.view_menu.actions()[:8]] == [
-        "Training", "Corpus", "Live plots", "Masking preview", "Runs", "Compare", "Probe", "Fine-tune"]
-    again.view_menu.actions()[7].trigger()                                     # View still shows and hides them
+    assert [a.text() for a in again.view_menu.actions()[:9]] == [
+        "Training", "Corpus", "Live plots", "Masking preview", "Runs", "Compare", "Inspect", "Probe", "Fine-tune"]
+    again.view_menu.actions()[8].trigger()                                     # View still shows and hides them
     assert again.docks["finetune"].isHidden()
     assert again.docks["runs"].widget() is again.runs and again.runs.isVisible()
 

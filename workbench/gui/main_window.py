@@ -24,6 +24,7 @@ from workbench.gui.dock_layout import default_state, hide_empty_tab_bars
 from workbench.gui.panels.compare_panel import ComparePanel
 from workbench.gui.panels.corpus_panel import CorpusPanel
 from workbench.gui.panels.finetune_panel import FinetunePanel
+from workbench.gui.panels.inspect_panel import InspectPanel
 from workbench.gui.panels.masking_panel import MaskingPanel
 from workbench.gui.panels.plots_panel import PlotsPanel
 from workbench.gui.panels.probe_panel import ProbePanel
@@ -83,6 +84,7 @@ class MainWindow(QMainWindow):
         self.runs: RunsPanel = self.panels["runs"][1]
         self.probe: ProbePanel = self.panels["probe"][1]
         self.finetune: FinetunePanel = self.panels["finetune"][1]
+        self.inspect: InspectPanel = self.panels["inspect"][1]
         self.docks: dict[str, QDockWidget] = {key: self._new_dock(key) for key in self.panels}
         self.setDockNestingEnabled(True)
         central = QWidget()

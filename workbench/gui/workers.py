@@ -73,7 +73,7 @@ class _Mailbox(QObject):
         try:
             callback(value)
         except RuntimeError as exc:
-            if "already deleted" not in str(exc):
+            if "already deleted" not in str(exc) and "has been deleted" not in str(exc):
                 raise
             log.debug("a background result arrived after its widget was closed: %s", exc)
 

@@ -233,13 +233,13 @@ class RunsPanel(QWidget):
             self.diff_title.setText(f"Cannot read the run database: {rows}")
             return
         runs, summaries = rows
-        self.runs_listed.emit([(f"{r.id}: {r.name}", r.run_dir) for r in sorted(runs, key=lambda r: -r.id)
-                               if r.run_dir])
         if summaries == self.shown_rows and len(summaries) == self.table.rowCount():
             self.runs = {run.id: run for run in runs}
             return                         # nothing changed: the table (and the selection) stay as they are
         first_fill = not self.shown_rows
         self.shown_rows = summaries
+        self.runs_listed.emit([(f"{r.id}: {r.name}", r.run_dir) for r in sorted(runs, key=lambda r: -r.id)
+                               if r.run_dir])
         selected = set(self.selected_ids())
         self.runs = {run.id: run for run in runs}
         self.table.setSortingEnabled(False)
