@@ -14,11 +14,11 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QWidget
 # One colour per head kind (``workbench.snapshots.views.classify_heads``).
 KIND_COLOURS = {
     "previous": "#4e79a7", "next": "#76b7b2", "self": "#9c9c9c", "cls": "#f28e2b", "sep": "#b07aa1",
-    "punctuation": "#9c755f", "broad": "#a0cbe8", "mixed": "#e6e6e6",
+    "punctuation": "#9c755f", "broad": "#a0cbe8", "content": "#ffbe7d",
 }
 KIND_TEXT = {
     "previous": "previous token", "next": "next token", "self": "itself", "cls": "[CLS]", "sep": "[SEP]",
-    "punctuation": "punctuation", "broad": "broad (spread out)", "mixed": "mixed",
+    "punctuation": "punctuation", "broad": "broad (spread out)", "content": "content (focused)",
 }
 
 
@@ -30,12 +30,13 @@ class HeadTile(QWidget):
     def __init__(self, layer: int, head: int, parent=None):
         super().__init__(parent)
         self.layer, self.head = layer, head
-        self.kind = "mixed"
+        self.kind = "broad"
         self.caption = ""
         self.series = np.zeros(0)           # (N,) the kind's share over the snapshots
         self.current = 0
         self.selected = False
         self.setMinimumSize(118, 64)
+        self.setMaximumHeight(110)
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
         self.setCursor(Qt.PointingHandCursor)
 
@@ -100,6 +101,7 @@ class HeadGrid(QWidget):
                 tile.clicked.connect(self.clicked)
                 self.layout_.addWidget(tile, layer + 1, head)
                 self.tiles[layer, head] = tile
+        self.layout_.setRowStretch(layers + 1, 1)              # tiles at the top, room below
 
     def select(self, layer: int, head: int) -> None:
         for key, tile in self.tiles.items():

@@ -143,19 +143,20 @@ def token_classes(vocab: Vocabulary) -> tuple[np.ndarray, np.ndarray]:
 
 
 def bigram_rows(pack: ProbePack, prev: np.ndarray) -> np.ndarray:
-    """The smoothed bigram distribution b(. | p) for each ``prev`` id, (len(prev), V) float64; the unigram
+    """The smoothed bigram distribution b(. | p) for each ``prev`` id, (len(prev), V) float32; the unigram
     where the previous token is special (it says nothing about the next word)."""
-    rows = np.tile(pack.unigram * BIGRAM_SMOOTHING, (len(prev), 1))
-    totals = np.full(len(prev), BIGRAM_SMOOTHING)
+    unigram = pack.unigram.astype(np.float32)
+    rows = np.empty((len(prev), len(unigram)), np.float32)
+    rows[:] = unigram * np.float32(BIGRAM_SMOOTHING)
     order = np.argsort(pack.bigram_prev, kind="stable")
-    sorted_prev = pack.bigram_prev[order]
-    for row, p in enumerate(prev):
-        if pack.is_special[p]:
-            rows[row] = pack.unigram
-            totals[row] = 1.0
-            continue
-        lo, hi = np.searchsorted(sorted_prev, [p, p + 1])
-        entries = order[lo:hi]
-        np.add.at(rows[row], pack.bigram_next[entries], pack.bigram_count[entries])
-        totals[row] += pack.bigram_count[entries].sum()
-    return rows / totals[:, None]
+    lo = np.searchsorted(pack.bigram_prev[order], prev)
+    hi = np.searchsorted(pack.bigram_prev[order], prev, side="right")
+    hi[pack.is_special[prev]] = lo[pack.is_special[prev]]            # no counts after a special token
+    lengths = hi - lo
+    row_of = np.repeat(np.arange(len(prev)), lengths)
+    entries = order[np.concatenate([np.arange(a, b) for a, b in zip(lo, hi)]) if len(prev) else np.zeros(0, int)]
+    counts = pack.bigram_count[entries].astype(np.float32)
+    rows[row_of, pack.bigram_next[entries]] += counts      # (row, next) pairs are unique: no np.add.at needed
+    totals = BIGRAM_SMOOTHING + np.bincount(row_of, weights=counts, minlength=len(prev)).astype(np.float32)
+    rows /= totals[:, None]
+    return rows

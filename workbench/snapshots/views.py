@@ -20,7 +20,7 @@ from workbench.snapshots.reductions import HEAD_FEATURES, SHARE_FEATURES, Snapsh
 from workbench.snapshots.store import SnapshotError, SnapshotStore
 
 PATTERN_SHARE = 0.5          # a head whose largest share is at least this is named after it ...
-BROAD_ENTROPY = 0.75         # ... else "broad" when its entropy is this share of the uniform's, else "mixed"
+BROAD_ENTROPY = 0.75         # ... else "broad" when its entropy is this share of the uniform's, else "content"
 LEARNED_DROP = 1.0           # nats a word's surprisal must fall (first snapshot -> its lowest) to count as learned
 TOKEN_CLASSES = ("frequent (top 100)", "common (100-1k)", "rare (beyond 1k)", "punctuation", "numbers",
                  "word starts", "continuations (##)")
@@ -201,11 +201,12 @@ def band_names() -> list[str]:
 
 def classify_heads(heads: np.ndarray, mean_length: float) -> np.ndarray:
     """(L, nh) names: the share feature (``SHARE_FEATURES``) holding at least ``PATTERN_SHARE`` of a head's
-    attention; else "broad" (entropy near the uniform's over the sequence) or "mixed"."""
+    attention; else "broad" (entropy near the uniform's over the sequence) or "content" (focused on some
+    tokens, but not by position, [CLS], [SEP] or punctuation)."""
     shares = heads[..., : len(SHARE_FEATURES)]
     best = shares.argmax(-1)
     entropy = heads[..., HEAD_FEATURES.index("entropy")]
-    names = np.where(entropy >= BROAD_ENTROPY * math.log(max(mean_length, 2.0)), "broad", "mixed").astype(object)
+    names = np.where(entropy >= BROAD_ENTROPY * math.log(max(mean_length, 2.0)), "broad", "content").astype(object)
     strong = shares.max(-1) >= PATTERN_SHARE
     names[strong] = np.array(SHARE_FEATURES, dtype=object)[best[strong]]
     return names.astype(str)

@@ -82,6 +82,7 @@ class InspectPanel(QWidget):
         self.loading = 0                               # reads in flight
         self.wanted: tuple[str, str] = ("", "")        # the folders asked for, A and B (newest request wins)
         self.selected_head = (0, 0)
+        self._drawn: set = set()                      # (tab, runs) whose step-independent parts are drawn
 
         self.run_a = QComboBox(objectName="inspectRunA")
         self.run_b = QComboBox(objectName="inspectRunB")
@@ -237,7 +238,8 @@ class InspectPanel(QWidget):
         self.embedding_choice = QComboBox(objectName="inspectEmbeddingCurve")
         self.embedding_choice.addItems(["mean cosine by frequency band (a cone: high)", "norm by frequency band",
                                         "effective rank"])
-        self.embedding_choice.currentIndexChanged.connect(lambda _: self._draw_embedding_curves())
+        self.embedding_choice.currentIndexChanged.connect(lambda _: self._draw_embedding_curves()
+                                                         if self.a is not None else None)
         self.embedding_plot = self._plot("", "")
         right = QWidget()
         right_layout = QVBoxLayout(right)
@@ -341,6 +343,7 @@ class InspectPanel(QWidget):
             return                     # a newer choice is being read
         at_end = self.a is None or self.slider.value() == self.slider.maximum()
         self.a, self.b = a, b
+        self._drawn.clear()
         self.message.setText(self._describe())
         self.slider.blockSignals(True)
         self.slider.setRange(0, len(a.inspection) - 1)
@@ -397,6 +400,11 @@ class InspectPanel(QWidget):
             text += f"  |  vs step {self.b.inspection.steps[j]:,}"
         self.step_label.setText(text)
         tab = self.tabs.currentIndex()
+        key = (tab, id(self.a), id(self.b))
+        if key not in self._drawn:           # what does not depend on the step: once per runs shown
+            self._drawn.add(key)
+            [lambda: None, self._draw_learned_curves, self._draw_embedding_curves, self._fill_probes,
+             self._fill_syntax][tab]()
         [self._draw_heads, self._draw_learned, self._draw_embeddings, self._draw_probes, self._draw_syntax][tab]()
 
     def _draw_heads(self) -> None:
@@ -423,7 +431,11 @@ class InspectPanel(QWidget):
                     feature = HEAD_FEATURES.index("entropy")
                     series = inspection.head_series("entropy")[:, layer, head] / uniform
                     value = heads[layer, head, feature] / uniform
-                caption = f"{KIND_TEXT[kind]} {value:.2f}"
+                if kind in SHARE_FEATURES:
+                    caption = f"{KIND_TEXT[kind]} {value:.0%}"
+                else:
+                    top = int(heads[layer, head, :6].argmax())
+                    caption = f"{KIND_TEXT[kind]} · most on {SHARE_FEATURES[top]} {heads[layer, head, top]:.0%}"
                 if self.head_change.isChecked():
                     change = heads[layer, head, :6] - first[layer, head, :6]
                     biggest = int(np.abs(change).argmax())
@@ -455,11 +467,17 @@ class InspectPanel(QWidget):
         self.attention.show_map(tokens, maps[example, layer, head, :real, :real].astype(float),
                                 f"L{layer} H{head} at step {inspection.steps[self.index]:,} (rows attend to columns)")
 
+    def _cursor_at(self, *plots) -> None:
+        x = math.log10(step_axis([self.a.inspection.steps[self.index]])[0])
+        for plot in plots:
+            plot.cursor.setPos(x)
+
     def _draw_learned(self) -> None:
         self._draw_passage()
         self._fill_word_now()
-        for plot in (self.class_plot, self.stage_plot, self.word_plot):
-            plot.cursor.setPos(math.log10(step_axis([self.a.inspection.steps[self.index]])[0]))
+        self._cursor_at(self.class_plot, self.stage_plot, self.word_plot)
+
+    def _draw_learned_curves(self) -> None:
         self.class_plot.clear()
         self.class_plot.addItem(self.class_plot.cursor, ignoreBounds=True)
         colours = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1"]
@@ -482,6 +500,7 @@ class InspectPanel(QWidget):
                                  name=f"to the unigram{suffix}")
             self.stage_plot.plot(x, run.stages["bigram"], pen=pg.mkPen("#4e79a7", width=2, **style),
                                  name=f"to the bigram{suffix}")
+        self._draw_word_curves()
 
     def _draw_passage(self) -> None:
         if self.a is None:
@@ -514,11 +533,16 @@ class InspectPanel(QWidget):
     def _fill_word_now(self) -> None:
         if self.a is None:
             return
+        sorting = self.words.isSortingEnabled()
+        self.words.setSortingEnabled(False)          # items keep their rows while their values change
         for r in range(self.words.rowCount()):
             word = self.a.word_index.get(self.words.item(r, 0).text())
-            if word is not None:
+            item = self.words.item(r, 4)
+            if word is not None and item is not None:
                 value = float(word.surprisal[self.index])
-                self.words.setItem(r, 4, NumberItem(value, f"{value:.2f}"))
+                item.setText(f"{value:.2f}")
+                item.value = value
+        self.words.setSortingEnabled(sorting)
 
     def _draw_word_curves(self) -> None:
         self.word_plot.clear()
@@ -548,7 +572,7 @@ class InspectPanel(QWidget):
         span = float(np.abs(self.a.map).max()) or 1.0
         self.map_plot.setRange(xRange=(-span, span), yRange=(-span, span), padding=0.05)
         self._draw_neighbours()
-        self._draw_embedding_curves()
+        self._cursor_at(self.embedding_plot)
 
     def _draw_neighbours(self) -> None:
         from workbench.snapshots.store import SnapshotError
@@ -572,7 +596,7 @@ class InspectPanel(QWidget):
         plot = self.embedding_plot
         plot.clear()
         plot.addItem(plot.cursor, ignoreBounds=True)
-        plot.cursor.setPos(math.log10(step_axis([self.a.inspection.steps[self.index]])[0]))
+        self._cursor_at(plot)
         choice = self.embedding_choice.currentIndex()
         prefix = ("cosine ", "norm ", "effective rank")[choice]
         for run, style in ((self.a, {}), (self.b, PEN_B)):
@@ -585,6 +609,11 @@ class InspectPanel(QWidget):
                           name=name.replace(prefix, "") or name if run is self.a else None)
 
     def _draw_probes(self) -> None:
+        for table, index in ((self.probes_a, self.index), (self.probes_b, self.index_b())):
+            if index is not None and table.columnCount() > index:
+                table.selectColumn(index)
+
+    def _fill_probes(self) -> None:
         any_probes = False
         for table, run in ((self.probes_a, self.a), (self.probes_b, self.b)):
             table.setVisible(run is not None)
@@ -607,14 +636,28 @@ class InspectPanel(QWidget):
                                     f"{'right' if right[r, c] else 'wrong'}")
                     table.setItem(r, c, item)
             table.resizeColumnsToContents()
-            if len(steps):
-                table.selectColumn(self.index if run is self.a else self.index_b())
         self.probe_note.setText(
             "Each cell: a probe's score at a snapshot (fill: ln p(answer); minimal pair: PLL(good) − PLL(bad); "
             "pair: ln p(expected label)); green = right, red = wrong." if any_probes else
             "This run has no probes: set inspect.probes to a probe file (JSONL or TSV, see the README), or score "
             "one on its checkpoints with `pretrain-workbench inspect RUN --from-checkpoints --probes FILE`. Runs "
             "on the built-in sample corpus get the built-in probes.")
+
+    def _fill_syntax(self) -> None:
+        accuracy, baseline = self.a.inspection.syntax()
+        if not np.isfinite(baseline).any():
+            return
+        plot = self.syntax_plot
+        plot.clear()
+        plot.addItem(plot.cursor, ignoreBounds=True)
+        for run, style in ((self.a, {}), (self.b, PEN_B)):
+            if run is None:
+                continue
+            acc, base = run.inspection.syntax()
+            x = step_axis(run.inspection.steps)
+            plot.plot(x, np.nanmax(acc.reshape(len(x), -1), axis=1), pen=pg.mkPen("#4e79a7", width=2, **style),
+                      name="best head" if run is self.a else None)
+            plot.plot(x, base, pen=pg.mkPen("#888888", width=2, **style), name="best offset" if run is self.a else None)
 
     def _draw_syntax(self) -> None:
         accuracy, baseline = self.a.inspection.syntax()
@@ -641,18 +684,7 @@ class InspectPanel(QWidget):
                 better = now[l, h] > baseline[self.index]
                 item.setBackground(QBrush(QColor("#b7e1a1" if better else "#f0f0f0")))
                 self.syntax_table.setItem(l, h, item)
-        plot = self.syntax_plot
-        plot.clear()
-        plot.addItem(plot.cursor, ignoreBounds=True)
-        plot.cursor.setPos(math.log10(step_axis([self.a.inspection.steps[self.index]])[0]))
-        for run, style in ((self.a, {}), (self.b, PEN_B)):
-            if run is None:
-                continue
-            acc, base = run.inspection.syntax()
-            x = step_axis(run.inspection.steps)
-            plot.plot(x, np.nanmax(acc.reshape(len(x), -1), axis=1), pen=pg.mkPen("#4e79a7", width=2, **style),
-                      name="best head" if run is self.a else None)
-            plot.plot(x, base, pen=pg.mkPen("#888888", width=2, **style), name="best offset" if run is self.a else None)
+        self._cursor_at(self.syntax_plot)
 
     # --- export ---------------------------------------------------------------------------------------------
 
