@@ -24,6 +24,7 @@ def inspected_runs(learnable_dataset, tmp_path_factory):
         config = tiny_train_config(learnable_dataset.path, max_steps=40, learning_rate=5e-3)
         config.masking.probability = rate
         config.inspect.every = 10
+        config.inspect.first = 1
         config.inspect.sequences = 4
         config.inspect.probes = str(probes)
         Trainer(config, root / name).run()

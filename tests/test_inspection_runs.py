@@ -27,6 +27,7 @@ def train(config, run_dir, **kwargs):
 def test_a_run_records_snapshots_on_the_schedule_and_at_its_end(learnable_dataset, tmp_path):
     config = tiny_train_config(learnable_dataset.path, max_steps=100, learning_rate=5e-3)
     config.inspect.every = 40
+    config.inspect.first = 1
     config.inspect.sequences = 4
     result, events = train(config, tmp_path / "run")
     assert SnapshotStore(tmp_path / "run").steps() == [0, 1, 2, 4, 8, 16, 32, 40, 80, 100]
@@ -43,6 +44,7 @@ def test_a_run_records_snapshots_on_the_schedule_and_at_its_end(learnable_datase
 def test_a_resumed_run_continues_the_series_and_retakes_what_it_trains_again(learnable_dataset, tmp_path):
     config = tiny_train_config(learnable_dataset.path, max_steps=40, checkpoint_every=10)
     config.inspect.every = 10
+    config.inspect.first = 1
     control = TrainingControl()
     trainer = Trainer(config, tmp_path / "run", control=control)
     trainer.subscribe(lambda e: control.stop() if e.type == "step" and e.step == 25 else None)

@@ -42,7 +42,8 @@ def small_model(vocab_size: int, architecture: str = "modernbert", seed: int = 0
 
 def test_schedule_is_log_spaced_then_regular():
     assert snapshot_steps(1000, 250) == [0, 1, 2, 4, 8, 16, 32, 64, 128, 250, 500, 750, 1000]
-    assert [s for s in range(1001) if is_snapshot_step(s, 250)] == snapshot_steps(1000, 250)
+    assert snapshot_steps(1000, 250, first=8) == [0, 8, 16, 32, 64, 128, 250, 500, 750, 1000]
+    assert snapshot_steps(100, 50, first=3) == [0, 3, 6, 12, 24, 48, 50, 100]
 
 
 # --- heads ------------------------------------------------------------------------------------------------

@@ -317,9 +317,12 @@ class InspectConfig:
     SECTION: ClassVar[str] = "inspect"
 
     enabled: bool = setting(True, "Record inspection snapshots (heads, per-token surprisal, embeddings, probes) at "
-                                  "steps 0, 1, 2, 4, ... and then every `every` steps.", kind="resumable")
-    every: int = setting(250, "After the log-spaced steps (powers of two below it), take a snapshot every this "
-                              "many steps.", kind="resumable", bounds="[1, 10**12]")
+                                  "step 0, at `first`, 2 x `first`, 4 x `first`, ... below `every`, then every "
+                                  "`every` steps, and at the run's end.", kind="resumable")
+    first: int = setting(8, "The first log-spaced snapshot after step 0 (1 gives 1, 2, 4, 8, ...).",
+                         kind="resumable", bounds="[1, 10**12]")
+    every: int = setting(250, "After the log-spaced steps, take a snapshot every this many steps.", kind="resumable",
+                         bounds="[1, 10**12]")
     sequences: int = setting(8, "Held-out sequences in the probe pack (each is scored once per mask pattern).",
                              bounds="[1, 4096]")
     patterns: int = setting(6, "Disjoint mask patterns of the probe pack: pattern j masks every position t with "

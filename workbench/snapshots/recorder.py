@@ -23,7 +23,7 @@ from workbench.snapshots.store import SnapshotError, SnapshotStore
 class SnapshotRecorder:
     def __init__(self, run_dir: str | Path, dataset, config: WorkbenchConfig, resumed_step: int = 0):
         self.config = config
-        self.every = config.inspect.every
+        self.every, self.first = config.inspect.every, config.inspect.first
         self.store = SnapshotStore(run_dir)
         if self.store.folder.is_dir():
             remove_stale_partials(self.store.folder)   # half-written files of a process that died
@@ -54,7 +54,7 @@ class SnapshotRecorder:
 
     def maybe_record(self, model, step: int, tokens_seen: int = 0, elapsed: float = 0.0, due: bool = False) -> bool:
         """Take the snapshot of ``step`` when it is due (by the schedule, or ``due``) and not yet stored."""
-        if not (due or is_snapshot_step(step, self.every)) or step in self.taken:
+        if not (due or is_snapshot_step(step, self.every, self.first)) or step in self.taken:
             return False
         self.record(model, step, tokens_seen, elapsed)
         return True

@@ -179,6 +179,7 @@ class InspectPanel(QWidget):
         plot.setLabel("bottom", "step + 1" if log_x else "")
         plot.setLabel("left", y)
         plot.setLogMode(x=log_x, y=False)
+        plot.getAxis("bottom").setStyle(maxTickLevel=0)       # decades only: 2·10¹ 3·10¹ ... crowd the axis
         plot.addLegend(offset=(-10, 10))
         plot.cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen("#888888", style=Qt.DotLine))
         plot.addItem(plot.cursor, ignoreBounds=True)
@@ -232,6 +233,8 @@ class InspectPanel(QWidget):
         self.in_context.toggled.connect(lambda _: self._draw_neighbours())
         self.neighbours_a = QListWidget(objectName="inspectNeighboursA")
         self.neighbours_b = QListWidget(objectName="inspectNeighboursB")
+        for widget in (self.neighbours_a, self.neighbours_b):
+            widget.setWordWrap(True)
         lists = QHBoxLayout()
         lists.addWidget(self.neighbours_a)
         lists.addWidget(self.neighbours_b)
