@@ -51,6 +51,9 @@ def test_two_gloo_processes_agree_and_match_one_process(learnable_dataset, tmp_p
     assert ranks[0]["status"] == "completed"
     assert len(ranks[0]["losses"]) == 40 and ranks[1]["losses"] == []  # only rank 0 reports
     assert (ddp / "checkpoints" / "step-0000040").exists()
+    from workbench.snapshots.store import SnapshotStore
+
+    assert SnapshotStore(ddp).steps() == [0, 8, 16, 32, 40]       # rank 0 records the inspection snapshots
 
     single = tmp_path / "single"
     single.mkdir()

@@ -49,14 +49,17 @@ def test_schedule_is_log_spaced_then_regular():
 # --- heads ------------------------------------------------------------------------------------------------
 
 def constructed_attention(T: int) -> torch.Tensor:
-    """(1, L=1, nh=3, T, T): head 0 on the previous token, head 1 on [CLS], head 2 uniform."""
+    """(1, L=1, nh=4, T, T): head 0 on the previous token, head 1 on [CLS], head 2 uniform, head 3 a fifth on
+    each of itself and its neighbours and the rest spread evenly."""
     previous = torch.zeros(T, T)
     previous[0, 0] = 1.0
     previous[torch.arange(1, T), torch.arange(T - 1)] = 1.0
     cls = torch.zeros(T, T)
     cls[:, 0] = 1.0
     uniform = torch.full((T, T), 1.0 / T)
-    return torch.stack([previous, cls, uniform])[None, None]
+    local = torch.full((T, T), 0.4 / T) + 0.2 * (torch.eye(T) + torch.eye(T).roll(1, 0) + torch.eye(T).roll(-1, 0))
+    local = local / local.sum(-1, keepdim=True)
+    return torch.stack([previous, cls, uniform, local])[None, None]
 
 
 def test_a_head_wired_to_the_previous_token_is_classified_as_such():
@@ -65,11 +68,11 @@ def test_a_head_wired_to_the_previous_token_is_classified_as_such():
     key_classes = torch.zeros(3, 1, T)
     key_classes[0, 0, 0] = 1.0                         # position 0 is [CLS]
     key_classes[1, 0, T - 1] = 1.0                     # the last is [SEP]
-    heads = (head_feature_sums(constructed_attention(T), real, key_classes) / T).numpy()   # (1, 3, 8)
+    heads = (head_feature_sums(constructed_attention(T), real, key_classes) / T).numpy()   # (1, 4, 8)
     previous = HEAD_FEATURES.index("previous")
     assert heads[0, 0, previous] == pytest.approx((T - 1) / T)
     assert heads[0, 2, HEAD_FEATURES.index("entropy")] == pytest.approx(math.log(T), rel=1e-5)
-    assert list(classify_heads(heads, mean_length=T)[0]) == ["previous", "cls", "broad"]
+    assert list(classify_heads(heads, mean_length=T)[0]) == ["previous", "cls", "broad", "local"]
 
 
 def test_captured_attention_is_what_the_model_computes(learnable_dataset):

@@ -14,11 +14,12 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QWidget
 # One colour per head kind (``workbench.snapshots.views.classify_heads``).
 KIND_COLOURS = {
     "previous": "#4e79a7", "next": "#76b7b2", "self": "#9c9c9c", "cls": "#f28e2b", "sep": "#b07aa1",
-    "punctuation": "#9c755f", "broad": "#a0cbe8", "content": "#ffbe7d",
+    "punctuation": "#9c755f", "local": "#59a14f", "broad": "#a0cbe8", "content": "#ffbe7d",
 }
 KIND_TEXT = {
     "previous": "previous token", "next": "next token", "self": "itself", "cls": "[CLS]", "sep": "[SEP]",
-    "punctuation": "punctuation", "broad": "broad (spread out)", "content": "content (focused)",
+    "punctuation": "punctuation", "local": "local (itself and neighbours)", "broad": "broad (spread out)",
+    "content": "content (focused)",
 }
 
 

@@ -20,6 +20,7 @@ from workbench.snapshots.reductions import HEAD_FEATURES, SHARE_FEATURES, Snapsh
 from workbench.snapshots.store import SnapshotError, SnapshotStore
 
 PATTERN_SHARE = 0.5          # a head whose largest share is at least this is named after it ...
+LOCAL_SHARE = 0.3            # ... else "local" when itself + previous + next hold this much ...
 BROAD_ENTROPY = 0.75         # ... else "broad" when its entropy is this share of the uniform's, else "content"
 LEARNED_DROP = 1.0           # nats a word's surprisal must fall (first snapshot -> its lowest) to count as learned
 TOKEN_CLASSES = ("frequent (top 100)", "common (100-1k)", "rare (beyond 1k)", "punctuation", "numbers",
@@ -81,6 +82,18 @@ class RunInspection:
             if (self.head_kinds(index) == kind).any():
                 return int(self.steps[index])
         return None
+
+    def uniform_shares(self) -> np.ndarray:
+        """(6,) what attention spread evenly over a sequence would give each share feature on this pack: the
+        yardstick for "this head attends to X n times more than chance"."""
+        ids, real = self.pack.input_ids, self.pack.attention_mask.astype(bool)
+        lengths = real.sum(1, keepdims=True)
+        cls = (ids == np.flatnonzero(self.pack.tokens == "[CLS]")[0]) & real
+        sep = (ids == np.flatnonzero(self.pack.tokens == "[SEP]")[0]) & real
+        punctuation = self.pack.is_punctuation[ids] & real
+        share = [float((m.sum(1, keepdims=True) / lengths).mean()) for m in (cls, sep, punctuation)]
+        one = float((1.0 / lengths).mean())
+        return np.array(share + [one, one, one])
 
     @property
     def mean_length(self) -> float:
@@ -201,12 +214,15 @@ def band_names() -> list[str]:
 
 def classify_heads(heads: np.ndarray, mean_length: float) -> np.ndarray:
     """(L, nh) names: the share feature (``SHARE_FEATURES``) holding at least ``PATTERN_SHARE`` of a head's
-    attention; else "broad" (entropy near the uniform's over the sequence) or "content" (focused on some
-    tokens, but not by position, [CLS], [SEP] or punctuation)."""
+    attention; else "local" (itself and its two neighbours hold ``LOCAL_SHARE``), "broad" (entropy near the
+    uniform's over the sequence) or "content" (focused on some tokens, but not by position, [CLS], [SEP] or
+    punctuation)."""
     shares = heads[..., : len(SHARE_FEATURES)]
     best = shares.argmax(-1)
     entropy = heads[..., HEAD_FEATURES.index("entropy")]
     names = np.where(entropy >= BROAD_ENTROPY * math.log(max(mean_length, 2.0)), "broad", "content").astype(object)
+    local = (shares[..., 3] + shares[..., 4] + shares[..., 5]) >= LOCAL_SHARE
+    names[local] = "local"
     strong = shares.max(-1) >= PATTERN_SHARE
     names[strong] = np.array(SHARE_FEATURES, dtype=object)[best[strong]]
     return names.astype(str)

@@ -424,9 +424,13 @@ class InspectPanel(QWidget):
             grid.title.setText(f"{run.label} at step {inspection.steps[index]:,}")
             first = inspection.heads(0)
             uniform = math.log(max(inspection.mean_length, 2.0))
+            uniform_shares = np.maximum(inspection.uniform_shares(), 1e-6)
             for (layer, head), tile in grid.tiles.items():
                 kind = str(kinds[layer, head])
-                if kind in SHARE_FEATURES:
+                if kind == "local":
+                    series = sum(inspection.head_series(k)[:, layer, head] for k in ("self", "previous", "next"))
+                    value = float(heads[layer, head, 3:6].sum())
+                elif kind in SHARE_FEATURES:
                     feature = HEAD_FEATURES.index(kind)
                     series = inspection.head_series(kind)[:, layer, head]
                     value = heads[layer, head, feature]
@@ -434,11 +438,13 @@ class InspectPanel(QWidget):
                     feature = HEAD_FEATURES.index("entropy")
                     series = inspection.head_series("entropy")[:, layer, head] / uniform
                     value = heads[layer, head, feature] / uniform
-                if kind in SHARE_FEATURES:
+                if kind in SHARE_FEATURES or kind == "local":
                     caption = f"{KIND_TEXT[kind]} {value:.0%}"
-                else:
-                    top = int(heads[layer, head, :6].argmax())
-                    caption = f"{KIND_TEXT[kind]} · most on {SHARE_FEATURES[top]} {heads[layer, head, top]:.0%}"
+                else:                              # what it leans to most, against attention spread evenly
+                    lift = heads[layer, head, :6] / uniform_shares
+                    top = int(lift.argmax())
+                    caption = (f"{KIND_TEXT[kind]}\n{SHARE_FEATURES[top]} {heads[layer, head, top]:.0%} "
+                               f"({lift[top]:.0f}x even)")
                 if self.head_change.isChecked():
                     change = heads[layer, head, :6] - first[layer, head, :6]
                     biggest = int(np.abs(change).argmax())
