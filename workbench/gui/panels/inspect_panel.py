@@ -179,8 +179,10 @@ class InspectPanel(QWidget):
         plot.setLabel("bottom", "step + 1" if log_x else "")
         plot.setLabel("left", y)
         plot.setLogMode(x=log_x, y=False)
-        plot.getAxis("bottom").setStyle(maxTickLevel=0)       # decades only: 2·10¹ 3·10¹ ... crowd the axis
-        plot.addLegend(offset=(-10, 10))
+        if log_x:                                              # decades only: 2·10¹ 3·10¹ ... crowd the axis
+            plot.getAxis("bottom").setTicks([[(d, f"{10 ** d:,}") for d in range(0, 8)], []])
+        plot.getAxis("left").enableAutoSIPrefix(False)
+        plot.addLegend(offset=(10, -10))                        # bottom left: curves fall to the right
         plot.cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen("#888888", style=Qt.DotLine))
         plot.addItem(plot.cursor, ignoreBounds=True)
         return plot
@@ -197,6 +199,7 @@ class InspectPanel(QWidget):
         self.words.setHorizontalHeaderLabels(["word", "in pack", "frequency rank", "learned at step", "surprisal now"])
         self.words.verticalHeader().setVisible(False)
         self.words.setSortingEnabled(True)
+        self.words.sortByColumn(2, Qt.AscendingOrder)            # the most frequent words first
         self.words.itemSelectionChanged.connect(self._draw_word_curves)
         left = QWidget()
         left_layout = QVBoxLayout(left)
@@ -263,11 +266,16 @@ class InspectPanel(QWidget):
         self.probe_note.setWordWrap(True)
         self.probes_a = QTableWidget(0, 0, objectName="inspectProbesA")
         self.probes_b = QTableWidget(0, 0, objectName="inspectProbesB")
+        self.probe_titles = (QLabel(), QLabel())
         box = QWidget()
         layout = QVBoxLayout(box)
         layout.addWidget(self.probe_note)
-        layout.addWidget(self.probes_a, 1)
-        layout.addWidget(self.probes_b, 1)
+        for title, table in zip(self.probe_titles, (self.probes_a, self.probes_b)):
+            title.setStyleSheet("font-weight: bold;")
+            table.verticalHeader().setDefaultSectionSize(20)
+            table.setSelectionMode(QTableWidget.NoSelection)
+            layout.addWidget(title)
+            layout.addWidget(table, 1)
         return box
 
     def _syntax_tab(self) -> QWidget:
@@ -538,6 +546,7 @@ class InspectPanel(QWidget):
             self.words.setItem(r, 4, NumberItem(0.0, ""))
         self.words.setSortingEnabled(True)
         self._fill_word_now()
+        self.words.resizeColumnsToContents()
 
     def _fill_word_now(self) -> None:
         if self.a is None:
@@ -618,16 +627,24 @@ class InspectPanel(QWidget):
                           name=name.replace(prefix, "") or name if run is self.a else None)
 
     def _draw_probes(self) -> None:
+        """The current step's column: a bold header, the cells keep their colours."""
         for table, index in ((self.probes_a, self.index), (self.probes_b, self.index_b())):
-            if index is not None and table.columnCount() > index:
-                table.selectColumn(index)
+            for column in range(table.columnCount()):
+                header = table.horizontalHeaderItem(column)
+                if header is not None:
+                    font = header.font()
+                    font.setBold(column == index)
+                    font.setUnderline(column == index)
+                    header.setFont(font)
 
     def _fill_probes(self) -> None:
         any_probes = False
-        for table, run in ((self.probes_a, self.a), (self.probes_b, self.b)):
+        for title, table, run in zip(self.probe_titles, (self.probes_a, self.probes_b), (self.a, self.b)):
             table.setVisible(run is not None)
+            title.setVisible(run is not None)
             if run is None:
                 continue
+            title.setText(run.label)
             scores, right = run.probes
             names = run.inspection.probe_names()
             any_probes |= bool(len(names))
