@@ -111,10 +111,11 @@ def test_the_patterns_cover_every_token_once_and_never_neighbours(learnable_data
     assert pack.from_heldout
 
 
-def test_surprisal_of_the_pack_equals_the_trainers_mlm_loss_on_the_same_positions(learnable_dataset):
+@pytest.mark.parametrize("architecture", ["modernbert", "bert"])
+def test_surprisal_of_the_pack_equals_the_trainers_mlm_loss_on_the_same_positions(learnable_dataset, architecture):
     config = pack_config(learnable_dataset)
     pack = build_probe_pack(learnable_dataset, config)
-    model = small_model(learnable_dataset.vocabulary.size)
+    model = small_model(learnable_dataset.vocabulary.size, architecture)
     snapshot = take_snapshot(model, pack, step=0)
     mask_id = learnable_dataset.vocabulary.mask_id
     inputs, labels = pack.masked_inputs(mask_id)

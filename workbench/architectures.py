@@ -12,6 +12,11 @@ the module it names, imported only when a model is built or exported. That modul
 * ``export_tensors(state) -> dict`` - the pre-training state dict under ``transformers``' names;
 * ``config_from_hf(folder, raw) -> dict`` - ``[model]`` values from a ``config.json`` of its model type.
 
+For inspection snapshots (``workbench.snapshots``; without them a run trains and says inspection is off) the
+pre-training model also has ``word_embeddings`` (the (V, H) input embedding matrix) and
+``final_states(input_ids, token_type_ids, attention_mask) -> (B, T, H)``; attention layers that carry a
+``capture`` attribute hand their probabilities to ``model.common.capturing_attention``.
+
 Adding an architecture is one new module and one ``register`` line below; an unknown name is an error
 everywhere (``get``), never a fall-through to another architecture.
 """

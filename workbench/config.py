@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from workbench import architectures
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, read_user_text
 from workbench.setting_rules import Bounds, check_rules, choices_in, setting
 
 
@@ -482,12 +482,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 def load_config(path: str | Path) -> WorkbenchConfig:
     """Read and validate a TOML config file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config file ({exc})") from None
+    text = read_user_text(path, ConfigError, "config file")
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, read_user_text
 from workbench.model.common import capturing_attention
 
 MAX_SENTENCES = 200          # per snapshot: enough for a stable share, a bounded cost
@@ -87,12 +87,7 @@ class Treebank:
 
 def read_treebank(path: str | Path, tokenizer, max_length: int = 512) -> Treebank:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise TreebankError(f"{path}: no such treebank file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TreebankError(f"{path}: cannot read the treebank ({exc})") from None
+    text = read_user_text(path, TreebankError, "treebank")
     sentences = parse_conllu(text, str(path))[:MAX_SENTENCES]
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     unk = tokenizer.token_to_id("[UNK]")

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, read_user_text
 
 KINDS = ("fill", "minimal", "next")
 
@@ -58,12 +58,7 @@ def builtin_probe_path() -> Path:
 def read_probes(path: str | Path, tokenizer, max_length: int = 512) -> list[Probe]:
     """The probes of a file, each checked against ``tokenizer``; ``ProbeFileError`` naming file and line."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ProbeFileError(f"{path}: no such probe file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProbeFileError(f"{path}: cannot read the probe file ({exc})") from None
+    text = read_user_text(path, ProbeFileError, "probe file")
     tsv = path.suffix.lower() != ".jsonl"
     probes: list[Probe] = []
     for number, line in enumerate(text.splitlines(), 1):

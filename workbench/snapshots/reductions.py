@@ -170,6 +170,8 @@ def _unmasked_pass(model, pack: ProbePack, device, batch_rows: int):
                    for a in (ids, pack.token_type_ids, pack.attention_mask)]
         with capturing_attention(model) as captured:
             states = model.final_states(*tensors)                                   # (b, T, H)
+        if not captured:                                      # an architecture without capturing attention layers
+            captured = [torch.zeros(len(tensors[0]), 0, T, T, device=device)]
         probabilities = torch.stack(captured, 1).float()                            # (b, L, nh, T, T)
         part = head_feature_sums(probabilities, tensors[2].bool(),
                                  torch.from_numpy(key_classes[:, rows]).to(device))

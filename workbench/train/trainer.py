@@ -270,7 +270,7 @@ class Trainer:
         every = t.eval_every_seconds
         next_eval = (math.floor(state.elapsed / every) + 1) * every if every else math.inf
 
-        self.snapshots = self._snapshot_recorder(state, dist, emit)
+        self.snapshots = self._snapshot_recorder(model, state, dist, emit)
         self._snapshot(model, state, emit)
         model.train()
         while state.step < t.step_limit:
@@ -380,10 +380,15 @@ class Trainer:
         if self.eval_set is None:
             emit(Notice("no held-out documents (data.heldout_fraction or a tiny corpus): evaluation is skipped"))
 
-    def _snapshot_recorder(self, state: ckpt.TrainingState, dist: Distributed, emit):
+    def _snapshot_recorder(self, model, state: ckpt.TrainingState, dist: Distributed, emit):
         """Rank 0's inspection recorder (``[inspect]``); None when off. A pack that cannot be built (a dataset
-        too small for one sequence) turns inspection off with a notice rather than stopping the run."""
+        too small for one sequence), or an architecture without the inspection interface (``final_states``,
+        ``word_embeddings``), turns inspection off with a notice rather than stopping the run."""
         if not (self.config.inspect.enabled and dist.is_main):
+            return None
+        if not (hasattr(model, "final_states") and hasattr(model, "word_embeddings")):
+            emit(Notice(f"inspection snapshots are off: the {self.model_config.architecture} model has no "
+                        "final_states / word_embeddings (see workbench.architectures)"))
             return None
         from workbench.snapshots.recorder import SnapshotRecorder
 
