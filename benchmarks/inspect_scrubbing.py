@@ -67,9 +67,9 @@ def main() -> None:
     for tab in range(panel.tabs.count()):
         panel.tabs.setCurrentIndex(tab)
         if tab == 2:
-            panel.neighbour_word.setText(panel.a.map_words[3])
+            panel.embeddings.word.setText(panel.a.map_words[3])
         if tab == 1:
-            panel.words.selectRow(0)
+            panel.learned.words.selectRow(0)
         lateness: list[float] = []
         redraws: list[float] = []
         positions = list(range(args.snapshots)) + list(range(args.snapshots - 1, -1, -1))

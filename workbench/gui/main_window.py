@@ -338,7 +338,7 @@ class MainWindow(QMainWindow):
         import torch
 
         from workbench.store.database import display_url
-        from workbench.train.trainer import describe_device, resolve_device
+        from workbench.train.device import describe_device, resolve_device
 
         rows = [("Version", __version__), ("torch", torch.__version__), ("Qt / PySide6", PySide6.__version__),
                 ("Device", describe_device(resolve_device("auto"))), ("Run database", display_url(self.db_url)),

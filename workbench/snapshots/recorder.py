@@ -68,6 +68,26 @@ class SnapshotRecorder:
         self.seconds += time.perf_counter() - started
 
 
+def recorder_for_run(run_dir, dataset, config: WorkbenchConfig, model, resumed_step: int
+                     ) -> tuple[SnapshotRecorder | None, str]:
+    """The recorder of a run that starts (or resumes at ``resumed_step``), or None and why inspection is off:
+    an architecture without the inspection interface (``final_states``, ``word_embeddings``; see
+    ``workbench.architectures``) or a dataset too small for a probe pack. Neither stops the run."""
+    if not (hasattr(model, "final_states") and hasattr(model, "word_embeddings")):
+        return None, (f"inspection snapshots are off: the {config.model.architecture} model has no final_states / "
+                      "word_embeddings (see workbench.architectures)")
+    try:
+        return SnapshotRecorder(run_dir, dataset, config, resumed_step=resumed_step), ""
+    except (IndexError, ValueError) as exc:
+        return None, f"inspection snapshots are off for this run: no probe pack ({exc})"
+
+
+def check_inputs(config: WorkbenchConfig, dataset) -> None:
+    """Read the probe file and treebank of ``config`` now: a bad one is a clear error before a run starts."""
+    load_probe_set(config, dataset)
+    load_treebank(config, dataset.tokenizer)
+
+
 def load_probe_set(config: WorkbenchConfig, dataset):
     """The probes of ``inspect.probes``; the built-in ones when it is empty and the dataset is the sample."""
     from workbench.snapshots.probes import builtin_probe_path, read_probes

@@ -37,6 +37,7 @@ from workbench.errors import ConfigError, DatasetError, WorkbenchError
 from workbench.model import build_model
 from workbench import checkpoint as ckpt
 from workbench.train.control import TrainingControl
+from workbench.train.device import cpu_has_native_bf16, describe_device, resolve_device, resolve_precision
 from workbench.train.distributed import Distributed, init_distributed
 from workbench.train.evaluation import build_eval_set
 from workbench.train.events import (
@@ -57,44 +58,6 @@ class RunResult:
     step: int
     last_checkpoint: str
     final: dict
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device is {name!r} but CUDA is not available on this machine")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError("train.device is 'mps' but MPS is not available on this machine")
-    return torch.device(name)
-
-
-def describe_device(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{device} ({torch.cuda.get_device_name(device)})"
-    if device.type == "cpu":
-        return f"cpu ({torch.get_num_threads()} threads)"
-    return str(device)
-
-
-def resolve_precision(setting: str, device: torch.device) -> str:
-    if setting == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
-    return setting
-
-
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU computes bf16 in hardware (AVX512-BF16 or AMX); otherwise torch emulates it slowly."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            flags = f.read()
-    except OSError:
-        return True  # not Linux: do not warn on a guess
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def build_optimizer(model: torch.nn.Module, config: WorkbenchConfig) -> torch.optim.AdamW:
@@ -211,10 +174,9 @@ class Trainer:
                                "or a larger corpus")
         self.eval_set = build_eval_set(self.dataset, config, sequences=32 * t.eval_batches)
         if config.inspect.enabled:       # a bad probe file or treebank is refused now, not after training began
-            from workbench.snapshots.recorder import load_probe_set, load_treebank
+            from workbench.snapshots.recorder import check_inputs
 
-            load_probe_set(config, self.dataset)
-            load_treebank(config, self.dataset.tokenizer)
+            check_inputs(config, self.dataset)
 
     def _check_resumable(self, saved: WorkbenchConfig) -> None:
         now, before = self.config.to_dict(), saved.to_dict()
@@ -381,22 +343,15 @@ class Trainer:
             emit(Notice("no held-out documents (data.heldout_fraction or a tiny corpus): evaluation is skipped"))
 
     def _snapshot_recorder(self, model, state: ckpt.TrainingState, dist: Distributed, emit):
-        """Rank 0's inspection recorder (``[inspect]``); None when off. A pack that cannot be built (a dataset
-        too small for one sequence), or an architecture without the inspection interface (``final_states``,
-        ``word_embeddings``), turns inspection off with a notice rather than stopping the run."""
+        """Rank 0's inspection recorder (``[inspect]``), or None (and a notice saying why, when it is on)."""
         if not (self.config.inspect.enabled and dist.is_main):
             return None
-        if not (hasattr(model, "final_states") and hasattr(model, "word_embeddings")):
-            emit(Notice(f"inspection snapshots are off: the {self.model_config.architecture} model has no "
-                        "final_states / word_embeddings (see workbench.architectures)"))
-            return None
-        from workbench.snapshots.recorder import SnapshotRecorder
+        from workbench.snapshots.recorder import recorder_for_run
 
-        try:
-            return SnapshotRecorder(self.run_dir, self.dataset, self.config, resumed_step=state.step)
-        except (IndexError, ValueError) as exc:
-            emit(Notice(f"inspection snapshots are off for this run: no probe pack ({exc})"))
-            return None
+        recorder, why_not = recorder_for_run(self.run_dir, self.dataset, self.config, model, state.step)
+        if why_not:
+            emit(Notice(why_not))
+        return recorder
 
     def _snapshot(self, model, state: ckpt.TrainingState, emit, due: bool = False) -> None:
         recorder = getattr(self, "snapshots", None)
