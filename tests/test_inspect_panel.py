@@ -102,6 +102,8 @@ def test_two_runs_side_by_side_at_equal_steps(qtbot, inspected_runs):
     panel.tabs.setCurrentIndex(1)
     styles = {item.opts["pen"].style() for item in panel.learned.class_plot.getPlotItem().listDataItems()}
     assert len(styles) == 2                                          # run B dashed
+    text = panel.learned.passage.toPlainText()
+    assert "15%, step 10" in text and "40%, step 10" in text          # one pack: both runs' passages
 
 
 def test_exports_write_images_and_numbers(qtbot, inspected_runs, tmp_path):

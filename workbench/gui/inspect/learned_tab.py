@@ -85,15 +85,23 @@ class LearnedTab(InspectTab):
                      self.word_plot)
 
     def draw_passage(self) -> None:
-        panel = self.panel
-        if panel.a is None:
-            return
-        inspection = panel.a.inspection
-        row = self.row.value()
-        snapshot = inspection.snapshots[panel.index]
-        tokens = [str(inspection.pack.tokens[t]) for t in inspection.pack.input_ids[row]]
-        guesses = [str(inspection.pack.tokens[g]) if g >= 0 else "" for g in snapshot.top1[row]]
-        self.passage.setHtml(surprisal_html(tokens, inspection.surprisal(panel.index)[row], guesses))
+        """Run A's passage at its step; below it run B's at the matched step when both share the probe pack
+        (runs of one dataset), so the same words can be compared."""
+        parts = []
+        for run, index, _ in (self.runs() if self.panel.a is not None else []):
+            inspection = run.inspection
+            row = self.row.value()
+            if run is not self.panel.a:
+                if not np.array_equal(inspection.pack.input_ids, self.panel.a.inspection.pack.input_ids):
+                    parts.append(f"<p><i>{run.label}: another probe pack (another dataset), no passage to "
+                                 "compare</i></p>")
+                    continue
+            snapshot = inspection.snapshots[index]
+            tokens = [str(inspection.pack.tokens[t]) for t in inspection.pack.input_ids[row]]
+            guesses = [str(inspection.pack.tokens[g]) if g >= 0 else "" for g in snapshot.top1[row]]
+            heading = f"<p><b>{run.label}</b>, step {inspection.steps[index]:,}</p>" if self.panel.b is not None else ""
+            parts.append(heading + surprisal_html(tokens, inspection.surprisal(index)[row], guesses))
+        self.passage.setHtml("".join(parts))
 
     def fill_words(self) -> None:
         if self.panel.a is None:
