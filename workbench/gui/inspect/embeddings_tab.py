@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QVBoxLayout, QWidget
 
 from workbench.gui.inspect.tab import InspectTab, clear_plot, move_cursors, step_axis, steps_plot
 
@@ -48,13 +48,7 @@ class EmbeddingsTab(InspectTab):
         right_layout.addLayout(lists, 1)
         right_layout.addWidget(self.choice)
         right_layout.addWidget(self.curves, 1)
-        splitter = QSplitter()
-        splitter.addWidget(self.map_plot)
-        splitter.addWidget(right)
-        splitter.setSizes([520, 400])
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(splitter)
+        self.set_sides(self.map_plot, right, (520, 400))
 
     def draw_runs(self) -> None:
         clear_plot(self.curves)

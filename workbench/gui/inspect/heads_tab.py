@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PySide6.QtWidgets import QCheckBox, QLabel, QSpinBox, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 from workbench.gui.inspect.tab import InspectTab
 from workbench.gui.inspect.widgets import KIND_COLOURS, KIND_TEXT, AttentionMapView, HeadGrid
@@ -42,13 +42,7 @@ class HeadsTab(InspectTab):
         right_layout = QVBoxLayout(right)
         right_layout.addWidget(self.example)
         right_layout.addWidget(self.attention, 1)
-        splitter = QSplitter()
-        splitter.addWidget(grids)
-        splitter.addWidget(right)
-        splitter.setSizes([500, 420])
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(splitter)
+        self.set_sides(grids, right, (500, 420))
 
     def runs_loaded(self) -> None:
         self.example.setRange(0, self.panel.a.inspection.snapshots[0].attention.shape[0] - 1)

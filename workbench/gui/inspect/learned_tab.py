@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLineEdit, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLineEdit, QSpinBox, QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget
 
 from workbench.gui.inspect.tab import InspectTab, clear_plot, move_cursors, step_axis, steps_plot
 from workbench.gui.inspect.widgets import surprisal_html
@@ -50,13 +50,7 @@ class LearnedTab(InspectTab):
         right_layout = QVBoxLayout(right)
         for plot in (self.class_plot, self.stage_plot, self.word_plot):
             right_layout.addWidget(plot, 1)
-        splitter = QSplitter()
-        splitter.addWidget(left)
-        splitter.addWidget(right)
-        splitter.setSizes([460, 460])
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(splitter)
+        self.set_sides(left, right, (460, 460))
 
     def runs_loaded(self) -> None:
         self.row.setRange(0, len(self.panel.a.inspection.pack.input_ids) - 1)

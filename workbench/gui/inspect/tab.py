@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
 PEN_B = dict(style=Qt.DashLine)        # the second run's curves
 
@@ -25,6 +25,16 @@ class InspectTab(QWidget):
     def __init__(self, panel):
         super().__init__()
         self.panel = panel
+
+    def set_sides(self, left: QWidget, right: QWidget, sizes: tuple[int, int] = (480, 440)) -> None:
+        """The tab's layout: two sides a person can resize."""
+        splitter = QSplitter()
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setSizes(list(sizes))
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(splitter)
 
     def runs_loaded(self) -> None:
         """New runs arrived: set ranges and lists that come from them."""
