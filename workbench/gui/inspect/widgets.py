@@ -148,12 +148,18 @@ class AttentionMapView(QWidget):
                 shade = int(255 * (1.0 - min(1.0, self.matrix[i, j] / peak)))
                 painter.fillRect(QRectF(margin + j * cell, top + i * cell, cell, cell), QColor(shade, shade, 255))
         painter.setPen(QColor("#333333"))
+        line = painter.fontMetrics().height()
+        stride = max(1, math.ceil(line / cell))          # labels that would overlap: every k-th token only
         for i, token in enumerate(self.tokens):
-            painter.drawText(QRectF(0, top + i * cell, margin - 4, cell), Qt.AlignRight | Qt.AlignVCenter, token)
+            if i % stride:
+                continue
+            middle = (i + 0.5) * cell
+            painter.drawText(QRectF(0, top + middle - line / 2, margin - 4, line), Qt.AlignRight | Qt.AlignVCenter,
+                             token)
             painter.save()
-            painter.translate(margin + (i + 0.5) * cell, top - 4)
+            painter.translate(margin + middle, top - 4)
             painter.rotate(-90)
-            painter.drawText(QRectF(0, -cell / 2, margin, cell), Qt.AlignLeft | Qt.AlignVCenter, token)
+            painter.drawText(QRectF(0, -line / 2, margin, line), Qt.AlignLeft | Qt.AlignVCenter, token)
             painter.restore()
         painter.end()
 
