@@ -99,6 +99,13 @@ def test_two_runs_side_by_side_at_equal_steps(qtbot, inspected_runs):
     panel.slider.setValue(5)                                        # step 10
     assert panel.index_b() == 5 and "vs step 10" in panel.step_label.text()
     assert "40% at step 10" in panel.heads.grid_b.title.text()
+    heads = panel.heads
+    heads.diff.setCurrentIndex(heads.diff.findData("b"))               # run A against run B, head by head
+    assert heads.grid_a.tiles[0, 0].caption.startswith("Δ ") and "against 40% step 10" in heads.grid_a.tiles[0, 0].caption
+    heads.diff.setCurrentIndex(heads.diff.findData(0))                 # against the untrained model
+    assert "against 15% step 0" in heads.grid_a.tiles[1, 1].caption
+    heads.diff.setCurrentIndex(0)
+    assert not heads.grid_a.tiles[1, 1].caption.startswith("Δ")
     panel.tabs.setCurrentIndex(1)
     styles = {item.opts["pen"].style() for item in panel.learned.class_plot.getPlotItem().listDataItems()}
     assert len(styles) == 2                                          # run B dashed

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PySide6.QtWidgets import QCheckBox, QLabel, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 from workbench.gui.inspect.tab import InspectTab
 from workbench.gui.inspect.widgets import KIND_COLOURS, KIND_TEXT, AttentionMapView, HeadGrid
@@ -23,8 +23,13 @@ class HeadsTab(InspectTab):
         self.grid_b = HeadGrid("")
         self.grid_a.clicked.connect(self.select_head)
         self.grid_b.clicked.connect(self.select_head)
-        self.change = QCheckBox("show the change since the first snapshot", objectName="inspectHeadChange")
-        self.change.toggled.connect(lambda _: self.draw_step() if self.panel.a is not None else None)
+        self.diff = QComboBox(objectName="inspectHeadDiff")
+        self.diff.setToolTip("Captions show each head's largest change of attention share against this")
+        self.diff.currentIndexChanged.connect(lambda _: self.draw_step() if self.panel.a is not None else None)
+        diff_row = QHBoxLayout()
+        diff_row.addWidget(QLabel("difference to"))
+        diff_row.addWidget(self.diff)
+        diff_row.addStretch(1)
         legend = QLabel(" ".join(f'<span style="background:{c}">&nbsp;{KIND_TEXT[k]}&nbsp;</span>'
                                  for k, c in KIND_COLOURS.items()))
         legend.setWordWrap(True)
@@ -34,7 +39,7 @@ class HeadsTab(InspectTab):
         self.attention = AttentionMapView()
         grids = QWidget()
         grid_layout = QVBoxLayout(grids)
-        grid_layout.addWidget(self.change)
+        grid_layout.addLayout(diff_row)
         grid_layout.addWidget(self.grid_a, 1)
         grid_layout.addWidget(self.grid_b, 1)
         grid_layout.addWidget(legend)
@@ -45,7 +50,31 @@ class HeadsTab(InspectTab):
         self.set_sides(grids, right, (500, 420))
 
     def runs_loaded(self) -> None:
-        self.example.setRange(0, self.panel.a.inspection.snapshots[0].attention.shape[0] - 1)
+        a = self.panel.a.inspection
+        self.example.setRange(0, a.snapshots[0].attention.shape[0] - 1)
+        self.diff.blockSignals(True)
+        self.diff.clear()
+        self.diff.addItem("nothing", None)
+        if self.panel.b is not None:
+            self.diff.addItem(f"{self.panel.b.label} at the matched step", "b")
+        for index, step in enumerate(a.steps):
+            self.diff.addItem(f"step {step:,}", index)
+        self.diff.blockSignals(False)
+
+    def reference(self, run, index: int):
+        """The heads (L, nh, 8) the captions are compared with, and what they are; None for no comparison."""
+        choice = self.diff.currentData()
+        panel = self.panel
+        if choice is None or (choice == "b" and panel.b is None):
+            return None, ""
+        if choice == "b":
+            other, other_index = (panel.b, panel.index_b()) if run is panel.a else (panel.a, panel.index)
+        else:
+            other, other_index = panel.a, int(choice)
+        heads = other.inspection.heads(other_index)
+        if heads.shape != run.inspection.heads(index).shape:
+            return None, ""
+        return heads, f"{other.label} step {other.inspection.steps[other_index]:,}"
 
     def draw_step(self) -> None:
         panel = self.panel
@@ -61,7 +90,7 @@ class HeadsTab(InspectTab):
         kinds = run.kinds[index]
         grid.set_shape(*heads.shape[:2])
         grid.title.setText(f"{run.label} at step {inspection.steps[index]:,}")
-        first = inspection.heads(0)
+        reference, against = self.reference(run, index)
         uniform = math.log(max(inspection.mean_length, 2.0))
         even = np.maximum(inspection.uniform_shares(), 1e-6)                          # attention spread evenly
         for (layer, head), tile in grid.tiles.items():
@@ -78,10 +107,10 @@ class HeadsTab(InspectTab):
                 lift = values[:6] / even
                 top = int(lift.argmax())
                 caption = f"{KIND_TEXT[kind]}\n{SHARE_FEATURES[top]} {values[top]:.0%} ({lift[top]:.0f}x even)"
-            if self.change.isChecked():
-                change = values[:6] - first[layer, head, :6]
+            if reference is not None:
+                change = values[:6] - reference[layer, head, :6]
                 biggest = int(np.abs(change).argmax())
-                caption = f"Δ {SHARE_FEATURES[biggest]} {change[biggest]:+.2f}"
+                caption = f"Δ {SHARE_FEATURES[biggest]} {change[biggest]:+.2f}\nagainst {against}"
             tip = "\n".join(f"{name}: {values[k]:.3f}" for k, name in enumerate(HEAD_FEATURES))
             tile.show_head(kind, caption, series, index, f"layer {layer}, head {head}\n{tip}")
         grid.select(*self.selected_head)

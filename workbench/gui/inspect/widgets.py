@@ -36,8 +36,8 @@ class HeadTile(QWidget):
         self.series = np.zeros(0)           # (N,) the kind's share over the snapshots
         self.current = 0
         self.selected = False
-        self.setMinimumSize(118, 64)
-        self.setMaximumHeight(110)
+        self.setMinimumSize(118, 86)
+        self.setMaximumHeight(120)
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
         self.setCursor(Qt.PointingHandCursor)
 
@@ -63,8 +63,9 @@ class HeadTile(QWidget):
         painter.drawText(box.adjusted(6, 3, -4, 0), Qt.AlignLeft | Qt.AlignTop, f"L{self.layer} H{self.head}")
         painter.setFont(self.font())
         painter.drawText(box.adjusted(6, 19, -4, 0), Qt.AlignLeft | Qt.AlignTop, self.caption)
-        if len(self.series) >= 2:
-            spark = box.adjusted(6, box.height() * 0.58, -6, -5)
+        below = 19 + (self.caption.count("\n") + 1) * painter.fontMetrics().height() + 3
+        if len(self.series) >= 2 and box.height() - below - 5 >= 8:            # the sparkline under the caption
+            spark = box.adjusted(6, below, -6, -5)
             values = np.nan_to_num(np.asarray(self.series, float))
             xs = spark.left() + spark.width() * np.arange(len(values)) / (len(values) - 1)
             ys = spark.bottom() - spark.height() * np.clip(values, 0.0, 1.0)
