@@ -75,7 +75,7 @@ def run_folder(args: argparse.Namespace) -> Path:
 
 
 def cmd_inspect_run(args: argparse.Namespace) -> int:
-    from workbench.snapshots.views import RunInspection, table, write_table_csv
+    from workbench.snapshots.views import RunInspection, plain_row, table, write_table_csv
 
     folder = run_folder(args)
     if (args.probes or args.treebank or args.replace) and not args.from_checkpoints:
@@ -102,7 +102,7 @@ def cmd_inspect_run(args: argparse.Namespace) -> int:
     if args.csv:
         write_table_csv(args.csv, columns, rows)
     elif args.json:
-        print(json.dumps([dict(zip(columns, _plain(row))) for row in rows]))
+        print(json.dumps([dict(zip(columns, plain_row(row))) for row in rows]))
     else:
         print("\t".join(columns))
         for row in rows:
@@ -149,10 +149,6 @@ def print_summary(summary: dict) -> None:
 
 def _round(value: float) -> float | None:
     return None if value != value else round(float(value), 4)
-
-
-def _plain(row: list) -> list:
-    return [None if isinstance(v, float) and v != v else v for v in row]
 
 
 def _cell(value) -> str:

@@ -1,10 +1,21 @@
-"""The Compare panel's helpers with widgets of their own: the Columns… dialog, and a plot (or any view, for the
-Inspect panel) written as PNG or SVG."""
+"""The Compare panel's helpers with widgets of their own: a group's band, the Columns… dialog, and a plot (or
+any view, for the Inspect panel) written as PNG or SVG."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QListWidget, QListWidgetItem, QVBoxLayout
+from PySide6.QtGui import QPen
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QGraphicsPathItem, QLabel, QListWidget, QListWidgetItem,
+                               QVBoxLayout)
+
+
+class BandItem(QGraphicsPathItem):
+    """A group's min-max (or ± std) band: a filled polygon in the plot's coordinates, without an outline."""
+
+    def __init__(self):
+        super().__init__()
+        self.setPen(QPen(Qt.NoPen))
+        self.setZValue(-1)                          # under the curves
 
 
 class ColumnsDialog(QDialog):

@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from workbench.config import ModelConfig
-from workbench.model.common import (PretrainingOutput, SequenceClassifier, TokenLayout, dropout,
-                                     explicit_attention, heads_and_losses)
+from workbench.model.common import (PretrainingOutput, SequenceClassifier, TokenLayout, attention_probabilities,
+                                     dropout, explicit_attention, heads_and_losses)
 
 
 def _gelu(x: torch.Tensor) -> torch.Tensor:
@@ -75,10 +75,7 @@ class BertSelfAttention(nn.Module):
             y = explicit_attention(q, k, v, layout, self.capture)
         elif p and q.device.type == "cpu":
             # Explicit attention so that the probabilities get the cheap CPU dropout mask.
-            scores = (q @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)          # (B, nh, T, T)
-            if layout.bias is not None:
-                scores = scores + layout.bias
-            y = dropout(scores.softmax(-1), p, True) @ v                        # (B, nh, T, hd)
+            y = dropout(attention_probabilities(q, k, layout).to(v.dtype), p, True) @ v    # (B, nh, T, hd)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=layout.attend, dropout_p=p)
         return layout.gather(y.transpose(1, 2).reshape(B * T, H))

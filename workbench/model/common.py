@@ -132,16 +132,21 @@ class TokenLayout:
         return row[flat_positions]
 
 
-def explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: "TokenLayout",
-                       capture: list[torch.Tensor]) -> torch.Tensor:
-    """softmax(q k^T / sqrt(hd) + padding mask) v, with the probabilities (B, nh, T, T) appended to ``capture``.
-
-    The fused kernels return no weights; inspection (``workbench.snapshots``) needs them, on a small probe
-    set and without dropout, so this path is only taken while ``capturing_attention`` is on."""
+def attention_probabilities(q: torch.Tensor, k: torch.Tensor, layout: "TokenLayout") -> torch.Tensor:
+    """softmax(q k^T / sqrt(hd) + padding mask) in fp32, (B, nh, T, T): attention computed explicitly."""
     scores = (q @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)                  # (B, nh, T, T)
     if layout.bias is not None:
         scores = scores + layout.bias
-    probabilities = scores.float().softmax(-1)
+    return scores.float().softmax(-1)
+
+
+def explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: "TokenLayout",
+                       capture: list[torch.Tensor]) -> torch.Tensor:
+    """Attention with its probabilities (B, nh, T, T) appended to ``capture``.
+
+    The fused kernels return no weights; inspection (``workbench.snapshots``) needs them, on a small probe
+    set and without dropout, so this path is only taken while ``capturing_attention`` is on."""
+    probabilities = attention_probabilities(q, k, layout)
     capture.append(probabilities)
     return probabilities.to(v.dtype) @ v                                         # (B, nh, T, hd)
 

@@ -40,7 +40,7 @@ class ProbePack:
     unigram: np.ndarray          # (V,) float64 training-set token probabilities
     frequency_rank: np.ndarray   # (V,) int64: 0 for the most frequent token of the training set
     top_words: np.ndarray        # (K,) int64: the K most frequent non-special tokens (embeddings are kept)
-    bigram_prev: np.ndarray      # (E,) int64  } sparse count(prev, next) on the training documents,
+    bigram_prev: np.ndarray      # (E,) int64  } sparse count(prev, next) on the training documents, sorted by prev,
     bigram_next: np.ndarray      # (E,) int64  } for the prev tokens of the pack
     bigram_count: np.ndarray     # (E,) float64
     is_punctuation: np.ndarray   # (V,) bool
@@ -148,13 +148,12 @@ def bigram_rows(pack: ProbePack, prev: np.ndarray) -> np.ndarray:
     unigram = pack.unigram.astype(np.float32)
     rows = np.empty((len(prev), len(unigram)), np.float32)
     rows[:] = unigram * np.float32(BIGRAM_SMOOTHING)
-    order = np.argsort(pack.bigram_prev, kind="stable")
-    lo = np.searchsorted(pack.bigram_prev[order], prev)
-    hi = np.searchsorted(pack.bigram_prev[order], prev, side="right")
+    lo = np.searchsorted(pack.bigram_prev, prev)                      # bigram_prev is sorted (np.unique's order)
+    hi = np.searchsorted(pack.bigram_prev, prev, side="right")
     hi[pack.is_special[prev]] = lo[pack.is_special[prev]]            # no counts after a special token
     lengths = hi - lo
     row_of = np.repeat(np.arange(len(prev)), lengths)
-    entries = order[np.concatenate([np.arange(a, b) for a, b in zip(lo, hi)]) if len(prev) else np.zeros(0, int)]
+    entries = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi)]) if len(prev) else np.zeros(0, np.int64)
     counts = pack.bigram_count[entries].astype(np.float32)
     rows[row_of, pack.bigram_next[entries]] += counts      # (row, next) pairs are unique: no np.add.at needed
     totals = BIGRAM_SMOOTHING + np.bincount(row_of, weights=counts, minlength=len(prev)).astype(np.float32)

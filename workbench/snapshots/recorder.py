@@ -33,6 +33,7 @@ class SnapshotRecorder:
         self.taken = set(self.store.steps())
         self.seconds = 0.0                 # time spent taking snapshots (the benchmark reports the overhead)
         self.bytes = self.store.size_bytes()
+        self.last_bytes = 0                # size of the last snapshot written
         self.probe_set = load_probe_set(config, dataset)
         self.treebank = load_treebank(config, self.tokenizer)
 
@@ -63,7 +64,8 @@ class SnapshotRecorder:
         started = time.perf_counter()
         snapshot = take_snapshot(model, self.pack, step, tokens_seen, elapsed, self.probe_set, self.treebank,
                                  self.tokenizer)
-        self.bytes += self.store.write(step, snapshot.to_arrays(), SNAPSHOT_FORMAT)
+        self.last_bytes = self.store.write(step, snapshot.to_arrays(), SNAPSHOT_FORMAT)
+        self.bytes += self.last_bytes
         self.taken.add(step)
         self.seconds += time.perf_counter() - started
 

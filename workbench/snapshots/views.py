@@ -52,6 +52,8 @@ class RunInspection:
         self.steps = np.array([s.step for s in self.snapshots])
         self.tokens_seen = np.array([s.tokens_seen for s in self.snapshots])
         self._surprisal = np.stack([s.surprisal.astype(np.float32) for s in self.snapshots])   # (N, S, T)
+        self._heads = np.stack([s.heads for s in self.snapshots])                               # (N, L, nh, 8)
+        self._mean_surprisal = np.nanmean(self._surprisal.reshape(len(self.snapshots), -1), axis=1)
 
     def __len__(self) -> int:
         return len(self.snapshots)
@@ -74,7 +76,7 @@ class RunInspection:
 
     def head_series(self, feature: str) -> np.ndarray:
         """(N, L, nh) one feature of every head over the snapshots (the atlas' sparklines)."""
-        return np.stack([s.heads[..., HEAD_FEATURES.index(feature)] for s in self.snapshots])
+        return self._heads[..., HEAD_FEATURES.index(feature)]
 
     def first_step_of_kind(self, kind: str) -> int | None:
         """The first snapshot step at which some head is of ``kind`` (e.g. "previous")."""
@@ -107,7 +109,7 @@ class RunInspection:
 
     def mean_surprisal(self) -> np.ndarray:
         """(N,) the pack's mean surprisal: the MLM loss on every token of the pack."""
-        return np.nanmean(self._surprisal.reshape(len(self), -1), axis=1)
+        return self._mean_surprisal
 
     def class_masks(self) -> dict[str, np.ndarray]:
         """Each token class as an (S, T) mask of the pack's scored positions."""
@@ -322,7 +324,12 @@ def write_table_csv(path, columns: list[str], rows: list[list]) -> None:
     try:
         writer = csv.writer(out)
         writer.writerow(columns)
-        writer.writerows([None if isinstance(v, float) and v != v else v for v in row] for row in rows)
+        writer.writerows(plain_row(row) for row in rows)
     finally:
         if out is not sys.stdout:
             out.close()
+
+
+def plain_row(row: list) -> list:
+    """A table row for CSV and JSON: NaN (no value) as None."""
+    return [None if isinstance(v, float) and v != v else v for v in row]

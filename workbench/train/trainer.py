@@ -360,7 +360,7 @@ class Trainer:
         before = recorder.seconds
         if recorder.maybe_record(model, state.step, state.tokens_seen, state.elapsed, due):
             emit(SnapshotTaken(step=state.step, run_dir=str(self.run_dir),
-                               size_bytes=recorder.store.path(state.step).stat().st_size,
+                               size_bytes=recorder.last_bytes,
                                seconds=recorder.seconds - before))
 
     def _pause_or_stop(self, state: ckpt.TrainingState, dist: Distributed, emit,

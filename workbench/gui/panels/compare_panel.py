@@ -30,14 +30,14 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QPainterPath, QPen
+from PySide6.QtGui import QPainterPath
 from PySide6.QtWidgets import (
     QAbstractItemView, QCheckBox, QComboBox, QDialog, QDoubleSpinBox, QFileDialog,
-    QGraphicsPathItem, QHBoxLayout, QLabel, QMessageBox, QPushButton, QSplitter,
+    QHBoxLayout, QLabel, QMessageBox, QPushButton, QSplitter,
     QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget,
 )
 
-from workbench.gui.compare_widgets import ColumnsDialog, export_plot
+from workbench.gui.compare_widgets import BandItem, ColumnsDialog, export_plot
 from workbench.gui.curves import band_outline, ema, envelope
 from workbench.gui.table_items import NumberItem
 from workbench.gui.workers import in_background
@@ -52,15 +52,6 @@ DRAWN_POINTS = 60_000          # shared by all curves (each an envelope that kee
 BAND_BINS = 400                # a band's edges: one point per bin (see band_outline)
 SYNC_UNITS = 8                 # up to this many curves are drawn at once; more are drawn in slices
 SLICE_SECONDS = 0.015          # the longest the GUI thread draws before it lets the event loop run
-
-
-class BandItem(QGraphicsPathItem):
-    """A group's min-max (or ± std) band: a filled polygon in the plot's coordinates, without an outline."""
-
-    def __init__(self):
-        super().__init__()
-        self.setPen(QPen(Qt.NoPen))
-        self.setZValue(-1)                          # under the curves
 
 
 class ComparePanel(QWidget):
@@ -599,6 +590,7 @@ class ComparePanel(QWidget):
             header, rows = self.table_rows()
             with open(path, "w", encoding="utf-8", newline="") as out:
                 out.write(table_csv(header, [["" if v is None else v for v in row] for row in rows]))
+
 
 if __name__ == "__main__":
     import sys
