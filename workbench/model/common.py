@@ -166,6 +166,11 @@ def capturing_attention(model: nn.Module) -> Iterator[list[torch.Tensor]]:
             layer.capture = None
 
 
+def selected_positions(mlm_labels: torch.Tensor) -> torch.Tensor:
+    """(M,) flat indices b * T + t of the positions the MLM loss scores (row-major order). Syncs on CUDA."""
+    return (mlm_labels.reshape(-1) != IGNORE_INDEX).nonzero().squeeze(1)
+
+
 def heads_and_losses(packed: torch.Tensor, layout: "TokenLayout", mlm_head, nsp_logits: torch.Tensor | None,
                      mlm_labels: torch.Tensor | None, nsp_labels: torch.Tensor | None) -> PretrainingOutput:
     """The MLM head (at the selected positions only, when labels are given) and both losses.
@@ -173,21 +178,75 @@ def heads_and_losses(packed: torch.Tensor, layout: "TokenLayout", mlm_head, nsp_
     Shared by every architecture. ``mlm_head`` maps (rows, H) states to (rows, V) logits.
     """
     B, T = layout.batch, layout.length
-    mlm_loss = nsp_loss = None
-    positions = None
     if mlm_labels is None:
         mlm_logits = mlm_head(layout.scatter(packed).view(B, T, -1))                 # (B, T, V)
-    else:
-        flat_labels = mlm_labels.reshape(-1)
-        # Gather the selected positions first: the transform and the vocabulary
-        # projection then cost ~15% of doing them everywhere. (nonzero() syncs on CUDA.)
-        positions = (flat_labels != IGNORE_INDEX).nonzero().squeeze(1)               # (M,)
-        rows = bucketed_rows(layout.packed_positions(positions))                     # (M') >= M: shapes repeat
-        mlm_logits = mlm_head(packed.index_select(0, rows))[: len(positions)]        # (M, V)
-        if positions.numel():
-            mlm_loss = F.cross_entropy(mlm_logits.float(), flat_labels.index_select(0, positions))
+        return losses_at_positions(mlm_logits, None, None, nsp_logits, nsp_labels)
+    # Gather the selected positions first: the transform and the vocabulary
+    # projection then cost ~15% of doing them everywhere.
+    positions = selected_positions(mlm_labels)                                       # (M,)
+    rows = bucketed_rows(layout.packed_positions(positions))                         # (M') >= M: shapes repeat
+    return losses_at_positions(mlm_head(packed.index_select(0, rows)), positions, mlm_labels, nsp_logits,
+                               nsp_labels)
+
+
+class _CrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy of (M, V) logits against (M,) targets (``IGNORE_INDEX`` rows left out), with its
+    gradient in one pass over the logits.
+
+    ``F.cross_entropy`` stores a (M, V) log-softmax, then its backward writes a zero (M, V) gradient,
+    scatters into it and makes another (M, V) tensor in the log-softmax backward. Here the forward keeps
+    only each row's log-sum-exp, and the backward writes the gradient once: exp(logit - lse) scaled,
+    minus the scale at the target. Same values as ``F.cross_entropy`` to rounding (tested).
+    """
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        scores = logits.float()
+        lse = torch.logsumexp(scores, -1)                                           # (M,)
+        keep = targets != IGNORE_INDEX
+        safe = targets.masked_fill(~keep, 0)
+        count = keep.sum().clamp(min=1).to(lse.dtype)
+        picked = scores.gather(1, safe[:, None]).squeeze(1)
+        ctx.save_for_backward(logits, lse, safe, keep, count)
+        return ((lse - picked) * keep).sum() / count
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        logits, lse, safe, keep, count = ctx.saved_tensors
+        scale = grad.to(lse.dtype) / count                                          # the gradient of each kept row
+        if logits.device.type == "cpu" and bool(scale > 0):   # (a sync: taken on CPU only)
+            # exp(x - lse) * scale = exp(x - (lse - ln scale)); an ignored row's shift is +inf: exp gives 0
+            shift = (lse - scale.log()).masked_fill(~keep, float("inf"))
+            result = torch.sub(logits.float(), shift[:, None]).exp_()              # (M, V), the one big write
+        else:  # on GPUs, or a zero or negative upstream gradient (never from a loss.backward())
+            result = torch.sub(logits.float(), lse[:, None]).exp_().mul_((keep * scale)[:, None])
+        result.scatter_add_(1, safe[:, None], (-scale * keep).to(result.dtype)[:, None])
+        return result.to(logits.dtype), None
+
+
+def mlm_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``F.cross_entropy(logits.float(), targets)`` (mean over the rows not ``IGNORE_INDEX``), leaner."""
+    if logits.dim() != 2 or torch.compiler.is_compiling():
+        return F.cross_entropy(logits.float(), targets)
+    return _CrossEntropy.apply(logits, targets)
+
+
+def losses_at_positions(mlm_logits: torch.Tensor, positions: torch.Tensor | None, mlm_labels: torch.Tensor | None,
+                        nsp_logits: torch.Tensor | None, nsp_labels: torch.Tensor | None) -> PretrainingOutput:
+    """Both losses. ``mlm_logits`` (M', V) holds the M = len(positions) selected positions first, then rows
+    of bucket padding, which the loss ignores (a target of ``IGNORE_INDEX``): slicing them off instead put
+    a slice into the graph whose backward wrote a zero (M', V) gradient and copied into it, every step."""
+    mlm_loss = nsp_loss = None
+    if positions is not None:
+        selected = len(positions)
+        targets = mlm_labels.reshape(-1).index_select(0, positions)
+        if len(mlm_logits) > selected:
+            targets = torch.cat([targets, targets.new_full((len(mlm_logits) - selected,), IGNORE_INDEX)])
+        if selected:
+            mlm_loss = mlm_cross_entropy(mlm_logits, targets)
         else:  # no position selected in the whole batch: a zero that keeps the graph
             mlm_loss = mlm_logits.sum() * 0.0
+        mlm_logits = mlm_logits[:selected]                                           # (M, V), outside the loss
     if nsp_labels is not None and nsp_logits is not None:
         nsp_loss = F.cross_entropy(nsp_logits.float(), nsp_labels)
     loss = None

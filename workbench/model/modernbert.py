@@ -37,8 +37,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from workbench.config import ModelConfig
-from workbench.model.common import (PretrainingOutput, SequenceClassifier, TokenLayout, clipped_normal, dropout,
-                                     explicit_attention, heads_and_losses)
+from workbench.model.common import (PretrainingOutput, SequenceClassifier, TokenLayout, bucketed_rows, clipped_normal,
+                                     dropout, explicit_attention, heads_and_losses, losses_at_positions,
+                                     selected_positions)
+from workbench.model.cpu_linear import linear
 
 
 def _layer_norm(config: ModelConfig) -> nn.LayerNorm:
@@ -81,10 +83,11 @@ class ModernBertAttention(nn.Module):
         self.p = config.attention_probs_dropout_prob
         self.capture: list[torch.Tensor] | None = None   # set by ``capturing_attention``: probabilities go here
 
-    def forward(self, x: torch.Tensor, layout: TokenLayout, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        """(N, H) real tokens -> (N, H)."""
+    def forward(self, x: torch.Tensor, layout: TokenLayout, cos: torch.Tensor, sin: torch.Tensor,
+                wanted: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, H) real tokens -> (N, H); with ``wanted`` (R flat positions b * T + t), (R, H) at those only."""
         B, T, H = layout.batch, layout.length, x.shape[-1]
-        qkv = layout.scatter(F.linear(x, self.Wqkv.weight)).view(B, T, 3, self.num_heads, H // self.num_heads)
+        qkv = layout.scatter(linear(x, self.Wqkv.weight)).view(B, T, 3, self.num_heads, H // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)                                # each (B, nh, T, hd)
         q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
         if self.capture is not None:
@@ -92,8 +95,9 @@ class ModernBertAttention(nn.Module):
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=layout.attend,
                                                dropout_p=self.p if self.training else 0.0)  # (B, nh, T, hd)
-        y = layout.gather(y.transpose(1, 2).reshape(B * T, H))
-        return F.linear(y, self.Wo.weight)
+        y = y.transpose(1, 2).reshape(B * T, H)
+        y = layout.gather(y) if wanted is None else y.index_select(0, wanted)
+        return linear(y, self.Wo.weight)
 
 
 class ModernBertMLP(nn.Module):
@@ -106,8 +110,8 @@ class ModernBertMLP(nn.Module):
         self.p = config.hidden_dropout_prob
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        value, gate = F.linear(x, self.Wi.weight).chunk(2, dim=-1)                    # each (N, I)
-        return F.linear(dropout(F.gelu(value) * gate, self.p, self.training), self.Wo.weight)
+        value, gate = linear(x, self.Wi.weight).chunk(2, dim=-1)                      # each (N, I)
+        return linear(dropout(F.gelu(value) * gate, self.p, self.training), self.Wo.weight)
 
 
 class ModernBertEncoderLayer(nn.Module):
@@ -120,8 +124,14 @@ class ModernBertEncoderLayer(nn.Module):
         self.mlp_norm = _layer_norm(config)
         self.mlp = ModernBertMLP(config)
 
-    def forward(self, x: torch.Tensor, layout: TokenLayout, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), layout, cos, sin)
+    def forward(self, x: torch.Tensor, layout: TokenLayout, cos: torch.Tensor, sin: torch.Tensor,
+                wanted: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, H) -> (N, H); with ``wanted`` (R flat positions), (R, H): every token is attended to, but the
+        attention output, the residual and the MLP are computed at the wanted positions only."""
+        attended = self.attn(self.attn_norm(x), layout, cos, sin, wanted)
+        if wanted is not None:
+            x = x.index_select(0, layout.packed_positions(wanted))
+        x = x + attended
         return x + self.mlp(self.mlp_norm(x))
 
 
@@ -133,16 +143,26 @@ class ModernBertModel(nn.Module):
         self.layers = nn.ModuleList(ModernBertEncoderLayer(config, i) for i in range(config.num_hidden_layers))
         self.final_norm = _layer_norm(config)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> tuple[torch.Tensor, TokenLayout]:
-        """The final states of the real tokens, (N, H), and where they are."""
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                wanted: torch.Tensor | None = None) -> tuple[torch.Tensor, TokenLayout]:
+        """The final states of the real tokens, (N, H), and where they are.
+
+        With ``wanted`` (R flat positions b * T + t, repeats allowed), the final states at those positions
+        only, (R, H) in that order. Pre-training reads the last layer at the masked positions and [CLS]
+        alone, so that layer's attention output, residual and MLP run there only: the same numbers for
+        those positions (every token is still attended to), at about a seventh of the last layer's dense
+        work."""
         B, T = input_ids.shape
         embedded = self.embeddings(input_ids)                                          # (B, T, H)
         layout = TokenLayout.from_mask(attention_mask, B, T, embedded.dtype, bucket=True)
         head_dim = self.config.hidden_size // self.config.num_attention_heads
         cos, sin = rotary_tables(T, head_dim, self.config.rope_theta, input_ids.device)
         x = layout.gather(embedded.reshape(B * T, -1))                                 # (N, H)
-        for layer in self.layers:
-            x = layer(x, layout, cos, sin)
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            x = layer(x, layout, cos, sin, wanted if i == last else None)
+        if wanted is not None and last < 0:                                             # no layers at all
+            x = x.index_select(0, layout.packed_positions(wanted))
         return self.final_norm(x), layout
 
 
@@ -153,7 +173,7 @@ class ModernBertPredictionHead(nn.Module):
         self.norm = _layer_norm(config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(F.gelu(self.dense(x)))
+        return self.norm(F.gelu(linear(x, self.dense.weight)))
 
 
 class ModernBertDecoder(nn.Module):
@@ -213,20 +233,29 @@ class ModernBertPretrainingModel(nn.Module):
         return layout.scatter(packed).view(*input_ids.shape, -1)
 
     def mlm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        return F.linear(self.head(hidden), self.word_embeddings, self.decoder.bias)
+        return linear(self.head(hidden), self.word_embeddings, self.decoder.bias)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None, attention_mask: torch.Tensor,
                 mlm_labels: torch.Tensor | None = None, nsp_labels: torch.Tensor | None = None,
                 pair_head: bool = True) -> PretrainingOutput:
-        """Same contract as ``BertPretrainingModel.forward``; ``token_type_ids`` is accepted and unused."""
-        packed, layout = self.model(input_ids, attention_mask)                         # (N, H)
-        B, T = input_ids.shape
-        nsp_logits = None
-        if pair_head:
-            first = layout.packed_positions(torch.arange(B, device=packed.device) * T)
-            nsp_logits = self.pair_classifier(packed.index_select(0, first))             # (B, 2)
+        """Same contract as ``BertPretrainingModel.forward``; ``token_type_ids`` is accepted and unused.
 
-        return heads_and_losses(packed, layout, self.mlm_logits, nsp_logits, mlm_labels, nsp_labels)
+        With labels, the encoder's last layer runs at [CLS] (for the pair head) and the selected positions
+        only (``ModernBertModel.forward``'s ``wanted``); the count is rounded up to a bucket so that shapes
+        repeat, and the extra rows are ignored by the loss."""
+        B, T = input_ids.shape
+        cls = torch.arange(B, device=input_ids.device) * T
+        if mlm_labels is None:
+            packed, layout = self.model(input_ids, attention_mask)                     # (N, H)
+            nsp_logits = self.pair_classifier(packed.index_select(0, layout.packed_positions(cls))) \
+                if pair_head else None                                                 # (B, 2)
+            return heads_and_losses(packed, layout, self.mlm_logits, nsp_logits, None, nsp_labels)
+        positions = selected_positions(mlm_labels)                                     # (M,)
+        heads = B if pair_head else 0
+        wanted = bucketed_rows(torch.cat([cls[:heads], positions]))                    # (B + M') >= B + M
+        states, _ = self.model(input_ids, attention_mask, wanted)                      # (B + M', H)
+        nsp_logits = self.pair_classifier(states[:B]) if pair_head else None
+        return losses_at_positions(self.mlm_logits(states[heads:]), positions, mlm_labels, nsp_logits, nsp_labels)
 
 
 class ModernBertClassifier(SequenceClassifier):

@@ -1,0 +1,75 @@
+"""The dense layers' matmuls on x86 CPUs: forward and input gradient through oneDNN, in fp32.
+
+torch sends an fp32 ``F.linear`` on CPU to MKL's sgemm. On the AVX-512 machine this project is measured
+on (AMD EPYC, 2 cores) oneDNN's fp32 kernels run the same products 1.6-2.3x faster at our shapes
+(``benchmarks/modernbert_step_profile.py --matmuls`` prints the table), and the encoder's step is mostly
+matmuls. The weight gradient, a reduction over the tokens, stays with MKL, which is faster there.
+
+Both libraries compute in fp32 with fp32 accumulation; only the order of the sums differs (results agree
+to ~1e-6 relative), and each is deterministic for a given thread count. Elsewhere (CUDA, autocast,
+``torch.compile``, non-x86 CPUs, a torch without oneDNN) ``linear`` is ``F.linear``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+_AVAILABLE = (platform.machine().lower() in ("x86_64", "amd64") and torch.backends.mkldnn.is_available()
+              and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+_enabled = _AVAILABLE
+
+
+def _onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+
+class _OneDnnLinear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return _onednn(x, weight, bias)                                         # (N, out)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weight = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = _onednn(grad, weight.t().contiguous(), None)              # (N, in)
+        if ctx.needs_input_grad[1]:
+            grad_w = grad.t().mm(x)                                             # (out, in), MKL
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = grad.sum(0)
+        return grad_x, grad_w, grad_b
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)``; for fp32 training on an x86 CPU, through oneDNN."""
+    if (not _enabled or x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32
+            or torch.is_autocast_enabled("cpu") or torch.compiler.is_compiling() or x.numel() == 0):
+        return F.linear(x, weight, bias)
+    if x.dim() == 2:
+        return _OneDnnLinear.apply(x, weight, bias)
+    return _OneDnnLinear.apply(x.reshape(-1, x.shape[-1]), weight, bias).view(*x.shape[:-1], weight.shape[0])
+
+
+def in_use() -> bool:
+    """Whether fp32 CPU training takes the oneDNN path on this machine."""
+    return _enabled
+
+
+@contextlib.contextmanager
+def mkl_only() -> Iterator[None]:
+    """Within the block every ``linear`` is ``F.linear`` (benchmarks measure the step without the oneDNN path)."""
+    global _enabled
+    saved, _enabled = _enabled, False
+    try:
+        yield
+    finally:
+        _enabled = saved
