@@ -191,37 +191,40 @@ def heads_and_losses(packed: torch.Tensor, layout: "TokenLayout", mlm_head, nsp_
 
 class _CrossEntropy(torch.autograd.Function):
     """Mean cross-entropy of (M, V) logits against (M,) targets (``IGNORE_INDEX`` rows left out), with its
-    gradient in one pass over the logits.
+    gradient written in place of the forward's exponentials.
 
-    ``F.cross_entropy`` stores a (M, V) log-softmax, then its backward writes a zero (M, V) gradient,
-    scatters into it and makes another (M, V) tensor in the log-softmax backward. Here the forward keeps
-    only each row's log-sum-exp, and the backward writes the gradient once: exp(logit - lse) scaled,
-    minus the scale at the target. Same values as ``F.cross_entropy`` to rounding (tested).
+    ``F.cross_entropy`` keeps a (M, V) log-softmax, then its backward writes a zero (M, V) gradient,
+    scatters into it and makes another (M, V) tensor in the log-softmax backward, taking exp once more.
+    Here the forward keeps exp(logit - row max), which it needs for the log-sum-exp anyway, and the
+    backward scales it in place into the gradient, minus the scale at the target: one big tensor, one
+    exp. Same values as ``F.cross_entropy`` to rounding (tested). The saved tensor becomes the gradient,
+    so a second backward through the same graph (``retain_graph``) is refused.
     """
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         scores = logits.float()
-        lse = torch.logsumexp(scores, -1)                                           # (M,)
+        top = scores.amax(-1)                                                       # (M,)
+        exps = torch.sub(scores, top[:, None]).exp_()                               # (M, V)
+        total = exps.sum(-1)
         keep = targets != IGNORE_INDEX
         safe = targets.masked_fill(~keep, 0)
-        count = keep.sum().clamp(min=1).to(lse.dtype)
+        count = keep.sum().clamp(min=1).to(total.dtype)
         picked = scores.gather(1, safe[:, None]).squeeze(1)
-        ctx.save_for_backward(logits, lse, safe, keep, count)
-        return ((lse - picked) * keep).sum() / count
+        ctx.save_for_backward(exps, total, safe, keep, count)
+        ctx.dtype, ctx.spent = logits.dtype, False
+        return ((top + total.log() - picked) * keep).sum() / count
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        logits, lse, safe, keep, count = ctx.saved_tensors
-        scale = grad.to(lse.dtype) / count                                          # the gradient of each kept row
-        if logits.device.type == "cpu" and bool(scale > 0):   # (a sync: taken on CPU only)
-            # exp(x - lse) * scale = exp(x - (lse - ln scale)); an ignored row's shift is +inf: exp gives 0
-            shift = (lse - scale.log()).masked_fill(~keep, float("inf"))
-            result = torch.sub(logits.float(), shift[:, None]).exp_()              # (M, V), the one big write
-        else:  # on GPUs, or a zero or negative upstream gradient (never from a loss.backward())
-            result = torch.sub(logits.float(), lse[:, None]).exp_().mul_((keep * scale)[:, None])
-        result.scatter_add_(1, safe[:, None], (-scale * keep).to(result.dtype)[:, None])
-        return result.to(logits.dtype), None
+        if ctx.spent:
+            raise RuntimeError("the MLM loss's gradient was already taken (backward twice through one step)")
+        ctx.spent = True
+        exps, total, safe, keep, count = ctx.saved_tensors
+        scale = grad.to(total.dtype) / count * keep                                 # (M,) each row's weight
+        result = exps.mul_((scale / total)[:, None])                                # softmax * weight, in place
+        result.scatter_add_(1, safe[:, None], -scale[:, None])
+        return result.to(ctx.dtype), None
 
 
 def mlm_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

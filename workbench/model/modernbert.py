@@ -66,12 +66,14 @@ def rotary_tables(length: int, head_dim: int, theta: float, device) -> tuple[tor
     return angles.cos(), angles.sin()
 
 
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Apply rotary positions to (B, nh, T, hd) in fp32 (as transformers does), back in x's dtype."""
-    x32 = x.float()
-    half = x32.shape[-1] // 2
-    rotated = torch.cat([-x32[..., half:], x32[..., :half]], dim=-1)
-    return (x32 * cos + rotated * sin).to(x.dtype)
+def _rotate(qk: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotary positions on queries and keys at once, (B, T, 2, nh, hd), in fp32 as transformers does, back
+    in their dtype. x * cos + rotate_half(x) * sin, written half by half: [x1 c - x2 s, x2 c + x1 s]."""
+    x = qk.float()
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]
+    c, s = cos[:, None, None, :half], sin[:, None, None, :half]                    # (T, 1, 1, hd/2)
+    return torch.cat([torch.addcmul(x1 * c, x2, s, value=-1.0), torch.addcmul(x2 * c, x1, s)], -1).to(qk.dtype)
 
 
 class ModernBertAttention(nn.Module):
@@ -88,8 +90,8 @@ class ModernBertAttention(nn.Module):
         """(N, H) real tokens -> (N, H); with ``wanted`` (R flat positions b * T + t), (R, H) at those only."""
         B, T, H = layout.batch, layout.length, x.shape[-1]
         qkv = layout.scatter(linear(x, self.Wqkv.weight)).view(B, T, 3, self.num_heads, H // self.num_heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)                                # each (B, nh, T, hd)
-        q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
+        q, k = _rotate(qkv[:, :, :2], cos, sin).permute(2, 0, 3, 1, 4).unbind(0)      # each (B, nh, T, hd)
+        v = qkv[:, :, 2].transpose(1, 2)
         if self.capture is not None:
             y = explicit_attention(q, k, v, layout, self.capture)
         else:
