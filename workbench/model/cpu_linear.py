@@ -25,7 +25,8 @@ _enabled = _AVAILABLE
 _weights_by_onednn = True
 
 
-def _onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """x @ weight.T + bias by oneDNN, without autograd (only where ``in_use()``)."""
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
@@ -34,7 +35,7 @@ class _OneDnnLinear(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        return _onednn(x, weight, bias)                                         # (N, out)
+        return onednn_linear(x, weight, bias)                                         # (N, out)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -42,7 +43,7 @@ class _OneDnnLinear(torch.autograd.Function):
         grad = grad.contiguous()
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = _onednn(grad, weight.t().contiguous(), None)              # (N, in)
+            grad_x = onednn_linear(grad, weight.t().contiguous(), None)              # (N, in)
         if ctx.needs_input_grad[1]:
             if _weights_by_onednn:
                 grad_w, grad_b = torch.ops.aten.mkldnn_linear_backward_weights(
