@@ -50,16 +50,11 @@ def test_mlm_loss_logits_and_gradients_equal_transformers():
     ours, theirs = twins(modern_config())
     ids, types, attention, labels, nsp = example_batch()
     ids[attention == 0] = 0
-    with torch.no_grad():
-        logits = ours(ids, types, attention, labels, nsp).mlm_logits
-    out = ours(ids, types, attention, labels, nsp)     # with gradients: on CPU the decoder and loss are fused
+    out = ours(ids, types, attention, labels, nsp)
     ref = theirs(input_ids=ids, attention_mask=attention, labels=labels)
     assert abs(float(out.mlm_loss.detach()) - float(ref.loss.detach())) < 1e-5
     selected = (labels != -100).reshape(-1)
-    reference_logits = ref.logits.detach().reshape(-1, 300)[selected]
-    assert torch.allclose(logits, reference_logits, atol=1e-4)
-    best = reference_logits.max(-1).values
-    assert (reference_logits.gather(1, out.mlm_predictions[:, None]).squeeze(1) >= best - 1e-4).all()
+    assert torch.allclose(out.mlm_logits, ref.logits.reshape(-1, 300)[selected], atol=1e-4)
     out.mlm_loss.backward()
     ref.loss.backward()
     for name, parameter in theirs.named_parameters():
@@ -74,13 +69,11 @@ def test_bucketed_unpadding_changes_no_real_token():
     torch.manual_seed(0)
     model = ModernBertPretrainingModel(config).eval()
     ids, types, attention, labels, nsp = example_batch()
-    with torch.no_grad():
-        bucketed = model(ids, types, attention, labels, nsp)
+    bucketed = model(ids, types, attention, labels, nsp)
     exact = TokenLayout.from_mask
     try:
         TokenLayout.from_mask = classmethod(lambda cls, m, b, t, d, bucket=True: exact.__func__(cls, m, b, t, d, False))
-        with torch.no_grad():
-            plain = model(ids, types, attention, labels, nsp)
+        plain = model(ids, types, attention, labels, nsp)
     finally:
         TokenLayout.from_mask = exact
     assert torch.allclose(bucketed.mlm_logits, plain.mlm_logits, atol=1e-5)

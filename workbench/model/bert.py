@@ -244,9 +244,8 @@ class BertPretrainingModel(nn.Module):
             first = layout.packed_positions(torch.arange(B, device=packed.device) * T)
             nsp_logits = self.cls.seq_relationship(self.bert.pooler(packed.index_select(0, first)))  # (B, 2)
 
-        head = self.cls.predictions
-        return heads_and_losses(packed, layout, head.transform, word_embeddings, head.bias, nsp_logits, mlm_labels,
-                                nsp_labels)
+        return heads_and_losses(packed, layout, lambda h: self.cls.predictions(h, word_embeddings), nsp_logits,
+                                mlm_labels, nsp_labels)
 
 
 class BertClassifier(SequenceClassifier):

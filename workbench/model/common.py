@@ -17,8 +17,8 @@ from torch import nn
 
 from workbench import architectures
 from workbench.config import ModelConfig
-from workbench.model.cpu_linear import linear
-from workbench.model.mlm_loss import IGNORE_INDEX, cross_entropy, decoder_cross_entropy, fused_applies, padded_targets
+
+IGNORE_INDEX = -100
 
 
 @dataclass
@@ -28,12 +28,9 @@ class PretrainingOutput:
     loss: torch.Tensor | None         # () mlm_loss + nsp_loss, when labels were given
     mlm_loss: torch.Tensor | None     # () mean cross-entropy over the selected positions
     nsp_loss: torch.Tensor | None     # () mean cross-entropy of the NSP head
-    # (M, V) at the selected positions (row-major order); (B, T, V) without labels; None when training on
-    # CPU, where the decoder and the loss are fused and never hold all the logits (see mlm_predictions)
-    mlm_logits: torch.Tensor | None
+    mlm_logits: torch.Tensor          # (M, V) at selected positions (row-major order); (B, T, V) without labels
     nsp_logits: torch.Tensor | None   # (B, 2): index 0 IsNext, 1 NotNext; None without the pair head
     mlm_positions: torch.Tensor | None  # (M,) flat indices b * T + t of the selected positions
-    mlm_predictions: torch.Tensor | None = None   # (M,) the argmax at each selected position, with labels
 
 
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -174,58 +171,91 @@ def selected_positions(mlm_labels: torch.Tensor) -> torch.Tensor:
     return (mlm_labels.reshape(-1) != IGNORE_INDEX).nonzero().squeeze(1)
 
 
-def heads_and_losses(packed: torch.Tensor, layout: "TokenLayout", transform, decoder_weight: torch.Tensor,
-                     decoder_bias: torch.Tensor, nsp_logits: torch.Tensor | None, mlm_labels: torch.Tensor | None,
-                     nsp_labels: torch.Tensor | None) -> PretrainingOutput:
+def heads_and_losses(packed: torch.Tensor, layout: "TokenLayout", mlm_head, nsp_logits: torch.Tensor | None,
+                     mlm_labels: torch.Tensor | None, nsp_labels: torch.Tensor | None) -> PretrainingOutput:
     """The MLM head (at the selected positions only, when labels are given) and both losses.
 
-    Shared by every architecture. The head is ``transform`` ((rows, H) -> (rows, H)), then the decoder
-    ``decoder_weight`` (V, H), usually the tied token embeddings, plus ``decoder_bias``.
+    Shared by every architecture. ``mlm_head`` maps (rows, H) states to (rows, V) logits.
     """
     B, T = layout.batch, layout.length
     if mlm_labels is None:
-        mlm_logits = linear(transform(layout.scatter(packed).view(B, T, -1)), decoder_weight, decoder_bias)
-        nsp_loss = pair_loss(nsp_logits, nsp_labels)
-        return PretrainingOutput(nsp_loss, None, nsp_loss, mlm_logits, nsp_logits, None, None)   # (B, T, V)
+        mlm_logits = mlm_head(layout.scatter(packed).view(B, T, -1))                 # (B, T, V)
+        return losses_at_positions(mlm_logits, None, None, nsp_logits, nsp_labels)
     # Gather the selected positions first: the transform and the vocabulary
     # projection then cost ~15% of doing them everywhere.
     positions = selected_positions(mlm_labels)                                       # (M,)
     rows = bucketed_rows(layout.packed_positions(positions))                         # (M') >= M: shapes repeat
-    return losses_at_positions(transform(packed.index_select(0, rows)), decoder_weight, decoder_bias, positions,
-                               mlm_labels, nsp_logits, nsp_labels)
+    return losses_at_positions(mlm_head(packed.index_select(0, rows)), positions, mlm_labels, nsp_logits,
+                               nsp_labels)
 
 
-def losses_at_positions(transformed: torch.Tensor, decoder_weight: torch.Tensor, decoder_bias: torch.Tensor,
-                        positions: torch.Tensor, mlm_labels: torch.Tensor, nsp_logits: torch.Tensor | None,
-                        nsp_labels: torch.Tensor | None) -> PretrainingOutput:
-    """Both losses from the head's transformed states at the selected positions.
+class _CrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy of (M, V) logits against (M,) targets (``IGNORE_INDEX`` rows left out), with its
+    gradient written in place of the forward's exponentials.
 
-    ``transformed`` (M', H) holds the M = len(positions) selected positions first, then rows of bucket
-    padding, which the loss ignores (a target of ``IGNORE_INDEX``; slicing them off instead put a slice
-    into the graph whose backward wrote a zero (M', V) gradient, every step). When training on CPU the
-    decoder and the loss are fused (``mlm_loss.decoder_cross_entropy``) and ``mlm_logits`` is None; the
-    predictions are there either way.
+    ``F.cross_entropy`` keeps a (M, V) log-softmax, then its backward writes a zero (M, V) gradient,
+    scatters into it and makes another (M, V) tensor in the log-softmax backward, taking exp once more.
+    Here the forward keeps exp(logit - row max), which it needs for the log-sum-exp anyway, and the
+    backward scales it in place into the gradient, minus the scale at the target: one big tensor, one
+    exp. Same values as ``F.cross_entropy`` to rounding (tested). The saved tensor becomes the gradient,
+    so a second backward through the same graph (``retain_graph``) is refused.
     """
-    selected = len(positions)
-    targets = padded_targets(mlm_labels, positions, len(transformed))
-    mlm_logits = None
-    if selected and fused_applies(transformed, decoder_bias):
-        mlm_loss, predictions = decoder_cross_entropy(transformed, decoder_weight, decoder_bias, targets)
-    else:
-        logits = linear(transformed, decoder_weight, decoder_bias)                   # (M', V)
-        # no position selected in the whole batch: a zero that keeps the graph
-        mlm_loss = cross_entropy(logits, targets) if selected else logits.sum() * 0.0
-        mlm_logits = logits[:selected]                                               # (M, V), outside the loss
-        predictions = mlm_logits.detach().argmax(-1)
-    nsp_loss = pair_loss(nsp_logits, nsp_labels)
-    loss = mlm_loss if nsp_loss is None else mlm_loss + nsp_loss
-    return PretrainingOutput(loss, mlm_loss, nsp_loss, mlm_logits, nsp_logits, positions, predictions[:selected])
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        scores = logits.float()
+        top = scores.amax(-1)                                                       # (M,)
+        exps = torch.sub(scores, top[:, None]).exp_()                               # (M, V)
+        total = exps.sum(-1)
+        keep = targets != IGNORE_INDEX
+        safe = targets.masked_fill(~keep, 0)
+        count = keep.sum().clamp(min=1).to(total.dtype)
+        picked = scores.gather(1, safe[:, None]).squeeze(1)
+        ctx.save_for_backward(exps, total, safe, keep, count)
+        ctx.dtype, ctx.spent = logits.dtype, False
+        return ((top + total.log() - picked) * keep).sum() / count
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        if ctx.spent:
+            raise RuntimeError("the MLM loss's gradient was already taken (backward twice through one step)")
+        ctx.spent = True
+        exps, total, safe, keep, count = ctx.saved_tensors
+        scale = grad.to(total.dtype) / count * keep                                 # (M,) each row's weight
+        result = exps.mul_((scale / total)[:, None])                                # softmax * weight, in place
+        result.scatter_add_(1, safe[:, None], -scale[:, None])
+        return result.to(ctx.dtype), None
 
 
-def pair_loss(nsp_logits: torch.Tensor | None, nsp_labels: torch.Tensor | None) -> torch.Tensor | None:
-    if nsp_labels is None or nsp_logits is None:
-        return None
-    return F.cross_entropy(nsp_logits.float(), nsp_labels)
+def mlm_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``F.cross_entropy(logits.float(), targets)`` (mean over the rows not ``IGNORE_INDEX``), leaner."""
+    if logits.dim() != 2 or torch.compiler.is_compiling():
+        return F.cross_entropy(logits.float(), targets)
+    return _CrossEntropy.apply(logits, targets)
+
+
+def losses_at_positions(mlm_logits: torch.Tensor, positions: torch.Tensor | None, mlm_labels: torch.Tensor | None,
+                        nsp_logits: torch.Tensor | None, nsp_labels: torch.Tensor | None) -> PretrainingOutput:
+    """Both losses. ``mlm_logits`` (M', V) holds the M = len(positions) selected positions first, then rows
+    of bucket padding, which the loss ignores (a target of ``IGNORE_INDEX``): slicing them off instead put
+    a slice into the graph whose backward wrote a zero (M', V) gradient and copied into it, every step."""
+    mlm_loss = nsp_loss = None
+    if positions is not None:
+        selected = len(positions)
+        targets = mlm_labels.reshape(-1).index_select(0, positions)
+        if len(mlm_logits) > selected:
+            targets = torch.cat([targets, targets.new_full((len(mlm_logits) - selected,), IGNORE_INDEX)])
+        if selected:
+            mlm_loss = mlm_cross_entropy(mlm_logits, targets)
+        else:  # no position selected in the whole batch: a zero that keeps the graph
+            mlm_loss = mlm_logits.sum() * 0.0
+        mlm_logits = mlm_logits[:selected]                                           # (M, V), outside the loss
+    if nsp_labels is not None and nsp_logits is not None:
+        nsp_loss = F.cross_entropy(nsp_logits.float(), nsp_labels)
+    loss = None
+    if mlm_loss is not None or nsp_loss is not None:
+        loss = (mlm_loss if mlm_loss is not None else 0.0) + (nsp_loss if nsp_loss is not None else 0.0)
+    return PretrainingOutput(loss, mlm_loss, nsp_loss, mlm_logits, nsp_logits, positions)
 
 
 def flops_per_token(config: ModelConfig, seq_len: int, mlm_share: float = 0.15) -> float:

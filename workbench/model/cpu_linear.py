@@ -25,8 +25,7 @@ _enabled = _AVAILABLE
 _weights_by_onednn = True
 
 
-def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """x @ weight.T + bias by oneDNN, without autograd (only where ``in_use()``)."""
+def _onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
@@ -35,7 +34,7 @@ class _OneDnnLinear(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        return onednn_linear(x, weight, bias)                                         # (N, out)
+        return _onednn(x, weight, bias)                                         # (N, out)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -43,7 +42,7 @@ class _OneDnnLinear(torch.autograd.Function):
         grad = grad.contiguous()
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = onednn_linear(grad, weight.t().contiguous(), None)              # (N, in)
+            grad_x = _onednn(grad, weight.t().contiguous(), None)              # (N, in)
         if ctx.needs_input_grad[1]:
             if _weights_by_onednn:
                 grad_w, grad_b = torch.ops.aten.mkldnn_linear_backward_weights(

@@ -54,7 +54,7 @@ class MetricInterval:
                     nsp_total=len(batch))
         with torch.no_grad():
             labels = tensors["mlm_labels"].reshape(-1).index_select(0, out.mlm_positions)
-            correct = (out.mlm_predictions == labels).double()                               # (M,)
+            correct = (out.mlm_logits.argmax(-1) == labels).double()                               # (M,)
             by_kind = torch.from_numpy(of_kind).to(self.device) @ correct                          # (3,)
             sums = {"mlm_loss": out.mlm_loss.detach().double(), "mlm_correct": correct.sum(),
                     "masked_correct": by_kind[0], "random_correct": by_kind[1], "kept_correct": by_kind[2]}

@@ -499,7 +499,7 @@ class Trainer:
                     labels = tensors["mlm_labels"].reshape(-1).index_select(0, out.mlm_positions)
                     selected = len(labels)
                     pairs = out.nsp_logits is not None
-                    totals += [float(out.mlm_loss) * selected, float((out.mlm_predictions == labels).sum()),
+                    totals += [float(out.mlm_loss) * selected, float((out.mlm_logits.argmax(-1) == labels).sum()),
                                selected, float(out.nsp_loss) * len(batch) if pairs else 0.0,
                                float((out.nsp_logits.argmax(-1) == tensors["nsp_labels"]).sum()) if pairs else 0.0,
                                len(batch)]
