@@ -189,51 +189,6 @@ def heads_and_losses(packed: torch.Tensor, layout: "TokenLayout", mlm_head, nsp_
                                nsp_labels)
 
 
-class _CrossEntropy(torch.autograd.Function):
-    """Mean cross-entropy of (M, V) logits against (M,) targets (``IGNORE_INDEX`` rows left out), with its
-    gradient written in place of the forward's exponentials.
-
-    ``F.cross_entropy`` keeps a (M, V) log-softmax, then its backward writes a zero (M, V) gradient,
-    scatters into it and makes another (M, V) tensor in the log-softmax backward, taking exp once more.
-    Here the forward keeps exp(logit - row max), which it needs for the log-sum-exp anyway, and the
-    backward scales it in place into the gradient, minus the scale at the target: one big tensor, one
-    exp. Same values as ``F.cross_entropy`` to rounding (tested). The saved tensor becomes the gradient,
-    so a second backward through the same graph (``retain_graph``) is refused.
-    """
-
-    @staticmethod
-    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        scores = logits.float()
-        top = scores.amax(-1)                                                       # (M,)
-        exps = torch.sub(scores, top[:, None]).exp_()                               # (M, V)
-        total = exps.sum(-1)
-        keep = targets != IGNORE_INDEX
-        safe = targets.masked_fill(~keep, 0)
-        count = keep.sum().clamp(min=1).to(total.dtype)
-        picked = scores.gather(1, safe[:, None]).squeeze(1)
-        ctx.save_for_backward(exps, total, safe, keep, count)
-        ctx.dtype, ctx.spent = logits.dtype, False
-        return ((top + total.log() - picked) * keep).sum() / count
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        if ctx.spent:
-            raise RuntimeError("the MLM loss's gradient was already taken (backward twice through one step)")
-        ctx.spent = True
-        exps, total, safe, keep, count = ctx.saved_tensors
-        scale = grad.to(total.dtype) / count * keep                                 # (M,) each row's weight
-        result = exps.mul_((scale / total)[:, None])                                # softmax * weight, in place
-        result.scatter_add_(1, safe[:, None], -scale[:, None])
-        return result.to(ctx.dtype), None
-
-
-def mlm_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """``F.cross_entropy(logits.float(), targets)`` (mean over the rows not ``IGNORE_INDEX``), leaner."""
-    if logits.dim() != 2 or torch.compiler.is_compiling():
-        return F.cross_entropy(logits.float(), targets)
-    return _CrossEntropy.apply(logits, targets)
-
-
 def losses_at_positions(mlm_logits: torch.Tensor, positions: torch.Tensor | None, mlm_labels: torch.Tensor | None,
                         nsp_logits: torch.Tensor | None, nsp_labels: torch.Tensor | None) -> PretrainingOutput:
     """Both losses. ``mlm_logits`` (M', V) holds the M = len(positions) selected positions first, then rows
@@ -246,7 +201,7 @@ def losses_at_positions(mlm_logits: torch.Tensor, positions: torch.Tensor | None
         if len(mlm_logits) > selected:
             targets = torch.cat([targets, targets.new_full((len(mlm_logits) - selected,), IGNORE_INDEX)])
         if selected:
-            mlm_loss = mlm_cross_entropy(mlm_logits, targets)
+            mlm_loss = F.cross_entropy(mlm_logits.float(), targets)
         else:  # no position selected in the whole batch: a zero that keeps the graph
             mlm_loss = mlm_logits.sum() * 0.0
         mlm_logits = mlm_logits[:selected]                                           # (M, V), outside the loss

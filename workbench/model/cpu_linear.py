@@ -42,7 +42,7 @@ class _OneDnnLinear(torch.autograd.Function):
         grad = grad.contiguous()
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = _onednn(grad, weight.t().contiguous(), None)              # (N, in)
+            grad_x = _onednn(grad, weight.t(), None)                           # (N, in): W.T as a view, no copy
         if ctx.needs_input_grad[1]:
             if _weights_by_onednn:
                 grad_w, grad_b = torch.ops.aten.mkldnn_linear_backward_weights(

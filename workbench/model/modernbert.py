@@ -58,22 +58,35 @@ class ModernBertEmbeddings(nn.Module):
         return dropout(self.norm(self.tok_embeddings(input_ids)), self.p, self.training)   # (B, T, H)
 
 
-def rotary_tables(length: int, head_dim: int, theta: float, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin of the rotary angles for positions 0..length-1, each (T, head_dim), in fp32."""
+def rotations(length: int, head_dim: int, theta: float, device) -> torch.Tensor:
+    """The rotary angles of positions 0..length-1 as unit complex numbers, (T, head_dim / 2), complex64."""
     inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=device) / head_dim))
     angles = torch.arange(length, dtype=torch.float32, device=device)[:, None] * inv_freq[None, :]   # (T, hd/2)
-    angles = torch.cat([angles, angles], dim=-1)                                                      # (T, hd)
-    return angles.cos(), angles.sin()
+    return torch.polar(torch.ones_like(angles), angles)
 
 
-def _rotate(qk: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotary positions on queries and keys at once, (B, T, 2, nh, hd), in fp32 as transformers does, back
-    in their dtype. x * cos + rotate_half(x) * sin, written half by half: [x1 c - x2 s, x2 c + x1 s]."""
-    x = qk.float()
-    half = x.shape[-1] // 2
-    x1, x2 = x[..., :half], x[..., half:]
-    c, s = cos[:, None, None, :half], sin[:, None, None, :half]                    # (T, 1, 1, hd/2)
-    return torch.cat([torch.addcmul(x1 * c, x2, s, value=-1.0), torch.addcmul(x2 * c, x1, s)], -1).to(qk.dtype)
+def pair_rows(hidden_size: int, num_heads: int) -> torch.Tensor:
+    """The order of Wqkv's rows that interleaves each query and key head's two halves: (3H,).
+
+    transformers' rotary rotates element i of a head with element i + hd/2 (its "rotate_half" layout). With
+    the query and key rows reordered to i, i + hd/2, i + 1, ... each such pair sits side by side, so the
+    rotation is one complex multiplication. Queries and keys are reordered alike, and a dot product does
+    not depend on the order of its terms: the attention, and so the whole model, is unchanged. Values
+    keep their order. The stored weights are never reordered (export stays a copy)."""
+    head_dim = hidden_size // num_heads
+    half = head_dim // 2
+    within = torch.stack([torch.arange(half), torch.arange(half) + half], dim=1).reshape(-1)   # 0, h, 1, h+1, ...
+    heads = (torch.arange(2 * num_heads)[:, None] * head_dim + within[None, :]).reshape(-1)     # queries, keys
+    return torch.cat([heads, torch.arange(2 * hidden_size, 3 * hidden_size)])
+
+
+def _rotate(qk: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+    """Rotary positions on queries and keys at once, (B, T, 2, nh, hd) with paired rows (``pair_rows``), in
+    fp32 as transformers does, back in their dtype: (x1 + i x2) (cos + i sin) = (x1 cos - x2 sin) + i (x2 cos
+    + x1 sin), transformers' x cos + rotate_half(x) sin."""
+    B, T, two, nh, hd = qk.shape
+    pairs = torch.view_as_complex(qk.float().reshape(B, T, two, nh, hd // 2, 2))
+    return torch.view_as_real(pairs * rotation[:, None, None, :]).reshape(qk.shape).to(qk.dtype)
 
 
 class ModernBertAttention(nn.Module):
@@ -84,13 +97,15 @@ class ModernBertAttention(nn.Module):
         self.Wo = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
         self.p = config.attention_probs_dropout_prob
         self.capture: list[torch.Tensor] | None = None   # set by ``capturing_attention``: probabilities go here
+        self.register_buffer("paired", pair_rows(config.hidden_size, self.num_heads), persistent=False)
 
-    def forward(self, x: torch.Tensor, layout: TokenLayout, cos: torch.Tensor, sin: torch.Tensor,
+    def forward(self, x: torch.Tensor, layout: TokenLayout, rotation: torch.Tensor,
                 wanted: torch.Tensor | None = None) -> torch.Tensor:
         """(N, H) real tokens -> (N, H); with ``wanted`` (R flat positions b * T + t), (R, H) at those only."""
         B, T, H = layout.batch, layout.length, x.shape[-1]
-        qkv = layout.scatter(linear(x, self.Wqkv.weight)).view(B, T, 3, self.num_heads, H // self.num_heads)
-        q, k = _rotate(qkv[:, :, :2], cos, sin).permute(2, 0, 3, 1, 4).unbind(0)      # each (B, nh, T, hd)
+        weight = self.Wqkv.weight.index_select(0, self.paired)                       # (3H, H), rows paired
+        qkv = layout.scatter(linear(x, weight)).view(B, T, 3, self.num_heads, H // self.num_heads)
+        q, k = _rotate(qkv[:, :, :2], rotation).permute(2, 0, 3, 1, 4).unbind(0)      # each (B, nh, T, hd)
         v = qkv[:, :, 2].transpose(1, 2)
         if self.capture is not None:
             y = explicit_attention(q, k, v, layout, self.capture)
@@ -126,11 +141,11 @@ class ModernBertEncoderLayer(nn.Module):
         self.mlp_norm = _layer_norm(config)
         self.mlp = ModernBertMLP(config)
 
-    def forward(self, x: torch.Tensor, layout: TokenLayout, cos: torch.Tensor, sin: torch.Tensor,
+    def forward(self, x: torch.Tensor, layout: TokenLayout, rotation: torch.Tensor,
                 wanted: torch.Tensor | None = None) -> torch.Tensor:
         """(N, H) -> (N, H); with ``wanted`` (R flat positions), (R, H): every token is attended to, but the
         attention output, the residual and the MLP are computed at the wanted positions only."""
-        attended = self.attn(self.attn_norm(x), layout, cos, sin, wanted)
+        attended = self.attn(self.attn_norm(x), layout, rotation, wanted)
         if wanted is not None:
             x = x.index_select(0, layout.packed_positions(wanted))
         x = x + attended
@@ -158,11 +173,11 @@ class ModernBertModel(nn.Module):
         embedded = self.embeddings(input_ids)                                          # (B, T, H)
         layout = TokenLayout.from_mask(attention_mask, B, T, embedded.dtype, bucket=True)
         head_dim = self.config.hidden_size // self.config.num_attention_heads
-        cos, sin = rotary_tables(T, head_dim, self.config.rope_theta, input_ids.device)
+        rotation = rotations(T, head_dim, self.config.rope_theta, input_ids.device)
         x = layout.gather(embedded.reshape(B * T, -1))                                 # (N, H)
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
-            x = layer(x, layout, cos, sin, wanted if i == last else None)
+            x = layer(x, layout, rotation, wanted if i == last else None)
         if wanted is not None and last < 0:                                             # no layers at all
             x = x.index_select(0, layout.packed_positions(wanted))
         return self.final_norm(x), layout

@@ -37,6 +37,7 @@ from workbench.errors import ConfigError, DatasetError, WorkbenchError
 from workbench.model import build_model
 from workbench import checkpoint as ckpt
 from workbench.train.control import TrainingControl
+from workbench.train.allocator import keep_freed_memory_for_reuse
 from workbench.train.device import cpu_has_native_bf16, describe_device, resolve_device, resolve_precision
 from workbench.train.distributed import Distributed, init_distributed
 from workbench.train.evaluation import build_eval_set
@@ -146,6 +147,8 @@ class Trainer:
             raise ConfigError(f"data.max_seq_length ({config.data.max_seq_length}) must be <= "
                               f"model.max_position_embeddings ({self.model_config.max_position_embeddings})")
         self.device = resolve_device(config.train.device)
+        if self.device.type == "cpu":
+            keep_freed_memory_for_reuse()          # a CPU step's buffers reused, not page-faulted in every step
         self.precision = resolve_precision(config.train.precision, self.device)
         if self.precision == "bf16" and self.device.type == "mps":
             raise ConfigError("train.precision bf16 is not supported on MPS; use fp32")
