@@ -22,7 +22,6 @@ import torch.nn.functional as F
 _AVAILABLE = (platform.machine().lower() in ("x86_64", "amd64") and torch.backends.mkldnn.is_available()
               and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
 _enabled = _AVAILABLE
-_weights_by_onednn = True
 
 
 def _onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -44,13 +43,10 @@ class _OneDnnLinear(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_x = _onednn(grad, weight.t(), None)                           # (N, in): W.T as a view, no copy
         if ctx.needs_input_grad[1]:
-            if _weights_by_onednn:
-                grad_w, grad_b = torch.ops.aten.mkldnn_linear_backward_weights(
-                    grad.to_mkldnn(), x.contiguous().to_mkldnn(), weight.to_mkldnn(), ctx.has_bias)
-                grad_w, grad_b = grad_w.to_dense(), (grad_b.to_dense() if ctx.has_bias else None)
-            else:
-                grad_w = grad.t().mm(x)                                         # (out, in), MKL
-        if ctx.has_bias and ctx.needs_input_grad[2] and grad_b is None:
+            # (out, in) and (out,), dense; the weight argument only names the result's dtype and device
+            grad_w, grad_b = torch.ops.aten.mkldnn_linear_backward_weights(
+                grad.to_mkldnn(), x.contiguous().to_mkldnn(), weight, ctx.has_bias)
+        elif ctx.has_bias:
             grad_b = grad.sum(0)
         return grad_x, grad_w, (grad_b if ctx.has_bias and ctx.needs_input_grad[2] else None)
 
