@@ -132,6 +132,39 @@ class TokenLayout:
         return row[flat_positions]
 
 
+@dataclass
+class QuerySlots:
+    """Where R wanted positions (flat b * T + t) sit in a (B, Q) grid of query slots: each batch row's
+    wanted positions side by side in the order given, Q the most any row has, rounded up to 8 so that
+    shapes repeat. Attention for a few queries per sequence (the last layer in pre-training) runs on the
+    grid: every key is still attended to, the empty slots' results are never read."""
+
+    rows: torch.Tensor    # (R,) batch row of each wanted position
+    slots: torch.Tensor   # (R,) its slot in that row
+    width: int            # Q
+    batch: int
+
+    @classmethod
+    def of(cls, wanted: torch.Tensor, batch: int, length: int) -> "QuerySlots":
+        rows = torch.div(wanted, length, rounding_mode="floor")
+        counts = torch.bincount(rows, minlength=batch)
+        starts = counts.cumsum(0) - counts
+        order = torch.argsort(rows, stable=True)
+        slots = torch.empty_like(rows)
+        slots[order] = torch.arange(len(rows), device=rows.device) - starts[rows[order]]
+        width = max(8, -(-int(counts.max()) // 8) * 8) if len(rows) else 8       # (a sync on CUDA)
+        return cls(rows, slots, width, batch)
+
+    def place(self, values: torch.Tensor) -> torch.Tensor:
+        """(R, ...) -> (B, Q, ...), zeros in the empty slots."""
+        grid = values.new_zeros(self.batch, self.width, *values.shape[1:])
+        return grid.index_put((self.rows, self.slots), values)
+
+    def take(self, grid: torch.Tensor) -> torch.Tensor:
+        """(B, Q, ...) -> (R, ...)"""
+        return grid[self.rows, self.slots]
+
+
 def attention_probabilities(q: torch.Tensor, k: torch.Tensor, layout: "TokenLayout") -> torch.Tensor:
     """softmax(q k^T / sqrt(hd) + padding mask) in fp32, (B, nh, T, T): attention computed explicitly."""
     scores = (q @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)                  # (B, nh, T, T)

@@ -37,9 +37,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from workbench.config import ModelConfig
-from workbench.model.common import (PretrainingOutput, SequenceClassifier, TokenLayout, bucketed_rows, clipped_normal,
-                                     dropout, explicit_attention, heads_and_losses, losses_at_positions,
-                                     selected_positions)
+from workbench.model.common import (PretrainingOutput, QuerySlots, SequenceClassifier, TokenLayout, bucketed_rows,
+                                     clipped_normal, dropout, explicit_attention, heads_and_losses,
+                                     losses_at_positions, selected_positions)
 from workbench.model.cpu_linear import linear
 
 
@@ -107,11 +107,17 @@ class ModernBertAttention(nn.Module):
         qkv = layout.scatter(linear(x, weight)).view(B, T, 3, self.num_heads, H // self.num_heads)
         q, k = _rotate(qkv[:, :, :2], rotation).permute(2, 0, 3, 1, 4).unbind(0)      # each (B, nh, T, hd)
         v = qkv[:, :, 2].transpose(1, 2)
+        dropout_p = self.p if self.training else 0.0
         if self.capture is not None:
             y = explicit_attention(q, k, v, layout, self.capture)
+        elif wanted is not None:           # the wanted queries only, each batch row's side by side
+            slots = QuerySlots.of(wanted, B, T)
+            queries = q.transpose(1, 2).reshape(B * T, self.num_heads, -1).index_select(0, wanted)    # (R, nh, hd)
+            y = F.scaled_dot_product_attention(slots.place(queries).transpose(1, 2), k, v, attn_mask=layout.attend,
+                                               dropout_p=dropout_p)                  # (B, nh, Q, hd)
+            return linear(slots.take(y.transpose(1, 2)).reshape(len(wanted), H), self.Wo.weight)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=layout.attend,
-                                               dropout_p=self.p if self.training else 0.0)  # (B, nh, T, hd)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=layout.attend, dropout_p=dropout_p)  # (B, nh, T, hd)
         y = y.transpose(1, 2).reshape(B * T, H)
         y = layout.gather(y) if wanted is None else y.index_select(0, wanted)
         return linear(y, self.Wo.weight)
