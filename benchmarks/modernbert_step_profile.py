@@ -1,25 +1,53 @@
-"""Where a ModernBERT training step spends its time: ours against transformers' ModernBertForMaskedLM. JSON.
+"""Our ModernBERT training step against transformers' ModernBertForMaskedLM, same process, same batches. JSON.
 
-    python benchmarks/modernbert_step_profile.py [--presets tiny mini] [--steps 12] [--vocab 30522]
+    python benchmarks/modernbert_step_profile.py [--presets tiny mini] [--steps 16] [--vocab V]
+                                                 [--profile] [--matmuls] [--allocators] [--compile]
 
 The same weights (ours exported under transformers' names), the same batches (the sample corpus at 128
 tokens: ``padded`` as the data really comes, and ``full``, every row cut to 128 real tokens), the same
 optimizer (fused AdamW), MLM only on both sides (ours without the pair head; theirs with sparse
-prediction). transformers runs with "sdpa" and "eager"; the faster is the reference. Prints the median step
-time of each, the ratio, and for ours and the reference the top operators by self CPU time from
-``torch.profiler`` (the table issue 21 asks for). Needs the ``bench`` extra (transformers).
+prediction). transformers runs with "sdpa" and "eager"; the faster is the reference. The sides take
+their steps interleaved, round by round, and the median step counts. ``ours_mkl`` is our step with the
+oneDNN matmuls turned off (``workbench.model.cpu_linear.mkl_only``): what the rest of the work gives.
+Like the trainer, the process keeps freed step buffers for reuse (``workbench.train.allocator``), which
+serves both sides alike.
+
+Vocabulary: the sample's own (14,689) for tiny, 30,522 (BERT's) for the larger presets, unless --vocab.
+
+* ``--profile``: the top operators by self CPU time for ours and the reference (``torch.profiler``).
+* ``--matmuls``: each dense layer's forward + backward, torch's ``F.linear`` (MKL) against ours.
+* ``--allocators``: the tiny step (full batches) again in a fresh process per allocator: glibc as is,
+  glibc tuned as the trainer does, jemalloc and tcmalloc when installed (``LD_PRELOAD``).
+* ``--compile``: ours under ``torch.compile`` as well (``train.compile``), with its compile time.
+
+Also printed: the process's peak RSS and its RSS after the warm-up and at the end (flat: buffers are
+reused, not accumulated). Needs the ``bench`` extra (transformers).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes.util
 import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+NO_TUNING = "WORKBENCH_BENCH_GLIBC_AS_IS"
+
+
+def rss_mb() -> dict:
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = round(int(value.split()[0]) / 1024)
+    return fields
 
 
 def batches_of(dataset, length: int, full: bool, count: int = 6, batch: int = 32):
@@ -47,7 +75,7 @@ def batches_of(dataset, length: int, full: bool, count: int = 6, batch: int = 32
     return out
 
 
-def build(preset: str, vocab: int, impls: list[str]):
+def build(preset: str, vocab: int, impls: list[str], compiled: bool = False):
     import torch
     import transformers
     from transformers import ModernBertConfig, ModernBertForMaskedLM
@@ -61,6 +89,10 @@ def build(preset: str, vocab: int, impls: list[str]):
     torch.manual_seed(0)
     ours = build_model(config)
     models = {"ours": ours}
+    if compiled:
+        twin = build_model(config)
+        twin.load_state_dict(ours.state_dict())
+        models["ours_compiled"] = torch.compile(twin)
     for impl in impls:
         hf = ModernBertForMaskedLM(ModernBertConfig(
             vocab_size=vocab, hidden_size=config.hidden_size, num_hidden_layers=config.num_hidden_layers,
@@ -77,19 +109,29 @@ def build(preset: str, vocab: int, impls: list[str]):
 
 
 def step(torch, name, model, optimizer, batch):
+    from workbench.model import cpu_linear
+
     ids, labels, mask = (torch.from_numpy(a) for a in batch)
-    if name == "ours":
-        loss = model(ids, None, mask, mlm_labels=labels, pair_head=False).loss
+    if name.startswith("ours"):
+        if name == "ours_mkl":
+            with cpu_linear.mkl_only():
+                loss = model(ids, None, mask, mlm_labels=labels, pair_head=False).loss
+                loss.backward()
+        else:
+            loss = model(ids, None, mask, mlm_labels=labels, pair_head=False).loss
+            loss.backward()
     else:
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-    loss.backward()
+        loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
 
 
-def profile_table(torch, name, model, optimizer, batches, rows: int = 14) -> list[dict]:
+def profile_table(torch, name, model, optimizer, batches, rows: int = 16) -> list[dict]:
     from torch.profiler import ProfilerActivity, profile
 
+    for batch in batches[:3]:                    # steady state: the allocator's heap is warm
+        step(torch, name, model, optimizer, batch)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for batch in batches[:3]:
             step(torch, name, model, optimizer, batch)
@@ -100,44 +142,141 @@ def profile_table(torch, name, model, optimizer, batches, rows: int = 14) -> lis
             for e in events[:rows]]
 
 
+def race(torch, models, optimizers, batches, steps: int) -> dict:
+    """Median seconds per step of each model, interleaved round by round after one warm-up round."""
+    times = {name: [] for name in models}
+    for name, model in models.items():
+        for batch in batches[:2]:
+            step(torch, name, model, optimizers[name], batch)
+    for k in range(steps):
+        for name, model in models.items():
+            started = time.perf_counter()
+            step(torch, name, model, optimizers[name], batches[k % len(batches)])
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def step_ratios(torch, dataset, preset: str, vocab: int, steps: int, profile: bool, compiled: bool,
+                kinds: tuple[str, ...] = ("full", "padded")) -> list[dict]:
+    models, optimizers = build(preset, vocab, ["sdpa", "eager"], compiled)
+    models = {"ours": models["ours"], "ours_mkl": models["ours"], **{k: v for k, v in models.items() if k != "ours"}}
+    optimizers["ours_mkl"] = optimizers["ours"]
+    entries = []
+    for kind in kinds:
+        batches = batches_of(dataset, 128, full=kind == "full")
+        started = time.perf_counter()
+        if compiled:                                             # compile (and recompile per shape) up front
+            for batch in batches:
+                step(torch, "ours_compiled", models["ours_compiled"], optimizers["ours_compiled"], batch)
+        compile_seconds = time.perf_counter() - started
+        after_warmup = rss_mb()
+        median = race(torch, models, optimizers, batches, steps)
+        reference = min(("hf_sdpa", "hf_eager"), key=lambda n: median[n])
+        real_tokens = sum(int(b[2].sum()) for b in batches) / len(batches)
+        entry = {"preset": preset, "vocab": vocab, "batch": kind, "padding_share": round(1 - real_tokens / 4096, 3),
+                 "tokens_per_s": {n: round(real_tokens / m) for n, m in median.items()},
+                 "reference": reference, "ratio_vs_reference": round(median[reference] / median["ours"], 3),
+                 "rss_mb_after_warmup": after_warmup["VmRSS"], "rss_mb_end": rss_mb()["VmRSS"]}
+        if compiled:
+            entry["compile_seconds_for_these_shapes"] = round(compile_seconds, 1)
+        if profile and kind == "full":
+            entry["profile_ours"] = profile_table(torch, "ours", models["ours"], optimizers["ours"], batches)
+            entry["profile_reference"] = profile_table(torch, reference, models[reference], optimizers[reference],
+                                                       batches)
+        entries.append(entry)
+        print(json.dumps({k: v for k, v in entry.items() if not k.startswith("profile")}), file=sys.stderr,
+              flush=True)
+    return entries
+
+
+def matmul_table(torch, presets: list[str], vocab_of) -> list[dict]:
+    """Forward + backward of each dense layer shape: F.linear (MKL) against workbench's linear (oneDNN)."""
+    import torch.nn.functional as F
+
+    from workbench.config import ModelConfig
+    from workbench.model.cpu_linear import linear
+
+    def seconds(fn, x, w, g, repeats=10):
+        for _ in range(2):
+            fn(x, w).backward(g)
+        started = time.perf_counter()
+        for _ in range(repeats):
+            x.grad = w.grad = None
+            fn(x, w).backward(g)
+        return (time.perf_counter() - started) / repeats
+
+    rows = []
+    for preset in presets:
+        c = ModelConfig.from_preset(preset, vocab_size=vocab_of(preset)).resolved()
+        H, I, V = c.hidden_size, c.intermediate_size, c.vocab_size
+        for name, (m, k, n) in {"Wqkv": (4096, H, 3 * H), "attention Wo": (4096, H, H), "MLP Wi": (4096, H, 2 * I),
+                                "MLP Wo": (4096, I, H), "decoder (640 masked rows)": (640, H, V)}.items():
+            x = torch.randn(m, k, requires_grad=True)
+            w = (torch.randn(n, k) * 0.02).requires_grad_()
+            g = torch.randn(m, n)
+            flops = 3 * 2 * m * k * n
+            mkl, ours = seconds(F.linear, x, w, g), seconds(linear, x, w, g)
+            rows.append({"preset": preset, "layer": name, "shape": [m, k, n], "mkl_gflops": round(flops / mkl / 1e9),
+                         "ours_gflops": round(flops / ours / 1e9), "speedup": round(mkl / ours, 2)})
+    return rows
+
+
+def allocator_table(args) -> list[dict]:
+    """The tiny full-batch race in a fresh process per allocator."""
+    libs = {"jemalloc": "jemalloc", "tcmalloc": "tcmalloc_minimal"}
+    variants = [("glibc as is", {NO_TUNING: "1"}), ("glibc tuned (the trainer's)", {})]
+    for name, lib in libs.items():
+        found = ctypes.util.find_library(lib)
+        path = next((str(p) for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib")
+                     for p in sorted(Path(d).glob(f"lib{lib}.so*"))), None) if found else None
+        if path:
+            extra = {"MALLOC_CONF": "dirty_decay_ms:-1,muzzy_decay_ms:-1"} if name == "jemalloc" else {}
+            variants.append((f"{name} (LD_PRELOAD)", {NO_TUNING: "1", "LD_PRELOAD": path, **extra}))
+    rows = []
+    for label, env in variants:
+        out = subprocess.run([sys.executable, __file__, "--presets", "tiny", "--steps", str(args.steps), "--only-full"],
+                             env={**os.environ, **env}, capture_output=True, text=True, check=True).stdout
+        entry = json.loads(out)["results"][0]
+        rows.append({"allocator": label, "tokens_per_s": entry["tokens_per_s"],
+                     "ratio_vs_reference": entry["ratio_vs_reference"]})
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--presets", nargs="+", default=["tiny", "mini"])
-    parser.add_argument("--steps", type=int, default=12)
-    parser.add_argument("--vocab", type=int, default=0, help="vocabulary size (0: the sample dataset's)")
+    parser.add_argument("--steps", type=int, default=16)
+    parser.add_argument("--vocab", type=int, default=0, help="vocabulary size (0: the sample's for tiny, else 30522)")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--matmuls", action="store_true")
+    parser.add_argument("--allocators", action="store_true")
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--only-full", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     import torch
 
     from corpora import prepared
+    from workbench.model import cpu_linear
+    from workbench.train.allocator import keep_freed_memory_for_reuse
 
+    tuned = False if os.environ.get(NO_TUNING) else keep_freed_memory_for_reuse()
     dataset = prepared("sample")
-    vocab = args.vocab or dataset.vocabulary.size
-    report = {"threads": torch.get_num_threads(), "vocab": vocab, "results": []}
+
+    def vocab_of(preset: str) -> int:
+        return args.vocab or (dataset.vocabulary.size if preset == "tiny" else 30522)
+
+    report = {"threads": torch.get_num_threads(), "torch": torch.__version__, "onednn_linear": cpu_linear.in_use(),
+              "glibc_tuned": tuned, "results": []}
     for preset in args.presets:
-        models, optimizers = build(preset, vocab, ["sdpa", "eager"])
-        for kind in ("full", "padded"):
-            batches = batches_of(dataset, 128, full=kind == "full")
-            times = {name: [] for name in models}
-            for name, model in models.items():                  # warm-up
-                step(torch, name, model, optimizers[name], batches[0])
-            for k in range(args.steps):                         # interleaved, round by round
-                for name, model in models.items():
-                    started = time.perf_counter()
-                    step(torch, name, model, optimizers[name], batches[k % len(batches)])
-                    times[name].append(time.perf_counter() - started)
-            median = {name: statistics.median(t) for name, t in times.items()}
-            reference = min(("hf_sdpa", "hf_eager"), key=lambda n: median[n])
-            real_tokens = sum(int(b[2].sum()) for b in batches) / len(batches)
-            entry = {"preset": preset, "batch": kind, "real_tokens_per_batch": real_tokens,
-                     "tokens_per_s": {n: round(real_tokens / m) for n, m in median.items()},
-                     "reference": reference, "ratio_vs_reference": round(median[reference] / median["ours"], 3)}
-            if kind == "full":
-                entry["profile_ours"] = profile_table(torch, "ours", models["ours"], optimizers["ours"], batches)
-                entry["profile_reference"] = profile_table(torch, reference, models[reference],
-                                                           optimizers[reference], batches)
-            report["results"].append(entry)
-            print(json.dumps(entry), file=sys.stderr, flush=True)
+        report["results"] += step_ratios(torch, dataset, preset, vocab_of(preset), args.steps, args.profile,
+                                         args.compile, ("full",) if args.only_full else ("full", "padded"))
+    if args.matmuls:
+        report["matmuls"] = matmul_table(torch, args.presets, vocab_of)
+    if args.allocators:
+        report["allocators"] = allocator_table(args)
+    report["peak_rss_mb"] = rss_mb()["VmHWM"]
     print(json.dumps(report, indent=1))
 
 
