@@ -1,0 +1,126 @@
+"""The rewritten pieces of the training step: each computes what the plain version computes."""
+
+from __future__ import annotations
+
+import resource
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from workbench.config import ModelConfig
+from workbench.model import cpu_linear
+from workbench.model.common import QuerySlots
+from workbench.model.modernbert import ModernBertPretrainingModel, _rotate, pair_rows, rotations
+from workbench.train.allocator import keep_freed_memory_for_reuse
+
+needs_onednn = pytest.mark.skipif(not cpu_linear.in_use(), reason="the oneDNN path is for x86 CPUs with oneDNN")
+
+
+@needs_onednn
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("shape", [(37, 24), (3, 5, 24)])
+def test_the_onednn_linear_gives_f_linear_values_and_gradients(bias, shape):
+    torch.manual_seed(0)
+    x = torch.randn(*shape, requires_grad=True)
+    w = torch.randn(40, 24, requires_grad=True)
+    b = torch.randn(40, requires_grad=True) if bias else None
+    g = torch.randn(*shape[:-1], 40)
+    ours = cpu_linear.linear(x, w, b)
+    ours.backward(g)
+    grads = [t.grad.clone() for t in (x, w, b) if t is not None]
+    for t in (x, w, b):
+        if t is not None:
+            t.grad = None
+    plain = F.linear(x, w, b)
+    plain.backward(g)
+    assert ours.shape == plain.shape
+    assert torch.allclose(ours, plain, atol=1e-5)
+    for mine, reference in zip(grads, [t.grad for t in (x, w, b) if t is not None]):
+        assert torch.allclose(mine, reference, atol=1e-4)
+    flat = x.detach().reshape(-1, 24).requires_grad_()
+    assert "OneDnn" in cpu_linear.linear(flat, w, b).grad_fn.name()
+    with cpu_linear.mkl_only():
+        assert not cpu_linear.in_use()
+        assert "OneDnn" not in cpu_linear.linear(flat, w, b).grad_fn.name()     # F.linear's own node
+    assert cpu_linear.in_use()
+
+
+def test_query_slots_place_and_take_every_wanted_position_in_its_row():
+    wanted = torch.tensor([0, 128, 256, 5, 7, 130, 300, 301, 302, 5])    # [CLS] of 3 rows, then masked, a repeat
+    slots = QuerySlots.of(wanted, batch=3, length=128)
+    assert slots.width == 8 and slots.rows.tolist() == [0, 1, 2, 0, 0, 1, 2, 2, 2, 0]
+    assert len({(r, s) for r, s in zip(slots.rows.tolist(), slots.slots.tolist())}) == len(wanted)
+    values = torch.arange(len(wanted), dtype=torch.float32)[:, None].repeat(1, 4)
+    grid = slots.place(values)
+    assert grid.shape == (3, 8, 4)
+    assert torch.equal(slots.take(grid), values)
+    assert int((grid.abs().sum(-1) > 0).sum()) == len(wanted) - 1         # value 0 sits in a slot too
+
+
+def test_paired_rotary_leaves_every_attention_score_as_transformers_computes_it():
+    """transformers rotates element i of a head with element i + hd/2; ours pairs them side by side and
+    multiplies complex numbers. The scores q.k, all that attention reads, must be the same."""
+    torch.manual_seed(0)
+    B, T, nh, hd = 2, 9, 3, 8
+    H = nh * hd
+    q, k = torch.randn(B, T, nh, hd), torch.randn(B, T, nh, hd)
+    inv = 1.0 / (10000.0 ** (torch.arange(0, hd, 2).float() / hd))
+    angles = torch.arange(T).float()[:, None] * inv[None, :]
+    cos, sin = torch.cat([angles, angles], -1).cos()[:, None, :], torch.cat([angles, angles], -1).sin()[:, None, :]
+
+    def rotate_half(x):
+        return torch.cat([-x[..., hd // 2:], x[..., :hd // 2]], -1)
+
+    q_ref, k_ref = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+    order = pair_rows(H, nh)
+    assert sorted(order.tolist()) == list(range(3 * H)) and order[2 * H:].tolist() == list(range(2 * H, 3 * H))
+    qk = torch.stack([q.reshape(B, T, H), k.reshape(B, T, H)], 2)[..., order[:H]].view(B, T, 2, nh, hd)
+    rotated = _rotate(qk, rotations(T, hd, 10000.0, "cpu"))
+    scores = torch.einsum("bqhd,bkhd->bhqk", rotated[:, :, 0], rotated[:, :, 1])
+    reference = torch.einsum("bqhd,bkhd->bhqk", q_ref, k_ref)
+    assert torch.allclose(scores, reference, atol=1e-5)
+
+
+def test_the_last_layer_at_the_masked_positions_gives_the_full_models_loss_and_gradients():
+    config = ModelConfig.from_preset("tiny", vocab_size=120, architecture="modernbert", num_hidden_layers=3,
+                                     hidden_size=32, num_attention_heads=2, intermediate_size=64).resolved()
+    torch.manual_seed(0)
+    model = ModernBertPretrainingModel(config)
+    ids = torch.randint(5, 120, (4, 20))
+    mask = torch.ones_like(ids)
+    mask[1, 14:] = 0
+    labels = torch.full_like(ids, -100)
+    labels[:, 3] = ids[:, 3]
+    labels[2, 9] = ids[2, 9]
+    nsp = torch.tensor([0, 1, 1, 0])
+    sparse = model(ids, None, mask, labels, nsp)
+    sparse.loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    states = model.final_states(ids, None, mask).reshape(-1, config.hidden_size)          # every position
+    chosen = (labels.reshape(-1) != -100).nonzero().squeeze(1)
+    logits = F.linear(model.head(states[chosen]), model.word_embeddings, model.decoder.bias)
+    full = F.cross_entropy(logits, labels.reshape(-1)[chosen]) + \
+        F.cross_entropy(model.pair_classifier(states[torch.arange(4) * 20]), nsp)
+    full.backward()
+    assert abs(float(sparse.loss.detach()) - float(full.detach())) < 1e-5
+    assert torch.equal(sparse.mlm_positions, chosen)
+    for name, parameter in model.named_parameters():
+        assert torch.allclose(grads[name], parameter.grad, atol=1e-5), name
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_a_tuned_allocator_reuses_a_freed_big_buffer_instead_of_faulting_it_in_again():
+    assert keep_freed_memory_for_reuse()
+
+    def faults_for_a_fresh_buffer() -> int:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        buffer = torch.empty(64 << 20, dtype=torch.uint8)
+        buffer.fill_(1)                                                     # touch every page (16k of them)
+        del buffer
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    faults_for_a_fresh_buffer()
+    assert faults_for_a_fresh_buffer() < 1000        # glibc's default maps and faults in all 16,384 pages again
