@@ -122,5 +122,6 @@ def test_a_tuned_allocator_reuses_a_freed_big_buffer_instead_of_faulting_it_in_a
         del buffer
         return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
-    faults_for_a_fresh_buffer()
-    assert faults_for_a_fresh_buffer() < 1000        # glibc's default maps and faults in all 16,384 pages again
+    # glibc's default maps and faults in all 16,384 pages every time; tuned, a round reuses freed heap
+    # memory (not every round: an aligned request may not fit the block just freed, so the heap grows once)
+    assert min(faults_for_a_fresh_buffer() for _ in range(6)) < 1000
