@@ -5,8 +5,11 @@
   synopsis, then each paragraph of the long description), deduplicated, from
   apt's English translation lists. Container images often skip those lists;
   fetch them once with ``apt-get update -o Acquire::Languages=en``.
+* ``manpages``: German and French manual pages (``apt-get install manpages-de manpages-fr``),
+  one document per page, its paragraphs as text (roff requests and escapes removed); another
+  language and another kind of text than the two above, kept for validation.
 
-``python benchmarks/corpora.py`` builds both and prints their sizes.
+``python benchmarks/corpora.py`` builds all three and prints their sizes.
 """
 
 from __future__ import annotations
@@ -64,6 +67,88 @@ def debian_corpus(path: Path) -> Path:
     return path
 
 
+ROFF_GLYPHS = {":a": "ä", ":o": "ö", ":u": "ü", ":A": "Ä", ":O": "Ö", ":U": "Ü", "ss": "ß", ":e": "ë", ":i": "ï",
+               "'e": "é", "'a": "á", "'E": "É", "`e": "è", "`a": "à", "`u": "ù", "^e": "ê", "^a": "â", "^i": "î",
+               "^o": "ô", "^u": "û", ",c": "ç", ",C": "Ç", "Fo": "«", "Fc": "»", "fo": "‹", "fc": "›", "em": "—",
+               "en": "–", "aq": "'", "cq": "'", "oq": "'", "dq": '"', "lq": '"', "rq": '"', "bu": "•", "co": "©",
+               "rg": "®", "mu": "×", "de": "°", "hy": "-", "ha": "^", "ti": "~", "rs": "\\", "at": "@", "sh": "#",
+               "Do": "$", "sl": "/", "lB": "[", "rB": "]", "lC": "{", "rC": "}", "la": "<", "ra": ">", "ga": "`"}
+ROFF_ESCAPE = r"\\(?:\((..)|\[([^]]*)\]|[fF*](?:\(..|\[[^]]*\]|.)|s[-+]?\d+|(.))"
+
+
+def _glyph(match) -> str:
+    """One roff escape as text: named glyphs, ``\\[uXXXX]``, the common one-character escapes; fonts and
+    strings dropped."""
+    short, long, single = match.group(1), match.group(2), match.group(3)
+    if short is not None:
+        return ROFF_GLYPHS.get(short, "")
+    if long is not None:
+        if long.startswith("u") and all(c in "0123456789ABCDEFabcdef" for c in long[1:]) and len(long) > 1:
+            return chr(int(long[1:], 16))
+        return ROFF_GLYPHS.get(long, "")
+    return {"-": "-", "e": "\\", " ": " ", "~": " "}.get(single or "", "")
+
+
+TEXT_MACROS = {"B", "I", "BR", "BI", "IB", "IR", "RB", "RI", "SM", "SB"}
+BREAK_MACROS = {"SH", "SS", "PP", "P", "LP", "TP", "IP", "HP", "sp", "br", "RS", "RE", "EX", "EE", "nf", "fi"}
+
+
+def roff_text(source: str) -> str:
+    """The paragraphs of a manual page's roff source as plain text, one per line."""
+    import re
+
+    escape = re.compile(ROFF_ESCAPE)
+    paragraphs, current = [], []
+
+    def clean(text: str) -> str:
+        return escape.sub(_glyph, text).strip()
+
+    for line in source.splitlines():
+        if line.startswith((".\\\"", "'\\\"", '.\\"', "'\\\"")):
+            continue
+        if line.startswith((".", "'")):
+            macro, _, rest = line[1:].strip().partition(" ")
+            if macro in BREAK_MACROS:
+                if current:
+                    paragraphs.append(" ".join(current))
+                current = []
+                if macro in ("SH", "SS") and rest:
+                    paragraphs.append(clean(rest.replace('"', "")).capitalize())
+            elif macro in TEXT_MACROS and rest:
+                current.append(clean(rest.replace('"', "")))
+            continue
+        text = clean(line)
+        if text:
+            current.append(text)
+    if current:
+        paragraphs.append(" ".join(current))
+    return "\n".join(p for p in paragraphs if len(p) >= 3)
+
+
+def manpages_corpus(path: Path) -> Path:
+    """Write the German and French manual-page corpus to ``path`` (a .txt, blank line between pages)."""
+    import gzip
+
+    if path.exists():
+        return path
+    pages = sorted(p for language in ("de", "fr") for p in Path("/usr/share/man", language).rglob("*")
+                   if p.is_file())
+    if len(pages) < 500:
+        raise SystemExit("too few German/French manual pages: run `apt-get install manpages-de manpages-fr` first")
+    documents, size = [], 0
+    for page in pages:
+        raw = gzip.decompress(page.read_bytes()) if page.suffix == ".gz" else page.read_bytes()
+        text = roff_text(raw.decode("utf-8", errors="replace"))
+        if text.count("\n") >= 3:
+            documents.append(text)
+            size += len(text)
+        if size > MAX_DEBIAN_BYTES:
+            break
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n\n".join(documents) + "\n", encoding="utf-8")
+    return path
+
+
 def corpus_path(name: str) -> Path:
     if name == "sample":
         from workbench.data.sample import sample_corpus_path
@@ -71,7 +156,9 @@ def corpus_path(name: str) -> Path:
         return Path(sample_corpus_path())
     if name == "debian":
         return debian_corpus(CACHE / "debian-descriptions.txt")
-    raise SystemExit(f"unknown corpus {name!r} (sample, debian)")
+    if name == "manpages":
+        return manpages_corpus(CACHE / "manpages-de-fr.txt")
+    raise SystemExit(f"unknown corpus {name!r} (sample, debian, manpages)")
 
 
 def prepared(name: str, max_seq_length: int = 128):
@@ -85,6 +172,6 @@ def prepared(name: str, max_seq_length: int = 128):
 
 
 if __name__ == "__main__":
-    for corpus in sys.argv[1:] or ["sample", "debian"]:
+    for corpus in sys.argv[1:] or ["sample", "debian", "manpages"]:
         dataset = prepared(corpus)
         print(json.dumps({"corpus": corpus, "path": str(dataset.path), **dataset.manifest["counts"]}))

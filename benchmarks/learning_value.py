@@ -90,6 +90,9 @@ def run_transformers(kind: str, config, eval_every: float) -> dict:
     from workbench.data.dataset import TokenizedDataset
     from workbench.train.evaluation import build_eval_set
 
+    from workbench.train.allocator import keep_freed_memory_for_reuse
+
+    keep_freed_memory_for_reuse()                 # as our trainer does: the reference loop gains from it too
     torch.manual_seed(config.train.seed)
     dataset = TokenizedDataset(config.data.dataset)
     vocab = dataset.vocabulary
@@ -222,7 +225,7 @@ def one(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", action="append", help="sample, debian (repeatable; default both)")
+    parser.add_argument("--corpus", action="append", help="sample, debian, manpages (repeatable; default all)")
     parser.add_argument("--contender", action="append", choices=CONTENDERS, help="default: all three")
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--eval-every", type=float, default=30.0, help="seconds of training between evaluations")
@@ -236,7 +239,7 @@ def main() -> None:
         args.corpus, args.contender = args.corpus[0], args.contender[0]
         one(args)
         return
-    for corpus in args.corpus or ["sample", "debian"]:
+    for corpus in args.corpus or ["sample", "debian", "manpages"]:
         results = []
         for contender in args.contender or CONTENDERS:
             command = [sys.executable, __file__, "--one", "--corpus", corpus, "--contender", contender,
