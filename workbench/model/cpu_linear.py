@@ -1,13 +1,16 @@
-"""The dense layers' matmuls on x86 CPUs: forward and input gradient through oneDNN, in fp32.
+"""The dense layers' matmuls on x86 CPUs, forward and both gradients, through oneDNN in fp32.
 
 torch sends an fp32 ``F.linear`` on CPU to MKL's sgemm. On the AVX-512 machine this project is measured
-on (AMD EPYC, 2 cores) oneDNN's fp32 kernels run the same products 1.6-2.3x faster at our shapes
-(``benchmarks/modernbert_step_profile.py --matmuls`` prints the table), and the encoder's step is mostly
-matmuls. The weight gradient, a reduction over the tokens, stays with MKL, which is faster there.
+on (AMD EPYC, 2 cores) that reaches 110-145 GFLOP/s at our shapes, where oneDNN's fp32 kernels reach
+145-260 for a layer's forward and both gradients together: 1.3-1.9x per layer
+(``benchmarks/modernbert_step_profile.py --matmuls`` prints the table), and a small encoder's step is
+mostly these matmuls.
 
 Both libraries compute in fp32 with fp32 accumulation; only the order of the sums differs (results agree
-to ~1e-6 relative), and each is deterministic for a given thread count. Elsewhere (CUDA, autocast,
-``torch.compile``, non-x86 CPUs, a torch without oneDNN) ``linear`` is ``F.linear``.
+to ~1e-6 relative, tested against ``F.linear``), and each is deterministic for a given thread count.
+Elsewhere (CUDA, autocast, ``torch.compile``, non-x86 CPUs, a torch without oneDNN) ``linear`` is
+``F.linear``. The weight gradient wants its inputs in oneDNN's own layout: the copies cost ~5% of it,
+and it pays only once freed buffers are reused (``workbench.train.allocator``, which the trainer sets).
 """
 
 from __future__ import annotations
