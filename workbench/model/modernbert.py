@@ -177,7 +177,7 @@ class ModernBertModel(nn.Module):
         With ``wanted`` (R flat positions b * T + t, repeats allowed), the final states at those positions
         only, (R, H) in that order. Pre-training reads the last layer at the masked positions and [CLS]
         alone, so that layer's attention output, residual and MLP run there only: the same numbers for
-        those positions (every token is still attended to), at about a seventh of the last layer's dense
+        those positions (every token is still attended to), at about a sixth of the last layer's dense
         work."""
         B, T = input_ids.shape
         embedded = self.embeddings(input_ids)                                          # (B, T, H)
