@@ -274,8 +274,9 @@ class ModernBertPretrainingModel(nn.Module):
         cls = torch.arange(B, device=input_ids.device) * T
         if mlm_labels is None:
             packed, layout = self.model(input_ids, attention_mask)                     # (N, H)
-            nsp_logits = self.pair_classifier(packed.index_select(0, layout.packed_positions(cls))) \
-                if pair_head else None                                                 # (B, 2)
+            nsp_logits = None
+            if pair_head:
+                nsp_logits = self.pair_classifier(packed.index_select(0, layout.packed_positions(cls)))   # (B, 2)
             return heads_and_losses(packed, layout, self.mlm_logits, nsp_logits, None, nsp_labels)
         positions = selected_positions(mlm_labels)                                     # (M,)
         heads = B if pair_head else 0
