@@ -35,6 +35,9 @@ from workbench.durable_io import fsync_dir, fsync_tree, remove_stale_partials, t
 from workbench.data.dataset import FORMAT_VERSION, TokenizedDataset
 from workbench.errors import DatasetError, WorkbenchError
 
+# Which trainer made a trained tokenizer: part of the fingerprint, so a dataset made by another trainer
+# (1: ``tokenizers``' WordPieceTrainer, not reproducible) is prepared again rather than reused.
+TRAINER_VERSION = 2
 BATCH_CHARS = 1 << 20  # text handed to encode_batch at once: large enough for both cores, small in memory
 
 # progress(stage, done, total): stage is "train-tokenizer" or "tokenize"; done/total in bytes.
@@ -72,7 +75,7 @@ def _tokenizer_spec(config: WorkbenchConfig) -> str:
     settings = json.dumps([tok.vocab_size, tok.lowercase, tok.strip_accents, tok.min_frequency, tok.limit_alphabet])
     if tok.path:  # the file's contents (casing comes from the file)
         return "file:" + tokenizer_hash(load_tokenizer(tok.path, tok.loaded_case))
-    return "train:" + settings
+    return f"train:{TRAINER_VERSION}:" + settings
 
 
 def prepare_dataset(

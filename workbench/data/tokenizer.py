@@ -18,38 +18,48 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from workbench.config import TokenizerConfig
+from workbench.data.wordpiece_training import MergeProgress, WordCounter, train_vocabulary
 from workbench.errors import TokenizerError
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)  # a trained tokenizer gives them ids 0..4
+COUNT_BATCH_CHARS = 1 << 20  # text normalised and split in one call while counting words
 
 
-def train_tokenizer(sentences: Iterable[str], config: TokenizerConfig, length: int | None = None):
-    """Train a WordPiece tokenizer on a stream of sentences."""
-    from tokenizers import Tokenizer, models, trainers
+def train_tokenizer(sentences: Iterable[str], config: TokenizerConfig, progress: MergeProgress | None = None):
+    """Train a WordPiece tokenizer on a stream of sentences; the same sentences and settings give the
+    same ``tokenizer.json``, byte for byte (see ``workbench.data.wordpiece_training``)."""
+    counter = WordCounter(config.lowercase, config.strip_accents)
+    for batch in _batched_by_chars(sentences, COUNT_BATCH_CHARS):
+        counter.add(batch)
+    return tokenizer_from_counts(counter.counts(), config, progress)
 
-    tokenizer = Tokenizer(models.WordPiece(unk_token=UNK, max_input_chars_per_word=100))
+
+def tokenizer_from_counts(word_counts: dict[str, int], config: TokenizerConfig,
+                          progress: MergeProgress | None = None):
+    """The tokenizer whose vocabulary is trained on ``word_counts`` (word -> occurrences)."""
+    from tokenizers import Tokenizer, models
+
+    vocab = train_vocabulary(word_counts, config.vocab_size, SPECIAL_TOKENS, config.min_frequency,
+                             config.limit_alphabet, progress)
+    tokenizer = Tokenizer(models.WordPiece(vocab=vocab, unk_token=UNK, max_input_chars_per_word=100))
     _set_bert_pipeline(tokenizer, config.lowercase, config.strip_accents)
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=config.vocab_size,
-        min_frequency=config.min_frequency,
-        limit_alphabet=config.limit_alphabet,
-        special_tokens=list(SPECIAL_TOKENS),
-        continuing_subword_prefix="##",
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(_batched(sentences, 1000), trainer=trainer, length=length)
+    from tokenizers import AddedToken
+
+    tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
     _set_post_processor(tokenizer)
     return tokenizer
 
 
-def _batched(sentences: Iterable[str], size: int) -> Iterator[list[str]]:
+def _batched_by_chars(sentences: Iterable[str], chars: int) -> Iterator[list[str]]:
     batch: list[str] = []
+    size = 0
     for sentence in sentences:
         batch.append(sentence)
-        if len(batch) == size:
+        size += len(sentence)
+        if size >= chars:
             yield batch
-            batch = []
+            batch, size = [], 0
     if batch:
         yield batch
 
