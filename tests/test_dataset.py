@@ -144,3 +144,33 @@ def test_offsets_whose_differences_wrap_around_are_refused(tmp_path, small_confi
     offsets.tofile(out / "sentence_offsets.bin")
     with pytest.raises(DatasetError, match=r"sentence_offsets.bin is not increasing"):
         TokenizedDataset(out)
+
+
+def test_a_long_document_read_in_pieces_is_stored_whole_and_exactly(tmp_path, small_config, monkeypatch):
+    """Pieces of long documents (and batches cutting through them) change nothing that is written."""
+    import random
+
+    import workbench.data.corpus as corpus
+    import workbench.data.prepare as prepare
+    from conftest import make_sentence
+
+    rng = random.Random(5)
+    paragraphs = ["\n".join(make_sentence(rng) for _ in range(n)) for n in (400, 1, 3, 250, 2)]
+    path = tmp_path / "long.txt"
+    path.write_text("\n\n".join(paragraphs) + "\n", encoding="utf-8")
+
+    def files(out):
+        data = TokenizedDataset(out)
+        names = ("tokens.bin", "sentence_offsets.bin", "document_offsets.bin", "stats.json", "tokenizer.json")
+        return data, {name: (out / name).read_bytes() for name in names}
+
+    whole, whole_files = files(prepare_dataset([path], tmp_path / "whole", small_config).dataset.path)
+    monkeypatch.setattr(corpus, "PIECE_CHARS", 1500)
+    monkeypatch.setattr(prepare, "BATCH_CHARS", 4000)
+    pieces = list(read_corpus([path]))
+    assert len(pieces) > 20 and sum(not p.more for p in pieces) == 5
+    cut, cut_files = files(prepare_dataset([path], tmp_path / "cut", small_config).dataset.path)
+    assert cut.num_documents == whole.num_documents == 5
+    assert [cut.document_sentence_range(d) for d in range(5)] == [whole.document_sentence_range(d)
+                                                                   for d in range(5)]
+    assert cut_files == whole_files

@@ -6,12 +6,18 @@ Formats:
     ``DataConfig.sentences``).
   * ``.jsonl``: one document per line, its text in ``DataConfig.text_field``.
   * ``.csv``: one document per row, its text in the ``text_field`` column.
+  * any of these compressed with gzip, bz2, xz or zstd (``.txt.gz``, ``.jsonl.zst``...;
+    recognised by their first bytes too), see ``workbench.data.compressed``;
+  * ``.parquet``, ``.arrow`` and ``datasets`` folders (``save_to_disk``): one document
+    per row, its text in the ``text_field`` column, see ``workbench.data.columnar``.
 
 Folders are walked recursively in sorted order, hidden entries skipped.
 Everything streams: files are read line by line (a line is read in pieces of
-at most ``LINE_BYTES``), so memory does not grow with corpus size. Problems
-that make a file unusable raise ``CorpusError`` naming the file and line;
-problems that can be worked around are counted in ``Diagnostics``.
+at most ``LINE_BYTES``), columnar files a batch of rows at a time, and a
+document longer than ``PIECE_CHARS`` comes in pieces (``Document.more``), so
+memory does not grow with corpus size. Problems that make a file unusable
+raise ``CorpusError`` naming the file and line; problems that can be worked
+around are counted in ``Diagnostics``.
 """
 
 from __future__ import annotations
@@ -19,11 +25,18 @@ from __future__ import annotations
 import codecs
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
 from workbench.config import DataConfig
+from workbench.data.columnar import (
+    ARROW_SUFFIXES, DATASETS_STATE, PARQUET_MAGIC, PARQUET_SUFFIXES, datasets_shards, text_records,
+)
+from workbench.data.compressed import (
+    COMPRESSION_SUFFIXES, compression_of, compression_suffix, damaged, decompression_errors, open_contents,
+    read_head,
+)
 from workbench.data.diagnostics import Diagnostics
 from workbench.data.records import MAX_RECORD_BYTES, csv_rows, json_object
 from workbench.data.sentences import MAX_SENTENCE_CHARS, cut_long, split_sentences
@@ -32,8 +45,13 @@ from workbench.errors import CorpusError
 TEXT_SUFFIXES = {".txt", ".md", ".text", ".markdown", ".rst"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 CSV_SUFFIXES = {".csv"}
-CORPUS_SUFFIXES = tuple(sorted(TEXT_SUFFIXES | JSONL_SUFFIXES | CSV_SUFFIXES))  # what prepare and the window take
+# What prepare and the window take (the one list: the CLI help, the file dialog and drag-and-drop read it).
+# A compressed file is taken by its compression suffix; in a folder, only when the suffix under it is one
+# of the others (``a.txt.gz``).
+CORPUS_SUFFIXES = tuple(sorted(TEXT_SUFFIXES | JSONL_SUFFIXES | CSV_SUFFIXES | PARQUET_SUFFIXES | ARROW_SUFFIXES
+                               | set(COMPRESSION_SUFFIXES)))
 LINE_BYTES = 1 << 20  # a longer line is read (and split) in pieces of this size
+PIECE_CHARS = 1 << 20  # a longer document (a file without blank lines) is handed on in pieces of this size
 SNIFF_BYTES = 8192
 
 
@@ -42,18 +60,21 @@ class CorpusFile:
     """One file of a corpus, with what identifies its content for the fingerprint."""
 
     path: str
-    kind: str  # "text" | "jsonl" | "csv"
+    kind: str  # "text" | "jsonl" | "csv" | "parquet" | "arrow"
     size: int
     mtime_ns: int
+    compression: str = ""  # "" | "gzip" | "bz2" | "xz" | "zstd"
 
 
 @dataclass
 class Document:
-    """A document: its sentences, and the line in ``path`` each sentence starts on."""
+    """A document: its sentences, and the line (or row) in ``path`` each sentence starts on. ``more``: the
+    document goes on in the next one read (a long document comes in pieces, to keep memory bounded)."""
 
     sentences: list[str]
     lines: list[int]
     path: str
+    more: bool = False
 
     @property
     def where(self) -> str:
@@ -61,12 +82,17 @@ class Document:
 
 
 def _kind_of(path: Path) -> str | None:
-    suffix = path.suffix.lower()
+    compressed = compression_suffix(path)
+    suffix = (path.with_suffix("") if compressed else path).suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
+        return None if compressed else "parquet"
+    if suffix in ARROW_SUFFIXES:
+        return None if compressed else "arrow"
     if suffix in JSONL_SUFFIXES:
         return "jsonl"
     if suffix in CSV_SUFFIXES:
         return "csv"
-    if suffix in TEXT_SUFFIXES:
+    if suffix in TEXT_SUFFIXES or (compressed and not suffix):  # "notes.gz": compressed text
         return "text"
     return None
 
@@ -91,8 +117,7 @@ def list_corpus_files(paths: Sequence[str | os.PathLike], diagnostics: Diagnosti
             files.extend(found)
         else:
             files.append(_corpus_file(path, _kind_of(path) or "text"))
-    for f in files:
-        _sniff(f)
+    files = [_sniff(f) for f in files]
     nonempty = [f for f in files if f.size > 0]
     for f in files:
         if f.size == 0:
@@ -106,6 +131,10 @@ def _walk_folder(folder: Path, diagnostics: Diagnostics) -> list[CorpusFile]:
     found = []
     for root, dirs, names in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if DATASETS_STATE in names:  # a datasets folder: its shards, in its order, and nothing else
+            found.extend(_corpus_file(shard, "arrow") for shard in datasets_shards(Path(root)))
+            dirs[:] = []
+            continue
         for name in sorted(names):
             if name.startswith("."):
                 continue
@@ -127,17 +156,28 @@ def _corpus_file(path: Path, kind: str) -> CorpusFile:
     return CorpusFile(str(path), kind, stat.st_size, stat.st_mtime_ns)
 
 
-def _sniff(f: CorpusFile) -> None:
+def _sniff(f: CorpusFile) -> CorpusFile:
+    """Look at the first bytes: find the compression (or a Parquet file under another name) and refuse
+    binary files. Damaged compressed data at the start of a file is found here, before anything is written."""
     try:
         with open(f.path, "rb") as handle:
             head = handle.read(SNIFF_BYTES)
     except OSError as exc:
         raise CorpusError(f"{f.path}: cannot read ({exc.strerror})") from None
+    if f.kind in ("parquet", "arrow"):
+        return f
+    if head.startswith(PARQUET_MAGIC):
+        return replace(f, kind="parquet")
+    compression = compression_of(Path(f.path), head)
+    if compression:
+        f = replace(f, compression=compression)
+        head = read_head(f.path, compression, SNIFF_BYTES)
     nul = head.find(b"\x00")
     if nul >= 0:
         raise CorpusError(
             f"{f.path}: looks like a binary file (NUL byte at offset {nul}); only UTF-8 text is read"
         )
+    return f
 
 
 # --- decoding -----------------------------------------------------------------
@@ -167,12 +207,17 @@ def _iter_lines(f: CorpusFile, config: DataConfig, diagnostics: Diagnostics, pro
     decoder = codecs.getincrementaldecoder("utf-8")(errors=errors)
     lineno = 0
     continuing = False
-    with open(f.path, "rb") as handle:
+    start = progress.bytes_done
+    broken = decompression_errors()
+    with open_contents(f.path, f.compression) as (handle, counting):
         while True:
-            raw = handle.readline(limit)
+            try:
+                raw = handle.readline(limit)
+            except broken as exc:
+                raise damaged(f.path, f.compression, f"after line {lineno} ", exc) from None
             if not raw:
                 break
-            progress.bytes_done += len(raw)
+            progress.bytes_done = start + counting.count
             piece_of_longer_line = continuing
             if not continuing:
                 lineno += 1
@@ -251,19 +296,29 @@ def _paragraph_document(text_lines: list[tuple[int, str]], path: str, config: Da
 def _text_documents(f: CorpusFile, config: DataConfig, diagnostics: Diagnostics,
                     progress: ReadProgress) -> Iterator[Document]:
     pending: list[tuple[int, str]] = []
+    pending_chars = 0
+    continued = False  # a piece with ``more`` was handed on: the next document must end it
     for lineno, line in _iter_lines(f, config, diagnostics, progress):
         if line.strip():
             pending.append((lineno, line))
+            pending_chars += len(line)
+            if pending_chars < PIECE_CHARS:
+                continue
+            # A document this long (a file with no blank lines) goes on in pieces; the dataset keeps it whole.
+            doc = _paragraph_document(pending, f.path, config, diagnostics)
+            pending, pending_chars = [], 0
+            if doc.sentences:
+                doc.more = continued = True
+                yield doc
             continue
         if pending:
             doc = _paragraph_document(pending, f.path, config, diagnostics)
-            pending = []
-            if doc.sentences:
+            pending, pending_chars = [], 0
+            if doc.sentences or continued:
+                continued = False
                 yield doc
-    if pending:
-        doc = _paragraph_document(pending, f.path, config, diagnostics)
-        if doc.sentences:
-            yield doc
+    if pending or continued:
+        yield _paragraph_document(pending, f.path, config, diagnostics)
 
 
 def _record_document(text: str, f: CorpusFile, lineno: int, config: DataConfig, diagnostics: Diagnostics) -> Document | None:
@@ -299,38 +354,59 @@ def _jsonl_documents(f: CorpusFile, config: DataConfig, diagnostics: Diagnostics
 def _csv_documents(f: CorpusFile, config: DataConfig, diagnostics: Diagnostics,
                    progress: ReadProgress) -> Iterator[Document]:
     errors = "strict" if config.encoding_errors == "strict" else "workbench-count-replace"
-    header, rows = csv_rows(f.path, CorpusError, errors=errors,
-                            encoding_hint="fix the file or use --encoding-errors replace")
-    if not header:
-        return
-    if config.text_field not in header:
-        raise CorpusError(
-            f"{f.path}: no column {config.text_field!r} (columns: {', '.join(header)}); "
-            "choose the column with --text-field"
-        )
-    column = header.index(config.text_field)
-    for line, row in rows:
-        progress.bytes_done += sum(len(cell) for cell in row) + len(row)
-        if column >= len(row):
-            diagnostics.note("empty_document", f"{f.path}:{line}")
+    start = progress.bytes_done
+    with open_contents(f.path, f.compression) as (handle, counting):
+        header, rows = csv_rows(f.path, CorpusError, errors=errors,
+                                encoding_hint="fix the file or use --encoding-errors replace", binary=handle)
+        if not header:
+            return
+        if config.text_field not in header:
+            raise CorpusError(
+                f"{f.path}: no column {config.text_field!r} (columns: {', '.join(header)}); "
+                "choose the column with --text-field"
+            )
+        column = header.index(config.text_field)
+        for line, row in rows:
+            progress.bytes_done = start + counting.count
+            if column >= len(row):
+                diagnostics.note("empty_document", f"{f.path}:{line}")
+                continue
+            doc = _record_document(row[column], f, line, config, diagnostics)
+            if doc is not None:
+                yield doc
+
+
+def _columnar_documents(f: CorpusFile, config: DataConfig, diagnostics: Diagnostics,
+                        progress: ReadProgress) -> Iterator[Document]:
+    start = progress.bytes_done
+    position = [0.0]
+    for row, text in text_records(f.path, f.kind, config.text_field, position):
+        progress.bytes_done = start + int(f.size * position[0])
+        if not text:
+            diagnostics.note("empty_document", f"{f.path}:{row}")
             continue
-        doc = _record_document(row[column], f, line, config, diagnostics)
+        doc = _record_document(text, f, row, config, diagnostics)
         if doc is not None:
             yield doc
 
 
 def read_documents(files: Sequence[CorpusFile], config: DataConfig, diagnostics: Diagnostics,
                    progress: ReadProgress | None = None) -> Iterator[Document]:
-    """Stream the documents of the given corpus files, in order."""
-    readers = {"text": _text_documents, "jsonl": _jsonl_documents, "csv": _csv_documents}
+    """Stream the documents of the given corpus files, in order. A document with ``more`` set goes on in
+    the next one; a piece may have no sentences when it only ends its document."""
+    readers = {"text": _text_documents, "jsonl": _jsonl_documents, "csv": _csv_documents,
+               "parquet": _columnar_documents, "arrow": _columnar_documents}
     progress = progress or ReadProgress()
+    broken = decompression_errors()
     for f in files:
         start = progress.bytes_done
         try:
             yield from readers[f.kind](f, config, diagnostics, progress)
+        except broken as exc:
+            raise damaged(f.path, f.compression or f.kind, "", exc) from None
         except OSError as exc:
             raise CorpusError(f"{f.path}: cannot read ({exc.strerror or exc})") from None
-        progress.bytes_done = start + f.size  # CSV counts characters; settle on the file size
+        progress.bytes_done = start + f.size
 
 
 def read_corpus(paths: Sequence[str | os.PathLike], config: DataConfig | None = None,

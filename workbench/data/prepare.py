@@ -228,37 +228,55 @@ def _write_tokens(files, config, tokenizer, folder: Path, diagnostics: Diagnosti
     encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)  # no character offsets needed
     reading = ReadProgress()
     n_tokens = n_sentences = n_documents = 0
+    carried_sentences = carried_tokens = 0  # of a document whose pieces began in an earlier batch
     with writing(folder), open(folder / "tokens.bin", "wb") as tok_f, \
             open(folder / "sentence_offsets.bin", "wb") as sent_f, \
             open(folder / "document_offsets.bin", "wb") as doc_f:
         sent_f.write(np.zeros(1, np.int64).tobytes())
         doc_f.write(np.zeros(1, np.int64).tobytes())
-        for docs in _prefetch(_document_batches(files, config, diagnostics, reading)):
+        for pieces in _prefetch(_document_batches(files, config, diagnostics, reading)):
             if should_stop():
                 raise Cancelled("preparing was cancelled")
-            texts = [s for d in docs for s in d.sentences]
+            texts = [s for d in pieces for s in d.sentences]
             encodings = encode(texts, add_special_tokens=False)
             ids = [e.ids for e in encodings]
             lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
             flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=dtype, count=int(lengths.sum()))
-            doc_of_sentence = np.repeat(np.arange(len(docs)), [len(d.sentences) for d in docs])
+            piece_of_sentence = np.repeat(np.arange(len(pieces)), [len(d.sentences) for d in pieces])
             kept = lengths > 0
             if not kept.all():
                 first = int(np.flatnonzero(~kept)[0])
-                where = _where(docs, doc_of_sentence, first)
-                diagnostics.note("empty_sentence", where, int((~kept).sum()))
-            sentences_per_doc = np.bincount(doc_of_sentence[kept], minlength=len(docs))
-            stats.add_batch(docs, doc_of_sentence, lengths, kept, sentences_per_doc, flat, unk_id,
-                            lambda i: _where(docs, doc_of_sentence, i))
+                diagnostics.note("empty_sentence", _where(pieces, piece_of_sentence, first), int((~kept).sum()))
+            stats.add_sentences(sum(len(t) for t, k in zip(texts, kept) if k), lengths, kept, flat, unk_id,
+                                lambda i: _where(pieces, piece_of_sentence, i))
             tok_f.write(flat.tobytes())
             kept_lengths = lengths[kept]
             sent_f.write((n_tokens + np.cumsum(kept_lengths)).astype(np.int64).tobytes())
-            nonempty_docs = sentences_per_doc[sentences_per_doc > 0]
-            doc_f.write((n_sentences + np.cumsum(nonempty_docs)).astype(np.int64).tobytes())
+
+            # Pieces -> documents: a piece with ``more`` set goes on in the next piece (maybe the next batch).
+            ends = np.fromiter((not d.more for d in pieces), dtype=bool, count=len(pieces))
+            doc_of_piece = np.concatenate(([0], np.cumsum(ends[:-1]))).astype(np.int64)
+            n_docs = int(doc_of_piece[-1]) + 1
+            doc_of_sentence = doc_of_piece[piece_of_sentence]
+            sentences_per_doc = np.bincount(doc_of_sentence[kept], minlength=n_docs)
+            tokens_per_doc = np.bincount(doc_of_sentence, weights=lengths, minlength=n_docs).astype(np.int64)
+            doc_ends = n_sentences + np.cumsum(sentences_per_doc)  # sentence offset where each document ends
+            sentences_per_doc[0] += carried_sentences
+            tokens_per_doc[0] += carried_tokens
+            closed = n_docs if ends[-1] else n_docs - 1
+            written = np.flatnonzero(sentences_per_doc[:closed] > 0)
+            doc_f.write(doc_ends[written].astype(np.int64).tobytes())
+            stats.add_documents(sentences_per_doc[written], tokens_per_doc[written],
+                                lambda i: pieces[int(np.searchsorted(doc_of_piece, written[i]))].where)
+            carried_sentences, carried_tokens = ((0, 0) if ends[-1] else
+                                                 (int(sentences_per_doc[-1]), int(tokens_per_doc[-1])))
             n_tokens += int(kept_lengths.sum())
             n_sentences += int(kept.sum())
-            n_documents += len(nonempty_docs)
+            n_documents += len(written)
             progress("tokenize", reading.bytes_done, total)
+        if carried_sentences:  # the reader always ends a document; this only guards the offsets
+            doc_f.write(np.array([n_sentences], np.int64).tobytes())
+            n_documents += 1
     if n_tokens == 0:
         raise DatasetError("corpus has no text that the tokenizer turns into tokens")
     progress("tokenize", total, total)
@@ -268,9 +286,9 @@ def _write_tokens(files, config, tokenizer, folder: Path, diagnostics: Diagnosti
     return counts, stats.finish(counts, diagnostics)
 
 
-def _where(docs: list[Document], doc_of_sentence: np.ndarray, i: int) -> str:
-    doc = docs[int(doc_of_sentence[i])]
-    first_of_doc = int(np.searchsorted(doc_of_sentence, doc_of_sentence[i]))
-    return f"{doc.path}:{doc.lines[i - first_of_doc]}"
+def _where(pieces: list[Document], piece_of_sentence: np.ndarray, i: int) -> str:
+    piece = pieces[int(piece_of_sentence[i])]
+    first_of_piece = int(np.searchsorted(piece_of_sentence, piece_of_sentence[i]))
+    return f"{piece.path}:{piece.lines[i - first_of_piece]}"
 
 

@@ -5,20 +5,26 @@ a line that is not a JSON object) in the caller's error type."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 MAX_RECORD_BYTES = 64 * 2**20     # one CSV cell or JSONL line; a bigger one is a broken file, not a document
 
 
 def csv_rows(path: str | Path, error: type[Exception], delimiter: str = ",", errors: str = "strict",
-             encoding_hint: str = "fix the file") -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+             encoding_hint: str = "fix the file", binary: BinaryIO | None = None,
+             ) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
     """The header and an iterator of (line number where the row starts, cells). ``errors``: how bytes that
     are not UTF-8 are decoded (``strict`` raises ``error`` naming the line; ``encoding_hint`` says what to do).
-    Strict CSV: an unterminated quote is an error naming the line it opened on, not a swallowed file."""
+    Strict CSV: an unterminated quote is an error naming the line it opened on, not a swallowed file.
+    ``binary``: the file's contents already opened (decompressed), else ``path`` is opened."""
     csv.field_size_limit(MAX_RECORD_BYTES)
-    handle = open(path, encoding="utf-8-sig", errors=errors, newline="")
+    if binary is not None:
+        handle = io.TextIOWrapper(binary, encoding="utf-8-sig", errors=errors, newline="")
+    else:
+        handle = open(path, encoding="utf-8-sig", errors=errors, newline="")
     reader = csv.reader(handle, delimiter=delimiter, strict=True)
     try:
         header = next(reader, None)

@@ -30,24 +30,12 @@ class CorpusStatsBuilder:
         self.doc_sentence_hist = np.zeros(DOC_SENTENCES_CAP + 1, np.int64)
         self.doc_token_hist = np.zeros(DOC_TOKENS_CAP + 1, np.int64)
 
-    def add_batch(self, docs, doc_of_sentence: np.ndarray, lengths: np.ndarray, kept: np.ndarray,
-                  sentences_per_doc: np.ndarray, flat: np.ndarray, unk_id: int,
-                  where: Callable[[int], str]) -> None:
-        """Account for one batch: ``lengths`` (S,) tokens per sentence, ``flat`` their ids back to back."""
-        texts = [s for d in docs for s in d.sentences]
-        self.characters += sum(len(t) for t, k in zip(texts, kept) if k)
+    def add_sentences(self, characters: int, lengths: np.ndarray, kept: np.ndarray, flat: np.ndarray,
+                      unk_id: int, where: Callable[[int], str]) -> None:
+        """Account for a batch of sentences: ``lengths`` (S,) tokens each, ``kept`` (S,) those with any
+        token, ``flat`` their ids back to back; ``where(i)`` names the place of sentence i."""
+        self.characters += characters
         self.sentence_hist += np.bincount(np.minimum(lengths[kept], SENTENCE_CAP), minlength=SENTENCE_CAP + 1)
-        present = sentences_per_doc > 0
-        self.doc_sentence_hist += np.bincount(np.minimum(sentences_per_doc[present], DOC_SENTENCES_CAP),
-                                              minlength=DOC_SENTENCES_CAP + 1)
-        tokens_per_doc = np.bincount(doc_of_sentence, weights=lengths, minlength=len(docs)).astype(np.int64)
-        self.doc_token_hist += np.bincount(np.minimum(tokens_per_doc[present] // DOC_TOKENS_BIN, DOC_TOKENS_CAP),
-                                           minlength=DOC_TOKENS_CAP + 1)
-
-        single = np.flatnonzero(sentences_per_doc == 1)
-        if len(single):
-            first_doc = int(single[0])
-            self.diagnostics.note("one_sentence_document", docs[first_doc].where, len(single))
         long = np.flatnonzero(lengths > self.max_sentence_tokens)
         if len(long):
             self.diagnostics.note("long_sentence", where(int(long[0])), len(long))
@@ -57,6 +45,17 @@ class CorpusStatsBuilder:
             sentence = int(np.searchsorted(ends, unk_positions[0], side="right"))
             self.diagnostics.note("unknown_token", where(sentence), len(unk_positions))
             self.unknown += len(unk_positions)
+
+    def add_documents(self, sentences_per_doc: np.ndarray, tokens_per_doc: np.ndarray,
+                      where: Callable[[int], str]) -> None:
+        """Account for finished documents (each with at least one sentence): (D,) sentences and tokens."""
+        self.doc_sentence_hist += np.bincount(np.minimum(sentences_per_doc, DOC_SENTENCES_CAP),
+                                              minlength=DOC_SENTENCES_CAP + 1)
+        self.doc_token_hist += np.bincount(np.minimum(tokens_per_doc // DOC_TOKENS_BIN, DOC_TOKENS_CAP),
+                                           minlength=DOC_TOKENS_CAP + 1)
+        single = np.flatnonzero(sentences_per_doc == 1)
+        if len(single):
+            self.diagnostics.note("one_sentence_document", where(int(single[0])), len(single))
 
     def finish(self, counts: dict, diagnostics: Diagnostics) -> dict:
         tokens = max(1, counts["tokens"])
