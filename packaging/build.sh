@@ -20,7 +20,7 @@ start=$(date +%s)
 venv="$work/venv/$bin"
 "$venv/python" -m pip install -q --upgrade pip
 "$venv/python" -m pip install -q torch==2.13.0         # a CPU build (see .ci/run); no CUDA libraries to exclude
-"$venv/python" -m pip install -q "$repo[postgresql]" pyinstaller
+"$venv/python" -m pip install -q "$repo[postgresql,zstd,parquet]" pyinstaller
 case "$(uname -s)" in Linux) ;; *) "$venv/python" -m pip install -q pillow;; esac   # the icon as .ico / .icns
 "$venv/python" -m PyInstaller --noconfirm --clean --log-level WARN --distpath "$out" --workpath "$work/build" \
     "$repo/packaging/pyinstaller/pretrain-workbench.spec"

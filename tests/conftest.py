@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import json
 import random
 import re
 import tempfile
@@ -210,3 +211,40 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'runs.db'}"
     return request.getfixturevalue("postgres_server").create_database()
+
+
+def write_corpus_file(path, texts: list[str]) -> None:
+    """Write ``texts`` (one document each) in the format the suffixes of ``path`` name."""
+    import bz2
+    import gzip
+    import lzma
+
+    import zstandard
+
+    from workbench.data.columnar import ARROW_SUFFIXES, PARQUET_SUFFIXES
+    from workbench.data.compressed import COMPRESSION_SUFFIXES
+    from workbench.data.corpus import CSV_SUFFIXES, JSONL_SUFFIXES
+
+    compression = COMPRESSION_SUFFIXES.get(path.suffix.lower(), "")
+    inner = (path.with_suffix("") if compression else path).suffix.lower()
+    if inner in PARQUET_SUFFIXES or inner in ARROW_SUFFIXES:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table({"id": list(range(len(texts))), "text": texts})
+        if inner in PARQUET_SUFFIXES:
+            pq.write_table(table, path, row_group_size=2)
+        else:
+            with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+                writer.write_table(table, max_chunksize=2)
+        return
+    if inner in CSV_SUFFIXES:
+        body = "text\n" + "".join(f'"{t}"\n' for t in texts)
+    elif inner in JSONL_SUFFIXES:
+        body = "".join(json.dumps({"text": t}) + "\n" for t in texts)
+    else:
+        body = "\n\n".join(texts) + "\n"
+    raw = body.encode("utf-8")
+    compress = {"": bytes, "gzip": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress,
+                "zstd": zstandard.ZstdCompressor().compress}[compression]
+    path.write_bytes(compress(raw))

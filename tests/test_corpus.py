@@ -12,6 +12,8 @@ from workbench.data.diagnostics import Diagnostics
 from workbench.data.sentences import MAX_SENTENCE_CHARS, split_sentences
 from workbench.errors import CorpusError
 
+from conftest import write_corpus_file
+
 
 def docs(paths, **settings):
     diagnostics = Diagnostics()
@@ -70,43 +72,6 @@ def test_csv_documents(tmp_path):
     f.write_text('id,text\n1,"Hello there. General Kenobi."\n2,"Multi\nline, with comma."\n', encoding="utf-8")
     out, _ = docs([f])
     assert [d.sentences for d in out] == [["Hello there. General Kenobi."], ["Multi", "line, with comma."]]
-
-
-def write_corpus_file(path, texts: list[str]) -> None:
-    """Write ``texts`` (one document each) in the format the suffixes of ``path`` name."""
-    import bz2
-    import gzip
-    import lzma
-
-    import zstandard
-
-    from workbench.data.columnar import ARROW_SUFFIXES, PARQUET_SUFFIXES
-    from workbench.data.compressed import COMPRESSION_SUFFIXES
-    from workbench.data.corpus import CSV_SUFFIXES, JSONL_SUFFIXES
-
-    compression = COMPRESSION_SUFFIXES.get(path.suffix.lower(), "")
-    inner = (path.with_suffix("") if compression else path).suffix.lower()
-    if inner in PARQUET_SUFFIXES or inner in ARROW_SUFFIXES:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        table = pa.table({"id": list(range(len(texts))), "text": texts})
-        if inner in PARQUET_SUFFIXES:
-            pq.write_table(table, path, row_group_size=2)
-        else:
-            with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
-                writer.write_table(table, max_chunksize=2)
-        return
-    if inner in CSV_SUFFIXES:
-        body = "text\n" + "".join(f'"{t}"\n' for t in texts)
-    elif inner in JSONL_SUFFIXES:
-        body = "".join(json.dumps({"text": t}) + "\n" for t in texts)
-    else:
-        body = "\n\n".join(texts) + "\n"
-    raw = body.encode("utf-8")
-    compress = {"": bytes, "gzip": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress,
-                "zstd": zstandard.ZstdCompressor().compress}[compression]
-    path.write_bytes(compress(raw))
 
 
 def test_every_suffix_the_window_and_cli_offer_is_read_from_a_folder(tmp_path):
