@@ -174,3 +174,58 @@ def test_a_long_document_read_in_pieces_is_stored_whole_and_exactly(tmp_path, sm
     assert [cut.document_sentence_range(d) for d in range(5)] == [whole.document_sentence_range(d)
                                                                    for d in range(5)]
     assert cut_files == whole_files
+
+
+def test_a_large_corpus_trains_its_tokenizer_on_evenly_spread_stretches_the_same_every_time(tmp_path, small_config):
+    """Words found only in the last part of the corpus still make the vocabulary: the sample is not the head."""
+    import copy
+    import random
+
+    from workbench.data.corpus import list_corpus_files
+    from workbench.data.tokenizer_sample import SamplePlan, sampled_texts
+    from workbench.config import DataConfig
+
+    rng = random.Random(9)
+    head = [" ".join(rng.choice(["alpha", "beta", "gamma", "delta"]) for _ in range(12)) + "." for _ in range(30000)]
+    tail = [" ".join(rng.choice(["zebrafish", "quokka", "narwhal"]) for _ in range(12)) + "." for _ in range(30000)]
+    path = tmp_path / "two-halves.txt"
+    path.write_text("\n".join(head + tail) + "\n", encoding="utf-8")
+    size = path.stat().st_size
+    assert size > 2_000_000
+
+    plan = SamplePlan(size, size // 10)
+    texts = [t for batch in sampled_texts(list_corpus_files([path]), DataConfig(), plan) for t in batch]
+    sampled = sum(len(t.encode()) for t in texts)
+    assert 0.09 * size < sampled < 0.11 * size
+    assert sum("quokka" in t for t in texts) > 0.4 * len(texts) and sum("alpha" in t for t in texts) > 0.4 * len(texts)
+    assert all(t.endswith("\n") and t[0] in "abdgqnz" for t in texts)  # whole lines only
+
+    config = copy.deepcopy(small_config)
+    config.tokenizer.sample_mb = 1
+    first = prepare_dataset([path], tmp_path / "first", config).dataset
+    training = first.manifest["tokenizer"]["training"]
+    assert training["whole"] is False and training["sampled_bytes"] == 1_000_000 and training["stretches"] == 64
+    vocab = first.tokenizer.get_vocab()
+    assert {"quokka", "alpha"} <= set(vocab)
+    second = prepare_dataset([path], tmp_path / "second", config).dataset
+    assert (second.path / "tokenizer.json").read_bytes() == (first.path / "tokenizer.json").read_bytes()
+
+
+def test_a_compressed_corpus_is_sampled_from_the_same_stretches_of_its_file(tmp_path):
+    import random
+
+    from conftest import write_corpus_file
+    from workbench.config import DataConfig
+    from workbench.data.corpus import list_corpus_files
+    from workbench.data.tokenizer_sample import SamplePlan, sampled_texts
+
+    rng = random.Random(4)
+    texts = [f"Document {i} says {rng.random()}." for i in range(40000)]
+    write_corpus_file(tmp_path / "docs.jsonl.gz", texts)
+    files = list_corpus_files([tmp_path / "docs.jsonl.gz"])
+    plan = SamplePlan(files[0].size, files[0].size // 4, stretches=4)
+    sampled = [t for batch in sampled_texts(files, DataConfig(), plan) for t in batch]
+    numbers = [int(t.split()[1]) for t in sampled]
+    assert 0.15 * len(texts) < len(numbers) < 0.35 * len(texts)  # positions move in steps of compressed reads
+    assert min(numbers) < 3000 and max(numbers) > 30000  # from the start to the last stretch
+    assert sampled == [t for batch in sampled_texts(files, DataConfig(), plan) for t in batch]

@@ -77,6 +77,10 @@ class TokenizerConfig:
     strip_accents: bool = setting(True, "Remove accents (é -> e) before tokenizing.")
     min_frequency: int = setting(2, "A trained token must occur at least this often.", bounds="[1, 10**9]")
     limit_alphabet: int = setting(1000, "At most this many distinct characters in a trained vocabulary.", bounds="[26, 1000000]")
+    sample_mb: int = setting(
+        256, "A corpus larger than this many MB (on disk) trains its tokenizer on a sample of this size: the first "
+        "part of each of 64 equal stretches of the corpus, the same bytes every time. 0 trains on the whole "
+        "corpus. The whole corpus is tokenized either way.", bounds="[0, 10**7]")
     loaded_case: str = setting(
         "auto", "How a loaded `vocab.txt` treats case: `auto` infers it from the vocabulary (lower-cased when "
         "under 1% of its tokens have capitals), `lowercase` or `cased` decide (`prepare --lowercase/--cased`). "

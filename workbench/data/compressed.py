@@ -44,7 +44,11 @@ def compression_of(path: Path, head: bytes) -> str:
 
 
 class CountingReader(io.RawIOBase):
-    """A raw file that counts the bytes read from it (the compressed bytes, for a compressed file)."""
+    """A raw file that counts the bytes read from it (the compressed bytes, for a compressed file). Each read
+    returns at most ``READ_BYTES``, so that ``count`` follows the decompressor closely (progress and the
+    tokenizer sample's stretches are placed by it)."""
+
+    READ_BYTES = 1 << 14
 
     def __init__(self, raw: BinaryIO):
         self._raw = raw
@@ -54,7 +58,7 @@ class CountingReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
-        n = self._raw.readinto(buffer) or 0
+        n = self._raw.readinto(memoryview(buffer)[: self.READ_BYTES]) or 0
         self.count += n
         return n
 
@@ -75,11 +79,11 @@ def open_contents(path: str, compression: str) -> Iterator[tuple[BinaryIO, Count
         if compression == "":
             stream = io.BufferedReader(counting, 1 << 16)
         elif compression == "gzip":
-            stream = gzip.GzipFile(fileobj=io.BufferedReader(counting, 1 << 16), mode="rb")
+            stream = gzip.GzipFile(fileobj=counting, mode="rb")
         elif compression == "bz2":
-            stream = bz2.BZ2File(io.BufferedReader(counting, 1 << 16), mode="rb")
+            stream = bz2.BZ2File(counting, mode="rb")
         elif compression == "xz":
-            stream = lzma.LZMAFile(io.BufferedReader(counting, 1 << 16), mode="rb")
+            stream = lzma.LZMAFile(counting, mode="rb")
         elif compression == "zstd":
             zstandard = _zstandard(path)
             reader = zstandard.ZstdDecompressor().stream_reader(counting, read_across_frames=True)

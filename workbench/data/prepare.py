@@ -28,9 +28,9 @@ from workbench.config import WorkbenchConfig
 from workbench.data.corpus import CorpusFile, Document, ReadProgress, list_corpus_files, read_documents, total_bytes
 from workbench.data.diagnostics import Diagnostics
 from workbench.data.stats import CorpusStatsBuilder
-from workbench.data.tokenizer import (
-    describe, load_tokenizer, save_vocab_txt, tokenizer_hash, train_tokenizer,
-)
+from workbench.data.tokenizer import describe, load_tokenizer, save_vocab_txt, tokenizer_from_counts, tokenizer_hash
+from workbench.data.tokenizer_sample import plan_for, sampled_texts
+from workbench.data.wordpiece_training import WordCounter
 from workbench.durable_io import fsync_dir, fsync_tree, remove_stale_partials, temporary_sibling, writing
 from workbench.data.dataset import FORMAT_VERSION, TokenizedDataset
 from workbench.errors import DatasetError, WorkbenchError
@@ -62,7 +62,7 @@ def corpus_fingerprint(files: Sequence[CorpusFile], config: WorkbenchConfig, tok
     # data.dataset and data.heldout_fraction are read at training time only.
     identity = {
         "format": FORMAT_VERSION,
-        "files": [[os.path.abspath(f.path), f.kind, f.size, f.mtime_ns] for f in files],
+        "files": [[os.path.abspath(f.path), f.kind, f.size, f.mtime_ns, f.compression] for f in files],
         "reading": [data.sentences, data.split_lines_longer_than, data.text_field, data.encoding_errors,
                     data.max_seq_length],
         "tokenizer": tokenizer_spec,
@@ -72,7 +72,8 @@ def corpus_fingerprint(files: Sequence[CorpusFile], config: WorkbenchConfig, tok
 
 def _tokenizer_spec(config: WorkbenchConfig) -> str:
     tok = config.tokenizer
-    settings = json.dumps([tok.vocab_size, tok.lowercase, tok.strip_accents, tok.min_frequency, tok.limit_alphabet])
+    settings = json.dumps([tok.vocab_size, tok.lowercase, tok.strip_accents, tok.min_frequency, tok.limit_alphabet,
+                           tok.sample_mb])
     if tok.path:  # the file's contents (casing comes from the file)
         return "file:" + tokenizer_hash(load_tokenizer(tok.path, tok.loaded_case))
     return f"train:{TRAINER_VERSION}:" + settings
@@ -114,8 +115,9 @@ def prepare_dataset(
     try:
         if config.tokenizer.path:
             tokenizer = load_tokenizer(config.tokenizer.path, config.tokenizer.loaded_case)
+            training = None
         else:
-            tokenizer = _train_on_corpus(files, config, progress, should_stop, total)
+            tokenizer, training = _train_on_corpus(files, config, progress, should_stop, total)
         with writing(out / "tokenizer.json"):
             tokenizer.save(str(partial / "tokenizer.json"))
             save_vocab_txt(tokenizer, partial / "vocab.txt")
@@ -126,7 +128,8 @@ def prepare_dataset(
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "dtype": counts.pop("dtype"),
             "counts": counts,
-            "tokenizer": {"sha256": tokenizer_hash(tokenizer), **describe(tokenizer)},
+            "tokenizer": {"sha256": tokenizer_hash(tokenizer), **describe(tokenizer),
+                          **({"training": training} if training else {})},
             "corpus": [{"path": os.path.abspath(f.path), "kind": f.kind, "size": f.size} for f in files],
             "config": {"data": config.to_dict()["data"], "tokenizer": config.to_dict()["tokenizer"]},
         }
@@ -155,19 +158,26 @@ def _swap_into_place(partial: Path, out: Path) -> None:
 
 
 def _train_on_corpus(files, config, progress, should_stop, total):
-    reading = ReadProgress()
+    """Train the tokenizer on the corpus, or on its sample when it is large; returns it and what it saw."""
+    started = time.perf_counter()
+    plan = plan_for(files, config.tokenizer.sample_mb)
+    planned = sum(end - start for start, end in plan.spans())
+    counter = WordCounter(config.tokenizer.lowercase, config.tokenizer.strip_accents)
+    for batch in sampled_texts(files, config.data, plan, lambda done: progress("train-tokenizer", done, planned)):
+        if should_stop():
+            raise Cancelled("preparing was cancelled")
+        counter.add(batch)
+    progress("train-tokenizer", planned, planned)
 
-    def sentences() -> Iterator[str]:
-        for i, doc in enumerate(read_documents(files, config.data, Diagnostics(), reading)):
-            if i % 64 == 0:
-                if should_stop():
-                    raise Cancelled("preparing was cancelled")
-                progress("train-tokenizer", reading.bytes_done, total)
-            yield from doc.sentences
+    def merged(made: int, wanted: int) -> None:
+        if should_stop():
+            raise Cancelled("preparing was cancelled")
+        progress("build-vocabulary", made, wanted)
 
-    tokenizer = train_tokenizer(sentences(), config.tokenizer)
-    progress("train-tokenizer", total, total)
-    return tokenizer
+    tokenizer = tokenizer_from_counts(counter.counts(), config.tokenizer, merged)
+    training = {**plan.to_dict(), "sampled_bytes": planned, "characters": counter.characters,
+                "seconds": round(time.perf_counter() - started, 2)}
+    return tokenizer, training
 
 
 def _document_batches(files, config, diagnostics, reading) -> Iterator[list[Document]]:
