@@ -229,3 +229,28 @@ def test_a_compressed_corpus_is_sampled_from_the_same_stretches_of_its_file(tmp_
     assert 0.15 * len(texts) < len(numbers) < 0.35 * len(texts)  # positions move in steps of compressed reads
     assert min(numbers) < 3000 and max(numbers) > 30000  # from the start to the last stretch
     assert sampled == [t for batch in sampled_texts(files, DataConfig(), plan) for t in batch]
+
+
+def test_sentences_encoded_in_marked_runs_get_exactly_their_own_ids(dataset):
+    import random
+
+    from workbench.data.prepare import SentenceEncoder
+
+    tokenizer = dataset.tokenizer
+    encoder = SentenceEncoder(tokenizer)
+    rng = random.Random(0)
+    awkward = ["", "\x07\x08", "[SEP] inside [MASK] text", "中文 and Ünïcödé", "tail\ue000", "\u2063\ue001head",
+               "x" * 150, "a" * 5000]
+    texts = [rng.choice(awkward) if rng.random() < 0.3 else " ".join(rng.choice(["river", "old", "the", ","])
+                                                                        for _ in range(rng.randint(1, 30)))
+             for _ in range(3000)]
+    expected = [e.ids for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
+
+    def split(lengths, flat):
+        ends = np.cumsum(lengths)
+        return [flat[end - n:end].tolist() for n, end in zip(lengths, ends)]
+
+    assert split(*encoder.encode(texts, np.uint16)) == expected
+    with_marker = texts[:50] + [f"a sentence holding {SentenceEncoder.MARKER} itself"] + texts[50:100]
+    assert split(*encoder.encode(with_marker, np.uint16)) == [
+        e.ids for e in tokenizer.encode_batch(with_marker, add_special_tokens=False)]

@@ -235,7 +235,7 @@ def _write_tokens(files, config, tokenizer, folder: Path, diagnostics: Diagnosti
     dtype = np.uint16 if vocab_size <= np.iinfo(np.uint16).max + 1 else np.uint32
     unk_id = tokenizer.token_to_id("[UNK]")
     stats = CorpusStatsBuilder(config.data.max_seq_length, diagnostics)
-    encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)  # no character offsets needed
+    encoder = SentenceEncoder(tokenizer)
     reading = ReadProgress()
     n_tokens = n_sentences = n_documents = 0
     carried_sentences = carried_tokens = 0  # of a document whose pieces began in an earlier batch
@@ -248,10 +248,7 @@ def _write_tokens(files, config, tokenizer, folder: Path, diagnostics: Diagnosti
             if should_stop():
                 raise Cancelled("preparing was cancelled")
             texts = [s for d in pieces for s in d.sentences]
-            encodings = encode(texts, add_special_tokens=False)
-            ids = [e.ids for e in encodings]
-            lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-            flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=dtype, count=int(lengths.sum()))
+            lengths, flat = encoder.encode(texts, dtype)
             piece_of_sentence = np.repeat(np.arange(len(pieces)), [len(d.sentences) for d in pieces])
             kept = lengths > 0
             if not kept.all():
@@ -294,6 +291,51 @@ def _write_tokens(files, config, tokenizer, folder: Path, diagnostics: Diagnosti
               "characters": stats.characters, "bytes": total, "vocab_size": vocab_size,
               "dtype": np.dtype(dtype).name}
     return counts, stats.finish(counts, diagnostics)
+
+
+class SentenceEncoder:
+    """Sentences -> (lengths, ids back to back), as ``tokenizer`` encodes each sentence on its own.
+
+    Handing ``tokenizers`` one string per sentence costs more in per-string overhead than the encoding
+    itself (short sentences, millions of them). So runs of about ``CHUNK_CHARS`` are joined with a marker
+    that a copy of the tokenizer knows as a special token: text on each side of a special token is
+    normalised and split on its own, so the ids between markers are exactly each sentence's ids. A run in
+    which the marker text itself occurs is encoded sentence by sentence.
+    """
+
+    MARKER = "\ue000\u2063\ue001"  # private-use characters around an invisible separator: not in real text
+    CHUNK_CHARS = 4096
+
+    def __init__(self, tokenizer):
+        from tokenizers import AddedToken, Tokenizer
+
+        self._plain = tokenizer
+        self._marked = Tokenizer.from_str(tokenizer.to_str())
+        self._marked.add_special_tokens([AddedToken(self.MARKER, special=True, normalized=False)])
+        self._marker_id = self._marked.token_to_id(self.MARKER)
+
+    def encode(self, texts: list[str], dtype) -> tuple[np.ndarray, np.ndarray]:
+        chunks: list[str] = []
+        run: list[str] = []
+        size = 0
+        for text in texts:
+            run.append(text)
+            size += len(text)
+            if size >= self.CHUNK_CHARS:
+                chunks.append(self.MARKER.join(run) + self.MARKER)
+                run, size = [], 0
+        if run:
+            chunks.append(self.MARKER.join(run) + self.MARKER)
+        if sum(chunk.count(self.MARKER) for chunk in chunks) != len(texts):  # the marker text is in the corpus
+            ids = [e.ids for e in self._plain.encode_batch_fast(texts, add_special_tokens=False)]
+            lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+            return lengths, np.fromiter(itertools.chain.from_iterable(ids), dtype=dtype, count=int(lengths.sum()))
+        encodings = self._marked.encode_batch_fast(chunks, add_special_tokens=False)
+        marked = np.fromiter(itertools.chain.from_iterable(e.ids for e in encodings), dtype=np.int64)
+        is_marker = marked == self._marker_id
+        ends = np.flatnonzero(is_marker)  # (S,) one marker after each sentence
+        lengths = np.diff(ends, prepend=-1) - 1
+        return lengths.astype(np.int64), marked[~is_marker].astype(dtype)
 
 
 def _where(pieces: list[Document], piece_of_sentence: np.ndarray, i: int) -> str:

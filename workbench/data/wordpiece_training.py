@@ -20,10 +20,12 @@ point, then merges in the order they were made.
 from __future__ import annotations
 
 import heapq
+import re
 from collections import Counter
 from typing import Callable, Iterable, Sequence
 
 PREFIX = "##"
+MAX_WORDS = 1_000_000  # distinct words a vocabulary is trained on, at most (the most frequent)
 
 # progress(merges made, merges wanted at most); called every few hundred merges.
 MergeProgress = Callable[[int, int], None]
@@ -33,6 +35,12 @@ MergeProgress = Callable[[int, int], None]
 # and each distinct piece is normalised and pre-tokenized once (character-local work, so the words come
 # out as if the whole text had gone through the pipeline, at a fraction of the cost).
 _BOUNDARIES = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
+# For a piece of ASCII text the BERT pipeline is simple enough to do here, exactly and much faster than a
+# call into ``tokenizers`` per piece: control characters go, ASCII punctuation stands alone.
+_ASCII_PUNCTUATION = r"!-/:-@\[-`{-~"
+_ASCII_WORDS = re.compile(rf"[^\s{_ASCII_PUNCTUATION}]+|[{_ASCII_PUNCTUATION}]")
+_ASCII_CONTROL = str.maketrans({c: None for c in [*range(0, 9), 11, 12, *range(14, 32), 127]})
+PIECES_HELD = 1 << 20  # distinct pieces held before they are turned into words (bounds memory)
 
 
 class WordCounter:
@@ -44,7 +52,9 @@ class WordCounter:
         self._normalizer = normalizers.BertNormalizer(
             clean_text=True, handle_chinese_chars=True, strip_accents=strip_accents, lowercase=lowercase)
         self._pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        self._lowercase = lowercase
         self._pieces: Counter[str] = Counter()  # text between ASCII white space -> occurrences
+        self._words: Counter[str] = Counter()
         self.characters = 0
 
     def add(self, texts: Sequence[str]) -> None:
@@ -52,20 +62,30 @@ class WordCounter:
         for text in texts:
             self.characters += len(text)
         self._pieces.update(" ".join(texts).translate(_BOUNDARIES).split(" "))
+        if len(self._pieces) > PIECES_HELD:
+            self._fold()
 
-    @property
-    def distinct_pieces(self) -> int:
-        return len(self._pieces)
+    def _fold(self) -> None:
+        """Turn the pieces held into words (the same words whenever this happens: counts only add up)."""
+        normalize, split = self._normalizer.normalize_str, self._pre_tokenizer.pre_tokenize_str
+        words = self._words
+        for piece, count in self._pieces.items():
+            if not piece:
+                continue
+            if piece.isascii():
+                if self._lowercase:
+                    piece = piece.lower()
+                for word in _ASCII_WORDS.findall(piece.translate(_ASCII_CONTROL)):
+                    words[word] += count
+            else:
+                for word, _ in split(normalize(piece)):
+                    words[word] += count
+        self._pieces.clear()
 
     def counts(self) -> dict[str, int]:
         """Word -> occurrences, words as the tokenizer's normaliser and pre-tokenizer make them."""
-        normalize, split = self._normalizer.normalize_str, self._pre_tokenizer.pre_tokenize_str
-        words: Counter[str] = Counter()
-        for piece, count in self._pieces.items():
-            if piece:
-                for word, _ in split(normalize(piece)):
-                    words[word] += count
-        return dict(words)
+        self._fold()
+        return dict(self._words)
 
 
 def train_vocabulary(word_counts: dict[str, int], vocab_size: int, special_tokens: Sequence[str],
@@ -84,8 +104,11 @@ def train_vocabulary(word_counts: dict[str, int], vocab_size: int, special_token
 
     for token in special_tokens:
         add(token)
-    # Words in a fixed order (their counts came from a dict whose order may vary between callers).
+    # Words in a fixed order (their counts came from a dict whose order may vary between callers); past
+    # MAX_WORDS distinct words only the most frequent are kept (memory stays bounded whatever the text).
     items = sorted(word_counts.items())
+    if len(items) > MAX_WORDS:
+        items = sorted(sorted(items, key=lambda item: (-item[1], item[0]))[:MAX_WORDS])
     alphabet = _alphabet(items, limit_alphabet)
     for char in sorted(alphabet):
         add(char)
@@ -102,12 +125,14 @@ def train_vocabulary(word_counts: dict[str, int], vocab_size: int, special_token
             words.append(symbols)
             counts.append(count)
 
-    pair_counts: dict[tuple[int, int], int] = {}
-    where: dict[tuple[int, int], set[int]] = {}
+    # A pair (left, right) is the int left << 32 | right: smaller than a tuple, and ordered the same way.
+    pair_counts: dict[int, int] = {}
+    where: dict[int, list[int]] = {}  # pair -> words that held it (may repeat, may be out of date)
     for index, (symbols, count) in enumerate(zip(words, counts)):
-        for pair in zip(symbols, symbols[1:]):
+        for left, right in zip(symbols, symbols[1:]):
+            pair = left << 32 | right
             pair_counts[pair] = pair_counts.get(pair, 0) + count
-            where.setdefault(pair, set()).add(index)
+            where.setdefault(pair, []).append(index)
     # Max-heap by count; among equal counts the smaller (left id, right id) first: a total order.
     heap = [(-count, pair) for pair, count in pair_counts.items()]
     heapq.heapify(heap)
@@ -123,10 +148,9 @@ def train_vocabulary(word_counts: dict[str, int], vocab_size: int, special_token
             continue
         if actual < min_frequency:
             break
-        left, right = tokens[pair[0]], tokens[pair[1]]
+        left, right = tokens[pair >> 32], tokens[pair & 0xFFFFFFFF]
         merged = add(left + (right[len(PREFIX):] if right.startswith(PREFIX) else right))
-        changed = _merge(pair, merged, words, counts, pair_counts, where)
-        for other in changed:
+        for other in _merge(pair, merged, words, counts, pair_counts, where):
             count = pair_counts.get(other, 0)
             if count > 0:
                 heapq.heappush(heap, (-count, other))
@@ -148,12 +172,12 @@ def _alphabet(items: Iterable[tuple[str, int]], limit: int | None) -> set[str]:
     return {char for char, _ in ranked}
 
 
-def _merge(pair: tuple[int, int], merged: int, words: list[list[int]], counts: list[int],
-           pair_counts: dict[tuple[int, int], int], where: dict[tuple[int, int], set[int]]) -> set[tuple[int, int]]:
+def _merge(pair: int, merged: int, words: list[list[int]], counts: list[int],
+           pair_counts: dict[int, int], where: dict[int, list[int]]) -> set[int]:
     """Replace ``pair`` by ``merged`` in every word holding it; return the pairs whose count grew."""
-    first, second = pair
-    grown: set[tuple[int, int]] = set()
-    for index in where.pop(pair, ()):
+    first, second = pair >> 32, pair & 0xFFFFFFFF
+    grown: set[int] = set()
+    for index in set(where.pop(pair, ())):
         symbols = words[index]
         count = counts[index]
         out: list[int] = []
@@ -169,13 +193,14 @@ def _merge(pair: tuple[int, int], merged: int, words: list[list[int]], counts: l
                 i += 1
         if not replaced:
             continue
-        for old in zip(symbols, symbols[1:]):
-            pair_counts[old] -= count
-        for new in zip(out, out[1:]):
+        for left, right in zip(symbols, symbols[1:]):
+            pair_counts[left << 32 | right] -= count
+        for left, right in zip(out, out[1:]):
+            new = left << 32 | right
             pair_counts[new] = pair_counts.get(new, 0) + count
-            if new[0] == merged or new[1] == merged:
+            if left == merged or right == merged:
                 grown.add(new)
-                where.setdefault(new, set()).add(index)
+                where.setdefault(new, []).append(index)
         words[index] = out
     pair_counts.pop(pair, None)
     return grown
