@@ -231,6 +231,14 @@ def test_a_compressed_corpus_is_sampled_from_the_same_stretches_of_its_file(tmp_
     assert sampled == [t for batch in sampled_texts(files, DataConfig(), plan) for t in batch]
 
 
+def load_cased_copy(tokenizer):
+    from tokenizers import Tokenizer
+
+    raw = json.loads(tokenizer.to_str())
+    raw["normalizer"].update(lowercase=False, strip_accents=False)
+    return Tokenizer.from_str(json.dumps(raw))
+
+
 def test_sentences_encoded_in_marked_runs_get_exactly_their_own_ids(dataset):
     import random
 
@@ -239,8 +247,9 @@ def test_sentences_encoded_in_marked_runs_get_exactly_their_own_ids(dataset):
     tokenizer = dataset.tokenizer
     encoder = SentenceEncoder(tokenizer)
     rng = random.Random(0)
-    awkward = ["", "\x07\x08", "[SEP] inside [MASK] text", "中文 and Ünïcödé", "tail\ue000", "\u2063\ue001head",
-               "x" * 150, "a" * 5000]
+    awkward = ["", "\x07\x08", "[SEP] inside [MASK] text", "[sep] lower [Mask]", "中文 and Ünïcödé", "tail\ue000",
+               "\u2063\ue001head", "x" * 150, "a" * 5000, "Tabs\tand\x0bvertical\x0cfeed\x7f DEL\x1fUS", "ÀÉÎ accents",
+               "MiXeD CaSe Words, PUNCT!? (yes) {no} $5 ~x^y|z`q"]
     texts = [rng.choice(awkward) if rng.random() < 0.3 else " ".join(rng.choice(["river", "old", "the", ","])
                                                                         for _ in range(rng.randint(1, 30)))
              for _ in range(3000)]
@@ -251,6 +260,121 @@ def test_sentences_encoded_in_marked_runs_get_exactly_their_own_ids(dataset):
         return [flat[end - n:end].tolist() for n, end in zip(lengths, ends)]
 
     assert split(*encoder.encode(texts, np.uint16)) == expected
+    # Runs of ASCII text only, normalised by the encoder itself (tabs, controls, capitals, special tokens).
+    ascii_texts = [t for t in texts if t.isascii()]
+    normalised_here = []
+    original = encoder._normalised_ascii
+    encoder._normalised_ascii = lambda chunk: normalised_here.append(original(chunk)) or normalised_here[-1]
+    assert split(*encoder.encode(ascii_texts, np.uint16)) == [
+        e.ids for e in tokenizer.encode_batch(ascii_texts, add_special_tokens=False)]
+    assert sum(n is not None for n in normalised_here) >= 2 and None in normalised_here  # both paths taken
+    cased = load_cased_copy(tokenizer)
+    for some in (texts, ascii_texts):
+        assert split(*SentenceEncoder(cased).encode(some, np.uint16)) == [
+            e.ids for e in cased.encode_batch(some, add_special_tokens=False)]
     with_marker = texts[:50] + [f"a sentence holding {SentenceEncoder.MARKER} itself"] + texts[50:100]
     assert split(*encoder.encode(with_marker, np.uint16)) == [
         e.ids for e in tokenizer.encode_batch(with_marker, add_special_tokens=False)]
+
+
+# --- resuming an interrupted prepare ------------------------------------------------------------------
+
+def _dataset_bytes(folder) -> dict:
+    names = ("tokens.bin", "sentence_offsets.bin", "document_offsets.bin", "stats.json", "tokenizer.json", "vocab.txt")
+    return {name: (folder / name).read_bytes() for name in names}
+
+
+@pytest.fixture
+def small_batches(monkeypatch):
+    import workbench.data.prepare as prepare
+
+    monkeypatch.setattr(prepare, "BATCH_CHARS", 3000)
+    monkeypatch.setattr(prepare, "CHECKPOINT_SECONDS", 0.0)
+
+
+def test_a_cancelled_prepare_goes_on_where_it_stopped_and_writes_the_same_bytes(tmp_path, small_config,
+                                                                               small_batches, monkeypatch):
+    import workbench.data.prepare as prepare
+
+    corpus = write_text_corpus(tmp_path / "c.txt", documents=400, seed=3)
+    reference = prepare_dataset([corpus], tmp_path / "reference", small_config).dataset.path
+    out = tmp_path / "ds"
+    batches = []
+
+    def stop_after_some(stage, done, total):
+        if stage == "tokenize":
+            batches.append(done)
+
+    with pytest.raises(Cancelled, match="goes on from where it stopped"):
+        prepare_dataset([corpus], out, small_config, progress=stop_after_some, should_stop=lambda: len(batches) >= 6)
+    assert not out.exists()
+    partials = [p for p in tmp_path.iterdir() if p.name.startswith(".ds.partial-")]
+    assert len(partials) == 1 and (partials[0] / "resume.json").exists()  # hidden, never looks complete
+
+    def no_training(*args):
+        raise AssertionError("the tokenizer of the interrupted prepare is reused, not trained again")
+
+    monkeypatch.setattr(prepare, "_train_on_corpus", no_training)
+    result = prepare_dataset([corpus], out, small_config)
+    assert 0 < result.resumed_at < 1
+    assert _dataset_bytes(out) == _dataset_bytes(reference)
+    assert not (out / "resume.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt", "ds", "reference"]
+
+
+KILLED_PREPARE = """
+import sys, time
+import workbench.data.prepare as prepare
+from workbench.config import WorkbenchConfig
+prepare.BATCH_CHARS = 3000
+prepare.CHECKPOINT_SECONDS = 0.0
+config = WorkbenchConfig()
+config.tokenizer.vocab_size, config.tokenizer.min_frequency, config.data.max_seq_length = 200, 1, 64
+prepare.prepare_dataset([sys.argv[1]], sys.argv[2], config, progress=lambda *a: time.sleep(0.05))
+"""
+
+
+@pytest.mark.subprocess
+def test_a_prepare_killed_with_sigkill_resumes_from_its_checkpoint(tmp_path, small_config, small_batches):
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    corpus = write_text_corpus(tmp_path / "c.txt", documents=600, seed=4)
+    reference = prepare_dataset([corpus], tmp_path / "reference", small_config).dataset.path
+    out = tmp_path / "ds"
+    child = subprocess.Popen([sys.executable, "-c", KILLED_PREPARE, str(corpus), str(out)])
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            checkpoints = list(tmp_path.glob(".ds.partial-*/resume.json"))
+            if checkpoints and json.loads(checkpoints[0].read_text())["pieces"] > 100:
+                break
+            assert child.poll() is None, "the prepare finished before it could be killed"
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait()
+    assert not out.exists()
+    result = prepare_dataset([corpus], out, small_config)
+    assert result.resumed_at is not None and result.resumed_at > 0
+    assert _dataset_bytes(out) == _dataset_bytes(reference)
+
+
+def test_an_abandoned_prepare_of_another_corpus_is_not_resumed_but_cleared(tmp_path, small_config, small_batches):
+    corpus = write_text_corpus(tmp_path / "c.txt", documents=200, seed=5)
+    out = tmp_path / "ds"
+    calls = []
+    with pytest.raises(Cancelled):
+        prepare_dataset([corpus], out, small_config, progress=lambda s, d, t: calls.append(s),
+                        should_stop=lambda: calls.count("tokenize") >= 2)
+    (abandoned,) = [p for p in tmp_path.iterdir() if p.name.startswith(".ds.partial-")]
+    # As if its process had died: our own pid is alive, so give it one that is not.
+    dead = abandoned.with_name(f".ds.partial-{2**22 + 12345}-deadbeef")
+    abandoned.rename(dead)
+    write_text_corpus(corpus, documents=200, seed=6)  # the corpus changed since
+    result = prepare_dataset([corpus], out, small_config)
+    assert result.resumed_at is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt", "ds"]

@@ -183,11 +183,12 @@ def process_start_time(pid: int) -> float | None:
         return None
 
 
-def remove_stale_partials(folder: Path, prefix: str = ".") -> list[str]:
+def remove_stale_partials(folder: Path, prefix: str = ".", keep: frozenset[str] = frozenset()) -> list[str]:
     """Remove the temporary entries in ``folder`` left by processes that died; returns their names.
 
     Only hidden names of our own pattern whose writer is gone are touched; a
-    partial of a live process (another run writing now) is left alone.
+    partial of a live process (another run writing now) is left alone, and so
+    are the names in ``keep``.
     """
     import shutil
 
@@ -195,7 +196,7 @@ def remove_stale_partials(folder: Path, prefix: str = ".") -> list[str]:
     if not folder.is_dir():
         return removed
     for entry in folder.iterdir():
-        if not (is_partial_name(entry.name) and entry.name.startswith(prefix)):
+        if not (is_partial_name(entry.name) and entry.name.startswith(prefix)) or entry.name in keep:
             continue
         pid = pid_of_partial(entry.name)
         if pid is not None and process_alive(pid) and pid != os.getpid():

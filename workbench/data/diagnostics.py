@@ -55,6 +55,15 @@ class Diagnostics:
         return {name: f.to_dict() for name, f in sorted(self.findings.items())}
 
     @classmethod
+    def merged(cls, *parts: "Diagnostics") -> "Diagnostics":
+        """One bag of the findings of ``parts``: counts add up, the first example (in ``parts`` order) stays."""
+        out = cls()
+        for part in parts:
+            for name, finding in part.findings.items():
+                out.note(name, finding.example, finding.count)
+        return out
+
+    @classmethod
     def from_dict(cls, raw: dict) -> "Diagnostics":
         return cls({name: Finding(int(v["count"]), str(v.get("example", ""))) for name, v in raw.items()})
 

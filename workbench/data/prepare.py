@@ -33,6 +33,7 @@ from workbench.data.tokenizer_sample import plan_for, sampled_texts
 from workbench.data.wordpiece_training import WordCounter
 from workbench.durable_io import fsync_dir, fsync_tree, remove_stale_partials, temporary_sibling, writing
 from workbench.data.dataset import FORMAT_VERSION, TokenizedDataset
+from workbench.data.prepare_checkpoint import CHECKPOINT, CHECKPOINT_SECONDS, IN_USE, cut_back, find_resumable, write_checkpoint
 from workbench.errors import DatasetError, WorkbenchError
 
 # Which trainer made a trained tokenizer: part of the fingerprint, so a dataset made by another trainer
@@ -45,7 +46,8 @@ Progress = Callable[[str, int, int], None]
 
 
 class Cancelled(WorkbenchError):
-    """Preparing was cancelled by the user; nothing was written."""
+    """Preparing was cancelled by the user; nothing was put in place (what was tokenized is kept, hidden, for
+    the next prepare of the same corpus to resume)."""
 
 
 @dataclass
@@ -53,6 +55,7 @@ class PrepareResult:
     dataset: "TokenizedDataset"
     reused: bool      # True when an up-to-date dataset was found and nothing was done
     seconds: float
+    resumed_at: float | None = None  # share of the corpus an interrupted prepare had done, when resumed
 
 
 def corpus_fingerprint(files: Sequence[CorpusFile], config: WorkbenchConfig, tokenizer_spec: str) -> str:
@@ -89,8 +92,8 @@ def prepare_dataset(
     """Read, (train a tokenizer,) tokenize and write a dataset directory."""
     started = time.perf_counter()
     out = Path(out_dir)
-    diagnostics = Diagnostics()
-    files = list_corpus_files(corpus, diagnostics)
+    listing = Diagnostics()
+    files = list_corpus_files(corpus, listing)
     fingerprint = corpus_fingerprint(files, config, _tokenizer_spec(config))
     if (out / "manifest.json").exists():
         try:
@@ -109,19 +112,29 @@ def prepare_dataset(
     total = total_bytes(files)
     with writing(out):
         out.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_partials(out.parent, prefix=f".{out.name}.")
         partial = temporary_sibling(out)
-        partial.mkdir()
+        found = find_resumable(out, fingerprint)
+        in_use = frozenset(Path(p).name for p in IN_USE if Path(p).parent == out.parent)
+        remove_stale_partials(out.parent, prefix=f".{out.name}.", keep=in_use | {found[0].name} if found else in_use)
+        resume = _take_over(found, partial) if found else None
+        if resume is None:
+            partial.mkdir()
+    IN_USE.add(str(partial))
     try:
-        if config.tokenizer.path:
-            tokenizer = load_tokenizer(config.tokenizer.path, config.tokenizer.loaded_case)
-            training = None
+        if resume is not None:
+            tokenizer = load_tokenizer(partial / "tokenizer.json")
+            training = resume.get("training")
         else:
-            tokenizer, training = _train_on_corpus(files, config, progress, should_stop, total)
-        with writing(out / "tokenizer.json"):
-            tokenizer.save(str(partial / "tokenizer.json"))
-            save_vocab_txt(tokenizer, partial / "vocab.txt")
-        counts, stats = _write_tokens(files, config, tokenizer, partial, diagnostics, progress, should_stop, total)
+            if config.tokenizer.path:
+                tokenizer = load_tokenizer(config.tokenizer.path, config.tokenizer.loaded_case)
+                training = None
+            else:
+                tokenizer, training = _train_on_corpus(files, config, progress, should_stop, total)
+            with writing(out / "tokenizer.json"):
+                tokenizer.save(str(partial / "tokenizer.json"))
+                save_vocab_txt(tokenizer, partial / "vocab.txt")
+        writer = TokenWriter(files, config, tokenizer, partial, fingerprint, training, resume)
+        counts, stats = writer.run(listing, progress, should_stop, total)
         manifest = {
             "format_version": FORMAT_VERSION,
             "fingerprint": fingerprint,
@@ -130,18 +143,42 @@ def prepare_dataset(
             "counts": counts,
             "tokenizer": {"sha256": tokenizer_hash(tokenizer), **describe(tokenizer),
                           **({"training": training} if training else {})},
-            "corpus": [{"path": os.path.abspath(f.path), "kind": f.kind, "size": f.size} for f in files],
+            "corpus": [{"path": os.path.abspath(f.path), "kind": f.kind, "size": f.size,
+                        **({"compression": f.compression} if f.compression else {})} for f in files],
             "config": {"data": config.to_dict()["data"], "tokenizer": config.to_dict()["tokenizer"]},
         }
         with writing(partial):
+            (partial / CHECKPOINT).unlink(missing_ok=True)
             (partial / "stats.json").write_text(json.dumps(stats, indent=1), encoding="utf-8")
             (partial / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
             fsync_tree(partial)
             _swap_into_place(partial, out)
+    except (KeyboardInterrupt, Cancelled):
+        # Stopped on purpose: keep what was written, if a checkpoint says how far it got, for the next prepare.
+        if not (partial / CHECKPOINT).exists():
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    return PrepareResult(TokenizedDataset(out), False, time.perf_counter() - started)
+    finally:
+        IN_USE.discard(str(partial))
+    return PrepareResult(TokenizedDataset(out), False, time.perf_counter() - started,
+                         resumed_at=(resume["bytes_read"] / max(1, total)) if resume else None)
+
+
+def _take_over(found: tuple[Path, dict], partial: Path) -> dict | None:
+    """Move the abandoned partial folder of an interrupted prepare of the same corpus to ``partial`` (our
+    own name, so no other process takes it for stale) and return its checkpoint; None if it is unusable."""
+    folder, state = found
+    try:
+        os.replace(folder, partial)
+        for name, size in state["sizes"].items():
+            cut_back(partial / name, int(size))
+    except (OSError, ValueError, KeyError, TypeError):
+        shutil.rmtree(partial, ignore_errors=True)
+        return None
+    return state
 
 
 def _swap_into_place(partial: Path, out: Path) -> None:
@@ -180,17 +217,23 @@ def _train_on_corpus(files, config, progress, should_stop, total):
     return tokenizer, training
 
 
-def _document_batches(files, config, diagnostics, reading) -> Iterator[list[Document]]:
+def _document_batches(files, config, diagnostics, reading, skip: int = 0) -> Iterator[tuple[list[Document], dict]]:
+    """Batches of about BATCH_CHARS of document pieces, after the first ``skip`` pieces; each with what
+    the reader has seen up to its end (for a checkpoint): pieces consumed, bytes read, reader findings."""
     batch: list[Document] = []
     chars = 0
+    consumed = 0
     for doc in read_documents(files, config.data, diagnostics, reading):
+        consumed += 1
+        if consumed <= skip:
+            continue
         batch.append(doc)
         chars += sum(map(len, doc.sentences))
         if chars >= BATCH_CHARS:
-            yield batch
+            yield batch, {"pieces": consumed, "bytes_read": reading.bytes_done, "reader": diagnostics.to_dict()}
             batch, chars = [], 0
     if batch:
-        yield batch
+        yield batch, {"pieces": consumed, "bytes_read": reading.bytes_done, "reader": diagnostics.to_dict()}
 
 
 def _prefetch(iterator: Iterator, depth: int = 2) -> Iterator:
@@ -230,77 +273,131 @@ def _prefetch(iterator: Iterator, depth: int = 2) -> Iterator:
         thread.join(timeout=5)
 
 
-def _write_tokens(files, config, tokenizer, folder: Path, diagnostics: Diagnostics, progress, should_stop, total):
-    vocab_size = tokenizer.get_vocab_size()
-    dtype = np.uint16 if vocab_size <= np.iinfo(np.uint16).max + 1 else np.uint32
-    unk_id = tokenizer.token_to_id("[UNK]")
-    stats = CorpusStatsBuilder(config.data.max_seq_length, diagnostics)
-    encoder = SentenceEncoder(tokenizer)
-    reading = ReadProgress()
-    n_tokens = n_sentences = n_documents = 0
-    carried_sentences = carried_tokens = 0  # of a document whose pieces began in an earlier batch
-    with writing(folder), open(folder / "tokens.bin", "wb") as tok_f, \
-            open(folder / "sentence_offsets.bin", "wb") as sent_f, \
-            open(folder / "document_offsets.bin", "wb") as doc_f:
-        sent_f.write(np.zeros(1, np.int64).tobytes())
-        doc_f.write(np.zeros(1, np.int64).tobytes())
-        for pieces in _prefetch(_document_batches(files, config, diagnostics, reading)):
-            if should_stop():
-                raise Cancelled("preparing was cancelled")
-            texts = [s for d in pieces for s in d.sentences]
-            lengths, flat = encoder.encode(texts, dtype)
-            piece_of_sentence = np.repeat(np.arange(len(pieces)), [len(d.sentences) for d in pieces])
-            kept = lengths > 0
-            if not kept.all():
-                first = int(np.flatnonzero(~kept)[0])
-                diagnostics.note("empty_sentence", _where(pieces, piece_of_sentence, first), int((~kept).sum()))
-            stats.add_sentences(sum(len(t) for t, k in zip(texts, kept) if k), lengths, kept, flat, unk_id,
-                                lambda i: _where(pieces, piece_of_sentence, i))
-            tok_f.write(flat.tobytes())
-            kept_lengths = lengths[kept]
-            sent_f.write((n_tokens + np.cumsum(kept_lengths)).astype(np.int64).tobytes())
+class TokenWriter:
+    """Tokenizes the corpus into ``tokens.bin`` and the offset files of ``folder``, checkpointing as it goes
+    (see ``workbench.data.prepare_checkpoint``); ``resume`` is the checkpoint to go on from."""
 
-            # Pieces -> documents: a piece with ``more`` set goes on in the next piece (maybe the next batch).
-            ends = np.fromiter((not d.more for d in pieces), dtype=bool, count=len(pieces))
-            doc_of_piece = np.concatenate(([0], np.cumsum(ends[:-1]))).astype(np.int64)
-            n_docs = int(doc_of_piece[-1]) + 1
-            doc_of_sentence = doc_of_piece[piece_of_sentence]
-            sentences_per_doc = np.bincount(doc_of_sentence[kept], minlength=n_docs)
-            tokens_per_doc = np.bincount(doc_of_sentence, weights=lengths, minlength=n_docs).astype(np.int64)
-            doc_ends = n_sentences + np.cumsum(sentences_per_doc)  # sentence offset where each document ends
-            sentences_per_doc[0] += carried_sentences
-            tokens_per_doc[0] += carried_tokens
-            closed = n_docs if ends[-1] else n_docs - 1
-            written = np.flatnonzero(sentences_per_doc[:closed] > 0)
-            doc_f.write(doc_ends[written].astype(np.int64).tobytes())
-            stats.add_documents(sentences_per_doc[written], tokens_per_doc[written],
-                                lambda i: pieces[int(np.searchsorted(doc_of_piece, written[i]))].where)
-            carried_sentences, carried_tokens = ((0, 0) if ends[-1] else
-                                                 (int(sentences_per_doc[-1]), int(tokens_per_doc[-1])))
-            n_tokens += int(kept_lengths.sum())
-            n_sentences += int(kept.sum())
-            n_documents += len(written)
-            progress("tokenize", reading.bytes_done, total)
-        if carried_sentences:  # the reader always ends a document; this only guards the offsets
-            doc_f.write(np.array([n_sentences], np.int64).tobytes())
-            n_documents += 1
-    if n_tokens == 0:
-        raise DatasetError("corpus has no text that the tokenizer turns into tokens")
-    progress("tokenize", total, total)
-    counts = {"documents": n_documents, "sentences": n_sentences, "tokens": n_tokens,
-              "characters": stats.characters, "bytes": total, "vocab_size": vocab_size,
-              "dtype": np.dtype(dtype).name}
-    return counts, stats.finish(counts, diagnostics)
+    FILES = ("tokens.bin", "sentence_offsets.bin", "document_offsets.bin")
+
+    def __init__(self, files, config, tokenizer, folder: Path, fingerprint: str, training: dict | None,
+                 resume: dict | None):
+        self.files, self.config, self.tokenizer, self.folder = files, config, tokenizer, folder
+        self.fingerprint, self.training, self.resume = fingerprint, training, resume
+        vocab_size = tokenizer.get_vocab_size()
+        self.dtype = np.uint16 if vocab_size <= np.iinfo(np.uint16).max + 1 else np.uint32
+        self.writer_findings = Diagnostics()
+        self.stats = CorpusStatsBuilder(config.data.max_seq_length, self.writer_findings)
+        self.n_tokens = self.n_sentences = self.n_documents = 0
+        self.carried_sentences = self.carried_tokens = 0  # of a document whose pieces began in an earlier batch
+        if resume is not None:
+            self.n_tokens, self.n_sentences, self.n_documents = (int(resume[k]) for k in
+                                                                 ("tokens", "sentences", "documents"))
+            self.carried_sentences, self.carried_tokens = int(resume["carried"][0]), int(resume["carried"][1])
+            self.stats.restore(resume["stats"])
+            self.writer_findings.findings.update(Diagnostics.from_dict(resume["writer"]).findings)
+
+    def run(self, listing: Diagnostics, progress, should_stop, total) -> tuple[dict, dict]:
+        unk_id = self.tokenizer.token_to_id("[UNK]")
+        encoder = SentenceEncoder(self.tokenizer)
+        reading = ReadProgress()
+        reader_findings = Diagnostics()
+        skip = int(self.resume["pieces"]) if self.resume else 0
+        mode = "ab" if self.resume else "wb"
+        last_checkpoint = time.monotonic()
+        with writing(self.folder), open(self.folder / "tokens.bin", mode) as tok_f, \
+                open(self.folder / "sentence_offsets.bin", mode) as sent_f, \
+                open(self.folder / "document_offsets.bin", mode) as doc_f:
+            handles = (tok_f, sent_f, doc_f)
+            if not self.resume:
+                sent_f.write(np.zeros(1, np.int64).tobytes())
+                doc_f.write(np.zeros(1, np.int64).tobytes())
+                self._checkpoint(handles, {"pieces": 0, "bytes_read": 0, "reader": {}})
+            else:
+                progress("resume", 0, total)
+            for pieces, seen in _prefetch(_document_batches(self.files, self.config, reader_findings, reading, skip)):
+                if should_stop():
+                    raise Cancelled("preparing was cancelled; preparing the same corpus again goes on from "
+                                    "where it stopped")
+                self._write_batch(pieces, encoder, unk_id, handles)
+                progress("tokenize", seen["bytes_read"], total)
+                if time.monotonic() - last_checkpoint >= CHECKPOINT_SECONDS:
+                    self._checkpoint(handles, seen)
+                    last_checkpoint = time.monotonic()
+            if self.carried_sentences:  # the reader always ends a document; this only guards the offsets
+                doc_f.write(np.array([self.n_sentences], np.int64).tobytes())
+                self.n_documents += 1
+        if self.n_tokens == 0:
+            raise DatasetError("corpus has no text that the tokenizer turns into tokens")
+        progress("tokenize", total, total)
+        counts = {"documents": self.n_documents, "sentences": self.n_sentences, "tokens": self.n_tokens,
+                  "characters": self.stats.characters, "bytes": total,
+                  "vocab_size": self.tokenizer.get_vocab_size(), "dtype": np.dtype(self.dtype).name}
+        findings = Diagnostics.merged(listing, reader_findings, self.writer_findings)
+        return counts, self.stats.finish(counts, findings)
+
+    def _checkpoint(self, handles, seen: dict) -> None:
+        """Flush the files and record, durably, how far they are complete (``seen``: the reader's side)."""
+        for handle in handles:
+            handle.flush()
+            os.fsync(handle.fileno())
+        write_checkpoint(self.folder, {
+            "fingerprint": self.fingerprint, "training": self.training,
+            "pieces": seen["pieces"], "bytes_read": seen["bytes_read"], "reader": seen["reader"],
+            "sizes": {name: handle.tell() for name, handle in zip(self.FILES, handles)},
+            "tokens": self.n_tokens, "sentences": self.n_sentences, "documents": self.n_documents,
+            "carried": [self.carried_sentences, self.carried_tokens],
+            "stats": self.stats.state(), "writer": self.writer_findings.to_dict(),
+        })
+
+    def _write_batch(self, pieces: list[Document], encoder, unk_id: int, handles) -> None:
+        tok_f, sent_f, doc_f = handles
+        texts = [s for d in pieces for s in d.sentences]
+        lengths, flat = encoder.encode(texts, self.dtype)
+        piece_of_sentence = np.repeat(np.arange(len(pieces)), [len(d.sentences) for d in pieces])
+        kept = lengths > 0
+        if not kept.all():
+            first = int(np.flatnonzero(~kept)[0])
+            self.writer_findings.note("empty_sentence", _where(pieces, piece_of_sentence, first), int((~kept).sum()))
+        self.stats.add_sentences(sum(len(t) for t, k in zip(texts, kept) if k), lengths, kept, flat, unk_id,
+                                 lambda i: _where(pieces, piece_of_sentence, i))
+        tok_f.write(flat.tobytes())
+        kept_lengths = lengths[kept]
+        sent_f.write((self.n_tokens + np.cumsum(kept_lengths)).astype(np.int64).tobytes())
+
+        # Pieces -> documents: a piece with ``more`` set goes on in the next piece (maybe the next batch).
+        ends = np.fromiter((not d.more for d in pieces), dtype=bool, count=len(pieces))
+        doc_of_piece = np.concatenate(([0], np.cumsum(ends[:-1]))).astype(np.int64)
+        n_docs = int(doc_of_piece[-1]) + 1
+        doc_of_sentence = doc_of_piece[piece_of_sentence]
+        sentences_per_doc = np.bincount(doc_of_sentence[kept], minlength=n_docs)
+        tokens_per_doc = np.bincount(doc_of_sentence, weights=lengths, minlength=n_docs).astype(np.int64)
+        doc_ends = self.n_sentences + np.cumsum(sentences_per_doc)  # sentence offset where each document ends
+        sentences_per_doc[0] += self.carried_sentences
+        tokens_per_doc[0] += self.carried_tokens
+        closed = n_docs if ends[-1] else n_docs - 1
+        written = np.flatnonzero(sentences_per_doc[:closed] > 0)
+        doc_f.write(doc_ends[written].astype(np.int64).tobytes())
+        self.stats.add_documents(sentences_per_doc[written], tokens_per_doc[written],
+                                 lambda i: pieces[int(np.searchsorted(doc_of_piece, written[i]))].where)
+        self.carried_sentences, self.carried_tokens = ((0, 0) if ends[-1] else
+                                                       (int(sentences_per_doc[-1]), int(tokens_per_doc[-1])))
+        self.n_tokens += int(kept_lengths.sum())
+        self.n_sentences += int(kept.sum())
+        self.n_documents += len(written)
 
 
 class SentenceEncoder:
-    """Sentences -> (lengths, ids back to back), as ``tokenizer`` encodes each sentence on its own.
+    """Sentences -> (lengths, ids back to back), exactly as ``tokenizer`` encodes each sentence on its own.
 
-    Handing ``tokenizers`` one string per sentence costs more in per-string overhead than the encoding
-    itself (short sentences, millions of them). So runs of about ``CHUNK_CHARS`` are joined with a marker
-    that a copy of the tokenizer knows as a special token: text on each side of a special token is
-    normalised and split on its own, so the ids between markers are exactly each sentence's ids. A run in
-    which the marker text itself occurs is encoded sentence by sentence.
+    Two costs are avoided. Handing ``tokenizers`` one string per sentence costs more in per-string
+    overhead than the encoding itself (short sentences, millions of them), so runs of about
+    ``CHUNK_CHARS`` are joined with a marker that a copy of the tokenizer knows as a special token: text
+    on each side of a special token is normalised and split on its own, so the ids between markers are
+    each sentence's ids. And for a BERT normaliser, a run of ASCII text is normalised here (lower-case,
+    control characters out, which is all the normaliser does to ASCII) by ``str`` methods in C, and
+    encoded by a copy without a normaliser; a run holding an added token's text is not (lower-casing
+    would change what matches it). A run in which the marker text itself occurs is encoded sentence by
+    sentence.
     """
 
     MARKER = "\ue000\u2063\ue001"  # private-use characters around an invisible separator: not in real text
@@ -310,32 +407,99 @@ class SentenceEncoder:
         from tokenizers import AddedToken, Tokenizer
 
         self._plain = tokenizer
-        self._marked = Tokenizer.from_str(tokenizer.to_str())
-        self._marked.add_special_tokens([AddedToken(self.MARKER, special=True, normalized=False)])
+        raw = json.loads(tokenizer.to_str())
+        self._marked = self._with_marker(Tokenizer.from_str(json.dumps(raw)))
         self._marker_id = self._marked.token_to_id(self.MARKER)
+        normalizer = raw.get("normalizer") or {}
+        self._added = [token["content"] for token in raw.get("added_tokens", [])]
+        self._ascii = None  # the copy for ASCII runs, normalised here
+        if normalizer.get("type") == "BertNormalizer" and normalizer.get("clean_text") and len(self._added) <= 32:
+            self._lowercase = bool(normalizer.get("lowercase"))
+            raw["normalizer"] = None
+            self._ascii = self._with_marker(Tokenizer.from_str(json.dumps(raw)))
+            assert self._ascii.token_to_id(self.MARKER) == self._marker_id
+        del AddedToken
+
+    def _with_marker(self, tokenizer):
+        from tokenizers import AddedToken
+
+        tokenizer.add_special_tokens([AddedToken(self.MARKER, special=True, normalized=False)])
+        return tokenizer
+
+    def _normalised_ascii(self, chunk: str) -> str | None:
+        """What the BERT normaliser makes of an ASCII ``chunk``, or None when it must see it itself."""
+        if not chunk.isascii():
+            return None
+        text = chunk.translate(_ASCII_CLEAN)
+        if self._lowercase:
+            text = text.lower()
+        if any(token in chunk or token in text for token in self._added):
+            return None
+        return text
 
     def encode(self, texts: list[str], dtype) -> tuple[np.ndarray, np.ndarray]:
-        chunks: list[str] = []
+        if self._ascii is None:
+            return self._encode_runs(texts, dtype, self._marked, None)
+        # ASCII sentences and the others go in separate runs (one accented word would otherwise take a
+        # whole run off the fast path), then back into their order.
+        is_ascii = np.fromiter((t.isascii() for t in texts), dtype=bool, count=len(texts))
+        if is_ascii.all() or not is_ascii.any():
+            return self._encode_runs(texts, dtype, self._ascii if is_ascii.all() else self._marked,
+                                     self._normalised_ascii if is_ascii.all() else None)
+        picked = np.flatnonzero(is_ascii)
+        rest = np.flatnonzero(~is_ascii)
+        fast_lengths, fast_ids = self._encode_runs([texts[i] for i in picked], dtype, self._ascii,
+                                                   self._normalised_ascii)
+        slow_lengths, slow_ids = self._encode_runs([texts[i] for i in rest], dtype, self._marked, None)
+        lengths = np.empty(len(texts), np.int64)
+        lengths[picked], lengths[rest] = fast_lengths, slow_lengths
+        # Where each sentence's ids sit in fast_ids + slow_ids, gathered into sentence order.
+        source_start = np.empty(len(texts), np.int64)
+        source_start[picked] = np.cumsum(fast_lengths) - fast_lengths
+        source_start[rest] = len(fast_ids) + np.cumsum(slow_lengths) - slow_lengths
+        target_start = np.cumsum(lengths) - lengths
+        index = np.arange(int(lengths.sum())) + np.repeat(source_start - target_start, lengths)
+        return lengths, np.concatenate([fast_ids, slow_ids])[index]
+
+    def _encode_runs(self, texts: list[str], dtype, tokenizer, normalise) -> tuple[np.ndarray, np.ndarray]:
+        """Encode ``texts`` in marked runs with ``tokenizer``; ``normalise(run)`` (if given) prepares a run for
+        it or returns None, and the run goes through the tokenizer with a normaliser instead."""
+        runs: list[str] = []
         run: list[str] = []
         size = 0
         for text in texts:
             run.append(text)
             size += len(text)
             if size >= self.CHUNK_CHARS:
-                chunks.append(self.MARKER.join(run) + self.MARKER)
+                runs.append(self.MARKER.join(run))
                 run, size = [], 0
         if run:
-            chunks.append(self.MARKER.join(run) + self.MARKER)
-        if sum(chunk.count(self.MARKER) for chunk in chunks) != len(texts):  # the marker text is in the corpus
+            runs.append(self.MARKER.join(run))
+        if sum(chunk.count(self.MARKER) for chunk in runs) != len(texts) - len(runs):  # marker text in the corpus
             ids = [e.ids for e in self._plain.encode_batch_fast(texts, add_special_tokens=False)]
             lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
             return lengths, np.fromiter(itertools.chain.from_iterable(ids), dtype=dtype, count=int(lengths.sum()))
-        encodings = self._marked.encode_batch_fast(chunks, add_special_tokens=False)
-        marked = np.fromiter(itertools.chain.from_iterable(e.ids for e in encodings), dtype=np.int64)
+        prepared, other_runs, where = [], [], []
+        for chunk in runs:
+            normalised = normalise(chunk) if normalise is not None else None
+            if normalised is None:
+                where.append((False, len(other_runs)))
+                other_runs.append(chunk + self.MARKER)
+            else:
+                where.append((True, len(prepared)))
+                prepared.append(normalised + self.MARKER)
+        encoded = {True: tokenizer.encode_batch_fast(prepared, add_special_tokens=False) if prepared else [],
+                   False: self._marked.encode_batch_fast(other_runs, add_special_tokens=False) if other_runs else []}
+        marked = np.fromiter(itertools.chain.from_iterable(encoded[kind][i].ids for kind, i in where), dtype=np.int64)
         is_marker = marked == self._marker_id
         ends = np.flatnonzero(is_marker)  # (S,) one marker after each sentence
         lengths = np.diff(ends, prepend=-1) - 1
         return lengths.astype(np.int64), marked[~is_marker].astype(dtype)
+
+
+# What BERT's normaliser does to ASCII besides lower-casing: \t \n \r become spaces, other controls go.
+_ASCII_CLEAN = str.maketrans({**{c: None for c in [*range(0, 9), 11, 12, *range(14, 32), 127]},
+                              9: " ", 10: " ", 13: " "})
 
 
 def _where(pieces: list[Document], piece_of_sentence: np.ndarray, i: int) -> str:

@@ -57,6 +57,20 @@ class CorpusStatsBuilder:
         if len(single):
             self.diagnostics.note("one_sentence_document", where(int(single[0])), len(single))
 
+    def state(self) -> dict:
+        """What has been gathered so far, as JSON (a prepare checkpoint keeps it)."""
+        return {"characters": self.characters, "unknown": self.unknown,
+                "sentence_hist": self.sentence_hist.tolist(), "doc_sentence_hist": self.doc_sentence_hist.tolist(),
+                "doc_token_hist": self.doc_token_hist.tolist()}
+
+    def restore(self, state: dict) -> None:
+        self.characters, self.unknown = int(state["characters"]), int(state["unknown"])
+        for name in ("sentence_hist", "doc_sentence_hist", "doc_token_hist"):
+            values = np.asarray(state[name], dtype=np.int64)
+            if values.shape != getattr(self, name).shape:
+                raise ValueError(f"checkpoint {name} has the wrong shape")
+            setattr(self, name, values)
+
     def finish(self, counts: dict, diagnostics: Diagnostics) -> dict:
         tokens = max(1, counts["tokens"])
         return {
