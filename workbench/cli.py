@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how lines become sentences (see the README)")
     p.add_argument("--text-field", dest="data.text_field", metavar="NAME", help="JSONL field / CSV column with the text")
     setting_option(p, "--encoding-errors", "data.encoding_errors")
+    setting_option(p, "--tokenizer-sample-mb", "tokenizer.sample_mb")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_config_options(p)
     p.set_defaults(handler=data.cmd_prepare)
@@ -222,7 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(scrub(f"error: {exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        resumable = getattr(args, "command", None) == "prepare"
+        print("interrupted" + ("; preparing the same corpus again goes on from where it stopped" if resumable
+                               else ""), file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0

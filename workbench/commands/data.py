@@ -42,7 +42,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     dataset = result.dataset
     stats = dataset.stats
     if args.json:
-        print(json.dumps({"dataset": str(dataset.path), "reused": result.reused, "seconds": result.seconds,
+        print(json.dumps({"dataset": str(dataset.path), "reused": result.reused, "resumed_at": result.resumed_at,
+                          "seconds": result.seconds,
                           "fingerprint": dataset.fingerprint, "counts": dataset.manifest["counts"],
                           "stats": stats}, indent=1))
         return 0
@@ -52,6 +53,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
               f"(fingerprint {dataset.fingerprint[:12]}); nothing to do")
     else:
         mb = dataset.manifest["counts"]["bytes"] / 1e6
+        if result.resumed_at is not None:
+            print(f"\nresumed an interrupted prepare that had done {result.resumed_at:.0%} of the corpus")
         print(f"\nwrote {dataset.path} in {result.seconds:.1f} s ({mb / max(result.seconds, 1e-9):.1f} MB/s)")
     return 0
 
@@ -65,6 +68,9 @@ def _print_dataset_summary(dataset, stats: dict) -> None:
     print(f"tokens      {c['tokens']:,}   ({c['characters']:,} characters, {c['bytes'] / 1e6:.1f} MB)")
     print(f"tokenizer   WordPiece, {tok['vocab_size']:,} tokens, {'lowercase' if tok['lowercase'] else 'cased'}; "
           f"[UNK] share {stats['unknown_token_share']:.3%}")
+    from workbench.data.tokenizer_sample import describe_training
+
+    print(f"            {describe_training(dataset.manifest)}")
     for name, label in (("sentence_tokens", "tokens / sentence"), ("document_sentences", "sentences / doc"),
                         ("document_tokens", "tokens / doc")):
         s = stats[name]

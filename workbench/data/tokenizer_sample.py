@@ -46,6 +46,19 @@ class SamplePlan:
         return {**asdict(self), "whole": self.whole}
 
 
+def describe_training(manifest: dict) -> str:
+    """One line on what the dataset's tokenizer was trained on (the CLI and the Corpus panel show it)."""
+    training = manifest.get("tokenizer", {}).get("training")
+    if not training:
+        return "tokenizer given (not trained on this corpus)"
+    corpus_mb = training["corpus_bytes"] / 1e6
+    if training["whole"]:
+        return f"tokenizer trained on the whole corpus ({corpus_mb:,.1f} MB) in {training['seconds']:.0f} s"
+    return (f"tokenizer trained on a {training['sampled_bytes'] / 1e6:,.0f} MB sample of {corpus_mb:,.0f} MB "
+            f"({training['stretches']} evenly spaced stretches) in {training['seconds']:.0f} s; "
+            "statistics are from the whole corpus")
+
+
 def plan_for(files: Sequence[CorpusFile], sample_mb: int) -> SamplePlan:
     return SamplePlan(sum(f.size for f in files), sample_mb * 1_000_000)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import html
 import json
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from workbench.errors import ConfigError
 from workbench.gui.run_settings import RunSettings
 from workbench.gui.setting_fields import number_field
 from workbench.data.corpus import CORPUS_SUFFIXES
+from workbench.data.tokenizer_sample import describe_training
 from workbench.data.diagnostics import Diagnostics
 from workbench.user_folders import datasets_folder
 
@@ -221,7 +223,8 @@ class CorpusPanel(QWidget):
             self.progress.setFormat("starting…")
 
     def show_progress(self, stage: str, done: int, total: int) -> None:
-        labels = {"sample": "building the sample corpus", "train-tokenizer": "training the tokenizer",
+        labels = {"sample": "building the sample corpus", "train-tokenizer": "counting words for the tokenizer",
+                  "build-vocabulary": "building the vocabulary", "resume": "resuming where the last prepare stopped",
                   "tokenize": "tokenizing"}
         fraction = done / total if total else 1.0
         self.progress.setValue(int(fraction * 1000))
@@ -238,7 +241,8 @@ class CorpusPanel(QWidget):
             f"WordPiece, {tokenizer['vocab_size']:,} tokens, {'uncased' if tokenizer['lowercase'] else 'cased'} · "
             f"[UNK] {stats['unknown_token_share']:.2%} of tokens<br>"
             f"tokens per sentence: mean {sentence['mean']:.1f}, median {sentence['p50']}, p99 {sentence['p99']}, "
-            f"max {sentence['max']} · sentences per document: median {stats['document_sentences']['p50']}")
+            f"max {sentence['max']} · sentences per document: median {stats['document_sentences']['p50']}<br>"
+            f"<i>{html.escape(describe_training(dataset.manifest))}</i>")
         heights = np.asarray(sentence["histogram"], dtype=float)
         self.bars.setOpts(x=np.arange(len(heights)), height=heights, width=0.9, brush=(31, 119, 180), pen=None)
         self.max_line.setValue(stats.get("max_seq_length", 128) - 3)
