@@ -242,7 +242,7 @@ def load_cased_copy(tokenizer):
 def test_sentences_encoded_in_marked_runs_get_exactly_their_own_ids(dataset):
     import random
 
-    from workbench.data.prepare import SentenceEncoder
+    from workbench.data.sentence_encoding import SentenceEncoder
 
     tokenizer = dataset.tokenizer
     encoder = SentenceEncoder(tokenizer)
@@ -272,9 +272,13 @@ def test_sentences_encoded_in_marked_runs_get_exactly_their_own_ids(dataset):
     for some in (texts, ascii_texts):
         assert split(*SentenceEncoder(cased).encode(some, np.uint16)) == [
             e.ids for e in cased.encode_batch(some, add_special_tokens=False)]
-    with_marker = texts[:50] + [f"a sentence holding {SentenceEncoder.MARKER} itself"] + texts[50:100]
-    assert split(*encoder.encode(with_marker, np.uint16)) == [
-        e.ids for e in tokenizer.encode_batch(with_marker, add_special_tokens=False)]
+    # A run holding every separator the vocabulary offers is encoded sentence by sentence.
+    every = "".join(c for c, _ in encoder._separators)
+    assert every
+    with_all = texts[:50] + [f"a sentence holding {every} all"] + texts[50:100]
+    assert split(*encoder.encode(with_all, np.uint16)) == [
+        e.ids for e in tokenizer.encode_batch(with_all, add_special_tokens=False)]
+    assert encoder.encode([], np.uint16)[0].shape == (0,)
 
 
 # --- resuming an interrupted prepare ------------------------------------------------------------------

@@ -33,6 +33,7 @@ from workbench.data.tokenizer_sample import plan_for, sampled_texts
 from workbench.data.wordpiece_training import WordCounter
 from workbench.durable_io import fsync_dir, fsync_tree, remove_stale_partials, temporary_sibling, writing
 from workbench.data.dataset import FORMAT_VERSION, TokenizedDataset
+from workbench.data.sentence_encoding import SentenceEncoder
 from workbench.data.prepare_checkpoint import CHECKPOINT, CHECKPOINT_SECONDS, IN_USE, cut_back, find_resumable, write_checkpoint
 from workbench.errors import DatasetError, WorkbenchError
 
@@ -384,122 +385,6 @@ class TokenWriter:
         self.n_tokens += int(kept_lengths.sum())
         self.n_sentences += int(kept.sum())
         self.n_documents += len(written)
-
-
-class SentenceEncoder:
-    """Sentences -> (lengths, ids back to back), exactly as ``tokenizer`` encodes each sentence on its own.
-
-    Two costs are avoided. Handing ``tokenizers`` one string per sentence costs more in per-string
-    overhead than the encoding itself (short sentences, millions of them), so runs of about
-    ``CHUNK_CHARS`` are joined with a marker that a copy of the tokenizer knows as a special token: text
-    on each side of a special token is normalised and split on its own, so the ids between markers are
-    each sentence's ids. And for a BERT normaliser, a run of ASCII text is normalised here (lower-case,
-    control characters out, which is all the normaliser does to ASCII) by ``str`` methods in C, and
-    encoded by a copy without a normaliser; a run holding an added token's text is not (lower-casing
-    would change what matches it). A run in which the marker text itself occurs is encoded sentence by
-    sentence.
-    """
-
-    MARKER = "\ue000\u2063\ue001"  # private-use characters around an invisible separator: not in real text
-    CHUNK_CHARS = 4096
-
-    def __init__(self, tokenizer):
-        from tokenizers import AddedToken, Tokenizer
-
-        self._plain = tokenizer
-        raw = json.loads(tokenizer.to_str())
-        self._marked = self._with_marker(Tokenizer.from_str(json.dumps(raw)))
-        self._marker_id = self._marked.token_to_id(self.MARKER)
-        normalizer = raw.get("normalizer") or {}
-        self._added = [token["content"] for token in raw.get("added_tokens", [])]
-        self._ascii = None  # the copy for ASCII runs, normalised here
-        if normalizer.get("type") == "BertNormalizer" and normalizer.get("clean_text") and len(self._added) <= 32:
-            self._lowercase = bool(normalizer.get("lowercase"))
-            raw["normalizer"] = None
-            self._ascii = self._with_marker(Tokenizer.from_str(json.dumps(raw)))
-            assert self._ascii.token_to_id(self.MARKER) == self._marker_id
-        del AddedToken
-
-    def _with_marker(self, tokenizer):
-        from tokenizers import AddedToken
-
-        tokenizer.add_special_tokens([AddedToken(self.MARKER, special=True, normalized=False)])
-        return tokenizer
-
-    def _normalised_ascii(self, chunk: str) -> str | None:
-        """What the BERT normaliser makes of an ASCII ``chunk``, or None when it must see it itself."""
-        if not chunk.isascii():
-            return None
-        text = chunk.translate(_ASCII_CLEAN)
-        if self._lowercase:
-            text = text.lower()
-        if any(token in chunk or token in text for token in self._added):
-            return None
-        return text
-
-    def encode(self, texts: list[str], dtype) -> tuple[np.ndarray, np.ndarray]:
-        if self._ascii is None:
-            return self._encode_runs(texts, dtype, self._marked, None)
-        # ASCII sentences and the others go in separate runs (one accented word would otherwise take a
-        # whole run off the fast path), then back into their order.
-        is_ascii = np.fromiter((t.isascii() for t in texts), dtype=bool, count=len(texts))
-        if is_ascii.all() or not is_ascii.any():
-            return self._encode_runs(texts, dtype, self._ascii if is_ascii.all() else self._marked,
-                                     self._normalised_ascii if is_ascii.all() else None)
-        picked = np.flatnonzero(is_ascii)
-        rest = np.flatnonzero(~is_ascii)
-        fast_lengths, fast_ids = self._encode_runs([texts[i] for i in picked], dtype, self._ascii,
-                                                   self._normalised_ascii)
-        slow_lengths, slow_ids = self._encode_runs([texts[i] for i in rest], dtype, self._marked, None)
-        lengths = np.empty(len(texts), np.int64)
-        lengths[picked], lengths[rest] = fast_lengths, slow_lengths
-        # Where each sentence's ids sit in fast_ids + slow_ids, gathered into sentence order.
-        source_start = np.empty(len(texts), np.int64)
-        source_start[picked] = np.cumsum(fast_lengths) - fast_lengths
-        source_start[rest] = len(fast_ids) + np.cumsum(slow_lengths) - slow_lengths
-        target_start = np.cumsum(lengths) - lengths
-        index = np.arange(int(lengths.sum())) + np.repeat(source_start - target_start, lengths)
-        return lengths, np.concatenate([fast_ids, slow_ids])[index]
-
-    def _encode_runs(self, texts: list[str], dtype, tokenizer, normalise) -> tuple[np.ndarray, np.ndarray]:
-        """Encode ``texts`` in marked runs with ``tokenizer``; ``normalise(run)`` (if given) prepares a run for
-        it or returns None, and the run goes through the tokenizer with a normaliser instead."""
-        runs: list[str] = []
-        run: list[str] = []
-        size = 0
-        for text in texts:
-            run.append(text)
-            size += len(text)
-            if size >= self.CHUNK_CHARS:
-                runs.append(self.MARKER.join(run))
-                run, size = [], 0
-        if run:
-            runs.append(self.MARKER.join(run))
-        if sum(chunk.count(self.MARKER) for chunk in runs) != len(texts) - len(runs):  # marker text in the corpus
-            ids = [e.ids for e in self._plain.encode_batch_fast(texts, add_special_tokens=False)]
-            lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-            return lengths, np.fromiter(itertools.chain.from_iterable(ids), dtype=dtype, count=int(lengths.sum()))
-        prepared, other_runs, where = [], [], []
-        for chunk in runs:
-            normalised = normalise(chunk) if normalise is not None else None
-            if normalised is None:
-                where.append((False, len(other_runs)))
-                other_runs.append(chunk + self.MARKER)
-            else:
-                where.append((True, len(prepared)))
-                prepared.append(normalised + self.MARKER)
-        encoded = {True: tokenizer.encode_batch_fast(prepared, add_special_tokens=False) if prepared else [],
-                   False: self._marked.encode_batch_fast(other_runs, add_special_tokens=False) if other_runs else []}
-        marked = np.fromiter(itertools.chain.from_iterable(encoded[kind][i].ids for kind, i in where), dtype=np.int64)
-        is_marker = marked == self._marker_id
-        ends = np.flatnonzero(is_marker)  # (S,) one marker after each sentence
-        lengths = np.diff(ends, prepend=-1) - 1
-        return lengths.astype(np.int64), marked[~is_marker].astype(dtype)
-
-
-# What BERT's normaliser does to ASCII besides lower-casing: \t \n \r become spaces, other controls go.
-_ASCII_CLEAN = str.maketrans({**{c: None for c in [*range(0, 9), 11, 12, *range(14, 32), 127]},
-                              9: " ", 10: " ", 13: " "})
 
 
 def _where(pieces: list[Document], piece_of_sentence: np.ndarray, i: int) -> str:
