@@ -66,7 +66,9 @@ class TokenizedDataset:
         self._validate()
 
     def _validate(self) -> None:
-        """Structure checks, so a damaged dataset is a clear error rather than an IndexError or garbage."""
+        """Structure checks, so a damaged dataset is a clear error rather than an IndexError or garbage. The
+        files are read in pieces with plain reads, not through the maps: checking a dataset of gigabytes
+        then neither needs nor keeps its pages in this process's memory."""
         def bad(what: str) -> DatasetError:
             return DatasetError(f"{self.path}: dataset is damaged ({what}); prepare it again")
 
@@ -74,16 +76,30 @@ class TokenizedDataset:
                                    ("document_offsets.bin", self.document_offsets, len(self.sentence_offsets) - 1)):
             if len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != end:
                 raise bad(f"{name} does not span the data")
-            for start in range(0, len(offsets), 1 << 22):  # in pieces: flat memory for any size
-                piece = np.asarray(offsets[start:start + (1 << 22) + 1])
+            previous = None
+            for piece in self._pieces(name, np.int64, 1 << 22):
                 # compared, not subtracted: a difference of damaged 64-bit values can wrap around
-                if len(piece) > 1 and (piece[1:] <= piece[:-1]).any():
+                if (len(piece) > 1 and (piece[1:] <= piece[:-1]).any()) or (
+                        previous is not None and len(piece) and piece[0] <= previous):
                     raise bad(f"{name} is not increasing")
+                if len(piece):
+                    previous = piece[-1]
         vocab_size = self.vocabulary.size
-        for start in range(0, len(self.tokens), 1 << 24):
-            piece = self.tokens[start:start + (1 << 24)]
+        for piece in self._pieces("tokens.bin", self.tokens.dtype, 1 << 24):
             if len(piece) and int(piece.max()) >= vocab_size:
                 raise bad(f"tokens.bin holds id {int(piece.max())}, beyond the vocabulary of {vocab_size}")
+
+    def _pieces(self, name: str, dtype, count: int):
+        """The values of ``name`` in pieces of ``count``, read (not mapped)."""
+        path = self.path / name
+        if not path.exists() or path.stat().st_size == 0:
+            return
+        with open(path, "rb") as handle:
+            while True:
+                piece = np.fromfile(handle, dtype=dtype, count=count)
+                if not len(piece):
+                    return
+                yield piece
 
     def _map(self, name: str, dtype, length: int) -> np.ndarray:
         path = self.path / name
