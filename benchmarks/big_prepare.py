@@ -14,6 +14,10 @@ close numbers). In order:
 3. ``prepare`` of the plain and the zstd file with the tokenizer of 1 (tokenizer training excluded, as
    the comparison asks), alternating with
 4. raw ``tokenizers``: read the same plain file, ``encode_batch_fast`` each 1 MB of record texts, count ids.
+
+``--workers`` measures instead whether processes beat ``tokenizers``' own threads: the sentences of the
+first ``--workers-mb`` of the corpus, encoded by ``SentenceEncoder`` in one process with ``tokenizers``'
+threads on all cores, against one single-threaded process per core each encoding its share of the batches.
 """
 
 from __future__ import annotations
@@ -105,6 +109,64 @@ print(json.dumps({"seconds": time.perf_counter() - started, "peak_rss_mb": PEAK,
 """.replace("PEAK", PEAK)
 
 
+WORKERS = """
+import json, os, sys, time
+from tokenizers import Tokenizer
+import numpy as np
+from workbench.config import DataConfig
+from workbench.data.corpus import read_corpus
+from workbench.data.sentence_encoding import SentenceEncoder
+corpus, tokenizer_path, share, shares = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+batches, batch, size = [], [], 0
+for document in read_corpus([corpus], DataConfig()):
+    for sentence in document.sentences:
+        batch.append(sentence)
+        size += len(sentence)
+        if size >= 1 << 20:
+            batches.append(batch)
+            batch, size = [], 0
+batches.append(batch)
+mine = batches[share::shares]
+encoder = SentenceEncoder(Tokenizer.from_file(tokenizer_path))
+print("ready", flush=True)
+sys.stdin.readline()
+started = time.perf_counter()
+tokens = sum(int(encoder.encode(b, np.uint16)[0].sum()) for b in mine)
+print(json.dumps({"seconds": time.perf_counter() - started, "tokens": tokens}))
+"""
+
+
+def encode_workers(corpus: Path, tokenizer: Path, megabytes: int, work: Path) -> dict:
+    """Encoding the same sentences: one process with tokenizers' threads vs one single-threaded process per core."""
+    part = work / "part.jsonl"
+    with open(corpus, "rb") as source, open(part, "wb") as out:
+        for line in source:
+            out.write(line)
+            if out.tell() >= megabytes * 1e6:
+                break
+    cores = os.cpu_count() or 1
+    results = {}
+    for name, processes, threads in (("threads", 1, cores), ("processes", cores, 1)):
+        env = {**os.environ, "RAYON_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "true"}
+        children = [subprocess.Popen([sys.executable, "-c", WORKERS, str(part), str(tokenizer), str(i), str(processes)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+                    for i in range(processes)]
+        for child in children:  # all have read their sentences: start together
+            assert child.stdout.readline().startswith("ready")
+        started = time.perf_counter()
+        for child in children:
+            child.stdin.write("\n")
+            child.stdin.flush()
+        outs = [json.loads(child.stdout.readline()) for child in children]
+        wall = time.perf_counter() - started
+        for child in children:
+            child.wait()
+        results[name] = {"processes": processes, "threads_each": threads, "seconds": round(wall, 2),
+                         "tokens": sum(o["tokens"] for o in outs),
+                         "mb_per_s": round(part.stat().st_size / 1e6 / wall, 2)}
+    return results
+
+
 def cpu_seconds(pid_times_before: os.times_result) -> float:
     after = os.times()
     return (after.children_user - pid_times_before.children_user) + (after.children_system
@@ -152,9 +214,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gigabytes", type=float, default=2.2)
     parser.add_argument("--skip-whole", action="store_true", help="leave out training on the whole corpus")
+    parser.add_argument("--workers", action="store_true", help="only: processes against tokenizers' threads")
+    parser.add_argument("--workers-mb", type=int, default=200)
     args = parser.parse_args()
     corpus = build(args.gigabytes)
     plain, packed = Path(corpus["plain"]), Path(corpus["zstd"])
+    if args.workers:
+        work = Path(tempfile.mkdtemp(prefix="wb-big-"))
+        try:
+            tokenizer = work / "tokenizer.json"
+            run_json(TRAIN, str(plain), "64", str(tokenizer))
+            print(json.dumps(encode_workers(plain, tokenizer, args.workers_mb, work), indent=1))
+        finally:
+            subprocess.run(["rm", "-rf", str(work)], check=False)
+        return
     size_mb = plain.stat().st_size / 1e6
     from workbench.config import TokenizerConfig
 

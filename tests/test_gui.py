@@ -535,3 +535,24 @@ def test_the_live_plots_say_a_run_without_a_pair_task_records_no_nsp(qtbot):
         eta_seconds=1.0))
     panel.redraw()
     assert not panel.absent and not panel.absent_notes["nsp_accuracy"].isVisible()
+
+
+def test_the_corpus_panel_binds_the_tokenizer_sample_both_ways_and_says_what_was_sampled(qtbot, tmp_path):
+    from workbench.data.dataset import TokenizedDataset
+    from workbench.data.prepare import prepare_dataset
+    from workbench.gui.panels.corpus_panel import CorpusPanel
+
+    panel = CorpusPanel(datasets_root=tmp_path)
+    qtbot.addWidget(panel)
+    assert panel.sample_mb.value() == panel.settings.config.tokenizer.sample_mb == 256
+    panel.settings.set("tokenizer", "sample_mb", 64)
+    assert panel.sample_mb.value() == 64
+    panel.sample_mb.setValue(0)
+    assert panel.settings.config.tokenizer.sample_mb == 0 and panel.sample_mb.text() == "whole corpus"
+
+    corpus = write_learnable_corpus(tmp_path / "c.txt", 40)
+    config = panel.settings.config
+    config.tokenizer.vocab_size, config.tokenizer.min_frequency = 120, 1
+    prepared = prepare_dataset([corpus], tmp_path / "ds", config).dataset
+    panel.show_dataset(TokenizedDataset(prepared.path))
+    assert "tokenizer trained on the whole corpus" in panel.stats.text()

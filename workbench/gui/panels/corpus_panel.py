@@ -75,6 +75,14 @@ class CorpusPanel(QWidget):
         self.vocab_size = number_field("tokenizer.vocab_size")
         self.vocab_size.setObjectName("vocabSize")
         self.vocab_size.setSingleStep(1024)
+        self.sample_mb = number_field("tokenizer.sample_mb")
+        self.sample_mb.setObjectName("tokenizerSampleMb")
+        self.sample_mb.setSuffix(" MB")
+        self.sample_mb.setSpecialValueText("whole corpus")  # shown for 0
+        self.sample_mb.setSingleStep(64)
+        self.sample_mb.setToolTip("A larger corpus trains its tokenizer on a sample of this size, taken evenly "
+                                  "from 64 stretches of it (the same bytes every time); it is tokenized whole. "
+                                  "0: train on the whole corpus.")
         self.lowercase = QCheckBox("lowercase (uncased)", objectName="lowercaseCheck")
         tokenizer_button = QPushButton("Use tokenizer file…", objectName="tokenizerFileButton")
         tokenizer_button.setToolTip("Load a tokenizer.json or BERT vocab.txt instead of training one")
@@ -83,6 +91,7 @@ class CorpusPanel(QWidget):
         self.clear_tokenizer.setToolTip("Train a WordPiece tokenizer on the corpus (forget the tokenizer file)")
         tok_form = QFormLayout()
         tok_form.addRow("Vocabulary", self.vocab_size)
+        tok_form.addRow("Train on at most", self.sample_mb)
         tok_form.addRow("", self.lowercase)
         file_row = QHBoxLayout()
         file_row.addWidget(self.tokenizer_label, 1)
@@ -133,6 +142,7 @@ class CorpusPanel(QWidget):
         tokenizer_button.clicked.connect(self._open_tokenizer)
         self.clear_tokenizer.clicked.connect(lambda: self.settings.set("tokenizer", "path", ""))
         self.vocab_size.valueChanged.connect(lambda value: self.settings.set("tokenizer", "vocab_size", value))
+        self.sample_mb.valueChanged.connect(lambda value: self.settings.set("tokenizer", "sample_mb", value))
         self.lowercase.toggled.connect(self._set_lowercase)
         self.settings.changed.connect(self._settings_changed)
         self._settings_changed("")
@@ -177,11 +187,13 @@ class CorpusPanel(QWidget):
             return
         tokenizer = self.settings.config.tokenizer
         for widget, show in ((self.vocab_size, lambda: self.vocab_size.setValue(tokenizer.vocab_size)),
+                             (self.sample_mb, lambda: self.sample_mb.setValue(tokenizer.sample_mb)),
                              (self.lowercase, lambda: self.lowercase.setChecked(tokenizer.lowercase))):
             widget.blockSignals(True)
             show()
             widget.blockSignals(False)
         self.vocab_size.setEnabled(not tokenizer.path)
+        self.sample_mb.setEnabled(not tokenizer.path)
         self.lowercase.setEnabled(not tokenizer.path)
         self.clear_tokenizer.setVisible(bool(tokenizer.path))
         self.tokenizer_label.setText(Path(tokenizer.path).name if tokenizer.path
