@@ -263,11 +263,16 @@ class MainWindow(QMainWindow):
         self.prepare_job = None
         self.corpus.set_busy(False)
         self.set_dataset(result.dataset)
+        if result.resumed_at is not None:
+            self.statusBar().showMessage(f"dataset ready: went on from a prepare that had done "
+                                         f"{result.resumed_at:.0%} of the corpus", 8000)
 
     def _prepare_failed(self, message: str) -> None:
         self.prepare_job = None
         self.corpus.set_busy(False)
-        self.corpus.progress.setFormat("not prepared")
+        resumable = "goes on from where it stopped" in message
+        self.corpus.progress.setFormat("cancelled: Prepare goes on from where it stopped" if resumable
+                                       else "not prepared")
         if "cancelled" not in message:
             self.show_error("Cannot prepare the corpus", message)
 
