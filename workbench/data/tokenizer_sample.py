@@ -51,12 +51,17 @@ def describe_training(manifest: dict) -> str:
     training = manifest.get("tokenizer", {}).get("training")
     if not training:
         return "tokenizer given (not trained on this corpus)"
-    corpus_mb = training["corpus_bytes"] / 1e6
+    corpus = _megabytes(training["corpus_bytes"])
     if training["whole"]:
-        return f"tokenizer trained on the whole corpus ({corpus_mb:,.1f} MB) in {training['seconds']:.0f} s"
-    return (f"tokenizer trained on a {training['sampled_bytes'] / 1e6:,.0f} MB sample of {corpus_mb:,.0f} MB "
+        return f"tokenizer trained on the whole corpus ({corpus} on disk) in {training['seconds']:.0f} s"
+    return (f"tokenizer trained on a {_megabytes(training['sampled_bytes'])} sample of the {corpus} on disk "
             f"({training['stretches']} evenly spaced stretches) in {training['seconds']:.0f} s; "
-            "statistics are from the whole corpus")
+            "the statistics are from the whole corpus")
+
+
+def _megabytes(count: int) -> str:
+    mb = count / 1e6
+    return f"{mb:,.1f} MB" if mb < 100 else f"{mb:,.0f} MB"
 
 
 def plan_for(files: Sequence[CorpusFile], sample_mb: int) -> SamplePlan:

@@ -249,7 +249,7 @@ class CorpusPanel(QWidget):
         sentence = stats["sentence_tokens"]
         self.stats.setText(
             f"<b>{counts['documents']:,}</b> documents · <b>{counts['sentences']:,}</b> sentences · "
-            f"<b>{counts['tokens']:,}</b> tokens · {counts['bytes'] / 1e6:.1f} MB<br>"
+            f"<b>{counts['tokens']:,}</b> tokens · {counts['bytes'] / 1e6:.1f} MB on disk<br>"
             f"WordPiece, {tokenizer['vocab_size']:,} tokens, {'uncased' if tokenizer['lowercase'] else 'cased'} · "
             f"[UNK] {stats['unknown_token_share']:.2%} of tokens<br>"
             f"tokens per sentence: mean {sentence['mean']:.1f}, median {sentence['p50']}, p99 {sentence['p99']}, "
