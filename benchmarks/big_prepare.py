@@ -116,16 +116,10 @@ import numpy as np
 from workbench.config import DataConfig
 from workbench.data.corpus import read_corpus
 from workbench.data.sentence_encoding import SentenceEncoder
+from workbench.data.wordpiece_training import batched_by_chars
 corpus, tokenizer_path, share, shares = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-batches, batch, size = [], [], 0
-for document in read_corpus([corpus], DataConfig()):
-    for sentence in document.sentences:
-        batch.append(sentence)
-        size += len(sentence)
-        if size >= 1 << 20:
-            batches.append(batch)
-            batch, size = [], 0
-batches.append(batch)
+sentences = (s for document in read_corpus([corpus], DataConfig()) for s in document.sentences)
+batches = list(batched_by_chars(sentences, 1 << 20))  # as prepare batches them
 mine = batches[share::shares]
 encoder = SentenceEncoder(Tokenizer.from_file(tokenizer_path))
 print("ready", flush=True)

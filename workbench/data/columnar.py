@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Iterator
 
+from workbench.data.optional import needed_package
 from workbench.errors import CorpusError
 
 PARQUET_SUFFIXES = {".parquet", ".pq"}
@@ -22,14 +23,7 @@ ROWS_PER_BATCH = 1024
 
 
 def _pyarrow(path: str):
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        raise CorpusError(f"{path}: reading Parquet and Arrow files needs the pyarrow package: "
-                          "pip install 'pretrain-workbench[parquet]'") from None
-    import pyarrow
-
-    return pyarrow
+    return needed_package("pyarrow", path, "Parquet and Arrow files", "parquet")
 
 
 def datasets_shards(folder: Path) -> list[Path]:

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
+from workbench.data.optional import needed_package
 from workbench.errors import CorpusError
 
 # suffix -> compression; the magic bytes each starts with
@@ -97,12 +98,7 @@ def open_contents(path: str, compression: str) -> Iterator[tuple[BinaryIO, Count
 
 
 def _zstandard(path: str):
-    try:
-        import zstandard
-    except ImportError:
-        raise CorpusError(f"{path}: reading zstd-compressed files needs the zstandard package: "
-                          "pip install 'pretrain-workbench[zstd]'") from None
-    return zstandard
+    return needed_package("zstandard", path, "zstd-compressed files", "zstd")
 
 
 def decompression_errors() -> tuple[type[BaseException], ...]:

@@ -23,6 +23,8 @@ import unicodedata
 
 import numpy as np
 
+from workbench.data.wordpiece_training import batched_by_chars
+
 CHUNK_CHARS = 4096
 # What BERT's normaliser does to ASCII besides lower-casing: \t \n \r become spaces, other controls go.
 _ASCII_CLEAN = str.maketrans({**{c: None for c in [*range(0, 9), 11, 12, *range(14, 32), 127]},
@@ -71,18 +73,7 @@ class SentenceEncoder:
         return sorted(found, key=lambda item: (item[0].isascii(), rank.get(item[0], -1), item[0]))
 
     def encode(self, texts: list[str], dtype) -> tuple[np.ndarray, np.ndarray]:
-        runs: list[list[str]] = []
-        run: list[str] = []
-        size = 0
-        for text in texts:
-            run.append(text)
-            size += len(text)
-            if size >= CHUNK_CHARS:
-                runs.append(run)
-                run, size = [], 0
-        if run:
-            runs.append(run)
-
+        runs = list(batched_by_chars(texts, CHUNK_CHARS))
         joined_runs: list[str] = []
         bare_runs: list[str] = []  # ASCII runs normalised here, for the copy without a normaliser
         alone: list[str] = []

@@ -18,7 +18,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from workbench.config import TokenizerConfig
-from workbench.data.wordpiece_training import MergeProgress, WordCounter, train_vocabulary
+from workbench.data.wordpiece_training import MergeProgress, WordCounter, batched_by_chars, train_vocabulary
 from workbench.errors import TokenizerError
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
@@ -30,7 +30,7 @@ def train_tokenizer(sentences: Iterable[str], config: TokenizerConfig, progress:
     """Train a WordPiece tokenizer on a stream of sentences; the same sentences and settings give the
     same ``tokenizer.json``, byte for byte (see ``workbench.data.wordpiece_training``)."""
     counter = WordCounter(config.lowercase, config.strip_accents)
-    for batch in _batched_by_chars(sentences, COUNT_BATCH_CHARS):
+    for batch in batched_by_chars(sentences, COUNT_BATCH_CHARS):
         counter.add(batch)
     return tokenizer_from_counts(counter.counts(), config, progress)
 
@@ -49,19 +49,6 @@ def tokenizer_from_counts(word_counts: dict[str, int], config: TokenizerConfig,
     tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
     _set_post_processor(tokenizer)
     return tokenizer
-
-
-def _batched_by_chars(sentences: Iterable[str], chars: int) -> Iterator[list[str]]:
-    batch: list[str] = []
-    size = 0
-    for sentence in sentences:
-        batch.append(sentence)
-        size += len(sentence)
-        if size >= chars:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
 
 
 def _set_bert_pipeline(tokenizer, lowercase: bool, strip_accents: bool) -> None:

@@ -17,6 +17,7 @@ from typing import Callable, Iterator, Sequence
 from workbench.config import DataConfig
 from workbench.data.corpus import CorpusFile, ReadProgress, read_documents
 from workbench.data.diagnostics import Diagnostics
+from workbench.data.wordpiece_training import batched_by_chars
 
 STRETCHES = 64
 SAMPLE_BATCH_CHARS = 1 << 20  # text handed to the word counter at once
@@ -73,7 +74,8 @@ def sampled_texts(files: Sequence[CorpusFile], config: DataConfig, plan: SampleP
     """Batches of the sampled text (sentences or lines) for the word counter; ``progress(bytes)`` as it goes."""
     if plan.whole:
         reading = ReadProgress()
-        yield from _batches(_sentences(read_documents(files, config, Diagnostics(), reading), reading, progress))
+        documents = read_documents(files, config, Diagnostics(), reading)
+        yield from batched_by_chars(_sentences(documents, reading, progress), SAMPLE_BATCH_CHARS)
         return
     spans = plan.spans()
     offset = 0
@@ -86,7 +88,7 @@ def sampled_texts(files: Sequence[CorpusFile], config: DataConfig, plan: SampleP
                 texts = _seek_lines(f, config, inside)
             else:
                 texts = _filtered(f, config, inside)
-            for batch in _batches(texts):
+            for batch in batched_by_chars(texts, SAMPLE_BATCH_CHARS):
                 yield batch
             done += sum(end - start for start, end in inside)
             progress(done)
@@ -98,19 +100,6 @@ def _sentences(documents, reading: ReadProgress, progress) -> Iterator[str]:
         if i % 64 == 0:
             progress(reading.bytes_done)
         yield from document.sentences
-
-
-def _batches(texts: Iterator[str]) -> Iterator[list[str]]:
-    batch: list[str] = []
-    size = 0
-    for text in texts:
-        batch.append(text)
-        size += len(text)
-        if size >= SAMPLE_BATCH_CHARS:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
 
 
 def _seek_lines(f: CorpusFile, config: DataConfig, inside: list[tuple[int, int]]) -> Iterator[str]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import heapq
 import re
 from collections import Counter
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 PREFIX = "##"
 MAX_WORDS = 1_000_000  # distinct words a vocabulary is trained on, at most (the most frequent)
@@ -86,6 +86,20 @@ class WordCounter:
         """Word -> occurrences, words as the tokenizer's normaliser and pre-tokenizer make them."""
         self._fold()
         return dict(self._words)
+
+
+def batched_by_chars(texts: Iterable[str], chars: int) -> Iterator[list[str]]:
+    """Consecutive texts in lists of about ``chars`` characters (a list ends once it reaches that)."""
+    batch: list[str] = []
+    size = 0
+    for text in texts:
+        batch.append(text)
+        size += len(text)
+        if size >= chars:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
 
 
 def train_vocabulary(word_counts: dict[str, int], vocab_size: int, special_tokens: Sequence[str],
