@@ -312,3 +312,21 @@ def test_a_checkpoint_with_another_metric_set_resumes(learnable_dataset, tmp_pat
         assert got[8].grad_norm == expected[8].grad_norm
     else:                                                      # steps 5-6 of the missing sum count as 0
         assert 0 < got[8].grad_norm < expected[8].grad_norm and got[12].grad_norm == expected[12].grad_norm
+
+
+def test_the_pair_loss_weight_scales_exactly_the_pair_tasks_gradient(learnable_dataset, tmp_path, monkeypatch):
+    """gradient(w) = gradient of the MLM loss + w x gradient of the pair loss, for every parameter."""
+    def gradients(weight):
+        c = tiny_train_config(learnable_dataset.path, max_steps=1, batch_size=8, max_grad_norm=0.0)
+        c.model.hidden_dropout_prob = c.model.attention_probs_dropout_prob = 0.0
+        c.train.pair_loss_weight = weight
+        return _first_step_gradients(c, tmp_path / f"w{weight}", monkeypatch)[1]
+
+    none, one, three = gradients(0.0), gradients(1.0), gradients(3.0)
+    assert none.keys() == one.keys() == three.keys() and len(one) > 10
+    changed = 0
+    for key in one:
+        pair_part = one[key] - none[key]
+        assert torch.allclose(three[key], none[key] + 3 * pair_part, rtol=1e-4, atol=1e-6), key
+        changed += bool(pair_part.abs().max() > 1e-6)
+    assert changed >= 3  # the pair head and the encoder below it feel the weight

@@ -102,12 +102,13 @@ def batch_shares(micro_batches: list[Batch]) -> list[tuple[float, float]]:
     return [(p / max(1, sum(positions)), r / max(1, sum(rows))) for p, r in zip(positions, rows)]
 
 
-def share_of_step_loss(out, mlm_share: float, pair_share: float) -> torch.Tensor:
-    """This micro-batch's part of the step's loss (``out.loss`` when the step is one batch)."""
-    if mlm_share == 1.0 and pair_share == 1.0:
+def share_of_step_loss(out, mlm_share: float, pair_share: float, pair_weight: float = 1.0) -> torch.Tensor:
+    """This micro-batch's part of the step's objective (``out.loss`` when the step is one batch and the pair
+    loss has weight 1)."""
+    if mlm_share == 1.0 and pair_share == 1.0 and pair_weight == 1.0:
         return out.loss
     loss = out.mlm_loss * mlm_share if out.mlm_loss is not None else 0.0
-    return loss + out.nsp_loss * pair_share if out.nsp_loss is not None else loss
+    return loss + out.nsp_loss * (pair_share * pair_weight) if out.nsp_loss is not None else loss
 
 
 class Trainer:
@@ -406,7 +407,7 @@ class Trainer:
             with context:
                 with autocast:
                     out = train_model(**model_inputs(tensors, self.config.nsp.pair_task))
-                share_of_step_loss(out, *shares[micro]).backward()
+                share_of_step_loss(out, *shares[micro], t.pair_loss_weight).backward()
             total_loss += out.loss.detach()
             interval.add(out, tensors, batch)
             state.epoch, state.batch_index = epoch, index + 1
