@@ -382,3 +382,16 @@ def test_an_abandoned_prepare_of_another_corpus_is_not_resumed_but_cleared(tmp_p
     result = prepare_dataset([corpus], out, small_config)
     assert result.resumed_at is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt", "ds"]
+
+
+def test_the_tokenizer_sample_size_only_matters_for_a_corpus_larger_than_it(tmp_path, small_config):
+    import copy
+
+    corpus = write_text_corpus(tmp_path / "c.txt", documents=50)
+    config = copy.deepcopy(small_config)
+    first = prepare_dataset([corpus], tmp_path / "ds", config)
+    config.tokenizer.sample_mb = 512  # still larger than the corpus: the same tokenizer, nothing to redo
+    assert prepare_dataset([corpus], tmp_path / "ds", config).reused
+    config.tokenizer.sample_mb = 0
+    assert prepare_dataset([corpus], tmp_path / "ds", config).reused
+    assert not first.reused

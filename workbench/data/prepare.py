@@ -34,7 +34,9 @@ from workbench.data.wordpiece_training import WordCounter
 from workbench.durable_io import fsync_dir, fsync_tree, remove_stale_partials, temporary_sibling, writing
 from workbench.data.dataset import FORMAT_VERSION, TokenizedDataset
 from workbench.data.sentence_encoding import SentenceEncoder
-from workbench.data.prepare_checkpoint import CHECKPOINT, CHECKPOINT_SECONDS, IN_USE, cut_back, find_resumable, write_checkpoint
+from workbench.data.prepare_checkpoint import (
+    CHECKPOINT, CHECKPOINT_SECONDS, IN_USE, cut_back, find_resumable, write_checkpoint,
+)
 from workbench.errors import DatasetError, WorkbenchError
 
 # Which trainer made a trained tokenizer: part of the fingerprint, so a dataset made by another trainer
@@ -42,7 +44,8 @@ from workbench.errors import DatasetError, WorkbenchError
 TRAINER_VERSION = 2
 BATCH_CHARS = 1 << 20  # text handed to encode_batch at once: large enough for both cores, small in memory
 
-# progress(stage, done, total): stage is "train-tokenizer" or "tokenize"; done/total in bytes.
+# progress(stage, done, total): stage "train-tokenizer" (bytes of the sample counted), "build-vocabulary"
+# (merges made), "resume" (reading past what an interrupted prepare wrote) or "tokenize" (bytes).
 Progress = Callable[[str, int, int], None]
 
 
@@ -74,10 +77,12 @@ def corpus_fingerprint(files: Sequence[CorpusFile], config: WorkbenchConfig, tok
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
-def _tokenizer_spec(config: WorkbenchConfig) -> str:
+def _tokenizer_spec(config: WorkbenchConfig, corpus_bytes: int) -> str:
     tok = config.tokenizer
+    # The sample size only matters when the corpus is larger (a smaller corpus trains on all of it).
+    sample = tok.sample_mb if 0 < tok.sample_mb * 1_000_000 < corpus_bytes else 0
     settings = json.dumps([tok.vocab_size, tok.lowercase, tok.strip_accents, tok.min_frequency, tok.limit_alphabet,
-                           tok.sample_mb])
+                           sample])
     if tok.path:  # the file's contents (casing comes from the file)
         return "file:" + tokenizer_hash(load_tokenizer(tok.path, tok.loaded_case))
     return f"train:{TRAINER_VERSION}:" + settings
@@ -95,7 +100,7 @@ def prepare_dataset(
     out = Path(out_dir)
     listing = Diagnostics()
     files = list_corpus_files(corpus, listing)
-    fingerprint = corpus_fingerprint(files, config, _tokenizer_spec(config))
+    fingerprint = corpus_fingerprint(files, config, _tokenizer_spec(config, total_bytes(files)))
     if (out / "manifest.json").exists():
         try:
             existing = TokenizedDataset(out)
