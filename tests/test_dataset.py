@@ -395,3 +395,23 @@ def test_the_tokenizer_sample_size_only_matters_for_a_corpus_larger_than_it(tmp_
     config.tokenizer.sample_mb = 0
     assert prepare_dataset([corpus], tmp_path / "ds", config).reused
     assert not first.reused
+
+
+def test_an_unusable_checkpoint_is_not_resumed_and_preparing_starts_afresh(tmp_path, small_config, small_batches):
+    import json
+
+    corpus = write_text_corpus(tmp_path / "c.txt", documents=200, seed=7)
+    reference = prepare_dataset([corpus], tmp_path / "reference", small_config).dataset.path
+    out = tmp_path / "ds"
+    calls = []
+    with pytest.raises(Cancelled):
+        prepare_dataset([corpus], out, small_config, progress=lambda s, d, t: calls.append(s),
+                        should_stop=lambda: calls.count("tokenize") >= 3)
+    (checkpoint,) = tmp_path.glob(".ds.partial-*/resume.json")
+    state = json.loads(checkpoint.read_text())
+    state["stats"]["sentence_hist"] = [1, 2, 3]  # damaged: the wrong shape
+    checkpoint.write_text(json.dumps(state))
+    result = prepare_dataset([corpus], out, small_config)
+    assert result.resumed_at is None
+    assert _dataset_bytes(out) == _dataset_bytes(reference)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt", "ds", "reference"]

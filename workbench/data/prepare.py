@@ -121,8 +121,9 @@ def prepare_dataset(
         partial = temporary_sibling(out)
         found = find_resumable(out, fingerprint)
         in_use = frozenset(Path(p).name for p in IN_USE if Path(p).parent == out.parent)
-        remove_stale_partials(out.parent, prefix=f".{out.name}.", keep=in_use | {found[0].name} if found else in_use)
-        resume = _take_over(found, partial) if found else None
+        keep = (in_use | {found[0].name}) if found else in_use
+        remove_stale_partials(out.parent, prefix=f".{out.name}.", keep=keep)
+        resume = _take_over(found, partial, config) if found else None
         if resume is None:
             partial.mkdir()
     IN_USE.add(str(partial))
@@ -173,12 +174,19 @@ def prepare_dataset(
                          resumed_at=(resume["bytes_read"] / max(1, total)) if resume else None)
 
 
-def _take_over(found: tuple[Path, dict], partial: Path) -> dict | None:
+def _take_over(found: tuple[Path, dict], partial: Path, config: WorkbenchConfig) -> dict | None:
     """Move the abandoned partial folder of an interrupted prepare of the same corpus to ``partial`` (our
-    own name, so no other process takes it for stale) and return its checkpoint; None if it is unusable."""
+    own name, so no other process takes it for stale) and return its checkpoint; None if it is unusable
+    (then the folder is removed and preparing starts afresh)."""
     folder, state = found
     try:
         os.replace(folder, partial)
+        for key in ("pieces", "bytes_read", "tokens", "sentences", "documents"):
+            int(state[key])
+        CorpusStatsBuilder(config.data.max_seq_length, Diagnostics()).restore(state["stats"])
+        Diagnostics.from_dict(state["writer"])
+        if set(state["sizes"]) != set(TokenWriter.FILES) or len(state["carried"]) != 2:
+            raise ValueError("checkpoint does not name the dataset's files")
         for name, size in state["sizes"].items():
             cut_back(partial / name, int(size))
     except (OSError, ValueError, KeyError, TypeError):
