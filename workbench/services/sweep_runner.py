@@ -16,7 +16,7 @@ from typing import Callable
 
 from workbench.config import WorkbenchConfig
 from workbench.durable_io import first_line
-from workbench.errors import WorkbenchError
+from workbench.errors import StoreError, WorkbenchError
 from workbench.store.statuses import ItemStatus, SweepStatus
 @dataclass
 class Worker:
@@ -53,7 +53,10 @@ def start_sweep(repository, sweep_id: int, say: Callable[[str], None] = print) -
     for item_id in repository.sweeps.recover(sweep_id):
         say(f"sweep {sweep_id}: item {item_id} was interrupted; it resumes first")
     if sweep.status in (SweepStatus.QUEUED, SweepStatus.PAUSED):
-        repository.sweeps.set_status(sweep_id, SweepStatus.RUNNING)
+        try:
+            repository.sweeps.set_status(sweep_id, SweepStatus.RUNNING)
+        except StoreError:  # cancelled (or completed) since it was read: run_sweep finds nothing to run
+            pass
 
 
 def run_sweep(repository, sweep_id: int, dataset: str | None = None, control=None,

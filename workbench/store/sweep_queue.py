@@ -65,9 +65,19 @@ class SweepQueue:
     def set_status(self, sweep_id: int, status: str) -> None:
         """``paused`` (the run in progress finishes; no new one starts), ``running``, ``cancelled`` (queued runs
         are cancelled too) or ``completed``."""
+        final = (SweepStatus.COMPLETED, SweepStatus.CANCELLED)
         with self.repository.Session.begin() as session:
             sweep = self._sweep(session, sweep_id)
-            if sweep.status in (SweepStatus.COMPLETED, SweepStatus.CANCELLED) and status != sweep.status:
+            if status not in final:
+                # Compare and set in one statement: a cancel or completion committed by another thread or
+                # process since ``sweep`` was read must not be undone (the read may be older than the write).
+                changed = session.execute(update(Sweep).where(Sweep.id == sweep_id, Sweep.status.not_in(final))
+                                          .values(status=status)).rowcount
+                if not changed:
+                    session.expire(sweep)
+                    raise StoreError(f"sweep {sweep_id} is {sweep.status}")
+                return
+            if sweep.status in final and status != sweep.status:
                 raise StoreError(f"sweep {sweep_id} is {sweep.status}")
             sweep.status = status
             if status in (SweepStatus.COMPLETED, SweepStatus.CANCELLED):
