@@ -7,15 +7,16 @@ The same weights (ours exported under transformers' names), the same batches (th
 tokens: ``padded`` as the data really comes, and ``full``, every row cut to 128 real tokens), the same
 optimizer (fused AdamW), MLM only on both sides (ours without the pair head; theirs with sparse
 prediction). transformers runs with "sdpa" and "eager"; the faster is the reference. The sides take
-their steps interleaved, round by round, and the median step counts. ``ours_mkl`` is our step with the
-oneDNN matmuls turned off (``workbench.model.cpu_linear.mkl_only``): what the rest of the work gives.
+their steps interleaved, round by round, and the median step counts. ``ours`` takes this CPU's matmul
+path (``workbench.model.cpu_linear``: oneDNN on x86 CPUs other than Intel's, MKL on Intel's); next to it
+``ours_mkl`` or ``ours_onednn`` is the same step forced onto the other path (``cpu_linear.onednn``).
 Like the trainer, the process keeps freed step buffers for reuse (``workbench.train.allocator``), which
 serves both sides alike.
 
 Vocabulary: the sample's own (14,689) for tiny, 30,522 (BERT's) for the larger presets, unless --vocab.
 
 * ``--profile``: the top operators by self CPU time for ours and the reference (``torch.profiler``).
-* ``--matmuls``: each dense layer's forward + backward, torch's ``F.linear`` (MKL) against ours.
+* ``--matmuls``: each dense layer's forward + backward, torch's ``F.linear`` (MKL) against oneDNN's.
 * ``--allocators``: the tiny step (full batches) again in a fresh process per allocator: glibc as is,
   glibc tuned as the trainer does, jemalloc and tcmalloc when installed (``LD_PRELOAD``).
 * ``--compile``: ours under ``torch.compile`` as well (``train.compile``), with its compile time.
@@ -27,6 +28,7 @@ reused, not accumulated). Needs the ``bench`` extra (transformers).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes.util
 import json
 import os
@@ -113,11 +115,8 @@ def step(torch, name, model, optimizer, batch):
 
     ids, labels, mask = (torch.from_numpy(a) for a in batch)
     if name.startswith("ours"):
-        if name == "ours_mkl":
-            with cpu_linear.mkl_only():
-                loss = model(ids, None, mask, mlm_labels=labels, pair_head=False).loss
-                loss.backward()
-        else:
+        forced = {"ours_mkl": cpu_linear.onednn(False), "ours_onednn": cpu_linear.onednn(True)}
+        with forced.get(name, contextlib.nullcontext()):
             loss = model(ids, None, mask, mlm_labels=labels, pair_head=False).loss
             loss.backward()
     else:
@@ -159,8 +158,12 @@ def race(torch, models, optimizers, batches, steps: int) -> dict:
 def step_ratios(torch, dataset, preset: str, vocab: int, steps: int, profile: bool, compiled: bool,
                 kinds: tuple[str, ...] = ("full", "padded")) -> list[dict]:
     models, optimizers = build(preset, vocab, ["sdpa", "eager"], compiled)
-    models = {"ours": models["ours"], "ours_mkl": models["ours"], **{k: v for k, v in models.items() if k != "ours"}}
-    optimizers["ours_mkl"] = optimizers["ours"]
+    from workbench.model import cpu_linear
+
+    other = "ours_mkl" if cpu_linear.in_use() else "ours_onednn"      # the matmul path this CPU does not take
+    others = {other: models["ours"]} if cpu_linear.AVAILABLE else {}
+    models = {"ours": models["ours"], **others, **{k: v for k, v in models.items() if k != "ours"}}
+    optimizers.update({name: optimizers["ours"] for name in others})
     entries = []
     for kind in kinds:
         batches = batches_of(dataset, 128, full=kind == "full")
@@ -190,11 +193,11 @@ def step_ratios(torch, dataset, preset: str, vocab: int, steps: int, profile: bo
 
 
 def matmul_table(torch, presets: list[str], vocab_of) -> list[dict]:
-    """Forward + backward of each dense layer shape: F.linear (MKL) against workbench's linear (oneDNN)."""
+    """Forward + backward of each dense layer shape: F.linear (MKL) against workbench's linear forced to oneDNN."""
     import torch.nn.functional as F
 
     from workbench.config import ModelConfig
-    from workbench.model.cpu_linear import linear
+    from workbench.model.cpu_linear import linear, onednn
 
     def seconds(fn, x, w, g, repeats=10):
         for _ in range(2):
@@ -215,9 +218,10 @@ def matmul_table(torch, presets: list[str], vocab_of) -> list[dict]:
             w = (torch.randn(n, k) * 0.02).requires_grad_()
             g = torch.randn(m, n)
             flops = 3 * 2 * m * k * n
-            mkl, ours = seconds(F.linear, x, w, g), seconds(linear, x, w, g)
+            with onednn(True):
+                mkl, dnn = seconds(F.linear, x, w, g), seconds(linear, x, w, g)
             rows.append({"preset": preset, "layer": name, "shape": [m, k, n], "mkl_gflops": round(flops / mkl / 1e9),
-                         "ours_gflops": round(flops / ours / 1e9), "speedup": round(mkl / ours, 2)})
+                         "onednn_gflops": round(flops / dnn / 1e9), "onednn_speedup": round(mkl / dnn, 2)})
     return rows
 
 
@@ -267,7 +271,8 @@ def main() -> None:
     def vocab_of(preset: str) -> int:
         return args.vocab or (dataset.vocabulary.size if preset == "tiny" else 30522)
 
-    report = {"threads": torch.get_num_threads(), "torch": torch.__version__, "onednn_linear": cpu_linear.in_use(),
+    report = {"threads": torch.get_num_threads(), "torch": torch.__version__, "cpu_vendor": cpu_linear.cpu_vendor(),
+              "onednn_linear": cpu_linear.in_use(),
               "glibc_tuned": tuned, "results": []}
     for preset in args.presets:
         report["results"] += step_ratios(torch, dataset, preset, vocab_of(preset), args.steps, args.profile,

@@ -15,7 +15,7 @@ from workbench.model.common import QuerySlots
 from workbench.model.modernbert import ModernBertPretrainingModel, _rotate, pair_rows, rotations
 from workbench.train.allocator import keep_freed_memory_for_reuse
 
-needs_onednn = pytest.mark.skipif(not cpu_linear.in_use(), reason="the oneDNN path is for x86 CPUs with oneDNN")
+needs_onednn = pytest.mark.skipif(not cpu_linear.AVAILABLE, reason="the oneDNN path is for x86 CPUs with oneDNN")
 
 
 @needs_onednn
@@ -27,7 +27,8 @@ def test_the_onednn_linear_gives_f_linear_values_and_gradients(bias, shape):
     w = torch.randn(40, 24, requires_grad=True)
     b = torch.randn(40, requires_grad=True) if bias else None
     g = torch.randn(*shape[:-1], 40)
-    ours = cpu_linear.linear(x, w, b)
+    with cpu_linear.onednn(True):
+        ours = cpu_linear.linear(x, w, b)
     ours.backward(g)
     grads = [t.grad.clone() for t in (x, w, b) if t is not None]
     for t in (x, w, b):
@@ -40,11 +41,21 @@ def test_the_onednn_linear_gives_f_linear_values_and_gradients(bias, shape):
     for mine, reference in zip(grads, [t.grad for t in (x, w, b) if t is not None]):
         assert torch.allclose(mine, reference, atol=1e-4)
     flat = x.detach().reshape(-1, 24).requires_grad_()
-    assert "OneDnn" in cpu_linear.linear(flat, w, b).grad_fn.name()
-    with cpu_linear.mkl_only():
-        assert not cpu_linear.in_use()
-        assert "OneDnn" not in cpu_linear.linear(flat, w, b).grad_fn.name()     # F.linear's own node
-    assert cpu_linear.in_use()
+    chosen = cpu_linear.in_use()
+    with cpu_linear.onednn(True):
+        assert cpu_linear.in_use()
+        assert "OneDnn" in cpu_linear.linear(flat, w, b).grad_fn.name()
+        with cpu_linear.onednn(False):
+            assert not cpu_linear.in_use()
+            assert "OneDnn" not in cpu_linear.linear(flat, w, b).grad_fn.name()     # F.linear's own node
+    assert cpu_linear.in_use() == chosen
+
+
+def test_the_matmul_path_follows_the_cpu_vendor_and_never_a_timing():
+    assert not cpu_linear.onednn_preferred("GenuineIntel")      # MKL is Intel's own and fastest there
+    assert cpu_linear.onednn_preferred("AuthenticAMD")
+    assert not cpu_linear.onednn_preferred("")                  # unknown: torch's own path
+    assert cpu_linear.in_use() == (cpu_linear.AVAILABLE and cpu_linear.onednn_preferred(cpu_linear.cpu_vendor()))
 
 
 def test_query_slots_place_and_take_every_wanted_position_in_its_row():

@@ -1,10 +1,12 @@
-"""The dense layers' matmuls on x86 CPUs, forward and both gradients, through oneDNN in fp32.
+"""The dense layers' matmuls on x86 CPUs, forward and both gradients: MKL or oneDNN, whichever is fast here.
 
-torch sends an fp32 ``F.linear`` on CPU to MKL's sgemm. On the AVX-512 machine this project is measured
-on (AMD EPYC, 2 cores) that reaches 110-145 GFLOP/s at our shapes, where oneDNN's fp32 kernels reach
-145-260 for a layer's forward and both gradients together: 1.3-1.9x per layer
-(``benchmarks/modernbert_step_profile.py --matmuls`` prints the table), and a small encoder's step is
-mostly these matmuls.
+torch sends an fp32 ``F.linear`` on CPU to MKL's sgemm. MKL is Intel's library: on Intel CPUs it is the
+fast one (a Xeon with AVX-512, 2 cores: 280-320 GFLOP/s at our shapes, oneDNN 200-266), while on AMD
+CPUs it takes slower code paths (an AMD EPYC with AVX-512, 2 cores: MKL 110-145 GFLOP/s, oneDNN's fp32
+kernels 145-260 for a layer's forward and both gradients together). So ``linear`` goes through oneDNN on
+x86 CPUs that are not Intel's and is ``F.linear`` on Intel's; ``benchmarks/modernbert_step_profile.py
+--matmuls`` prints both for each layer on the machine at hand. The choice depends on the CPU alone, never
+on a timing, so a machine always takes the same path and its runs stay reproducible.
 
 Both libraries compute in fp32 with fp32 accumulation; only the order of the sums differs (results agree
 to ~1e-6 relative, tested against ``F.linear``), and each is deterministic for a given thread count.
@@ -22,9 +24,30 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
-_AVAILABLE = (platform.machine().lower() in ("x86_64", "amd64") and torch.backends.mkldnn.is_available()
-              and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
-_enabled = _AVAILABLE
+AVAILABLE = (platform.machine().lower() in ("x86_64", "amd64") and torch.backends.mkldnn.is_available()
+             and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+
+
+def cpu_vendor() -> str:
+    """The x86 vendor string (``GenuineIntel``, ``AuthenticAMD``, ...), or "" where it cannot be read."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    described = platform.processor()                     # Windows: "Intel64 Family 6 ... GenuineIntel"
+    return next((v for v in ("GenuineIntel", "AuthenticAMD") if v in described), "")
+
+
+def onednn_preferred(vendor: str) -> bool:
+    """oneDNN on x86 CPUs other than Intel's, where MKL's sgemm is slower; MKL (``F.linear``) on Intel's
+    and where the vendor is unknown."""
+    return vendor not in ("", "GenuineIntel")
+
+
+_enabled = AVAILABLE and onednn_preferred(cpu_vendor())
 
 
 def _onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -55,7 +78,7 @@ class _OneDnnLinear(torch.autograd.Function):
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.linear(x, weight, bias)``; for fp32 training on an x86 CPU, through oneDNN."""
+    """``F.linear(x, weight, bias)``; for fp32 training on an x86 CPU other than Intel's, through oneDNN."""
     if (not _enabled or x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32
             or torch.is_autocast_enabled("cpu") or torch.compiler.is_compiling() or x.numel() == 0):
         return F.linear(x, weight, bias)
@@ -65,15 +88,16 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
 
 
 def in_use() -> bool:
-    """Whether fp32 CPU training takes the oneDNN path on this machine."""
+    """Whether fp32 CPU training takes the oneDNN path (on this machine, or within ``onednn``)."""
     return _enabled
 
 
 @contextlib.contextmanager
-def mkl_only() -> Iterator[None]:
-    """Within the block every ``linear`` is ``F.linear`` (benchmarks measure the step without the oneDNN path)."""
+def onednn(enabled: bool) -> Iterator[None]:
+    """Within the block ``linear`` goes through oneDNN (where it can) or is ``F.linear``, whatever this
+    machine's choice: benchmarks measure both paths, tests check the oneDNN one on any x86 CPU."""
     global _enabled
-    saved, _enabled = _enabled, False
+    saved, _enabled = _enabled, enabled and AVAILABLE
     try:
         yield
     finally:
