@@ -2,6 +2,7 @@
 
     python benchmarks/modernbert_step_profile.py [--presets tiny mini] [--steps 16] [--vocab V]
                                                  [--profile] [--matmuls] [--allocators] [--compile]
+                                                 [--precision fp32|bf16]
 
 The same weights (ours exported under transformers' names), the same batches (the sample corpus at 128
 tokens: ``padded`` as the data really comes, and ``full``, every row cut to 128 real tokens), the same
@@ -20,6 +21,8 @@ Vocabulary: the sample's own (14,689) for tiny, 30,522 (BERT's) for the larger p
 * ``--allocators``: the tiny step (full batches) again in a fresh process per allocator: glibc as is,
   glibc tuned as the trainer does, jemalloc and tcmalloc when installed (``LD_PRELOAD``).
 * ``--compile``: ours under ``torch.compile`` as well (``train.compile``), with its compile time.
+* ``--precision bf16``: every side's forward under CPU autocast to bfloat16 (``train.precision bf16``);
+  fast only on CPUs with AMX or AVX512-BF16.
 
 Also printed: the process's peak RSS and its RSS after the warm-up and at the end (flat: buffers are
 reused, not accumulated). Needs the ``bench`` extra (transformers).
@@ -110,20 +113,27 @@ def build(preset: str, vocab: int, impls: list[str], compiled: bool = False):
     return models, optimizers
 
 
+BF16 = False            # --precision bf16: every side's forward under CPU autocast to bfloat16
+
+
 def step(torch, name, model, optimizer, batch):
+    ids, labels, mask = (torch.from_numpy(a) for a in batch)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=BF16):
+        loss = forward(torch, name, model, ids, labels, mask)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def forward(torch, name, model, ids, labels, mask):
+    """The MLM loss; the oneDNN matmuls keep the path they were called on through the backward."""
     from workbench.model import cpu_linear
 
-    ids, labels, mask = (torch.from_numpy(a) for a in batch)
     if name.startswith("ours"):
         forced = {"ours_mkl": cpu_linear.onednn(False), "ours_onednn": cpu_linear.onednn(True)}
         with forced.get(name, contextlib.nullcontext()):
-            loss = model(ids, None, mask, mlm_labels=labels, pair_head=False).loss
-            loss.backward()
-    else:
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        loss.backward()
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+            return model(ids, None, mask, mlm_labels=labels, pair_head=False).loss
+    return model(input_ids=ids, attention_mask=mask, labels=labels).loss
 
 
 def profile_table(torch, name, model, optimizer, batches, rows: int = 16) -> list[dict]:
@@ -256,8 +266,12 @@ def main() -> None:
     parser.add_argument("--matmuls", action="store_true")
     parser.add_argument("--allocators", action="store_true")
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="bf16: CPU autocast on both sides (fast only with AMX or AVX512-BF16)")
     parser.add_argument("--only-full", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global BF16
+    BF16 = args.precision == "bf16"
 
     import torch
 
@@ -272,8 +286,7 @@ def main() -> None:
         return args.vocab or (dataset.vocabulary.size if preset == "tiny" else 30522)
 
     report = {"threads": torch.get_num_threads(), "torch": torch.__version__, "cpu_vendor": cpu_linear.cpu_vendor(),
-              "onednn_linear": cpu_linear.in_use(),
-              "glibc_tuned": tuned, "results": []}
+              "onednn_linear": cpu_linear.in_use(), "precision": args.precision, "glibc_tuned": tuned, "results": []}
     for preset in args.presets:
         report["results"] += step_ratios(torch, dataset, preset, vocab_of(preset), args.steps, args.profile,
                                          args.compile, ("full",) if args.only_full else ("full", "padded"))

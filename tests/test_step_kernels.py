@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from workbench.config import ModelConfig
 from workbench.model import cpu_linear
-from workbench.model.common import QuerySlots
+from workbench.model.common import QuerySlots, TokenLayout, attention
 from workbench.model.modernbert import ModernBertPretrainingModel, _rotate, pair_rows, rotations
 from workbench.train.allocator import keep_freed_memory_for_reuse
 
@@ -120,6 +120,31 @@ def test_the_last_layer_at_the_masked_positions_gives_the_full_models_loss_and_g
     assert torch.equal(sparse.mlm_positions, chosen)
     for name, parameter in model.named_parameters():
         assert torch.allclose(grads[name], parameter.grad, atol=1e-5), name
+
+
+def test_attention_under_cpu_autocast_is_the_explicit_product_and_agrees_with_fp32_sdpa():
+    """In bf16 on CPU the fused kernel's backward is slow, so attention is computed explicitly there; it
+    must give what SDPA gives in fp32, padding masked, up to bf16 rounding, values and gradients."""
+    torch.manual_seed(0)
+    B, nh, T, hd = 3, 2, 16, 8
+    q, k, v = (torch.randn(B, nh, T, hd, requires_grad=True) for _ in range(3))
+    mask = torch.ones(B, T, dtype=torch.long)
+    mask[1, 11:] = 0
+    layout = TokenLayout.from_mask(mask, B, T, torch.float32, bucket=False)
+    g = torch.randn(B, nh, T, hd)
+    reference = F.scaled_dot_product_attention(q, k, v, attn_mask=layout.attend)
+    reference.backward(g)
+    expected = [t.grad.clone() for t in (q, k, v)]
+    for t in (q, k, v):
+        t.grad = None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours = attention(q, k, v, layout, 0.0)
+    assert ours.dtype == torch.bfloat16 and "ScaledDotProduct" not in ours.grad_fn.name()
+    ours.backward(g)
+    assert torch.allclose(ours.float(), reference, atol=0.05, rtol=0.05)
+    for mine, theirs in zip((t.grad for t in (q, k, v)), expected):
+        assert torch.allclose(mine, theirs, atol=0.1, rtol=0.05)
+    assert "ScaledDotProduct" in attention(q, k, v, layout, 0.0).grad_fn.name()      # fp32: SDPA itself
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")

@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from workbench.config import ModelConfig
-from workbench.model.common import (PretrainingOutput, SequenceClassifier, TokenLayout, attention_probabilities,
-                                     dropout, explicit_attention, heads_and_losses)
+from workbench.model.common import (PretrainingOutput, SequenceClassifier, TokenLayout, attention,
+                                     attention_probabilities, dropout, explicit_attention, heads_and_losses)
 
 
 def _gelu(x: torch.Tensor) -> torch.Tensor:
@@ -77,7 +77,7 @@ class BertSelfAttention(nn.Module):
             # Explicit attention so that the probabilities get the cheap CPU dropout mask.
             y = dropout(attention_probabilities(q, k, layout).to(v.dtype), p, True) @ v    # (B, nh, T, hd)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=layout.attend, dropout_p=p)
+            y = attention(q, k, v, layout, p)
         return layout.gather(y.transpose(1, 2).reshape(B * T, H))
 
 

@@ -41,8 +41,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from workbench.config import ModelConfig
-from workbench.model.common import (PretrainingOutput, QuerySlots, SequenceClassifier, TokenLayout, bucketed_rows,
-                                     clipped_normal, dropout, explicit_attention, heads_and_losses,
+from workbench.model.common import (PretrainingOutput, QuerySlots, SequenceClassifier, TokenLayout, attention,
+                                     bucketed_rows, clipped_normal, dropout, explicit_attention, heads_and_losses,
                                      losses_at_positions, selected_positions)
 from workbench.model.cpu_linear import linear
 
@@ -117,11 +117,10 @@ class ModernBertAttention(nn.Module):
         elif wanted is not None:           # the wanted queries only, each batch row's side by side
             slots = QuerySlots.of(wanted, B, T)
             queries = q.transpose(1, 2).reshape(B * T, self.num_heads, -1).index_select(0, wanted)    # (R, nh, hd)
-            y = F.scaled_dot_product_attention(slots.place(queries).transpose(1, 2), k, v, attn_mask=layout.attend,
-                                               dropout_p=dropout_p)                  # (B, nh, Q, hd)
+            y = attention(slots.place(queries).transpose(1, 2), k, v, layout, dropout_p)    # (B, nh, Q, hd)
             return linear(slots.take(y.transpose(1, 2)).reshape(len(wanted), H), self.Wo.weight)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=layout.attend, dropout_p=dropout_p)  # (B, nh, T, hd)
+            y = attention(q, k, v, layout, dropout_p)                                    # (B, nh, T, hd)
         y = y.transpose(1, 2).reshape(B * T, H)
         y = layout.gather(y) if wanted is None else y.index_select(0, wanted)
         return linear(y, self.Wo.weight)
