@@ -158,9 +158,8 @@ def run_transformers(kind: str, config, eval_every: float) -> dict:
         model.eval()
         totals = np.zeros(5)
         with torch.no_grad():
-            for batch in eval_set.batches:
-                with autocast:
-                    mlm_loss, _, logits, targets, nsp_logits, nsp = forward(batch, False)
+            for batch in eval_set.batches:                   # in fp32, as our trainer evaluates
+                mlm_loss, _, logits, targets, nsp_logits, nsp = forward(batch, False)
                 totals += [float(mlm_loss) * len(targets), float((logits.argmax(-1) == targets).sum()), len(targets),
                            float((nsp_logits.argmax(-1) == nsp).sum()), len(nsp)]
         model.train()

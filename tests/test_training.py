@@ -232,6 +232,7 @@ def test_gradient_accumulation_equals_one_large_batch(learnable_dataset, tmp_pat
         c = tiny_train_config(learnable_dataset.path, max_steps=1, batch_size=16, max_grad_norm=0.0,
                               gradient_accumulation_steps=accumulation)
         c.model.hidden_dropout_prob = c.model.attention_probs_dropout_prob = 0.0
+        c.train.precision = "fp32"         # exact sums: bf16 rounding (auto on CPUs with AMX) would hide a wrong factor
         return c
 
     micro, accumulated = _first_step_gradients(config(2), tmp_path / "acc2", monkeypatch)
@@ -320,6 +321,7 @@ def test_the_pair_loss_weight_scales_exactly_the_pair_tasks_gradient(learnable_d
         c = tiny_train_config(learnable_dataset.path, max_steps=1, batch_size=8, max_grad_norm=0.0)
         c.model.hidden_dropout_prob = c.model.attention_probs_dropout_prob = 0.0
         c.train.pair_loss_weight = weight
+        c.train.precision = "fp32"         # exact linearity, not bf16 rounding
         return _first_step_gradients(c, tmp_path / f"w{weight}", monkeypatch)[1]
 
     none, one, three = gradients(0.0), gradients(1.0), gradients(3.0)
@@ -330,3 +332,18 @@ def test_the_pair_loss_weight_scales_exactly_the_pair_tasks_gradient(learnable_d
         assert torch.allclose(three[key], none[key] + 3 * pair_part, rtol=1e-4, atol=1e-6), key
         changed += bool(pair_part.abs().max() > 1e-6)
     assert changed >= 3  # the pair head and the encoder below it feel the weight
+
+
+def test_auto_precision_is_bf16_on_cuda_and_on_cpus_with_amx_only(monkeypatch):
+    from workbench.train import device
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    sapphire = "flags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile amx_int8\n"
+    zen4 = "flags\t\t: fpu avx512f avx512_bf16\n"
+    for flags, expected in [(sapphire, "bf16"), (zen4, "fp32"), (None, "fp32")]:
+        monkeypatch.setattr(device, "_cpu_flags", lambda flags=flags: flags)
+        assert device.resolve_precision("auto", cpu) == expected
+        assert device.resolve_precision("auto", cuda) == "bf16"
+        assert device.resolve_precision("fp32", cpu) == "fp32" and device.resolve_precision("bf16", cpu) == "bf16"
+    monkeypatch.setattr(device, "_cpu_flags", lambda: zen4)
+    assert device.cpu_has_native_bf16() and not device.cpu_has_amx()

@@ -276,7 +276,7 @@ class TrainConfig:
     max_grad_norm: float = setting(1.0, "Clip the gradient norm to this (0: no clipping).", bounds="[0, 1e12]")
     seed: int = setting(0, "Seed of initialisation, pairs, masking and dropout.", bounds="[0, 2**63 - 1]")
     device: str = setting("auto", "`auto` (CUDA, else MPS, else CPU), `cpu`, `cuda`, `cuda:N` or `mps`.", kind="resumable")
-    precision: str = setting("auto", "`fp32`, `bf16` (autocast) or `auto` (bf16 on CUDA, fp32 elsewhere).",
+    precision: str = setting("auto", "`fp32`, `bf16` (autocast) or `auto` (bf16 on CUDA and on CPUs with AMX, fp32 elsewhere).",
                              choices=("auto", "fp32", "bf16"))
     compile: bool = setting(False, "Compile the model with torch.compile: for GPUs (on CPU it is slower than the default "
                                    "path: 0.70x measured).", kind="resumable")

@@ -258,13 +258,13 @@ class Trainer:
                 last_metrics = self._report(state, interval, lr, dist, emit)
             by_steps = t.eval_every and state.step % t.eval_every == 0
             if (by_steps or state.elapsed >= next_eval) and state.step < t.step_limit and not self._budget_spent(state):
-                self._evaluate(model, state.step, state.elapsed, emit, dist, autocast)
+                self._evaluate(model, state.step, state.elapsed, emit, dist)
                 while next_eval <= state.elapsed:
                     next_eval += every
             if t.checkpoint_every and state.step % t.checkpoint_every == 0 and state.step < t.step_limit:
                 state.interval = interval.unreported(dist)
                 self._save(model, optimizer, state, last_metrics, emit, dist)
-        return self._finish(model, optimizer, state, interval, last_metrics, status, reason, autocast, dist, emit)
+        return self._finish(model, optimizer, state, interval, last_metrics, status, reason, dist, emit)
 
     def _build_model_and_state(self, dist: Distributed):
         """The model (fresh, from ``init_from``, or from the checkpoint resumed), its optimizer and the state."""
@@ -476,11 +476,11 @@ class Trainer:
         return metrics.to_dict()
 
     def _finish(self, model, optimizer, state: ckpt.TrainingState, interval: "MetricInterval", last_metrics: dict,
-                status: str, reason: str, autocast, dist: Distributed, emit) -> RunResult:
+                status: str, reason: str, dist: Distributed, emit) -> RunResult:
         """A last evaluation and checkpoint; the run's result."""
         final = dict(last_metrics)
         self._snapshot(model, state, emit, due=True)            # the run's end is always inspected
-        evaluation = self._evaluate(model, state.step, state.elapsed, emit, dist, autocast)
+        evaluation = self._evaluate(model, state.step, state.elapsed, emit, dist)
         if evaluation:
             final.update({f"eval_{k}": v for k, v in evaluation.items() if k not in ("type", "step")})
         if state.step > 0 and not self._last_ckpt.endswith(f"step-{state.step:07d}"):
@@ -490,13 +490,15 @@ class Trainer:
                          last_checkpoint=self._last_ckpt, final=final))
         return RunResult(status, reason, state.step, self._last_ckpt, final)
 
-    def _evaluate(self, model, step: int, elapsed: float, emit, dist: Distributed, autocast) -> dict:
-        """MLM loss/accuracy/perplexity and pair accuracy on the fixed evaluation set (rank 0)."""
+    def _evaluate(self, model, step: int, elapsed: float, emit, dist: Distributed) -> dict:
+        """MLM loss/accuracy/perplexity and pair accuracy on the fixed evaluation set (rank 0), in fp32
+        whatever the training precision: the score measures the weights, so bf16 and fp32 runs compare
+        directly, and it is the score every other reader of a checkpoint (inspection, fine-tuning) sees."""
         result: dict = {}
         if dist.is_main and self.eval_set is not None:
             model.eval()
             totals = np.zeros(6)
-            with torch.no_grad(), autocast:
+            with torch.no_grad():
                 for batch in self.eval_set.batches:
                     tensors = to_device(batch, self.device)
                     out = model(**model_inputs(tensors, self.config.nsp.pair_task))
