@@ -27,8 +27,9 @@ oneDNN's per-shape caches and the allocator from growing without end), the
 MLM head runs at the selected positions only, and Wqkv is one matmul. Faster
 than ``transformers``' own on CPU (``benchmarks/modernbert_step_profile.py``):
 the last layer runs at [CLS] and the masked positions only, rotary positions
-are one complex multiplication, and the dense layers go through oneDNN
-(``workbench.model.cpu_linear``).
+are one complex multiplication, the dense layers go through the faster of MKL and oneDNN for the CPU
+(``workbench.model.cpu_linear``), and under CPU autocast to bf16 attention is the explicit product
+(``workbench.model.common.attention``).
 """
 
 from __future__ import annotations
