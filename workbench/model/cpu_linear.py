@@ -28,15 +28,20 @@ AVAILABLE = (platform.machine().lower() in ("x86_64", "amd64") and torch.backend
              and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
 
 
-def cpu_vendor() -> str:
-    """The x86 vendor string (``GenuineIntel``, ``AuthenticAMD``, ...), or "" where it cannot be read."""
+def cpuinfo_field(key: str) -> str | None:
+    """The value of the first ``key`` line of /proc/cpuinfo ("" if absent); None where there is none (not Linux)."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("vendor_id"):
-                    return line.split(":", 1)[1].strip()
+            return next((line.split(":", 1)[1].strip() for line in f if line.split(":", 1)[0].strip() == key), "")
     except OSError:
-        pass
+        return None
+
+
+def cpu_vendor() -> str:
+    """The x86 vendor string (``GenuineIntel``, ``AuthenticAMD``, ...), or "" where it cannot be read."""
+    vendor = cpuinfo_field("vendor_id")
+    if vendor:
+        return vendor
     described = platform.processor()                     # Windows: "Intel64 Family 6 ... GenuineIntel"
     return next((v for v in ("GenuineIntel", "AuthenticAMD") if v in described), "")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from workbench.errors import ConfigError
+from workbench.model.cpu_linear import cpuinfo_field
 
 
 def resolve_device(name: str) -> torch.device:
@@ -40,19 +41,15 @@ def resolve_precision(setting: str, device: torch.device) -> str:
     return setting
 
 
-def _cpu_flags() -> str | None:
-    """The flags line(s) of /proc/cpuinfo; None where there is none (not Linux)."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            return " ".join(line for line in f if line.startswith("flags"))
-    except OSError:
-        return None
+def _cpu_flags() -> set[str] | None:
+    """The CPU's feature flags (/proc/cpuinfo); None where they cannot be read (not Linux)."""
+    flags = cpuinfo_field("flags")
+    return None if flags is None else set(flags.split())
 
 
 def cpu_has_amx() -> bool:
     """True when the CPU has AMX tiles for bf16 matrix products (Intel Xeon since Sapphire Rapids)."""
-    flags = _cpu_flags()
-    return flags is not None and "amx_bf16" in flags.split()
+    return "amx_bf16" in (_cpu_flags() or set())
 
 
 def cpu_has_native_bf16() -> bool:
@@ -60,4 +57,4 @@ def cpu_has_native_bf16() -> bool:
     flags = _cpu_flags()
     if flags is None:
         return True  # not Linux: do not warn on a guess
-    return "avx512_bf16" in flags.split() or "amx_bf16" in flags.split()
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
