@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from workbench.config import ModelConfig
 from workbench.model import cpu_linear
 from workbench.model.common import QuerySlots, TokenLayout, attention
+from workbench.model import vocab_loss
 from workbench.model.modernbert import ModernBertPretrainingModel, _rotate, pair_rows, rotations
 from workbench.train.allocator import keep_freed_memory_for_reuse
 
@@ -148,6 +149,27 @@ def test_attention_under_cpu_autocast_is_the_explicit_product_and_agrees_with_fp
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_vocabulary_loss_gives_cross_entropys_value_and_gradient_block_by_block(dtype, monkeypatch):
+    monkeypatch.setattr(vocab_loss, "BLOCK_BYTES", 4 * 997 * 64)          # 64 rows a block: 5 blocks, the last short
+    torch.manual_seed(0)
+    logits = (torch.randn(300, 997) * 4).to(dtype).requires_grad_()
+    targets = torch.randint(0, 997, (300,))
+    targets[::7] = vocab_loss.IGNORE_INDEX                                   # bucket padding rows score nothing
+    for upstream in (1.0, 0.25, 3.0):                                        # 0.25: a share of accumulated steps
+        ours = vocab_loss.vocab_cross_entropy(logits, targets)
+        (ours_grad,) = torch.autograd.grad(ours * upstream, logits)
+        plain = F.cross_entropy(logits.float(), targets)
+        (plain_grad,) = torch.autograd.grad(plain * upstream, logits)
+        assert ours_grad.dtype == dtype
+        assert torch.allclose(ours, plain, rtol=1e-6)
+        assert torch.allclose(ours_grad.float(), plain_grad.float(), rtol=1e-2 if dtype == torch.bfloat16 else 1e-5,
+                              atol=1e-9)
+        assert not ours_grad[::7].any()
+    with torch.no_grad():                                                    # evaluation: the plain loss
+        assert torch.equal(vocab_loss.vocab_cross_entropy(logits, targets), F.cross_entropy(logits.float(), targets))
+
+
 def test_a_tuned_allocator_reuses_a_freed_big_buffer_instead_of_faulting_it_in_again():
     assert keep_freed_memory_for_reuse()
 

@@ -17,8 +17,7 @@ from torch import nn
 
 from workbench import architectures
 from workbench.config import ModelConfig
-
-IGNORE_INDEX = -100
+from workbench.model.vocab_loss import IGNORE_INDEX, vocab_cross_entropy
 
 
 @dataclass
@@ -246,7 +245,7 @@ def losses_at_positions(mlm_logits: torch.Tensor, positions: torch.Tensor | None
         if len(mlm_logits) > selected:
             targets = torch.cat([targets, targets.new_full((len(mlm_logits) - selected,), IGNORE_INDEX)])
         if selected:
-            mlm_loss = F.cross_entropy(mlm_logits.float(), targets)
+            mlm_loss = vocab_cross_entropy(mlm_logits, targets)
         else:  # no position selected in the whole batch: a zero that keeps the graph
             mlm_loss = mlm_logits.sum() * 0.0
         mlm_logits = mlm_logits[:selected]                                           # (M, V), outside the loss
