@@ -149,25 +149,40 @@ def test_attention_under_cpu_autocast_is_the_explicit_product_and_agrees_with_fp
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+@pytest.mark.parametrize("with_bias", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_the_vocabulary_loss_gives_cross_entropys_value_and_gradient_block_by_block(dtype, monkeypatch):
+def test_the_vocabulary_loss_gives_cross_entropys_value_and_gradients_block_by_block(dtype, with_bias, monkeypatch):
     monkeypatch.setattr(vocab_loss, "BLOCK_BYTES", 4 * 997 * 64)          # 64 rows a block: 5 blocks, the last short
     torch.manual_seed(0)
     logits = (torch.randn(300, 997) * 4).to(dtype).requires_grad_()
+    bias = torch.randn(997, requires_grad=True) if with_bias else None
     targets = torch.randint(0, 997, (300,))
     targets[::7] = vocab_loss.IGNORE_INDEX                                   # bucket padding rows score nothing
+    inputs = [logits] + ([bias] if with_bias else [])
     for upstream in (1.0, 0.25, 3.0):                                        # 0.25: a share of accumulated steps
-        ours = vocab_loss.vocab_cross_entropy(logits, targets)
-        (ours_grad,) = torch.autograd.grad(ours * upstream, logits)
-        plain = F.cross_entropy(logits.float(), targets)
-        (plain_grad,) = torch.autograd.grad(plain * upstream, logits)
-        assert ours_grad.dtype == dtype
+        ours = vocab_loss.vocab_cross_entropy(logits, targets, bias)
+        ours_grads = torch.autograd.grad(ours * upstream, inputs)
+        plain = F.cross_entropy(logits.float() + (bias if with_bias else 0.0), targets)
+        plain_grads = torch.autograd.grad(plain * upstream, inputs)
+        assert ours_grads[0].dtype == dtype
         assert torch.allclose(ours, plain, rtol=1e-6)
-        assert torch.allclose(ours_grad.float(), plain_grad.float(), rtol=1e-2 if dtype == torch.bfloat16 else 1e-5,
-                              atol=1e-9)
-        assert not ours_grad[::7].any()
+        for got, want in zip(ours_grads, plain_grads):
+            assert torch.allclose(got.float(), want.float(), rtol=1e-2 if dtype == torch.bfloat16 else 1e-5,
+                                  atol=1e-9 if got.dtype == dtype else 1e-6)
+        assert not ours_grads[0][::7].any()
     with torch.no_grad():                                                    # evaluation: the plain loss
-        assert torch.equal(vocab_loss.vocab_cross_entropy(logits, targets), F.cross_entropy(logits.float(), targets))
+        assert torch.allclose(vocab_loss.vocab_cross_entropy(logits, targets, bias), plain)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_top_tokens_are_argmax_with_the_first_maximum_on_ties(dtype):
+    torch.manual_seed(0)
+    logits = torch.randn(200, 997).to(dtype)
+    logits[:50, 700] = logits[:50, 300] = logits[:50].max(-1).values + 1       # a tie: the earlier index wins
+    logits[50:100] = torch.randint(0, 3, (50, 997)).to(dtype)                   # many ties per row
+    chosen = vocab_loss.top_tokens(logits)
+    assert torch.equal(chosen, logits.argmax(-1))
+    assert (chosen[:50] == 300).all()
 
 
 def test_a_tuned_allocator_reuses_a_freed_big_buffer_instead_of_faulting_it_in_again():

@@ -244,8 +244,9 @@ class BertPretrainingModel(nn.Module):
             first = layout.packed_positions(torch.arange(B, device=packed.device) * T)
             nsp_logits = self.cls.seq_relationship(self.bert.pooler(packed.index_select(0, first)))  # (B, 2)
 
-        return heads_and_losses(packed, layout, lambda h: self.cls.predictions(h, word_embeddings), nsp_logits,
-                                mlm_labels, nsp_labels)
+        predictions = self.cls.predictions
+        return heads_and_losses(packed, layout, lambda h: F.linear(predictions.transform(h), word_embeddings),
+                                nsp_logits, mlm_labels, nsp_labels, predictions.bias)
 
 
 class BertClassifier(SequenceClassifier):

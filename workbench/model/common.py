@@ -17,7 +17,7 @@ from torch import nn
 
 from workbench import architectures
 from workbench.config import ModelConfig
-from workbench.model.vocab_loss import IGNORE_INDEX, vocab_cross_entropy
+from workbench.model.vocab_loss import IGNORE_INDEX, vocab_cross_entropy, with_bias
 
 
 @dataclass
@@ -216,28 +216,34 @@ def selected_positions(mlm_labels: torch.Tensor) -> torch.Tensor:
 
 
 def heads_and_losses(packed: torch.Tensor, layout: "TokenLayout", mlm_head, nsp_logits: torch.Tensor | None,
-                     mlm_labels: torch.Tensor | None, nsp_labels: torch.Tensor | None) -> PretrainingOutput:
+                     mlm_labels: torch.Tensor | None, nsp_labels: torch.Tensor | None,
+                     mlm_bias: torch.Tensor | None = None) -> PretrainingOutput:
     """The MLM head (at the selected positions only, when labels are given) and both losses.
 
-    Shared by every architecture. ``mlm_head`` maps (rows, H) states to (rows, V) logits.
+    Shared by every architecture. ``mlm_head`` maps (rows, H) states to (rows, V) logits, leaving out the
+    decoder's ``mlm_bias`` when one is given (the loss adds it; see ``losses_at_positions``).
     """
     B, T = layout.batch, layout.length
     if mlm_labels is None:
-        mlm_logits = mlm_head(layout.scatter(packed).view(B, T, -1))                 # (B, T, V)
+        mlm_logits = with_bias(mlm_head(layout.scatter(packed).view(B, T, -1)), mlm_bias)     # (B, T, V)
         return losses_at_positions(mlm_logits, None, None, nsp_logits, nsp_labels)
     # Gather the selected positions first: the transform and the vocabulary
     # projection then cost ~15% of doing them everywhere.
     positions = selected_positions(mlm_labels)                                       # (M,)
     rows = bucketed_rows(layout.packed_positions(positions))                         # (M') >= M: shapes repeat
     return losses_at_positions(mlm_head(packed.index_select(0, rows)), positions, mlm_labels, nsp_logits,
-                               nsp_labels)
+                               nsp_labels, mlm_bias)
 
 
 def losses_at_positions(mlm_logits: torch.Tensor, positions: torch.Tensor | None, mlm_labels: torch.Tensor | None,
-                        nsp_logits: torch.Tensor | None, nsp_labels: torch.Tensor | None) -> PretrainingOutput:
+                        nsp_logits: torch.Tensor | None, nsp_labels: torch.Tensor | None,
+                        mlm_bias: torch.Tensor | None = None) -> PretrainingOutput:
     """Both losses. ``mlm_logits`` (M', V) holds the M = len(positions) selected positions first, then rows
     of bucket padding, which the loss ignores (a target of ``IGNORE_INDEX``): slicing them off instead put
-    a slice into the graph whose backward wrote a zero (M', V) gradient and copied into it, every step."""
+    a slice into the graph whose backward wrote a zero (M', V) gradient and copied into it, every step.
+
+    Given ``mlm_bias``, ``mlm_logits`` leave the decoder's bias out: the loss adds it in fp32 and makes its
+    gradient (``workbench.model.vocab_loss``), and the logits returned have it added."""
     mlm_loss = nsp_loss = None
     if positions is not None:
         selected = len(positions)
@@ -245,10 +251,10 @@ def losses_at_positions(mlm_logits: torch.Tensor, positions: torch.Tensor | None
         if len(mlm_logits) > selected:
             targets = torch.cat([targets, targets.new_full((len(mlm_logits) - selected,), IGNORE_INDEX)])
         if selected:
-            mlm_loss = vocab_cross_entropy(mlm_logits, targets)
+            mlm_loss = vocab_cross_entropy(mlm_logits, targets, mlm_bias)
         else:  # no position selected in the whole batch: a zero that keeps the graph
-            mlm_loss = mlm_logits.sum() * 0.0
-        mlm_logits = mlm_logits[:selected]                                           # (M, V), outside the loss
+            mlm_loss = with_bias(mlm_logits, mlm_bias).sum() * 0.0
+        mlm_logits = with_bias(mlm_logits[:selected], mlm_bias)                      # (M, V), outside the loss
     if nsp_labels is not None and nsp_logits is not None:
         nsp_loss = F.cross_entropy(nsp_logits.float(), nsp_labels)
     loss = None

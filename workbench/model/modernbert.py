@@ -259,8 +259,9 @@ class ModernBertPretrainingModel(nn.Module):
         packed, layout = self.model(input_ids, attention_mask)
         return layout.scatter(packed).view(*input_ids.shape, -1)
 
-    def mlm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        return linear(self.head(hidden), self.word_embeddings, self.decoder.bias)
+    def unbiased_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The decoder's logits without its bias (``self.decoder.bias``), which the loss adds in fp32."""
+        return linear(self.head(hidden), self.word_embeddings)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None, attention_mask: torch.Tensor,
                 mlm_labels: torch.Tensor | None = None, nsp_labels: torch.Tensor | None = None,
@@ -277,13 +278,15 @@ class ModernBertPretrainingModel(nn.Module):
             nsp_logits = None
             if pair_head:
                 nsp_logits = self.pair_classifier(packed.index_select(0, layout.packed_positions(cls)))   # (B, 2)
-            return heads_and_losses(packed, layout, self.mlm_logits, nsp_logits, None, nsp_labels)
+            return heads_and_losses(packed, layout, self.unbiased_logits, nsp_logits, None, nsp_labels,
+                                    self.decoder.bias)
         positions = selected_positions(mlm_labels)                                     # (M,)
         heads = B if pair_head else 0
         wanted = bucketed_rows(torch.cat([cls[:heads], positions]))                    # (B + M') >= B + M
         states, _ = self.model(input_ids, attention_mask, wanted)                      # (B + M', H)
         nsp_logits = self.pair_classifier(states[:B]) if pair_head else None
-        return losses_at_positions(self.mlm_logits(states[heads:]), positions, mlm_labels, nsp_logits, nsp_labels)
+        return losses_at_positions(self.unbiased_logits(states[heads:]), positions, mlm_labels, nsp_logits,
+                                   nsp_labels, self.decoder.bias)
 
 
 class ModernBertClassifier(SequenceClassifier):

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from workbench.model.common import capturing_attention
+from workbench.model.vocab_loss import top_tokens
 from workbench.snapshots.probe_pack import FREQUENCY_BANDS, ProbePack, bigram_rows
 
 SNAPSHOT_FORMAT = 1
@@ -134,7 +135,7 @@ def _masked_pass(model, pack: ProbePack, device, batch_rows: int):
         logp = out.mlm_logits.float().log_softmax(-1)                                # (M, V)
         target = torch.from_numpy(pack.input_ids[s, col]).to(device)
         surprisal[s, col] = (-logp.gather(1, target[:, None]).squeeze(1)).cpu().numpy()
-        top1[s, col] = logp.argmax(-1).cpu().numpy()
+        top1[s, col] = top_tokens(logp).cpu().numpy()
         previous = pack.input_ids[s, col - 1]
         stage_rows = max(0, min(len(flat), STAGE_POSITIONS - stage_done))         # the first positions only
         stage_done += stage_rows
