@@ -155,6 +155,15 @@ def test_form_validates_as_you_type(make_window, corpus, qtbot):
     window.training.widgets[("model", "num_attention_heads")].setValue(4)
     assert window.training.config().model.hidden_size == 100
     preset.setCurrentText("tiny")
+    schedule = window.training.widgets[("train", "schedule")]
+    cooldown = window.training.widgets[("train", "cooldown_fraction")]
+    assert not cooldown.isEnabled()                              # the wsd schedule's setting: read-only without it
+    schedule.setCurrentText("wsd")
+    assert cooldown.isEnabled()
+    cooldown.setValue(0.4)
+    assert (window.training.config().train.schedule, window.training.config().train.cooldown_fraction) == ("wsd", 0.4)
+    schedule.setCurrentText("linear")
+    assert not cooldown.isEnabled()
     command = window.training.torchrun_command()
     assert command.startswith("torchrun --nproc-per-node 1 -m workbench train") and "--set train.batch_size=10" in command
 

@@ -27,6 +27,16 @@ def test_decay_runs_from_the_end_of_warm_up_to_the_end_of_the_budget(schedule, h
     assert learning_rate(c, 110, 1.0, start) == pytest.approx(end, abs=1e-12)
 
 
+def test_wsd_holds_the_peak_then_falls_linearly_to_zero_over_the_cool_down():
+    c = config(schedule="wsd", cooldown_fraction=0.2)
+    start = 10 / 110
+    at = lambda fraction: learning_rate(c, 50, start + fraction * (1 - start), start)   # noqa: E731
+    assert [at(f) for f in (0.0, 0.5, 0.8)] == pytest.approx([1e-3, 1e-3, 1e-3])
+    assert [at(f) for f in (0.9, 0.95, 1.0)] == pytest.approx([5e-4, 2.5e-4, 0.0], abs=1e-12)
+    whole = config(schedule="wsd", cooldown_fraction=1.0)                     # the whole budget: linear's decay
+    assert learning_rate(whole, 60, (start + 1) / 2, start) == pytest.approx(learning_rate(config(), 60, (start + 1) / 2, start))
+
+
 def test_cosine_stays_above_linear_in_the_first_half():
     c_cos, c_lin = config(schedule="cosine"), config()
     assert learning_rate(c_cos, 30, 0.3, 0.0) > learning_rate(c_lin, 30, 0.3, 0.0)

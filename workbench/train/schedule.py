@@ -1,4 +1,5 @@
-"""Learning-rate schedule: linear warm-up by steps, then decay over the run's progress.
+"""Learning-rate schedule: linear warm-up by steps, then decay over the run's progress (linear, cosine, or
+``wsd``: stable at the peak, then linear to zero over the last ``cooldown_fraction``).
 
 Progress is the larger of steps done / max_steps and time used / time budget,
 so a run with ``max_minutes`` decays to zero exactly when its time runs out
@@ -42,6 +43,8 @@ def learning_rate(config: TrainConfig, step: int, progress: float, decay_start: 
     fraction = _fraction(progress, decay_start, anchor_progress, anchor_fraction)
     if config.schedule == "cosine":
         return peak * 0.5 * (1.0 + math.cos(math.pi * fraction))
+    if config.schedule == "wsd":                       # the peak until the last cooldown_fraction, then linear
+        return peak * min(1.0, (1.0 - fraction) / config.cooldown_fraction)
     return peak * (1.0 - fraction)
 
 

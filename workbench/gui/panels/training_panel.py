@@ -40,6 +40,7 @@ FIELDS = (
     ("train", "learning_rate", "Learning rate", "float", 6),
     ("train", "warmup_steps", "Warm-up steps", "int", 0),
     ("train", "schedule", "Schedule", "combo", 0),
+    ("train", "cooldown_fraction", "  cool-down share (wsd)", "float", 2),
     ("train", "weight_decay", "Weight decay", "float", 4),
     ("train", "precision", "Precision", "combo", 0),
     ("train", "device", "Device", "device", 0),
@@ -164,6 +165,8 @@ class TrainingPanel(QWidget):
         widget = self.widgets.get(tuple(key.split(".", 1)))
         if widget is not None and not isinstance(widget, QLineEdit):   # set elsewhere (a sweep, the self-test)
             self._show(key.split(".", 1), widget)
+        if key == "train.schedule":
+            self._enable_dependent_fields()
         self.validate()
 
     def _show(self, field: tuple[str, str] | list[str], widget: QWidget) -> None:
@@ -195,18 +198,20 @@ class TrainingPanel(QWidget):
         self.processes.blockSignals(True)
         self.processes.setValue(self.settings.processes)
         self.processes.blockSignals(False)
-        self._show_preset_sizes()
+        self._enable_dependent_fields()
         dataset = config.data.dataset
         self.dataset_label.setText(f"Dataset: {dataset}" if dataset else
                                    "Dataset: none yet - prepare a corpus in the Corpus panel")
         self.validate()
 
-    def _show_preset_sizes(self) -> None:
-        """A named preset shows its sizes (read-only); `custom` lets every size be set."""
-        custom = self.settings.config.model.preset == "custom"
+    def _enable_dependent_fields(self) -> None:
+        """Fields that matter only with another setting are read-only without it: a named preset shows its
+        sizes (`custom` lets every size be set), and the cool-down share is the `wsd` schedule's."""
+        config = self.settings.config
+        editable = self.state not in ("running", "paused", "starting", "stopping")
         for key in SIZE_KEYS:
-            self.widgets[("model", key)].setEnabled(
-                custom and self.state not in ("running", "paused", "starting", "stopping"))
+            self.widgets[("model", key)].setEnabled(editable and config.model.preset == "custom")
+        self.widgets[("train", "cooldown_fraction")].setEnabled(editable and config.train.schedule == "wsd")
 
     @property
     def dataset_path(self) -> str:
@@ -246,7 +251,7 @@ class TrainingPanel(QWidget):
         self.stop_button.setEnabled(running)
         for widget in self.widgets.values():
             widget.setEnabled(not running and state != "stopping")
-        self._show_preset_sizes()
+        self._enable_dependent_fields()
         self.validate()
 
     def show_progress(self, step: int, max_steps: int, progress: float, eta_seconds: float) -> None:
