@@ -10,7 +10,7 @@ the logits' dtype, half the bytes of the fp32 log-probabilities ``cross_entropy`
 the decoder's bias, it adds it in fp32 and sums its gradient from the blocks while they are cached (the
 decoder's own backward cast the whole gradient to fp32 to sum it: another sixth of the loss's time).
 
-Without gradients (evaluation, inspection) it is plain ``cross_entropy``.
+Without gradients (evaluation, inspection), and under ``torch.compile``, it is plain ``cross_entropy``.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def vocab_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, bias: torch
     With ``bias``, the logits leave the decoder's bias out and it is added here, in fp32: its gradient,
     the column sums of the logits' gradient, is then summed from the fp32 blocks while they are in the
     cache, instead of by a cast and a sum over the whole (rows, V) gradient in the decoder's backward."""
-    if not (torch.is_grad_enabled() and (logits.requires_grad or (bias is not None and bias.requires_grad))):
+    wants_grad = torch.is_grad_enabled() and (logits.requires_grad or (bias is not None and bias.requires_grad))
+    if not wants_grad or torch.compiler.is_compiling():     # under torch.compile the compiler fuses the plain loss
         return F.cross_entropy(logits.float() if bias is None else logits.float() + bias.float(), targets)
     return _VocabCrossEntropy.apply(logits, bias, targets)
 
