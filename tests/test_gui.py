@@ -157,13 +157,13 @@ def test_form_validates_as_you_type(make_window, corpus, qtbot):
     preset.setCurrentText("tiny")
     schedule = window.training.widgets[("train", "schedule")]
     cooldown = window.training.widgets[("train", "cooldown_fraction")]
-    assert not cooldown.isEnabled()                              # the wsd schedule's setting: read-only without it
-    schedule.setCurrentText("wsd")
-    assert cooldown.isEnabled()
+    assert schedule.currentText() == "wsd" and cooldown.isEnabled()       # the default schedule
     cooldown.setValue(0.4)
     assert (window.training.config().train.schedule, window.training.config().train.cooldown_fraction) == ("wsd", 0.4)
     schedule.setCurrentText("linear")
-    assert not cooldown.isEnabled()
+    assert not cooldown.isEnabled()                              # the wsd schedule's setting: read-only without it
+    schedule.setCurrentText("wsd")
+    assert cooldown.isEnabled()
     command = window.training.torchrun_command()
     assert command.startswith("torchrun --nproc-per-node 1 -m workbench train") and "--set train.batch_size=10" in command
 
