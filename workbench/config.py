@@ -271,10 +271,9 @@ class TrainConfig:
     adam_beta2: float = setting(0.98, "AdamW beta2.", bounds="[0, 1)")
     adam_epsilon: float = setting(1e-6, "AdamW epsilon.", bounds="(0, 1)")
     warmup_steps: int = setting(100, "Linear warm-up from 0 to the peak learning rate over this many steps.", bounds="[0, 10**12]")
-    schedule: str = setting("wsd", "After warm-up: `wsd` (warm-up, stable, decay) holds the peak, then falls "
-                                   "linearly to 0 over the last `cooldown_fraction` of the budget; `linear` or "
-                                   "`cosine` decay to 0 over the whole budget; `constant` holds the peak.",
-                            choices=("wsd", "linear", "cosine", "constant"))
+    schedule: str = setting("wsd", "After warm-up: `wsd` (warm-up, stable, decay) holds the peak, then falls linearly to 0 "
+                                   "over the last `cooldown_fraction` of the budget; `linear` or `cosine` decay to 0 over "
+                                   "the whole budget; `constant` holds the peak.", choices=("wsd", "linear", "cosine", "constant"))
     cooldown_fraction: float = setting(0.25, "`wsd` schedule: the last share of the budget after warm-up (steps or "
                                              "time), over which the learning rate falls linearly to 0.", bounds="(0, 1]")
     max_grad_norm: float = setting(1.0, "Clip the gradient norm to this (0: no clipping).", bounds="[0, 1e12]")
