@@ -10,7 +10,8 @@ same positions) and chance for the pair task.
 Contenders (each in its own process, so peak RSS is its own):
   ours           the workbench's ``Trainer`` with the default config (``--set`` changes it)
   hf-bert        transformers ``BertForPreTraining``: Google-style pairs, the MLM collator's
-                 masking law (Bernoulli 15%, 80/10/10), AdamW lr 1e-3, time-planned schedule
+                 masking law (Bernoulli 15%, 80/10/10; ``--loop-masking`` changes the rate),
+                 AdamW lr 1e-3, time-planned schedule
   hf-modernbert  transformers ``ModernBertForMaskedLM`` (global attention, sparse prediction)
                  with a linear NSP head on [CLS], lr 2e-3, the same pairs and schedule
 
@@ -81,7 +82,7 @@ def run_ours(config, eval_every: float) -> dict:
 
 # --- the transformers reference loops ---------------------------------------------------------------------------
 
-def run_transformers(kind: str, config, eval_every: float) -> dict:
+def run_transformers(kind: str, config, eval_every: float, masking_probability: float = 0.15) -> dict:
     import numpy as np
     import torch
     import transformers
@@ -101,7 +102,7 @@ def run_transformers(kind: str, config, eval_every: float) -> dict:
     dataset = TokenizedDataset(config.data.dataset)
     vocab = dataset.vocabulary
     sizes = config.model.resolved(vocab_size=vocab.size)
-    collator_law = config.with_overrides(["masking.selection=\"bernoulli\"", "masking.probability=0.15",
+    collator_law = config.with_overrides(["masking.selection=\"bernoulli\"", f"masking.probability={masking_probability}",
                                           "masking.mask_fraction=0.8", "masking.random_fraction=0.1",
                                           "masking.strategy=\"token\"", "masking.min_predictions_per_seq=0",
                                           f"masking.max_predictions_per_seq={config.data.max_seq_length}"])
@@ -214,12 +215,13 @@ def one(args) -> None:
     if args.contender == "ours":
         result = run_ours(config, args.eval_every)
     else:
-        result = run_transformers(args.contender, config, args.eval_every)
+        result = run_transformers(args.contender, config, args.eval_every, args.loop_masking)
     eval_set = build_eval_set(dataset, config, sequences=32 * config.train.eval_batches)
     final = result["points"][-1] if result["points"] else {}
     print(json.dumps({
         "corpus": args.corpus, "contender": args.contender, "minutes": args.minutes, "preset": args.preset,
-        "overrides": args.set, "final": final, "floor_mlm_loss": eval_set.floor_loss,
+        "overrides": args.set, "loop_masking": args.loop_masking if args.contender != "ours" else None,
+        "final": final, "floor_mlm_loss": eval_set.floor_loss,
         "floor_mlm_accuracy": eval_set.floor_accuracy, "chance_pair_accuracy": eval_set.chance_pair_accuracy,
         "below_floor_nats": eval_set.floor_loss - final.get("mlm_loss", math.nan),
         "accuracy_vs_floor": final.get("mlm_accuracy", math.nan) / max(eval_set.floor_accuracy, 1e-9),
@@ -240,6 +242,9 @@ def main() -> None:
     parser.add_argument("--max-seq-length", type=int, default=128)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--set", action="append", default=[], help="override our config (SECTION.KEY=VALUE)")
+    parser.add_argument("--loop-masking", type=float, default=0.15,
+                        help="masking rate of the transformers loops (default 0.15, the collator's; ModernBERT "
+                             "was trained with 0.3)")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -251,7 +256,8 @@ def main() -> None:
         for contender in args.contender or CONTENDERS:
             command = [sys.executable, __file__, "--one", "--corpus", corpus, "--contender", contender,
                        "--minutes", str(args.minutes), "--eval-every", str(args.eval_every), "--preset", args.preset,
-                       "--max-seq-length", str(args.max_seq_length), "--threads", str(args.threads)]
+                       "--max-seq-length", str(args.max_seq_length), "--threads", str(args.threads),
+                       "--loop-masking", str(args.loop_masking)]
             for override in args.set:
                 command += ["--set", override]
             done = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ))

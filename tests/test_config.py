@@ -11,9 +11,9 @@ from workbench.config import (
 )
 
 
-def test_defaults_follow_the_bert_recipe():
+def test_defaults_follow_the_bert_recipe_with_modernberts_masking_rate():
     config = WorkbenchConfig()
-    assert config.masking.probability == 0.15
+    assert config.masking.probability == 0.3 and config.masking.max_predictions_per_seq == 0   # no cap
     assert (config.masking.mask_fraction, config.masking.random_fraction) == (0.8, 0.1)
     assert config.masking.keep_fraction == pytest.approx(0.1)
     assert config.data.max_seq_length == 128
@@ -112,8 +112,18 @@ def test_every_setting_is_documented():
     rows = describe_settings()
     assert len(rows) >= 20
     assert all(help_text and kind in ("structural", "resumable", "live") for _, _, kind, help_text in rows)
-    assert ("masking.probability", "0.15", "structural") == rows[[r[0] for r in rows].index("masking.probability")][:3]
+    assert ("masking.probability", "0.3", "structural") == rows[[r[0] for r in rows].index("masking.probability")][:3]
 
 
 def test_keep_fraction_is_the_rest():
     assert MaskingConfig(mask_fraction=0.5, random_fraction=0.25).keep_fraction == pytest.approx(0.25)
+
+
+def test_a_prediction_cap_of_zero_means_none():
+    uncapped = MaskingConfig(max_predictions_per_seq=0, min_predictions_per_seq=5)
+    uncapped.validate()                                   # a floor of 5 is below "no cap"
+    assert uncapped.prediction_cap(128) == 128
+    assert MaskingConfig(max_predictions_per_seq=20).prediction_cap(128) == 20
+    assert MaskingConfig(max_predictions_per_seq=20).prediction_cap(16) == 16
+    with pytest.raises(ConfigError, match="min_predictions_per_seq must be <= masking.max_predictions_per_seq"):
+        MaskingConfig(max_predictions_per_seq=4, min_predictions_per_seq=5).validate()

@@ -50,7 +50,7 @@ configs = st.builds(
     random_fraction=st.sampled_from([0.1, 0.0, 0.5]),
     selection=st.sampled_from(["exact", "bernoulli"]),
     strategy=st.sampled_from(["token", "whole_word", "span"]),
-    max_predictions_per_seq=st.integers(1, 40),
+    max_predictions_per_seq=st.integers(0, 40),   # 0: no cap
     min_predictions_per_seq=st.integers(0, 1),
 )
 
@@ -78,10 +78,11 @@ def test_masking_invariants(dataset, config, seed, rows, width):
 
     counts = selected.sum(axis=1)
     n_candidates = candidate.sum(axis=1)
-    assert (counts <= config.max_predictions_per_seq).all()
+    cap = config.max_predictions_per_seq or width
+    assert (counts <= cap).all()
     assert (counts <= n_candidates).all()
     if config.selection == "exact":
-        budget = np.minimum(np.minimum(config.max_predictions_per_seq,
+        budget = np.minimum(np.minimum(cap,
                                        np.maximum(1, np.rint(attention.sum(axis=1) * config.probability))),
                             n_candidates)
         if config.strategy == "token":
@@ -90,7 +91,7 @@ def test_masking_invariants(dataset, config, seed, rows, width):
         assert (counts >= np.minimum(config.min_predictions_per_seq, n_candidates)).all() or config.strategy != "token"
     if config.selection == "exact" or config.min_predictions_per_seq:
         for r in range(rows):  # at least one prediction wherever a word fits under the cap
-            fits = any(len(w) <= config.max_predictions_per_seq for w in words_of(ids[r], attention[r], vocab))
+            fits = any(len(w) <= cap for w in words_of(ids[r], attention[r], vocab))
             assert counts[r] >= 1 or not fits
 
     for r in range(rows):
@@ -134,7 +135,7 @@ def many(dataset, config, batches=300, rows=32, width=128, seed=0):
 
 @pytest.mark.parametrize("strategy", ["token", "whole_word"])
 def test_bernoulli_rate_and_split_are_realised(dataset, strategy):
-    config = MaskingConfig(selection="bernoulli", strategy=strategy, max_predictions_per_seq=128)
+    config = MaskingConfig(selection="bernoulli", strategy=strategy, probability=0.15)   # no cap: the default
     kinds, candidates, replaced = many(dataset, config)
     selected = kinds[1:].sum()
     assert selected / candidates == pytest.approx(0.15, abs=0.005)

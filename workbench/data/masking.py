@@ -9,18 +9,19 @@ Selection works on *units*: single tokens (``strategy = "token"``), whole
 words (a WordPiece ``##`` piece belongs to the word before it) or spans of
 whole words. Each sequence first gets a budget of tokens to predict:
 
-* ``exact`` (Google's BERT): ``min(max_predictions_per_seq, max(1,
-  round(length * probability)))`` where ``length`` counts [CLS] and [SEP] as
-  Google's ``create_pretraining_data.py`` does;
+* ``exact`` (Google's BERT): ``min(cap, max(1, round(length * probability)))``
+  where ``length`` counts [CLS] and [SEP] as Google's
+  ``create_pretraining_data.py`` does and ``cap`` is ``max_predictions_per_seq``
+  (0: no cap);
 * ``bernoulli`` (the ``transformers`` collator): ``Binomial(candidates,
   probability)``; choosing that many tokens uniformly at random is exactly
   an independent per-token coin flip. The budget is then clipped to
-  ``[min_predictions_per_seq, max_predictions_per_seq]`` so that no
+  ``[min_predictions_per_seq, cap]`` so that no
   sequence is left without a prediction (a NaN loss) unless asked for.
 
 With whole words or spans a budget of one token may fit no word at all; such
 a sequence then gets one random whole word (of at most
-``max_predictions_per_seq`` tokens), so it still has a prediction.
+``cap`` tokens), so it still has a prediction.
 
 Units are then taken in random order while they fit the budget, skipping a
 unit that would overflow it and continuing with the next (Google's
@@ -69,7 +70,8 @@ def mask_batch(input_ids: np.ndarray, attention_mask: np.ndarray, vocab: Vocabul
     else:
         budget = rng.binomial(n_candidates, config.probability).astype(np.int64)
         budget = np.maximum(budget, config.min_predictions_per_seq)
-    budget = np.minimum(np.minimum(budget, config.max_predictions_per_seq), n_candidates)
+    cap = config.prediction_cap(input_ids.shape[1])
+    budget = np.minimum(np.minimum(budget, cap), n_candidates)
 
     word_id, n_words = _word_ids(input_ids, candidate, vocab, config.strategy)
     if config.strategy == "span":
@@ -77,7 +79,7 @@ def mask_batch(input_ids: np.ndarray, attention_mask: np.ndarray, vocab: Vocabul
     else:
         selected = _select_units(word_id, n_words, candidate, budget, rng)
     if config.strategy != "token" and (config.selection == "exact" or config.min_predictions_per_seq > 0):
-        selected |= _one_word_where_empty(selected, word_id, candidate, config.max_predictions_per_seq, rng)
+        selected |= _one_word_where_empty(selected, word_id, candidate, cap, rng)
 
     kinds = np.zeros(input_ids.shape, dtype=np.int8)
     draw = rng.random(input_ids.shape)

@@ -46,7 +46,7 @@ class RunSettings(QObject):
         setattr(getattr(self.config, section), key, value)
         if (section, key) == ("model", "preset"):
             self._preset_changed(value)
-        if (section, key) == ("masking", "max_predictions_per_seq"):
+        if (section, key) == ("masking", "max_predictions_per_seq") and value:
             m = self.config.masking
             m.min_predictions_per_seq = min(m.min_predictions_per_seq, m.max_predictions_per_seq)
         self.changed.emit(f"{section}.{key}")

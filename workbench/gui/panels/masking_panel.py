@@ -90,6 +90,7 @@ class MaskingPanel(QWidget):
         self.selection = self._combo("masking.selection")
         self.strategy = self._combo("masking.strategy")
         self.max_predictions = self._int("masking.max_predictions_per_seq")
+        self.max_predictions.setSpecialValueText("no cap")   # shown for 0
         self.objective = self._combo("nsp.objective")
         self.max_length = self._int("data.max_seq_length")
         self.example = QSpinBox(objectName="exampleIndex")
