@@ -69,7 +69,7 @@ def main() -> None:
             models[name] = torch.compile(model)
         optimizers[name] = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
     batches = [tuple(torch.from_numpy(a).to(device) for a in b)
-               for b in batches_of(dataset, 128, full=False, count=8, batch=args.batch)]
+               for b in batches_of(dataset, 128, full=False, probability=0.15, count=8, batch=args.batch)]
 
     def step(name: str, batch) -> None:
         ids, labels, mask = batch

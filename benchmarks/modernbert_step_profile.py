@@ -2,7 +2,7 @@
 
     python benchmarks/modernbert_step_profile.py [--presets tiny mini] [--steps 16] [--vocab V]
                                                  [--profile] [--matmuls] [--allocators] [--compile]
-                                                 [--precision fp32|bf16]
+                                                 [--precision fp32|bf16] [--masking 0.15]
 
 The same weights (ours exported under transformers' names), the same batches (the sample corpus at 128
 tokens: ``padded`` as the data really comes, and ``full``, every row cut to 128 real tokens), the same
@@ -21,6 +21,8 @@ Vocabulary: the sample's own (14,689) for tiny, 30,522 (BERT's) for the larger p
 * ``--allocators``: the tiny step (full batches) again in a fresh process per allocator: glibc as is,
   glibc tuned as the trainer does, jemalloc and tcmalloc when installed (``LD_PRELOAD``).
 * ``--compile``: ours under ``torch.compile`` as well (``train.compile``), with its compile time.
+* ``--masking P``: the share of tokens predicted (0.15 by default, the rate the comparison was first
+  measured at; the trainer's default is 0.3).
 * ``--precision bf16``: every side's forward under CPU autocast to bfloat16 (``train.precision bf16``);
   fast only on CPUs with AMX or AVX512-BF16.
 
@@ -55,7 +57,7 @@ def rss_mb() -> dict:
     return fields
 
 
-def batches_of(dataset, length: int, full: bool, count: int = 6, batch: int = 32):
+def batches_of(dataset, length: int, full: bool, probability: float, count: int = 6, batch: int = 32):
     import numpy as np
 
     from workbench.config import WorkbenchConfig
@@ -63,6 +65,7 @@ def batches_of(dataset, length: int, full: bool, count: int = 6, batch: int = 32
 
     config = WorkbenchConfig()
     config.data.max_seq_length = length
+    config.masking.probability = probability
     stream = BatchStream(dataset, config, batch, seed=0)
     out = []
     for k in range(count):
@@ -72,7 +75,7 @@ def batches_of(dataset, length: int, full: bool, count: int = 6, batch: int = 32
             tokens = np.asarray(dataset.tokens[k * batch * length:(k + 1) * batch * length], dtype=np.int64)
             ids = tokens.reshape(batch, length).copy()
             rng = np.random.default_rng(k)
-            chosen = rng.random(ids.shape) < 0.15
+            chosen = rng.random(ids.shape) < probability
             labels = np.where(chosen, ids, -100)
             ids = np.where(chosen, dataset.vocabulary.mask_id, ids)
             mask = np.ones_like(ids)
@@ -114,6 +117,7 @@ def build(preset: str, vocab: int, impls: list[str], compiled: bool = False):
 
 
 BF16 = False            # --precision bf16: every side's forward under CPU autocast to bfloat16
+MASKING = 0.15          # --masking: share of tokens predicted
 
 
 def step(torch, name, model, optimizer, batch):
@@ -176,7 +180,7 @@ def step_ratios(torch, dataset, preset: str, vocab: int, steps: int, profile: bo
     optimizers.update({name: optimizers["ours"] for name in others})
     entries = []
     for kind in kinds:
-        batches = batches_of(dataset, 128, full=kind == "full")
+        batches = batches_of(dataset, 128, full=kind == "full", probability=MASKING)
         started = time.perf_counter()
         if compiled:                                             # compile (and recompile per shape) up front
             for batch in batches:
@@ -248,7 +252,8 @@ def allocator_table(args) -> list[dict]:
             variants.append((f"{name} (LD_PRELOAD)", {NO_TUNING: "1", "LD_PRELOAD": path, **extra}))
     rows = []
     for label, env in variants:
-        out = subprocess.run([sys.executable, __file__, "--presets", "tiny", "--steps", str(args.steps), "--only-full"],
+        out = subprocess.run([sys.executable, __file__, "--presets", "tiny", "--steps", str(args.steps), "--only-full",
+                              "--masking", str(args.masking)],
                              env={**os.environ, **env}, capture_output=True, text=True, check=True).stdout
         entry = json.loads(out)["results"][0]
         rows.append({"allocator": label, "tokens_per_s": entry["tokens_per_s"],
@@ -268,10 +273,11 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                         help="bf16: CPU autocast on both sides (fast only with AMX or AVX512-BF16)")
+    parser.add_argument("--masking", type=float, default=0.15, help="share of tokens predicted (default 0.15)")
     parser.add_argument("--only-full", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    global BF16
-    BF16 = args.precision == "bf16"
+    global BF16, MASKING
+    BF16, MASKING = args.precision == "bf16", args.masking
 
     import torch
 
@@ -286,7 +292,8 @@ def main() -> None:
         return args.vocab or (dataset.vocabulary.size if preset == "tiny" else 30522)
 
     report = {"threads": torch.get_num_threads(), "torch": torch.__version__, "cpu_vendor": cpu_linear.cpu_vendor(),
-              "onednn_linear": cpu_linear.in_use(), "precision": args.precision, "glibc_tuned": tuned, "results": []}
+              "onednn_linear": cpu_linear.in_use(), "precision": args.precision, "masking": args.masking,
+              "glibc_tuned": tuned, "results": []}
     for preset in args.presets:
         report["results"] += step_ratios(torch, dataset, preset, vocab_of(preset), args.steps, args.profile,
                                          args.compile, ("full",) if args.only_full else ("full", "padded"))
