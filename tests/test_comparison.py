@@ -37,8 +37,8 @@ def configs(*changes):
 
 
 def test_runs_that_differ_only_in_seed_or_name_form_one_group():
-    runs = configs({"train.seed": 0}, {"masking.probability": 0.3}, {"train.seed": 1, "train.name": "again"},
-                   {"masking.probability": 0.3, "train.seed": 5})
+    runs = configs({"train.seed": 0}, {"masking.probability": 0.4}, {"train.seed": 1, "train.name": "again"},
+                   {"masking.probability": 0.4, "train.seed": 5})
     assert group_runs(runs) == [[0, 2], [1, 3]]
     assert group_runs(runs, ignore=()) == [[0], [1], [2], [3]]
 
@@ -90,9 +90,9 @@ def test_legend_names_say_what_differs_and_stats_know_which_way_is_better():
     from workbench.compare.plot_math import lower_is_better, metric_stats
     from workbench.store.comparison import legend_names
 
-    runs = configs({"masking.probability": 0.3, "train.seed": 1}, {"train.seed": 2})
-    assert legend_names(runs, ["a", "b"]) == ["masking.probability=0.3, train.seed=1",
-                                              "masking.probability=0.15, train.seed=2"]
+    runs = configs({"masking.probability": 0.15, "train.seed": 1}, {"train.seed": 2})   # the default is 0.3
+    assert legend_names(runs, ["a", "b"]) == ["masking.probability=0.15, train.seed=1",
+                                              "masking.probability=0.3, train.seed=2"]
     assert legend_names(configs({}, {}), ["a", "b"]) == ["a", "b"]           # nothing differs: their names
     assert lower_is_better("eval_mlm_loss") and not lower_is_better("mlm_accuracy")
     assert metric_stats([5.0, float("nan"), 2.0, 3.0], "mlm_loss") == {"last": 3.0, "best": 2.0, "min": 2.0, "max": 5.0}

@@ -210,12 +210,12 @@ def test_masking_preview_shows_what_training_feeds_the_model(make_window, corpus
     panel = window.masking
     # Settings edited in both panels land in the one config the preview and Start read.
     panel.strategy.setCurrentText("whole_word")
-    panel.probability.setValue(0.3)
+    panel.probability.setValue(0.25)             # the default is 0.3
     panel.max_length.setValue(32)
     window.training.widgets[("train", "seed")].setValue(7)
     window.training.widgets[("train", "batch_size")].setValue(16)
     window.run_settings.set("train", "gradient_accumulation_steps", 2)       # micro-batches of 8
-    assert window.current_config().masking.probability == 0.3 and window.current_config().train.seed == 7
+    assert window.current_config().masking.probability == 0.25 and window.current_config().train.seed == 7
     fed = fed_by_the_trainer(window.current_config(), tmp_path / "a", monkeypatch)
     assert len(fed) == 2 and len(fed[0]) == 8
     batch, row = shown_batch(panel, 11, qtbot)                                      # micro-batch 1, row 3
@@ -225,10 +225,10 @@ def test_masking_preview_shows_what_training_feeds_the_model(make_window, corpus
     assert "[MASK] (" in html and ("IsNext" in panel.header.text() or "NotNext" in panel.header.text())
     panel.stats_labels["selected_fraction"].setText("-")
     panel.measure(background=True)                       # what an edit does: on a worker thread
-    qtbot.waitUntil(lambda: "(0.300)" in panel.stats_labels["selected_fraction"].text(), timeout=30_000)
+    qtbot.waitUntil(lambda: "(0.250)" in panel.stats_labels["selected_fraction"].text(), timeout=30_000)
     stats = panel.measure()
     assert stats["samples"] == 2000 and stats["special_selected"] == 0
-    assert "(0.300)" in panel.stats_labels["selected_fraction"].text()
+    assert "(0.250)" in panel.stats_labels["selected_fraction"].text()
 
     # "New run from config" (or restored settings): every panel redraws from the replaced config.
     other = window.current_config()
