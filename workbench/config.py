@@ -96,9 +96,8 @@ class MaskingConfig:
 
     SECTION: ClassVar[str] = "masking"
 
-    probability: float = setting(
-        0.3, "Share of tokens selected for prediction. 0.3 as ModernBERT: twice BERT's 0.15 learns faster per "
-        "minute (measured in `benchmarks/learning_value.py`); evaluation always masks 0.15.", bounds="(0, 1)")
+    probability: float = setting(0.3, "Share of tokens selected for prediction: ModernBERT's 0.3 learns faster per minute than "
+                                 "BERT's 0.15 (`benchmarks/learning_value.py`); evaluation always masks 0.15.", bounds="(0, 1)")
     mask_fraction: float = setting(0.8, "Share of selected tokens replaced by [MASK].", bounds="[0, 1]")
     random_fraction: float = setting(
         0.1, "Share of selected tokens replaced by a random vocabulary token; the rest stay unchanged.", bounds="[0, 1]")
@@ -115,9 +114,8 @@ class MaskingConfig:
         "their word) or `span`s of whole words with geometric lengths (SpanBERT).",
         choices=("token", "whole_word", "span"),
     )
-    max_predictions_per_seq: int = setting(
-        0, "At most this many predicted positions per sequence (0: no cap; Google's BERT used 20 at length 128).",
-        bounds="[0, 8192]")
+    max_predictions_per_seq: int = setting(0, "At most this many predicted positions per sequence (0: no cap; Google's "
+                                           "BERT used 20 at length 128).", bounds="[0, 8192]")
     min_predictions_per_seq: int = setting(
         1, "Bernoulli selection picks at least this many positions, so no sequence has zero (0 allows it).", bounds="[0, 8192]")
     span_geometric_p: float = setting(0.2, "Span strategy: parameter of the geometric span-length law.", bounds="(0, 1]")
