@@ -98,6 +98,9 @@ class MaskingConfig:
 
     probability: float = setting(0.3, "Share of tokens selected for prediction: ModernBERT's 0.3 learns faster per minute than "
                                  "BERT's 0.15 (`benchmarks/learning_value.py`); evaluation always masks 0.15.", bounds="(0, 1)")
+    final_probability: float = setting(
+        0.0, "The rate at the end of the run: the rate falls linearly from `probability` to this over the run's "
+        "progress (steps or time, as the learning rate); 0: `probability` throughout.", bounds="[0, 1)")
     mask_fraction: float = setting(0.8, "Share of selected tokens replaced by [MASK].", bounds="[0, 1]")
     random_fraction: float = setting(
         0.1, "Share of selected tokens replaced by a random vocabulary token; the rest stay unchanged.", bounds="[0, 1]")
@@ -128,6 +131,14 @@ class MaskingConfig:
     def prediction_cap(self, length: int) -> int:
         """Most predictions a sequence of ``length`` positions may get: ``max_predictions_per_seq`` (0: no cap)."""
         return min(self.max_predictions_per_seq, length) if self.max_predictions_per_seq else length
+
+    def probability_at(self, progress: float) -> float:
+        """The selection rate at ``progress`` (the run's budget used, in [0, 1]): ``probability``, falling
+        linearly to ``final_probability`` when that is set."""
+        if not self.final_probability:
+            return self.probability
+        progress = min(1.0, max(0.0, progress))
+        return self.probability + (self.final_probability - self.probability) * progress
 
     def validate(self) -> None:
         check_rules(self)

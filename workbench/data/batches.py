@@ -7,7 +7,10 @@ use, so each of them sees exactly the same examples for the same seed:
 * batch ``k`` of epoch ``e`` on rank ``r`` is masked with ``rng(seed, e, k, r)``,
   so a run can resume at any (epoch, batch) without replaying anything;
 * under DDP, global batch ``k`` is ``world * batch_size`` consecutive pairs of
-  the plan and rank ``r`` takes its ``r``-th slice.
+  the plan and rank ``r`` takes its ``r``-th slice;
+* the masking rate is ``masking.probability_at(progress)``: with a
+  ``masking.final_probability`` it falls over the run, and the trainer passes
+  the progress it stood at (saved in checkpoints, so a resume masks alike).
 
 Arrays are padded to the longest sequence of the batch, rounded up to a
 multiple of 8 (at most ``max_seq_length``).
@@ -15,8 +18,9 @@ multiple of 8 (at most ``max_seq_length``).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -74,9 +78,13 @@ def assemble(tokens: np.ndarray, plan: PairPlan, vocab: Vocabulary, max_seq_leng
 
 
 def make_batch(tokens: np.ndarray, plan: PairPlan, vocab: Vocabulary, config: WorkbenchConfig,
-               rng: np.random.Generator) -> Batch:
+               rng: np.random.Generator, progress: float = 0.0) -> Batch:
+    """The pairs of ``plan`` assembled and masked at the rate for the run's ``progress`` (0: its start)."""
     ids, token_types, attention = assemble(tokens, plan, vocab, config.data.max_seq_length)
-    masked: MaskedTokens = mask_batch(ids, attention, vocab, config.masking, rng)
+    masking = config.masking
+    if masking.final_probability:
+        masking = dataclasses.replace(masking, probability=masking.probability_at(progress))
+    masked: MaskedTokens = mask_batch(ids, attention, vocab, masking, rng)
     return Batch(masked.input_ids, token_types, attention, masked.labels, masked.kinds, ids,
                  plan.label.copy(), plan.truncated.copy(), plan.a_len.copy(), plan.b_len.copy())
 
@@ -112,7 +120,8 @@ class BatchStream:
         """Full global batches in an epoch (the remainder is dropped, as usual for pre-training)."""
         return len(self.plan(epoch)) // (self.batch_size * self.world_size)
 
-    def batch(self, epoch: int, index: int) -> Batch:
+    def batch(self, epoch: int, index: int, progress: float = 0.0) -> Batch:
+        """Batch ``index`` of ``epoch``, masked at the rate for the run's ``progress`` (0: its start)."""
         plan = self.plan(epoch)
         global_size = self.batch_size * self.world_size
         start = index * global_size + self.rank * self.batch_size
@@ -120,10 +129,12 @@ class BatchStream:
         if len(pairs) == 0:
             raise IndexError(f"epoch {epoch} has no batch {index}")
         rng = np.random.default_rng([self.seed, epoch, 2, index, self.rank])
-        return make_batch(self.dataset.tokens, pairs, self.vocab, self.config, rng)
+        return make_batch(self.dataset.tokens, pairs, self.vocab, self.config, rng, progress)
 
-    def iterate(self, epoch: int = 0, start: int = 0) -> Iterator[tuple[int, int, Batch]]:
-        """Yield (epoch, batch index, batch) forever, from the given position on."""
+    def iterate(self, epoch: int = 0, start: int = 0,
+                progress: Callable[[], float] | None = None) -> Iterator[tuple[int, int, Batch]]:
+        """Yield (epoch, batch index, batch) forever, from the given position on; each batch is masked at the
+        rate for ``progress()`` as it stands when the batch is asked for (0 without it)."""
         while True:
             count = self.batches_per_epoch(epoch)
             if count == 0:
@@ -132,7 +143,7 @@ class BatchStream:
                     f"({len(self.plan(epoch))} pairs per epoch); use a smaller batch size or a larger corpus"
                 )
             for index in range(start, count):
-                yield epoch, index, self.batch(epoch, index)
+                yield epoch, index, self.batch(epoch, index, progress() if progress is not None else 0.0)
             epoch, start = epoch + 1, 0
 
 

@@ -226,7 +226,8 @@ class Trainer:
         t = self.config.train
         model, optimizer, state = self._build_model_and_state(dist)
         train_model = self._wrap_for_training(model, dist)
-        batches = self.stream.iterate(state.epoch, state.batch_index)
+        batches = self.stream.iterate(state.epoch, state.batch_index,
+                                      lambda: run_progress(t, state.step, state.elapsed))   # the masking rate's
         self._prepare_run_folder_and_announce(model, state, dist, emit)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
         interval = MetricInterval(self.device)
