@@ -127,3 +127,15 @@ def test_a_prediction_cap_of_zero_means_none():
     assert MaskingConfig(max_predictions_per_seq=20).prediction_cap(16) == 16
     with pytest.raises(ConfigError, match="min_predictions_per_seq must be <= masking.max_predictions_per_seq"):
         MaskingConfig(max_predictions_per_seq=4, min_predictions_per_seq=5).validate()
+
+
+def test_a_final_masking_rate_makes_the_rate_fall_linearly_over_the_run():
+    constant = MaskingConfig(probability=0.3)
+    assert [constant.probability_at(p) for p in (0.0, 0.5, 1.0)] == [0.3, 0.3, 0.3]
+    falling = MaskingConfig(probability=0.3, final_probability=0.15)
+    assert [falling.probability_at(p) for p in (0.0, 0.5, 1.0)] == pytest.approx([0.3, 0.225, 0.15])
+    assert falling.probability_at(-1.0) == 0.3 and falling.probability_at(2.0) == pytest.approx(0.15)
+    rising = MaskingConfig(probability=0.15, final_probability=0.3)
+    assert rising.probability_at(0.5) == pytest.approx(0.225)
+    with pytest.raises(ConfigError, match="masking.final_probability"):
+        MaskingConfig(final_probability=1.0).validate()

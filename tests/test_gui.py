@@ -175,8 +175,8 @@ def fed_by_the_trainer(config, run_dir, monkeypatch, steps=1) -> list:
 
     fed, iterate = [], BatchStream.iterate
 
-    def recording(self, epoch=0, index=0):
-        for item in iterate(self, epoch, index):
+    def recording(self, epoch=0, index=0, progress=None):
+        for item in iterate(self, epoch, index, progress):
             fed.append(item[2])
             yield item
 
@@ -229,6 +229,15 @@ def test_masking_preview_shows_what_training_feeds_the_model(make_window, corpus
     stats = panel.measure()
     assert stats["samples"] == 2000 and stats["special_selected"] == 0
     assert "(0.250)" in panel.stats_labels["selected_fraction"].text()
+
+    # A falling rate: the first step is still masked at the start rate, and the header says where it goes.
+    assert panel.final_probability.text() == "constant"
+    panel.final_probability.setValue(0.1)
+    assert window.current_config().masking.final_probability == 0.1
+    fed = fed_by_the_trainer(window.current_config(), tmp_path / "falling", monkeypatch)
+    batch, _ = shown_batch(panel, 11, qtbot)
+    assert same_batch(batch, fed[1]) and "start rate 0.25; training lowers it to 0.1" in panel.header.text()
+    panel.final_probability.setValue(0.0)
 
     # "New run from config" (or restored settings): every panel redraws from the replaced config.
     other = window.current_config()
@@ -523,7 +532,8 @@ def test_the_live_plots_say_a_run_without_a_pair_task_records_no_nsp(qtbot):
             panel.add_event(StepMetrics(
                 step=step, epoch=0, loss=5 - step / 20, mlm_loss=5 - step / 20, nsp_loss=None, mlm_accuracy=step / 100,
                 mlm_accuracy_masked=0.1, mlm_accuracy_random=0.1, mlm_accuracy_kept=0.1, nsp_accuracy=None, lr=1e-3,
-                grad_norm=1.0, tokens_per_second=1000.0, padding_fraction=0.1, step_time=0.1, tokens_seen=step * 100,
+                grad_norm=1.0, tokens_per_second=1000.0, padding_fraction=0.1,
+                masking_rate=0.3, step_time=0.1, tokens_seen=step * 100,
                 elapsed=step * 0.1, progress=step / 40, eta_seconds=1.0))
         panel.add_event(EvalMetrics(step=40, mlm_loss=4.0, mlm_accuracy=0.2, perplexity=54.6, nsp_loss=None,
                                     nsp_accuracy=None, sequences=10, chance_nsp_accuracy=0.0))
@@ -540,7 +550,8 @@ def test_the_live_plots_say_a_run_without_a_pair_task_records_no_nsp(qtbot):
     panel.add_event(StepMetrics(
         step=1, epoch=0, loss=5.7, mlm_loss=5.0, nsp_loss=0.7, mlm_accuracy=0.0, mlm_accuracy_masked=0.0,
         mlm_accuracy_random=0.0, mlm_accuracy_kept=0.0, nsp_accuracy=0.5, lr=1e-3, grad_norm=1.0,
-        tokens_per_second=1000.0, padding_fraction=0.1, step_time=0.1, tokens_seen=100, elapsed=0.1, progress=0.1,
+        tokens_per_second=1000.0, padding_fraction=0.1,
+        masking_rate=0.3, step_time=0.1, tokens_seen=100, elapsed=0.1, progress=0.1,
         eta_seconds=1.0))
     panel.redraw()
     assert not panel.absent and not panel.absent_notes["nsp_accuracy"].isVisible()

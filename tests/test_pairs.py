@@ -160,3 +160,27 @@ def test_batch_stream_is_deterministic_and_sharded(dataset):
     assert not np.array_equal(ranks[0].batch(0, 2).original_ids[:, :8], ranks[1].batch(0, 2).original_ids[:, :8])
     heldout = BatchStream(dataset, config, batch_size=4, seed=3, split="heldout")
     assert not set(heldout.documents) & set(one.documents)
+
+
+def test_the_masking_rate_follows_the_progress_the_stream_is_given(dataset):
+    from workbench.data.masking import NOT_SELECTED
+
+    config = WorkbenchConfig()
+    config.data.max_seq_length = 64
+    config.masking.probability, config.masking.final_probability = 0.4, 0.1
+    stream = BatchStream(dataset, config, batch_size=16, seed=0)
+
+    def rate(batch):
+        return (batch.kinds != NOT_SELECTED).sum() / batch.attention_mask.sum()
+
+    start, middle, end = (stream.batch(0, 1, progress) for progress in (0.0, 0.5, 1.0))
+    assert np.array_equal(start.original_ids, end.original_ids)          # the same pairs, masked at other rates
+    assert rate(start) == pytest.approx(0.4, abs=0.02) and rate(middle) == pytest.approx(0.25, abs=0.02)
+    assert rate(end) == pytest.approx(0.1, abs=0.02)
+    config.masking.final_probability = 0.0                               # constant: progress changes nothing
+    constant = BatchStream(dataset, config, batch_size=16, seed=0)
+    assert np.array_equal(constant.batch(0, 1, 0.0).kinds, constant.batch(0, 1, 1.0).kinds)
+    config.masking.final_probability = 0.1
+    clock = iter([0.0, 1.0])                                             # asked once per batch, as it is cut
+    (_, _, first), (_, _, second) = (item for _, item in zip(range(2), stream.iterate(0, 0, lambda: next(clock))))
+    assert rate(first) == pytest.approx(0.4, abs=0.03) and rate(second) == pytest.approx(0.1, abs=0.03)

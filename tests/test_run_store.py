@@ -21,7 +21,8 @@ from workbench.train.events import CheckpointSaved, RunFinished, RunStarted, Ste
 def step_event(step: int) -> StepMetrics:
     return StepMetrics(step=step, epoch=0, loss=5.0 - step * 0.01, mlm_loss=4.0, nsp_loss=0.7, mlm_accuracy=0.1,
                        mlm_accuracy_masked=0.1, mlm_accuracy_random=0.0, mlm_accuracy_kept=0.5, nsp_accuracy=0.5,
-                       lr=1e-3, grad_norm=1.0, tokens_per_second=1000.0, padding_fraction=0.1, step_time=0.01,
+                       lr=1e-3, grad_norm=1.0, tokens_per_second=1000.0, padding_fraction=0.1,
+                       masking_rate=0.3, step_time=0.01,
                        tokens_seen=step * 100, elapsed=step * 0.01, progress=step / 100, eta_seconds=1.0)
 
 

@@ -16,7 +16,8 @@ from workbench.train.events import RunFinished, StepMetrics
 
 STEP_FIELDS = dict(epoch=0, loss=1.0, mlm_loss=0.5, nsp_loss=0.5, mlm_accuracy=0.1, mlm_accuracy_masked=0.1,
                    mlm_accuracy_random=0.1, mlm_accuracy_kept=0.1, nsp_accuracy=0.5, lr=1e-3, grad_norm=1.0,
-                   tokens_per_second=100.0, padding_fraction=0.0, step_time=0.01, tokens_seen=10, elapsed=0.1,
+                   tokens_per_second=100.0, padding_fraction=0.0,
+                   masking_rate=0.3, step_time=0.01, tokens_seen=10, elapsed=0.1,
                    progress=0.1, eta_seconds=1.0)
 
 

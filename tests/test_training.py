@@ -87,8 +87,10 @@ def test_without_a_pair_task_only_mlm_is_trained_and_reported(learnable_dataset,
     assert repository.get(row.id).final_metrics["eval_nsp_accuracy"] is None
 
 
-def test_resume_continues_bit_for_bit(learnable_dataset, tmp_path):
+@pytest.mark.parametrize("final_probability", [0.0, 0.05])
+def test_resume_continues_bit_for_bit(learnable_dataset, tmp_path, final_probability):
     config = tiny_train_config(learnable_dataset.path, max_steps=30, checkpoint_every=0)
+    config.masking.final_probability = final_probability        # a falling masking rate follows the saved progress
     _, straight = run(config, tmp_path / "straight")
 
     control = TrainingControl()
@@ -108,11 +110,17 @@ def test_resume_continues_bit_for_bit(learnable_dataset, tmp_path):
     assert of_type(resumed, "started")[0].start_step == 12
 
     def losses(events):
-        return {e.step: (e.loss, e.mlm_loss, e.nsp_loss, e.grad_norm) for e in of_type(events, "step")}
+        return {e.step: (e.loss, e.mlm_loss, e.nsp_loss, e.grad_norm, e.masking_rate) for e in of_type(events, "step")}
 
     expected, got = losses(straight), {**losses(first), **losses(resumed)}
     assert sorted(got) == list(range(1, 31))
     assert all(got[step] == expected[step] for step in range(1, 31))  # exact, not approximate
+    rates = [expected[step][-1] for step in range(1, 31)]
+    assert rates[0] == pytest.approx(0.3, abs=0.04)                   # the realised share of real tokens predicted
+    if final_probability:
+        assert rates[-1] == pytest.approx(0.05 + 0.25 / 30, abs=0.03) and rates[-1] < rates[14] < rates[0]
+    else:
+        assert all(rate == pytest.approx(0.3, abs=0.04) for rate in rates)
 
 
 def test_pause_resume_and_stop_from_another_thread(learnable_dataset, tmp_path):

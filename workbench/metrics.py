@@ -54,6 +54,7 @@ TABLE: tuple[Metric, ...] = (
     Metric("grad_norm", "Gradient norm", "min", ".3g", log_scale=True),
     Metric("tokens_per_second", "Tokens / s", "max", ",.0f", "tokens/s", short="tokens/s"),
     Metric("padding_fraction", "Padding", "min", ".1%"),
+    Metric("masking_rate", "Masking rate", "", ".3f", short="masked"),
     Metric("step_time", "Step time", "min", ".3f", "s"),
     Metric("tokens_seen", "Tokens seen", "", ",.0f"),
     Metric("elapsed", "Training time", "", ",.0f", "s"),

@@ -143,6 +143,8 @@ def _print_realised(s: dict, dataset) -> None:
         print(f"{label:<28}{realised:>10.4f}{configured:>12.4f}")
     print(f"{'selected per sequence':<28}{s['mean_selected_per_sequence']:>10.2f}"
           f"{'  (cap ' + str(c['max_predictions_per_seq'] or 'none') + ')':>12}")
+    if c["final_probability"]:
+        print(f"{'':<28}(the run's first examples: the rate falls to {c['final_probability']:g} by its end)")
     print(f"{'sequences with none':<28}{s['zero_selected_sequences']:>10}")
     print(f"{'special tokens selected':<28}{s['special_selected']:>10}")
     print(f"{'random drew a special':<28}{s['random_hit_special']:>10}")

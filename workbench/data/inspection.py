@@ -96,6 +96,7 @@ def realised_statistics(batches: Iterator[Batch], vocab: Vocabulary, config: Wor
         "truncated_fraction": truncated / n,
         "configured": {
             "probability": config.masking.probability,
+            "final_probability": config.masking.final_probability,
             "mask_fraction": config.masking.mask_fraction,
             "random_fraction": config.masking.random_fraction,
             "keep_fraction": round(config.masking.keep_fraction, 12),

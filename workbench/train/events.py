@@ -55,6 +55,7 @@ class StepMetrics(Event):
     grad_norm: float
     tokens_per_second: float       # real (non-padding) tokens, all processes
     padding_fraction: float
+    masking_rate: float            # predicted positions / real tokens (it falls with masking.final_probability)
     step_time: float               # seconds per optimizer step
     tokens_seen: int
     elapsed: float                 # training seconds so far (pauses excluded)

@@ -23,7 +23,7 @@ from workbench.train.distributed import Distributed
 # checkpoint keeps them by name, so a run resumes from a checkpoint written with another set of sums.
 DEVICE_SUMS = ("mlm_loss", "nsp_loss", "mlm_correct", "masked_correct", "random_correct", "kept_correct",
                "nsp_correct", "grad_norm")
-HOST_SUMS = ("batches", "mlm_total", "masked_total", "random_total", "kept_total", "nsp_total")
+HOST_SUMS = ("batches", "mlm_total", "masked_total", "random_total", "kept_total", "nsp_total", "real_tokens")
 # The order checkpoints written before sums were named (workbench 0.x) kept them in.
 _POSITIONAL = (("mlm_loss", "nsp_loss", "mlm_correct", "masked_correct", "random_correct", "kept_correct",
                 "nsp_correct", "grad_norm"), ("batches", "mlm_total", "masked_total", "random_total", "kept_total",
@@ -51,8 +51,9 @@ class MetricInterval:
         kinds = batch.kinds.reshape(-1)[batch.mlm_labels.reshape(-1) != IGNORE_INDEX]
         of_kind = np.stack([kinds == kind for kind in (MASKED, RANDOM, KEPT)]).astype(np.float64)   # (3, M)
         masked, random, kept = of_kind.sum(axis=1)
+        real = int(batch.attention_mask.sum())
         self._count(batches=1, mlm_total=len(kinds), masked_total=masked, random_total=random, kept_total=kept,
-                    nsp_total=len(batch))
+                    nsp_total=len(batch), real_tokens=real)
         with torch.no_grad():
             labels = tensors["mlm_labels"].reshape(-1).index_select(0, out.mlm_positions)
             correct = (top_tokens(out.mlm_logits) == labels).double()                               # (M,)
@@ -63,7 +64,7 @@ class MetricInterval:
                 sums["nsp_loss"] = out.nsp_loss.detach().double()
                 sums["nsp_correct"] = (out.nsp_logits.argmax(-1) == tensors["nsp_labels"]).double().sum()
             self._sum(sums)
-        self.tokens += int(batch.attention_mask.sum())
+        self.tokens += real
         self.positions += batch.attention_mask.size
 
     def _sum(self, values: dict[str, torch.Tensor]) -> None:

@@ -470,6 +470,7 @@ class Trainer:
             lr=lr, grad_norm=values["grad_norm"] / max(1, interval.steps) / dist.world_size,
             tokens_per_second=tokens / max(wall, 1e-9),
             padding_fraction=1.0 - interval.tokens / max(1, interval.positions),
+            masking_rate=_ratio(values["mlm_total"], values["real_tokens"]),
             step_time=wall / max(1, interval.steps), tokens_seen=state.tokens_seen, elapsed=state.elapsed,
             progress=run_progress(t, state.step, state.elapsed), eta_seconds=eta,
         )

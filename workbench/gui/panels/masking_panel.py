@@ -85,6 +85,10 @@ class MaskingPanel(QWidget):
 
         self.bound: dict[str, QWidget] = {}
         self.probability = self._spin("masking.probability")
+        self.final_probability = self._spin("masking.final_probability")
+        self.final_probability.setSpecialValueText("constant")   # shown for 0
+        self.final_probability.setToolTip("The masking rate falls linearly from Probability to this over the run "
+                                          "(by steps or time, as the learning rate); \"constant\" keeps it")
         self.mask_fraction = self._spin("masking.mask_fraction")
         self.random_fraction = self._spin("masking.random_fraction")
         self.selection = self._combo("masking.selection")
@@ -98,7 +102,8 @@ class MaskingPanel(QWidget):
         self.example.valueChanged.connect(self._schedule_example)
         self.example.setToolTip("Index of the training example: batch = index // batch size")
         options = QGridLayout()
-        cells = (("Probability", self.probability), ("[MASK] share", self.mask_fraction),
+        cells = (("Probability", self.probability), ("Falls to", self.final_probability),
+                 ("[MASK] share", self.mask_fraction),
                  ("Random share", self.random_fraction), ("Selection", self.selection),
                  ("Units", self.strategy), ("Max predictions", self.max_predictions),
                  ("Pair task", self.objective), ("Max length", self.max_length),
@@ -454,7 +459,7 @@ class MaskingPanel(QWidget):
             f"<b>{pair_label(config, batch, row)}</b> · segment A {int(batch.a_lengths[row])} tokens, "
             f"B {int(batch.b_lengths[row])} tokens{' (truncated)' if batch.truncated[row] else ''} · "
             f"{selected} predicted positions · micro-batch {self.micro_batch_index}, row {row} of the first epoch "
-            f"(process 1 of {self.settings.processes})")
+            f"(process 1 of {self.settings.processes})" + falling_rate(config))
         before_label = self.before[0] if before else ""
         self.example_kinds = ""
         if predictions:
@@ -501,6 +506,13 @@ class MaskingPanel(QWidget):
                 text += f"   ({configured[configured_key]:.3f})"
             self.stats_labels[key].setText(text)
         self.last_stats = stats
+
+
+def falling_rate(config: WorkbenchConfig) -> str:
+    """The header's note on a masking rate that falls over the run ("" when it is constant)."""
+    m = config.masking
+    return (f" · masked at the start rate {m.probability:g}; training lowers it to {m.final_probability:g} by "
+            f"the end" if m.final_probability else "")
 
 
 def top_guesses(model, batch, row: int, vocab, k: int = 3) -> dict[int, list[tuple[str, float]]]:

@@ -23,7 +23,8 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider
 from workbench.gui.curves import GrowingColumns, SmoothedCache, envelope
 from workbench.metrics import metric as table_entry
 
-PLOTTED = ("mlm_loss", "mlm_accuracy", "nsp_accuracy", "nsp_loss", "lr", "grad_norm", "tokens_per_second")
+PLOTTED = ("mlm_loss", "mlm_accuracy", "nsp_accuracy", "nsp_loss", "lr", "masking_rate", "grad_norm",
+           "tokens_per_second")
 METRICS = tuple((name, table_entry(name).title, table_entry(name).log_scale) for name in PLOTTED)  # titles from the table
 # The curves that show learning (against the floor and chance lines) are large, on top; the rest of the
 # run's health is a row of small plots below, which "More plots" hides.
@@ -76,7 +77,7 @@ class PlotsPanel(QWidget):
         controls.addWidget(self.x_axis)
         self.more = QCheckBox("More plots", objectName="morePlotsCheck")
         self.more.setChecked(True)
-        self.more.setToolTip("NSP loss, learning rate, gradient norm and tokens/s, small, below the main curves")
+        self.more.setToolTip("NSP loss, learning rate, masking rate, gradient norm and tokens/s, small, below the main curves")
         controls.addWidget(self.more)
         controls.addStretch(1)
         self.readout = QLabel("", objectName="plotReadout")
@@ -250,7 +251,7 @@ class PlotsPanel(QWidget):
             if metric in self.absent:
                 self.curves[metric].setData([], [])
                 continue
-            if metric not in ("lr", "tokens_per_second"):
+            if metric not in ("lr", "masking_rate", "tokens_per_second"):
                 y = self.smoothed.get(metric, y, weight)
             # Only the visible stretch, reduced to a peak-keeping envelope: a million points
             # cost a slice and a reshape, and the curve hands pyqtgraph a few thousand.
@@ -318,7 +319,8 @@ if __name__ == "__main__":  # python -m workbench.gui.panels.plots_panel: a prev
                 nsp_loss=0.69 - 0.3 * step / 2000, mlm_accuracy=0.5 * (1 - math.exp(-step / 400)),
                 mlm_accuracy_masked=0, mlm_accuracy_random=0, mlm_accuracy_kept=0,
                 nsp_accuracy=0.5 + 0.3 * step / 2000, lr=1e-3 * min(1, step / 100), grad_norm=1.0,
-                tokens_per_second=9000 + np.random.rand() * 500, padding_fraction=0.1, step_time=0.1,
+                tokens_per_second=9000 + np.random.rand() * 500, padding_fraction=0.1,
+                masking_rate=0.3 - 0.15 * step / 2000, step_time=0.1,
                 tokens_seen=step * 3000, elapsed=step * 0.1, progress=step / 2000, eta_seconds=0))
         return panel
 
