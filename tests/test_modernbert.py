@@ -55,6 +55,8 @@ def test_mlm_loss_logits_and_gradients_equal_transformers():
     assert abs(float(out.mlm_loss.detach()) - float(ref.loss.detach())) < 1e-5
     selected = (labels != -100).reshape(-1)
     assert torch.allclose(out.mlm_logits, ref.logits.reshape(-1, 300)[selected], atol=1e-4)
+    assert out.mlm_predictions is not None                     # the loss's, what the training metrics count
+    assert torch.equal(out.predicted_tokens(), ref.logits.reshape(-1, 300)[selected].argmax(-1))
     out.mlm_loss.backward()
     ref.loss.backward()
     for name, parameter in theirs.named_parameters():

@@ -128,12 +128,12 @@ def test_recorder_batches_and_flushes_at_checkpoints_and_the_end(tmp_path, datab
         recorder(step_event(step).to_dict())
     assert repository.count_metrics(run.id) == 0  # still buffered
     recorder(CheckpointSaved(step=30, path=str(tmp_path / "ck30"), size_bytes=1).to_dict())
-    assert repository.count_metrics(run.id) == 30 * 15
+    assert repository.count_metrics(run.id) == 30 * 16   # 16 metrics a step
     for step in range(31, 41):
         recorder(step_event(step).to_dict())
     recorder(RunFinished(status="completed", reason="done", step=40, elapsed=0.4, last_checkpoint="", final={"mlm_loss": 4.0}).to_dict())
     run = repository.get(run.id)
-    assert run.status == "completed" and run.steps == 40 and repository.count_metrics(run.id) == 40 * 15
+    assert run.status == "completed" and run.steps == 40 and repository.count_metrics(run.id) == 40 * 16
     assert run.best_metrics["loss"] == pytest.approx(5.0 - 0.4)
     assert run.heartbeat_at is not None and run.started_at is not None
 

@@ -170,8 +170,12 @@ def test_the_vocabulary_loss_gives_cross_entropys_value_and_gradients_block_by_b
             assert torch.allclose(got.float(), want.float(), rtol=1e-2 if dtype == torch.bfloat16 else 1e-5,
                                   atol=1e-9 if got.dtype == dtype else 1e-6)
         assert not ours_grads[0][::7].any()
+    # the predictions come with the loss: the largest logit of each row, bias added in fp32
+    _, predictions = vocab_loss.vocab_loss_and_predictions(logits, targets, bias)
+    assert torch.equal(predictions, (logits.detach().float() + (bias.detach() if with_bias else 0.0)).argmax(-1))
     with torch.no_grad():                                                    # evaluation: the plain loss
         assert torch.allclose(vocab_loss.vocab_cross_entropy(logits, targets, bias), plain)
+        assert vocab_loss.vocab_loss_and_predictions(logits, targets, bias)[1] is None   # top_tokens' job there
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

@@ -212,8 +212,8 @@ def _first_step_gradients(config, run_dir, monkeypatch, feed=None):
     fed, grads = [], {}
     iterate = BatchStream.iterate
 
-    def recording(self, epoch=0, index=0):
-        source = iter([(0, 0, feed)] * 4) if feed is not None else iterate(self, epoch, index)
+    def recording(self, epoch=0, index=0, progress=None):
+        source = iter([(0, 0, feed)] * 4) if feed is not None else iterate(self, epoch, index, progress)
         for item in source:
             fed.append(item[2])
             yield item

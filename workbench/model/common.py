@@ -8,7 +8,7 @@ An architecture module (``workbench.model.bert``, ``workbench.model.modernbert``
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import torch
@@ -17,7 +17,7 @@ from torch import nn
 
 from workbench import architectures
 from workbench.config import ModelConfig
-from workbench.model.vocab_loss import IGNORE_INDEX, vocab_cross_entropy, with_bias
+from workbench.model.vocab_loss import IGNORE_INDEX, top_tokens, vocab_loss_and_predictions, with_bias
 
 
 @dataclass
@@ -27,9 +27,28 @@ class PretrainingOutput:
     loss: torch.Tensor | None         # () mlm_loss + nsp_loss, when labels were given
     mlm_loss: torch.Tensor | None     # () mean cross-entropy over the selected positions
     nsp_loss: torch.Tensor | None     # () mean cross-entropy of the NSP head
-    mlm_logits: torch.Tensor          # (M, V) at selected positions (row-major order); (B, T, V) without labels
+    head_logits: torch.Tensor         # ``mlm_logits`` without ``mlm_bias`` (the same tensor where it is None)
     nsp_logits: torch.Tensor | None   # (B, 2): index 0 IsNext, 1 NotNext; None without the pair head
     mlm_positions: torch.Tensor | None  # (M,) flat indices b * T + t of the selected positions
+    mlm_bias: torch.Tensor | None = None          # the decoder's bias, when the loss added it (V,)
+    mlm_predictions: torch.Tensor | None = None   # (M,) each selected position's top token, where the loss found it
+    _biased: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def mlm_logits(self) -> torch.Tensor:
+        """(M, V) at the selected positions (row-major order); (B, T, V) without labels. Made on first use:
+        training reads only the loss and the predictions, and adding the bias to every logit took a tenth
+        of a ``tiny`` step."""
+        if self._biased is None:
+            self._biased = with_bias(self.head_logits, self.mlm_bias)
+        return self._biased
+
+    def predicted_tokens(self) -> torch.Tensor:
+        """(M,) the top token at each selected position: the loss's, or the logits' ``top_tokens``."""
+        if self.mlm_predictions is not None:
+            return self.mlm_predictions
+        with torch.no_grad():
+            return top_tokens(self.mlm_logits)
 
 
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -244,23 +263,26 @@ def losses_at_positions(mlm_logits: torch.Tensor, positions: torch.Tensor | None
 
     Given ``mlm_bias``, ``mlm_logits`` leave the decoder's bias out: the loss adds it in fp32 and makes its
     gradient (``workbench.model.vocab_loss``), and the logits returned have it added."""
-    mlm_loss = nsp_loss = None
+    mlm_loss = nsp_loss = predictions = None
     if positions is not None:
         selected = len(positions)
         targets = mlm_labels.reshape(-1).index_select(0, positions)
         if len(mlm_logits) > selected:
             targets = torch.cat([targets, targets.new_full((len(mlm_logits) - selected,), IGNORE_INDEX)])
         if selected:
-            mlm_loss = vocab_cross_entropy(mlm_logits, targets, mlm_bias)
+            mlm_loss, predictions = vocab_loss_and_predictions(mlm_logits, targets, mlm_bias)
+            predictions = predictions[:selected] if predictions is not None else None
         else:  # no position selected in the whole batch: a zero that keeps the graph
             mlm_loss = with_bias(mlm_logits, mlm_bias).sum() * 0.0
-        mlm_logits = with_bias(mlm_logits[:selected], mlm_bias)                      # (M, V), outside the loss
+        mlm_logits = mlm_logits[:selected]                                # (M, V); the bias is added on demand
+    else:
+        mlm_bias = None                                                   # the logits have it (heads_and_losses)
     if nsp_labels is not None and nsp_logits is not None:
         nsp_loss = F.cross_entropy(nsp_logits.float(), nsp_labels)
     loss = None
     if mlm_loss is not None or nsp_loss is not None:
         loss = (mlm_loss if mlm_loss is not None else 0.0) + (nsp_loss if nsp_loss is not None else 0.0)
-    return PretrainingOutput(loss, mlm_loss, nsp_loss, mlm_logits, nsp_logits, positions)
+    return PretrainingOutput(loss, mlm_loss, nsp_loss, mlm_logits, nsp_logits, positions, mlm_bias, predictions)
 
 
 def flops_per_token(config: ModelConfig, seq_len: int, mlm_share: float = 0.15) -> float:

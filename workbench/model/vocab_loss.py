@@ -25,7 +25,8 @@ BLOCK_BYTES = 4 << 20          # fp32 log-probabilities per block on CPU: stays 
 
 class _VocabCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, logits: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, logits: torch.Tensor, bias: torch.Tensor | None,
+                targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         rows, vocab = logits.shape
         valid = targets != IGNORE_INDEX
         safe = targets.clamp(min=0).unsqueeze(1)                                      # (rows, 1)
@@ -34,16 +35,20 @@ class _VocabCrossEntropy(torch.autograd.Function):
         grad = torch.empty_like(logits, memory_format=torch.contiguous_format)
         bias_grad = torch.zeros(vocab, dtype=torch.float32, device=logits.device) if bias is not None else None
         total = torch.zeros((), dtype=torch.float32, device=logits.device)
+        best = torch.empty(rows, dtype=torch.int64, device=logits.device)
         block = rows if logits.device.type != "cpu" else max(1, BLOCK_BYTES // (4 * vocab))
         for start in range(0, rows, block):
             end = min(rows, start + block)
             if bias is None:
-                logp = torch.log_softmax(logits[start:end], -1, dtype=torch.float32)  # (b, V) fp32
+                x = logits[start:end].float()                                          # (b, V) fp32
             else:                                                  # the bias added in fp32 (a mixed add is slower)
                 x = logits[start:end] + bias if logits.dtype == bias.dtype else logits[start:end].float().add_(bias)
-                logp = torch.log_softmax(x, -1, dtype=torch.float32)
-            total -= (logp.gather(1, safe[start:end]) * scale[start:end]).sum()
-            probabilities = logp.exp_()
+            top, best[start:end] = x.max(-1)                       # the prediction, for free where x is cached
+            probabilities = torch.softmax(x, -1)
+            # log p(target) = x_t - max - log(sum exp(x - max)); the largest probability is exactly 1 / that sum
+            largest = probabilities.gather(1, best[start:end, None])
+            logp = x.gather(1, safe[start:end]) - top.unsqueeze(1) + largest.log()    # (b, 1)
+            total -= (logp * scale[start:end]).sum()
             probabilities.scatter_add_(1, safe[start:end], probabilities.new_full((end - start, 1), -1.0))
             probabilities.mul_(scale[start:end])                                      # d loss / d logits
             grad[start:end].copy_(probabilities)                                      # in the logits' dtype
@@ -51,12 +56,12 @@ class _VocabCrossEntropy(torch.autograd.Function):
                 bias_grad += probabilities.sum(0)                                     # while the block is cached
         ctx.save_for_backward(grad, bias_grad)
         ctx.bias_dtype = bias.dtype if bias is not None else None
-        ctx.mark_non_differentiable(targets)
-        return total
+        ctx.mark_non_differentiable(best)
+        return total, best
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, upstream: torch.Tensor):
+    def backward(ctx, upstream: torch.Tensor, _best_grad):
         grad, bias_grad = ctx.saved_tensors
         if bias_grad is not None:
             bias_grad = (bias_grad * upstream).to(ctx.bias_dtype)
@@ -73,9 +78,17 @@ def vocab_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, bias: torch
     With ``bias``, the logits leave the decoder's bias out and it is added here, in fp32: its gradient,
     the column sums of the logits' gradient, is then summed from the fp32 blocks while they are in the
     cache, instead of by a cast and a sum over the whole (rows, V) gradient in the decoder's backward."""
+    return vocab_loss_and_predictions(logits, targets, bias)[0]
+
+
+def vocab_loss_and_predictions(logits: torch.Tensor, targets: torch.Tensor,
+                               bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``vocab_cross_entropy`` and, where the loss makes its gradient (training), each row's predicted
+    token: the index of its largest logit (bias included, in fp32), taken from the blocks the loss has in
+    the cache. Elsewhere (no gradient, ``torch.compile``) the predictions are None: ask ``top_tokens``."""
     wants_grad = torch.is_grad_enabled() and (logits.requires_grad or (bias is not None and bias.requires_grad))
     if not wants_grad or torch.compiler.is_compiling():     # under torch.compile the compiler fuses the plain loss
-        return F.cross_entropy(logits.float() if bias is None else logits.float() + bias.float(), targets)
+        return F.cross_entropy(logits.float() if bias is None else logits.float() + bias.float(), targets), None
     return _VocabCrossEntropy.apply(logits, bias, targets)
 
 

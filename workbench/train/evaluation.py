@@ -107,7 +107,6 @@ def accuracy_by_kind(model, batches: list[Batch], rows: list[int] | None = None)
     import torch
 
     from workbench.data.masking import KEPT, KIND_NAMES, MASKED, RANDOM
-    from workbench.model.vocab_loss import top_tokens
 
     counts = {KIND_NAMES[kind]: [0, 0] for kind in (MASKED, RANDOM, KEPT)}
     was_training = model.training
@@ -118,7 +117,7 @@ def accuracy_by_kind(model, batches: list[Batch], rows: list[int] | None = None)
                 chosen = slice(None) if rows is None else rows
                 out = model(torch.from_numpy(batch.input_ids[chosen]), torch.from_numpy(batch.token_type_ids[chosen]),
                             torch.from_numpy(batch.attention_mask[chosen]))
-                guesses = top_tokens(out.mlm_logits).numpy()
+                guesses = out.predicted_tokens().numpy()
                 kinds, originals = batch.kinds[chosen], batch.original_ids[chosen]
                 for kind in (MASKED, RANDOM, KEPT):
                     where = kinds == kind

@@ -15,7 +15,6 @@ import torch
 from workbench import checkpoint as ckpt
 from workbench.data.batches import Batch
 from workbench.data.masking import IGNORE_INDEX, KEPT, MASKED, RANDOM
-from workbench.model.vocab_loss import top_tokens
 from workbench.train.distributed import Distributed
 
 # The metric accumulator's named sums: values that live on the device (summed without a sync) and counts
@@ -56,7 +55,7 @@ class MetricInterval:
                     nsp_total=len(batch), real_tokens=real)
         with torch.no_grad():
             labels = tensors["mlm_labels"].reshape(-1).index_select(0, out.mlm_positions)
-            correct = (top_tokens(out.mlm_logits) == labels).double()                               # (M,)
+            correct = (out.predicted_tokens() == labels).double()                               # (M,)
             by_kind = torch.from_numpy(of_kind).to(self.device) @ correct                          # (3,)
             sums = {"mlm_loss": out.mlm_loss.detach().double(), "mlm_correct": correct.sum(),
                     "masked_correct": by_kind[0], "random_correct": by_kind[1], "kept_correct": by_kind[2]}

@@ -35,7 +35,6 @@ from workbench.data.dataset import TokenizedDataset
 from workbench.durable_io import remove_stale_partials, write_text_atomic
 from workbench.errors import ConfigError, DatasetError, WorkbenchError
 from workbench.model import build_model
-from workbench.model.vocab_loss import top_tokens
 from workbench import checkpoint as ckpt
 from workbench.train.control import TrainingControl
 from workbench.train.allocator import keep_freed_memory_for_reuse
@@ -508,7 +507,7 @@ class Trainer:
                     labels = tensors["mlm_labels"].reshape(-1).index_select(0, out.mlm_positions)
                     selected = len(labels)
                     pairs = out.nsp_logits is not None
-                    totals += [float(out.mlm_loss) * selected, float((top_tokens(out.mlm_logits) == labels).sum()),
+                    totals += [float(out.mlm_loss) * selected, float((out.predicted_tokens() == labels).sum()),
                                selected, float(out.nsp_loss) * len(batch) if pairs else 0.0,
                                float((out.nsp_logits.argmax(-1) == tensors["nsp_labels"]).sum()) if pairs else 0.0,
                                len(batch)]
