@@ -100,6 +100,9 @@ def test_inspect_text_output_and_examples(prepared, cli):
     assert result.returncode == 0, result.stderr
     assert "selected / non-special" in result.stdout and "configured" in result.stdout
     assert "#1 IsNext" in result.stdout or "#1 NotNext" in result.stdout
+    assert "falls to" not in result.stdout                         # a constant rate by default
+    falling = cli("inspect", out, "--samples", 200, "--set", "masking.final_probability=0.15")
+    assert "the run's first examples: the rate falls to 0.15 by its end" in falling.stdout, falling.stderr
 
 
 @pytest.mark.parametrize("args, message", [
