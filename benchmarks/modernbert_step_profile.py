@@ -23,6 +23,9 @@ Vocabulary: the sample's own (14,689) for tiny, 30,522 (BERT's) for the larger p
 * ``--compile``: ours under ``torch.compile`` as well (``train.compile``), with its compile time.
 * ``--masking P``: the share of tokens predicted (0.15 by default, the rate the comparison was first
   measured at; the trainer's default is 0.3).
+* ``--trainer N``: our ``Trainer`` itself (the default config: tiny, this machine's precision, 30%
+  masking, its metrics every step) for N steps on the sample; the median and mean step time after the
+  first 20 steps (what the race above does not see: the trainer also reads the predictions every step).
 * ``--precision bf16``: every side's forward under CPU autocast to bfloat16 (``train.precision bf16``);
   fast only on CPUs with AMX or AVX512-BF16.
 
@@ -262,9 +265,32 @@ def allocator_table(args) -> list[dict]:
     return rows
 
 
+def trainer_steps(steps: int, dataset) -> dict:
+    """Our Trainer with the default config for ``steps`` steps (no evaluation, no checkpoint)."""
+    import tempfile
+
+    from workbench.config import WorkbenchConfig
+    from workbench.train.trainer import Trainer
+
+    config = WorkbenchConfig()
+    config.data.dataset = str(dataset.path)
+    config.train.max_minutes, config.train.max_steps = 0.0, steps
+    config.train.checkpoint_every, config.train.eval_every_seconds, config.train.log_every = 0, 0.0, 10
+    tokens = []
+    with tempfile.TemporaryDirectory() as folder:
+        trainer = Trainer(config, Path(folder) / "run")
+        trainer.subscribe(lambda event: tokens.append(event.tokens_per_second) if event.type == "step" else None)
+        trainer.run()
+    times = trainer.step_times[20:]
+    return {"steps": steps, "precision": trainer.precision, "median_step_ms": round(statistics.median(times) * 1e3, 2),
+            "mean_step_ms": round(statistics.mean(times) * 1e3, 2),
+            "tokens_per_s_median": round(statistics.median(tokens[2:] or tokens))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--presets", nargs="+", default=["tiny", "mini"])
+    parser.add_argument("--presets", nargs="*", default=["tiny", "mini"],
+                        help="presets to race (none: only the other measurements asked for)")
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument("--vocab", type=int, default=0, help="vocabulary size (0: the sample's for tiny, else 30522)")
     parser.add_argument("--profile", action="store_true")
@@ -274,6 +300,8 @@ def main() -> None:
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                         help="bf16: CPU autocast on both sides (fast only with AMX or AVX512-BF16)")
     parser.add_argument("--masking", type=float, default=0.15, help="share of tokens predicted (default 0.15)")
+    parser.add_argument("--trainer", type=int, default=0, metavar="N",
+                        help="also time our Trainer (default config) for N steps on the sample")
     parser.add_argument("--only-full", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     global BF16, MASKING
@@ -297,6 +325,8 @@ def main() -> None:
     for preset in args.presets:
         report["results"] += step_ratios(torch, dataset, preset, vocab_of(preset), args.steps, args.profile,
                                          args.compile, ("full",) if args.only_full else ("full", "padded"))
+    if args.trainer:
+        report["trainer"] = trainer_steps(args.trainer, dataset)
     if args.matmuls:
         report["matmuls"] = matmul_table(torch, args.presets, vocab_of)
     if args.allocators:
