@@ -2,13 +2,15 @@
 
 ``F.cross_entropy(logits.float(), targets)`` walks the (rows, V) logits many times: the cast to fp32, the
 log-softmax, then in backward a zeroed (rows, V) gradient for the gather, the log-softmax's backward and the
-cast back. Under bf16 autocast on CPU that was a sixth of a ``tiny`` step. Here the forward pass computes,
-a block of rows at a time, the log-softmax in fp32 (cast inside the kernel), the loss, and the gradient
-``(softmax - onehot) / count`` straight into a tensor of the logits' dtype; backward hands that tensor on.
-The arithmetic is the same (the log-softmax is computed in fp32 either way), and the stored gradient takes
-the logits' dtype, half the bytes of the fp32 log-probabilities ``cross_entropy`` kept under bf16. Given
-the decoder's bias, it adds it in fp32 and sums its gradient from the blocks while they are cached (the
-decoder's own backward cast the whole gradient to fp32 to sum it: another sixth of the loss's time).
+cast back. Under bf16 autocast on CPU that was a sixth of a ``tiny`` step. Here the forward pass takes a
+block of rows at a time in fp32: its max (whose indices are the predicted tokens, which the trainer's
+accuracy wanted from a second pass over the logits), the softmax, the loss from them (log p(target) =
+x_t - max + log p_max, p_max being exactly 1 / the softmax's sum), and the gradient ``(softmax - onehot)
+/ count`` straight into a tensor of the logits' dtype; backward hands that tensor on. The arithmetic is
+in fp32 as ``cross_entropy``'s, and the stored gradient takes the logits' dtype, half the bytes of the
+fp32 log-probabilities ``cross_entropy`` kept under bf16. Given the decoder's bias, it adds it in fp32
+and sums its gradient from the blocks while they are cached (the decoder's own backward cast the whole
+gradient to fp32 to sum it: another sixth of the loss's time).
 
 Without gradients (evaluation, inspection), and under ``torch.compile``, it is plain ``cross_entropy``.
 """
