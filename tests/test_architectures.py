@@ -129,6 +129,23 @@ def test_an_unknown_architecture_is_refused_everywhere_never_another_model():
             attempt()
 
 
+def test_initial_weights_take_the_architectures_scale_unless_one_is_set():
+    """``model.initializer_range`` 0 is the architecture's (ModernBERT 0.04, chosen by measurement; BERT
+    transformers' 0.02); a value set is used as is, by every architecture."""
+    from workbench.model import build_model
+
+    truncation = 0.8796            # the std of a normal truncated at 2 sigma (ModernBERT), over sigma
+    for architecture, default, shrink in (("modernbert", 0.04, truncation), ("bert", 0.02, 1.0)):
+        for chosen in (0.0, 0.01):
+            config = ModelConfig.from_preset("tiny", vocab_size=2000, architecture=architecture,
+                                             initializer_range=chosen)
+            torch.manual_seed(0)
+            model = build_model(config)
+            expected = chosen or default
+            assert model.config.initializer_range == expected
+            assert float(model.word_embeddings.detach().std()) == pytest.approx(expected * shrink, rel=0.03)
+
+
 @pytest.mark.slow
 def test_a_registered_toy_architecture_trains_fine_tunes_and_exports(toy, learnable_dataset, tmp_path):
     from workbench.config import choices_of
@@ -144,9 +161,10 @@ def test_a_registered_toy_architecture_trains_fine_tunes_and_exports(toy, learna
     config = tiny_train_config(learnable_dataset.path, max_steps=60, checkpoint_every=60, eval_every=0,
                                learning_rate=0.0)
     config.model.architecture = "toy"
-    config.model.layer_norm_eps = 0.0
+    config.model.layer_norm_eps = config.model.initializer_range = 0.0
     resolved = config.model.resolved(vocab_size=120)
     assert resolved.layer_norm_eps == 1e-6                        # the record's default
+    assert resolved.initializer_range == 0.02                     # the registry's, where a record names none
     assert auto_learning_rate(resolved) == pytest.approx(3e-3 * (128 / 32) ** 0.5, rel=1e-3)
     assert flops_per_token(resolved, 32) > 0
 

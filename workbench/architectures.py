@@ -37,6 +37,7 @@ class Architecture:
     hf_model_type: str           # transformers' ``model_type``
     layer_norm_eps: float        # the default epsilon of every LayerNorm
     learning_rate: float         # peak learning rate at width 128 (scaled by 1/sqrt(width/128))
+    initializer_range: float = 0.02  # the default standard deviation of the initial weights
     ffn_matrices: int = 2        # H x I matrices in a feed-forward layer (a gated one has three)
     learned_positions: bool = True   # a position table (max_position_embeddings x H parameters)
     biases: bool = True
@@ -76,6 +77,6 @@ def for_hf_model_type(model_type: str) -> Architecture | None:
 
 
 register(Architecture("modernbert", "workbench.model.modernbert", hf_model_type="modernbert", layer_norm_eps=1e-5,
-                      learning_rate=2e-3, ffn_matrices=3, learned_positions=False, biases=False))
+                      learning_rate=2e-3, initializer_range=0.04, ffn_matrices=3, learned_positions=False, biases=False))
 register(Architecture("bert", "workbench.model.bert", hf_model_type="bert", layer_norm_eps=1e-12,
                       learning_rate=1e-3))

@@ -216,7 +216,8 @@ class ModelConfig:
     attention_probs_dropout_prob: float = setting(0.0, "Dropout on attention probabilities (original BERT: 0.1).", bounds="[0, 1)")
     max_position_embeddings: int = setting(512, "Longest sequence the position table holds.", bounds="[8, 65536]")
     type_vocab_size: int = setting(2, "Token types (segments A and B).", bounds="[2, 1024]")
-    initializer_range: float = setting(0.02, "Standard deviation of the initial weights.", bounds="(0, 1)")
+    initializer_range: float = setting(0.0, "Standard deviation of the initial weights; 0 takes the architecture's "
+                                            "(modernbert 0.04, bert 0.02).", bounds="[0, 1)")
     layer_norm_eps: float = setting(0.0, "Epsilon of every LayerNorm; 0 takes the architecture's (bert 1e-12, "
                                          "modernbert 1e-5).", bounds="[0, 1)")
     rope_theta: float = setting(160000.0, "modernbert: base of the rotary position frequencies.", bounds="[1, 1e9]")
@@ -242,8 +243,10 @@ class ModelConfig:
                     values[key] = value
         if not values["vocab_size"] and vocab_size:
             values["vocab_size"] = vocab_size
-        if not values["layer_norm_eps"]:
-            values["layer_norm_eps"] = architectures.get(self.architecture).layer_norm_eps
+        architecture = architectures.get(self.architecture)
+        for key in ("layer_norm_eps", "initializer_range"):
+            if not values[key]:
+                values[key] = getattr(architecture, key)
         resolved = ModelConfig(**values)
         resolved.validate(require_sizes=True)
         return resolved

@@ -220,7 +220,7 @@ class ModernBertPretrainingModel(nn.Module):
         super().__init__()
         if config.architecture != "modernbert":
             config = dataclasses.replace(config, architecture="modernbert")
-        if not config.hidden_size or not config.vocab_size or not config.layer_norm_eps:
+        if not (config.hidden_size and config.vocab_size and config.layer_norm_eps and config.initializer_range):
             config = config.resolved()
         self.config = config
         self.model = ModernBertModel(config)
