@@ -26,6 +26,7 @@ Vocabulary: the sample's own (14,689) for tiny, 30,522 (BERT's) for the larger p
 * ``--trainer N``: our ``Trainer`` itself (the default config: tiny, this machine's precision, 30%
   masking, its metrics every step) for N steps on the sample; the median and mean step time after the
   first 20 steps (what the race above does not see: the trainer also reads the predictions every step).
+  ``--trainer-precision fp32|bf16`` sets its ``train.precision`` (default ``auto``).
 * ``--precision bf16``: every side's forward under CPU autocast to bfloat16 (``train.precision bf16``);
   fast only on CPUs with AMX or AVX512-BF16.
 
@@ -265,8 +266,9 @@ def allocator_table(args) -> list[dict]:
     return rows
 
 
-def trainer_steps(steps: int, dataset) -> dict:
-    """Our Trainer with the default config for ``steps`` steps (no evaluation, no checkpoint)."""
+def trainer_steps(steps: int, dataset, precision: str = "auto") -> dict:
+    """Our Trainer with the default config (``train.precision`` = ``precision``) for ``steps`` steps (no
+    evaluation, no checkpoint)."""
     import tempfile
 
     from workbench.config import WorkbenchConfig
@@ -276,6 +278,7 @@ def trainer_steps(steps: int, dataset) -> dict:
     config.data.dataset = str(dataset.path)
     config.train.max_minutes, config.train.max_steps = 0.0, steps
     config.train.checkpoint_every, config.train.eval_every_seconds, config.train.log_every = 0, 0.0, 10
+    config.train.precision = precision
     tokens = []
     with tempfile.TemporaryDirectory() as folder:
         trainer = Trainer(config, Path(folder) / "run")
@@ -302,6 +305,8 @@ def main() -> None:
     parser.add_argument("--masking", type=float, default=0.15, help="share of tokens predicted (default 0.15)")
     parser.add_argument("--trainer", type=int, default=0, metavar="N",
                         help="also time our Trainer (default config) for N steps on the sample")
+    parser.add_argument("--trainer-precision", choices=["auto", "fp32", "bf16"], default="auto",
+                        help="the Trainer's train.precision (default auto, the default config's)")
     parser.add_argument("--only-full", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     global BF16, MASKING
@@ -326,7 +331,7 @@ def main() -> None:
         report["results"] += step_ratios(torch, dataset, preset, vocab_of(preset), args.steps, args.profile,
                                          args.compile, ("full",) if args.only_full else ("full", "padded"))
     if args.trainer:
-        report["trainer"] = trainer_steps(args.trainer, dataset)
+        report["trainer"] = trainer_steps(args.trainer, dataset, args.trainer_precision)
     if args.matmuls:
         report["matmuls"] = matmul_table(torch, args.presets, vocab_of)
     if args.allocators:
