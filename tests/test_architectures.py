@@ -133,6 +133,7 @@ def test_initial_weights_take_the_architectures_scale_unless_one_is_set():
     """``model.initializer_range`` 0 is the architecture's (ModernBERT 0.04, chosen by measurement; BERT
     transformers' 0.02); a value set is used as is, by every architecture."""
     from workbench.model import build_model
+    from workbench.model.classifier import build_classifier
 
     truncation = 0.8796            # the std of a normal truncated at 2 sigma (ModernBERT), over sigma
     for architecture, default, shrink in (("modernbert", 0.04, truncation), ("bert", 0.02, 1.0)):
@@ -144,6 +145,7 @@ def test_initial_weights_take_the_architectures_scale_unless_one_is_set():
             expected = chosen or default
             assert model.config.initializer_range == expected
             assert float(model.word_embeddings.detach().std()) == pytest.approx(expected * shrink, rel=0.03)
+            assert build_classifier(config, 2).config.initializer_range == expected    # the fine-tuning check's
 
 
 @pytest.mark.slow

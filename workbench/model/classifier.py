@@ -16,8 +16,10 @@ from workbench.model.common import SequenceClassifier
 
 
 def build_classifier(config: ModelConfig, num_labels: int, head_seed: int = 0) -> SequenceClassifier:
-    """The classifier of ``config.architecture`` (an unknown architecture is a ``ConfigError``)."""
-    return architectures.get(config.architecture).implementation().build_classifier(config, num_labels, head_seed)
+    """The classifier of ``config.architecture`` (an unknown architecture is a ``ConfigError``), with the
+    preset's sizes and the architecture's defaults filled in (``ModelConfig.resolved``)."""
+    implementation = architectures.get(config.architecture).implementation()
+    return implementation.build_classifier(config.resolved(), num_labels, head_seed)
 
 
 __all__ = ["SequenceClassifier", "build_classifier"]
