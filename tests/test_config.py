@@ -22,6 +22,29 @@ def test_defaults_follow_the_bert_recipe_with_modernberts_masking_rate():
     config.validate()
 
 
+def test_a_run_recorded_before_a_setting_existed_keeps_the_value_it_trained_with(tmp_path):
+    """The pair-loss weight came unweighted (1) and its default later became 0.5: a checkpoint or stored run
+    without the key resumes and repeats at 1, while a config file a person writes without it gets today's 0.5."""
+    from workbench.checkpoint import checkpoint_config
+
+    text = dumps_toml(WorkbenchConfig())
+    assert "pair_loss_weight = 0.5" in text
+    older = "".join(line for line in text.splitlines(keepends=True) if not line.startswith("pair_loss_weight"))
+    folder = tmp_path / "step-0000500"
+    folder.mkdir()
+    (folder / "config.toml").write_text(older, encoding="utf-8")
+    assert load_config(folder / "config.toml").train.pair_loss_weight == 0.5
+    assert checkpoint_config(folder).train.pair_loss_weight == 1.0
+    stored = WorkbenchConfig().to_dict()
+    del stored["train"]["pair_loss_weight"]
+    assert WorkbenchConfig.from_record(stored).train.pair_loss_weight == 1.0
+    assert "pair_loss_weight" not in stored["train"]                           # the record is not changed
+    stored["train"]["pair_loss_weight"] = 0.25                                  # a recorded value is kept
+    assert WorkbenchConfig.from_record(stored).train.pair_loss_weight == 0.25
+    with pytest.raises(ConfigError, match="unknown key train.pair_loss_wieght"):
+        WorkbenchConfig.from_record({"train": {"pair_loss_wieght": 1.0}})
+
+
 def test_toml_round_trip_is_exact(tmp_path):
     config = WorkbenchConfig()
     config.masking.probability = 0.1 + 0.2  # a float whose repr is long

@@ -254,7 +254,7 @@ def abandon_newer(run_dir: Path, step: int) -> list[Path]:
 
 
 def checkpoint_config(folder: Path) -> WorkbenchConfig:
-    return load_config(folder / "config.toml")
+    return load_config(folder / "config.toml", recorded=True)
 
 
 def load_weights(folder: Path, model: torch.nn.Module) -> None:

@@ -421,6 +421,18 @@ class WorkbenchConfig:
         config.validate()
         return config
 
+    @classmethod
+    def from_record(cls, raw: dict[str, Any], source: str = "recorded config") -> "WorkbenchConfig":
+        """A config recorded with a run (a checkpoint's, a stored run's): a setting added since it was recorded
+        takes the value that was in effect before the setting existed (``VALUES_BEFORE_ADDED``), not today's
+        default, so the run resumes and repeats as it trained."""
+        if isinstance(raw, dict):
+            raw = {name: dict(values) if isinstance(values, dict) else values for name, values in raw.items()}
+            for (section, key), value in VALUES_BEFORE_ADDED.items():
+                if isinstance(raw.get(section), dict):
+                    raw[section].setdefault(key, value)
+        return cls.from_dict(raw, source)
+
     def with_overrides(self, assignments: list[str]) -> "WorkbenchConfig":
         """A copy with ``section.key=value`` assignments applied (values in TOML syntax)."""
         raw = apply_settings(self.to_dict(), dict(parse_assignment(a) for a in assignments))
@@ -511,8 +523,15 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     return key, parsed
 
 
-def load_config(path: str | Path) -> WorkbenchConfig:
-    """Read and validate a TOML config file."""
+# Settings added after runs were already being recorded, whose default today differs from what every run did
+# before they existed. A recorded config that lacks one meant this value (see ``WorkbenchConfig.from_record``).
+VALUES_BEFORE_ADDED: dict[tuple[str, str], Any] = {
+    ("train", "pair_loss_weight"): 1.0,     # the pair loss was added unweighted; the default became 0.5 later
+}
+
+
+def load_config(path: str | Path, recorded: bool = False) -> WorkbenchConfig:
+    """Read and validate a TOML config file; ``recorded``: one written with a run (``WorkbenchConfig.from_record``)."""
     path = Path(path)
     text = read_user_text(path, ConfigError, "config file")
     try:
@@ -520,7 +539,7 @@ def load_config(path: str | Path) -> WorkbenchConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     try:
-        return WorkbenchConfig.from_dict(raw, source=str(path))
+        return (WorkbenchConfig.from_record if recorded else WorkbenchConfig.from_dict)(raw, source=str(path))
     except ConfigError as exc:
         message = str(exc)
         raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}") from None

@@ -177,7 +177,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                   f"min {min(values):.4g}  max {max(values):.4g}")
     print("config:")
     try:
-        text = dumps_toml(WorkbenchConfig.from_dict(run.config))
+        text = dumps_toml(WorkbenchConfig.from_record(run.config))
     except Exception:  # a config from another version: show it as it was stored
         text = json.dumps(run.config, indent=1)
     print("  " + text.replace("\n", "\n  ").rstrip())

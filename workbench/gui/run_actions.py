@@ -113,7 +113,7 @@ class RunActions(QObject):
     def new_run_from_config(self, stored: dict) -> None:
         """The Training form set to a recorded run's config (a new name; its dataset if it still exists)."""
         try:
-            config = WorkbenchConfig.from_dict(stored)
+            config = WorkbenchConfig.from_record(stored)
         except Exception as exc:
             self.window.show_error("Cannot use this config", str(exc))
             return
