@@ -79,7 +79,7 @@ def run_sweep(repository, sweep_id: int, dataset: str | None = None, control=Non
         step = repository.sweeps.claim_next(sweep_id)
         if step is None:
             return repository.sweeps.get(sweep_id).status
-        config = WorkbenchConfig.from_dict(step.config, source=f"sweep {sweep_id} ({step.label})")
+        config = WorkbenchConfig.from_record(step.config, source=f"sweep {sweep_id} ({step.label})")
         if dataset:
             config.data.dataset = dataset
         target = None
