@@ -178,6 +178,42 @@ def test_the_vocabulary_loss_gives_cross_entropys_value_and_gradients_block_by_b
         assert vocab_loss.vocab_loss_and_predictions(logits, targets, bias)[1] is None   # top_tokens' job there
 
 
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_the_padded_vocabulary_projection_gives_the_plain_projections_loss_and_gradients(with_bias):
+    torch.manual_seed(0)
+    states = torch.randn(96, 64, requires_grad=True)
+    weight = (torch.randn(1001, 64) * 0.1).requires_grad_()                   # 1,001 rows: padded to 1,024
+    bias = (torch.randn(1001) * 0.1).requires_grad_() if with_bias else None
+    targets = torch.randint(0, 1001, (96,))
+    targets[-7:] = vocab_loss.IGNORE_INDEX
+    inputs = [states, weight] + ([bias] if with_bias else [])
+    for upstream in (1.0, 0.7):                                               # 0.7: the gradient is scaled on its way
+        results = []
+        for project in (cpu_linear.vocabulary_logits, F.linear):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                logits = project(states, weight)
+                loss, predictions = vocab_loss.vocab_loss_and_predictions(logits, targets, bias)
+            results.append((logits.detach(), loss.detach(), predictions, *torch.autograd.grad(loss * upstream, inputs)))
+        padded, plain = results
+        assert padded[0].stride() == (1024, 1) and plain[0].stride() == (1001, 1)
+        for got, want in zip(padded, plain):
+            assert got.dtype == want.dtype
+            assert torch.allclose(got.float(), want.float(), rtol=1e-2, atol=1e-6)
+    with torch.no_grad():                                                     # evaluation: the plain projection
+        assert cpu_linear.vocabulary_logits(states, weight).is_contiguous()
+
+
+def test_padded_rows_reuses_a_padded_buffer_and_copies_anything_else():
+    buffer = cpu_linear.rows_like(torch.empty(5, 1024)[:, :1001])          # rows 1,024 apart, as the loss makes them
+    buffer.fill_(2.0)
+    full = cpu_linear.padded_rows(buffer, 1024)
+    assert full.data_ptr() == buffer.data_ptr() and not full[:, 1001:].any() and (full[:, :1001] == 2).all()
+    plain = torch.full((5, 1001), 3.0)
+    copied = cpu_linear.padded_rows(plain, 1024)
+    assert copied.data_ptr() != plain.data_ptr() and not copied[:, 1001:].any() and (copied[:, :1001] == 3).all()
+    assert cpu_linear.rows_like(plain).is_contiguous()
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_top_tokens_are_argmax_with_the_first_maximum_on_ties(dtype):
     torch.manual_seed(0)

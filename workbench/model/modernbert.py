@@ -29,7 +29,8 @@ than ``transformers``' own on CPU (``benchmarks/modernbert_step_profile.py``):
 the last layer runs at [CLS] and the masked positions only, rotary positions
 are one complex multiplication, the dense layers go through the faster of MKL and oneDNN for the CPU
 (``workbench.model.cpu_linear``), and under CPU autocast to bf16 attention is the explicit product
-(``workbench.model.common.attention``).
+(``workbench.model.common.attention``) and the vocabulary projection runs on a vocabulary padded to a
+multiple of 32 (``cpu_linear.vocabulary_logits``).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from workbench.config import ModelConfig
 from workbench.model.common import (PretrainingOutput, QuerySlots, SequenceClassifier, TokenLayout, attention,
                                      bucketed_rows, clipped_normal, dropout, explicit_attention, heads_and_losses,
                                      losses_at_positions, selected_positions)
-from workbench.model.cpu_linear import linear
+from workbench.model.cpu_linear import linear, vocabulary_logits
 
 
 def _layer_norm(config: ModelConfig) -> nn.LayerNorm:
@@ -261,7 +262,7 @@ class ModernBertPretrainingModel(nn.Module):
 
     def unbiased_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """The decoder's logits without its bias (``self.decoder.bias``), which the loss adds in fp32."""
-        return linear(self.head(hidden), self.word_embeddings)
+        return vocabulary_logits(self.head(hidden), self.word_embeddings)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None, attention_mask: torch.Tensor,
                 mlm_labels: torch.Tensor | None = None, nsp_labels: torch.Tensor | None = None,

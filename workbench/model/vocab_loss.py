@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from workbench.model.cpu_linear import rows_like
+
 IGNORE_INDEX = -100
 BLOCK_BYTES = 4 << 20          # fp32 log-probabilities per block on CPU: stays in the caches
 
@@ -34,7 +36,7 @@ class _VocabCrossEntropy(torch.autograd.Function):
         safe = targets.clamp(min=0).unsqueeze(1)                                      # (rows, 1)
         count = valid.sum().clamp(min=1).to(torch.float32)
         scale = (valid.to(torch.float32) / count).unsqueeze(1)                        # (rows, 1); 0 where ignored
-        grad = torch.empty_like(logits, memory_format=torch.contiguous_format)
+        grad = rows_like(logits)                               # padded logits: the gradient is laid out alike
         bias_grad = torch.zeros(vocab, dtype=torch.float32, device=logits.device) if bias is not None else None
         total = torch.zeros((), dtype=torch.float32, device=logits.device)
         best = torch.empty(rows, dtype=torch.int64, device=logits.device)
@@ -69,7 +71,7 @@ class _VocabCrossEntropy(torch.autograd.Function):
             bias_grad = (bias_grad * upstream).to(ctx.bias_dtype)
         if upstream.device.type == "cpu" and float(upstream) == 1.0:                  # the usual case: no pass
             return grad, bias_grad, None
-        return grad * upstream.to(grad.dtype), bias_grad, None
+        return torch.mul(grad, upstream.to(grad.dtype), out=rows_like(grad)), bias_grad, None
 
 
 def vocab_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
