@@ -13,7 +13,7 @@ from workbench.config import ModelConfig
 from workbench.model import cpu_linear
 from workbench.model.common import QuerySlots, TokenLayout, attention
 from workbench.model import vocab_loss
-from workbench.model.modernbert import ModernBertPretrainingModel, _rotate, pair_rows, rotations
+from workbench.model.modernbert import ModernBertPretrainingModel, _GatedGelu, _rotate, pair_rows, rotations
 from workbench.train.allocator import keep_freed_memory_for_reuse
 
 needs_onednn = pytest.mark.skipif(not cpu_linear.AVAILABLE, reason="the oneDNN path is for x86 CPUs with oneDNN")
@@ -212,6 +212,21 @@ def test_padded_rows_reuses_a_padded_buffer_and_copies_anything_else():
     copied = cpu_linear.padded_rows(plain, 1024)
     assert copied.data_ptr() != plain.data_ptr() and not copied[:, 1001:].any() and (copied[:, :1001] == 3).all()
     assert cpu_linear.rows_like(plain).is_contiguous()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_gated_gelu_gives_autograds_values_and_gradients_bit_for_bit(dtype):
+    torch.manual_seed(0)
+    both = torch.randn(37, 2 * 24).to(dtype)
+    upstream = torch.randn(37, 24).to(dtype)
+    results = []
+    for gated in (_GatedGelu.apply, lambda t: F.gelu(t.chunk(2, -1)[0]) * t.chunk(2, -1)[1]):
+        leaf = both.clone().requires_grad_()
+        out = gated(leaf)
+        out.backward(upstream)
+        results.append((out.detach(), leaf.grad))
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+    assert results[0][1].dtype == dtype and results[0][1][:, 24:].abs().sum() > 0    # both halves have gradients
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

@@ -128,6 +128,30 @@ class ModernBertAttention(nn.Module):
         return linear(y, self.Wo.weight)
 
 
+class _GatedGelu(torch.autograd.Function):
+    """gelu(value) * gate of (N, 2I) ``[value | gate]`` (Wi's two halves), as autograd makes it, but the
+    backward writes both halves' gradients into one (N, 2I) tensor: autograd's ``chunk`` backward
+    concatenated them in one more pass (0.5 ms of a 4,096-row layer's ~5.4, bf16, 2 cores). The same
+    numbers, bit for bit."""
+
+    @staticmethod
+    def forward(ctx, both: torch.Tensor) -> torch.Tensor:
+        value, gate = both.chunk(2, dim=-1)
+        activated = F.gelu(value)
+        ctx.save_for_backward(both, activated)
+        return activated * gate
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        both, activated = ctx.saved_tensors
+        value, gate = both.chunk(2, dim=-1)
+        half = activated.shape[-1]
+        grad_both = torch.empty_like(both, memory_format=torch.contiguous_format)
+        torch.mul(grad, activated, out=grad_both[..., half:])
+        torch.ops.aten.gelu_backward.grad_input(grad * gate, value, grad_input=grad_both[..., :half])
+        return grad_both
+
+
 class ModernBertMLP(nn.Module):
     """Gated GELU: Wo(gelu(x Wi_a) * (x Wi_b)); Wi holds both halves, as in transformers."""
 
@@ -138,8 +162,8 @@ class ModernBertMLP(nn.Module):
         self.p = config.hidden_dropout_prob
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        value, gate = linear(x, self.Wi.weight).chunk(2, dim=-1)                      # each (N, I)
-        return linear(dropout(F.gelu(value) * gate, self.p, self.training), self.Wo.weight)
+        gated = _GatedGelu.apply(linear(x, self.Wi.weight))                            # (N, 2I) -> (N, I)
+        return linear(dropout(gated, self.p, self.training), self.Wo.weight)
 
 
 class ModernBertEncoderLayer(nn.Module):

@@ -48,14 +48,19 @@ class _VocabCrossEntropy(torch.autograd.Function):
             else:                                                  # the bias added in fp32 (a mixed add is slower)
                 x = logits[start:end] + bias if logits.dtype == bias.dtype else logits[start:end].float().add_(bias)
             top, best[start:end] = x.max(-1)                       # the prediction, for free where x is cached
-            probabilities = torch.softmax(x, -1)
+            target_logits = x.gather(1, safe[start:end])                              # (b, 1), before x is overwritten
+            # the softmax in place (half the block's bytes in the cache); where x is a view of the logits
+            # themselves (fp32, no bias), straight into the gradient, which is fp32 too
+            in_grad = bias is None and logits.dtype == torch.float32
+            probabilities = torch._softmax(x, -1, False, out=grad[start:end] if in_grad else x)
             # log p(target) = x_t - max - log(sum exp(x - max)); the largest probability is exactly 1 / that sum
             largest = probabilities.gather(1, best[start:end, None])
-            logp = x.gather(1, safe[start:end]) - top.unsqueeze(1) + largest.log()    # (b, 1)
+            logp = target_logits - top.unsqueeze(1) + largest.log()                   # (b, 1)
             total -= (logp * scale[start:end]).sum()
             probabilities.scatter_add_(1, safe[start:end], probabilities.new_full((end - start, 1), -1.0))
             probabilities.mul_(scale[start:end])                                      # d loss / d logits
-            grad[start:end].copy_(probabilities)                                      # in the logits' dtype
+            if not in_grad:
+                grad[start:end].copy_(probabilities)                                  # in the logits' dtype
             if bias_grad is not None:
                 bias_grad += probabilities.sum(0)                                     # while the block is cached
         ctx.save_for_backward(grad, bias_grad)
