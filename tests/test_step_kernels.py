@@ -13,7 +13,7 @@ from workbench.config import ModelConfig
 from workbench.model import cpu_linear
 from workbench.model.common import QuerySlots, TokenLayout, attention
 from workbench.model import vocab_loss
-from workbench.model.modernbert import ModernBertPretrainingModel, _GatedGelu, _rotate, pair_rows, rotations
+from workbench.model.modernbert import ModernBertPretrainingModel, _GatedGelu, _RotaryQkv, _rotate, pair_rows, rotations
 from workbench.train.allocator import keep_freed_memory_for_reuse
 
 needs_onednn = pytest.mark.skipif(not cpu_linear.AVAILABLE, reason="the oneDNN path is for x86 CPUs with oneDNN")
@@ -212,6 +212,28 @@ def test_padded_rows_reuses_a_padded_buffer_and_copies_anything_else():
     copied = cpu_linear.padded_rows(plain, 1024)
     assert copied.data_ptr() != plain.data_ptr() and not copied[:, 1001:].any() and (copied[:, :1001] == 3).all()
     assert cpu_linear.rows_like(plain).is_contiguous()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_rotary_qkv_split_gives_autograds_values_and_gradients_bit_for_bit(dtype):
+    torch.manual_seed(0)
+    qkv = torch.randn(3, 10, 3, 2, 8).to(dtype)                                 # (B, T, 3, nh, hd)
+    rotation = rotations(10, 8, 10000.0, "cpu")
+    upstream = [torch.randn(3, 2, 10, 8).to(dtype) for _ in range(3)]
+
+    def plain(t):
+        q, k = _rotate(t[:, :, :2], rotation).permute(2, 0, 3, 1, 4).unbind(0)
+        return q, k, t[:, :, 2].transpose(1, 2)
+
+    results = []
+    for split in (lambda t: _RotaryQkv.apply(t, rotation), plain):
+        leaf = qkv.clone().requires_grad_()
+        outs = split(leaf)
+        torch.autograd.backward(outs, upstream)
+        results.append(([o.detach() for o in outs], leaf.grad))
+    (ours, ours_grad), (theirs, their_grad) = results
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+    assert ours_grad.dtype == dtype and torch.equal(ours_grad, their_grad)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
