@@ -256,13 +256,14 @@ def heads_and_losses(packed: torch.Tensor, layout: "TokenLayout", mlm_head, nsp_
 
 def losses_at_positions(mlm_logits: torch.Tensor, positions: torch.Tensor | None, mlm_labels: torch.Tensor | None,
                         nsp_logits: torch.Tensor | None, nsp_labels: torch.Tensor | None,
-                        mlm_bias: torch.Tensor | None = None) -> PretrainingOutput:
+                        mlm_bias: torch.Tensor | None = None, bias_added: bool = False) -> PretrainingOutput:
     """Both losses. ``mlm_logits`` (M', V) holds the M = len(positions) selected positions first, then rows
     of bucket padding, which the loss ignores (a target of ``IGNORE_INDEX``): slicing them off instead put
     a slice into the graph whose backward wrote a zero (M', V) gradient and copied into it, every step.
 
     Given ``mlm_bias``, ``mlm_logits`` leave the decoder's bias out: the loss adds it in fp32 and makes its
-    gradient (``workbench.model.vocab_loss``), and the logits returned have it added."""
+    gradient (``workbench.model.vocab_loss``), and the logits returned have it added. With ``bias_added``
+    the logits already include it and the loss makes only its gradient."""
     mlm_loss = nsp_loss = predictions = None
     if positions is not None:
         selected = len(positions)
@@ -270,10 +271,12 @@ def losses_at_positions(mlm_logits: torch.Tensor, positions: torch.Tensor | None
         if len(mlm_logits) > selected:
             targets = torch.cat([targets, targets.new_full((len(mlm_logits) - selected,), IGNORE_INDEX)])
         if selected:
-            mlm_loss, predictions = vocab_loss_and_predictions(mlm_logits, targets, mlm_bias)
+            mlm_loss, predictions = vocab_loss_and_predictions(mlm_logits, targets, mlm_bias, bias_added)
             predictions = predictions[:selected] if predictions is not None else None
         else:  # no position selected in the whole batch: a zero that keeps the graph
             mlm_loss = with_bias(mlm_logits, mlm_bias).sum() * 0.0
+        if bias_added:
+            mlm_bias = None                                               # the logits have it
         mlm_logits = mlm_logits[:selected]                                # (M, V); the bias is added on demand
     else:
         mlm_bias = None                                                   # the logits have it (heads_and_losses)

@@ -96,20 +96,29 @@ ROW_MULTIPLE = 32     # bf16 elements: 64 bytes, a cache line
 
 
 class _PaddedVocabularyProjection(torch.autograd.Function):
-    """(R, H) states x (V, H) weight.T in bf16, through a weight padded to Vp rows (Vp = V rounded up to
-    ``ROW_MULTIPLE``): the product is the first V columns of an (R, Vp) buffer, so every row of the logits
-    starts on a cache line. The pad rows are zeros, so they add nothing anywhere."""
+    """(R, H) states x (V, H) weight.T + (V,) bias in bf16, through a weight padded to Vp rows (Vp = V
+    rounded up to ``ROW_MULTIPLE``): the product is the first V columns of an (R, Vp) buffer, so every
+    row of the logits starts on a cache line. The pad rows are zeros, so they add nothing anywhere.
+
+    oneDNN adds the bias (fp32) to the fp32 sums before rounding the logits to bf16, for free. The bias's
+    gradient is left to the loss (``vocab_loss``, ``bias_added``), which sums it from its gradient blocks
+    while they are in the cache: summing the (R, V) gradient here took 2-4x as long."""
 
     @staticmethod
-    def forward(ctx, states: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, states: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         vocab, hidden = weight.shape
-        padded = weight.new_empty((-(-vocab // ROW_MULTIPLE) * ROW_MULTIPLE, hidden), dtype=torch.bfloat16)
+        rows = -(-vocab // ROW_MULTIPLE) * ROW_MULTIPLE
+        padded = weight.new_empty((rows, hidden), dtype=torch.bfloat16)
         padded[vocab:].zero_()
         padded[:vocab].copy_(weight)                                   # the cast autocast would make, padded
+        padded_bias = None
+        if bias is not None:
+            padded_bias = bias.new_zeros(rows, dtype=torch.float32)
+            padded_bias[:vocab].copy_(bias)
         x = states.to(torch.bfloat16)
         ctx.save_for_backward(x, padded)
         ctx.dtypes = states.dtype, weight.dtype
-        return torch.mm(x, padded.t())[:, :vocab]                       # (R, V), rows Vp apart
+        return _onednn(x, padded, padded_bias)[:, :vocab]               # (R, V), rows Vp apart
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -118,7 +127,7 @@ class _PaddedVocabularyProjection(torch.autograd.Function):
         full = padded_rows(grad.to(torch.bfloat16), len(padded))         # (R, Vp), zeros beyond V
         grad_states = torch.mm(full, padded).to(ctx.dtypes[0]) if ctx.needs_input_grad[0] else None
         grad_weight = torch.mm(full.t(), x)[:vocab].to(ctx.dtypes[1]) if ctx.needs_input_grad[1] else None
-        return grad_states, grad_weight
+        return grad_states, grad_weight, None                            # the bias's: the loss makes it
 
 
 def padded_rows(t: torch.Tensor, width: int) -> torch.Tensor:
@@ -145,21 +154,24 @@ def rows_like(t: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(t, memory_format=torch.contiguous_format)
 
 
-def vocabulary_logits(states: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """(R, H) states -> (R, V) logits against the (V, H) (tied) decoder weight, as ``linear``.
+def vocabulary_logits(states: torch.Tensor, weight: torch.Tensor,
+                      bias: torch.Tensor | None = None) -> tuple[torch.Tensor, bool]:
+    """(R, H) states -> (R, V) logits against the (V, H) (tied) decoder weight, and whether they include
+    the decoder's (V,) ``bias``. Where they do not (the bias is None, or it is left out), the caller's loss
+    adds it (``vocab_loss``); where they do, the loss still makes its gradient (``bias_added``).
 
-    Training in bf16 on CPU (autocast), oneDNN's bf16 matmuls ran 20-25% faster with the vocabulary
-    padded to a multiple of 32 (the sample's 14,687 -> 14,688, 1,280 rows, 128 wide, 2 cores: forward
-    6.7 -> 4.9 ms, states' gradient 4.7 -> 3.8, weight's 7.2 -> 5.9; ``benchmarks/
-    modernbert_step_profile.py --vocab``), so there the weight is cast into a padded buffer and the
-    logits are a view of the (R, Vp) product. The numbers are the same up to the order of the sums.
-    fp32 (MKL, oneDNN) gained nothing from padding; elsewhere it is ``linear``."""
-    if (states.device.type == "cpu" and states.dim() == 2 and torch.is_grad_enabled()
+    Training in bf16 on an x86 CPU (autocast), oneDNN's bf16 matmuls ran 20-25% faster with the
+    vocabulary padded to a multiple of 32 (the sample's 14,687 -> 14,688, 1,280 rows, 128 wide, 2 cores:
+    forward 6.7 -> 4.9 ms, states' gradient 4.7 -> 3.8, weight's 7.2 -> 5.9; ``benchmarks/
+    modernbert_step_profile.py --vocab``), so there the weight is cast into a padded buffer, oneDNN adds
+    the bias, and the logits are a view of the (R, Vp) product. fp32 (MKL, oneDNN) gained nothing from
+    padding; elsewhere it is ``linear``, without the bias."""
+    if (AVAILABLE and states.device.type == "cpu" and states.dim() == 2 and torch.is_grad_enabled()
             and torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
             and not torch.compiler.is_compiling() and weight.shape[0] % ROW_MULTIPLE
             and (states.requires_grad or weight.requires_grad)):
-        return _PaddedVocabularyProjection.apply(states, weight)
-    return linear(states, weight)
+        return _PaddedVocabularyProjection.apply(states, weight, bias), bias is not None
+    return linear(states, weight), False
 
 
 def in_use() -> bool:

@@ -312,7 +312,7 @@ class ModernBertPretrainingModel(nn.Module):
 
     def unbiased_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """The decoder's logits without its bias (``self.decoder.bias``), which the loss adds in fp32."""
-        return vocabulary_logits(self.head(hidden), self.word_embeddings)
+        return linear(self.head(hidden), self.word_embeddings)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None, attention_mask: torch.Tensor,
                 mlm_labels: torch.Tensor | None = None, nsp_labels: torch.Tensor | None = None,
@@ -336,8 +336,9 @@ class ModernBertPretrainingModel(nn.Module):
         wanted = bucketed_rows(torch.cat([cls[:heads], positions]))                    # (B + M') >= B + M
         states, _ = self.model(input_ids, attention_mask, wanted)                      # (B + M', H)
         nsp_logits = self.pair_classifier(states[:B]) if pair_head else None
-        return losses_at_positions(self.unbiased_logits(states[heads:]), positions, mlm_labels, nsp_logits,
-                                   nsp_labels, self.decoder.bias)
+        logits, bias_added = vocabulary_logits(self.head(states[heads:]), self.word_embeddings, self.decoder.bias)
+        return losses_at_positions(logits, positions, mlm_labels, nsp_logits, nsp_labels, self.decoder.bias,
+                                   bias_added)
 
 
 class ModernBertClassifier(SequenceClassifier):

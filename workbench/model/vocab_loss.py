@@ -29,8 +29,8 @@ BLOCK_BYTES = 4 << 20          # fp32 log-probabilities per block on CPU: stays 
 
 class _VocabCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, logits: torch.Tensor, bias: torch.Tensor | None,
-                targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(ctx, logits: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor,
+                bias_added: bool) -> tuple[torch.Tensor, torch.Tensor]:
         rows, vocab = logits.shape
         valid = targets != IGNORE_INDEX
         safe = targets.clamp(min=0).unsqueeze(1)                                      # (rows, 1)
@@ -43,7 +43,7 @@ class _VocabCrossEntropy(torch.autograd.Function):
         block = rows if logits.device.type != "cpu" else max(1, BLOCK_BYTES // (4 * vocab))
         for start in range(0, rows, block):
             end = min(rows, start + block)
-            if bias is None:
+            if bias is None or bias_added:
                 x = logits[start:end].float()                                          # (b, V) fp32
             else:                                                  # the bias added in fp32 (a mixed add is slower)
                 x = logits[start:end] + bias if logits.dtype == bias.dtype else logits[start:end].float().add_(bias)
@@ -51,7 +51,7 @@ class _VocabCrossEntropy(torch.autograd.Function):
             target_logits = x.gather(1, safe[start:end])                              # (b, 1), before x is overwritten
             # the softmax in place (half the block's bytes in the cache); where x is a view of the logits
             # themselves (fp32, no bias), straight into the gradient, which is fp32 too
-            in_grad = bias is None and logits.dtype == torch.float32
+            in_grad = (bias is None or bias_added) and logits.dtype == torch.float32
             probabilities = torch._softmax(x, -1, False, out=grad[start:end] if in_grad else x)
             # log p(target) = x_t - max - log(sum exp(x - max)); the largest probability is exactly 1 / that sum
             largest = probabilities.gather(1, best[start:end, None])
@@ -75,8 +75,8 @@ class _VocabCrossEntropy(torch.autograd.Function):
         if bias_grad is not None:
             bias_grad = (bias_grad * upstream).to(ctx.bias_dtype)
         if upstream.device.type == "cpu" and float(upstream) == 1.0:                  # the usual case: no pass
-            return grad, bias_grad, None
-        return torch.mul(grad, upstream.to(grad.dtype), out=rows_like(grad)), bias_grad, None
+            return grad, bias_grad, None, None
+        return torch.mul(grad, upstream.to(grad.dtype), out=rows_like(grad)), bias_grad, None, None
 
 
 def vocab_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -90,15 +90,19 @@ def vocab_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, bias: torch
     return vocab_loss_and_predictions(logits, targets, bias)[0]
 
 
-def vocab_loss_and_predictions(logits: torch.Tensor, targets: torch.Tensor,
-                               bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+def vocab_loss_and_predictions(logits: torch.Tensor, targets: torch.Tensor, bias: torch.Tensor | None = None,
+                               bias_added: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``vocab_cross_entropy`` and, where the loss makes its gradient (training), each row's predicted
     token: the index of its largest logit (bias included, in fp32), taken from the blocks the loss has in
-    the cache. Elsewhere (no gradient, ``torch.compile``) the predictions are None: ask ``top_tokens``."""
+    the cache. Elsewhere (no gradient, ``torch.compile``) the predictions are None: ask ``top_tokens``.
+
+    ``bias_added``: the logits already include ``bias`` (``cpu_linear.vocabulary_logits`` had oneDNN add
+    it); the loss only makes its gradient, from the blocks while they are cached."""
     wants_grad = torch.is_grad_enabled() and (logits.requires_grad or (bias is not None and bias.requires_grad))
     if not wants_grad or torch.compiler.is_compiling():     # under torch.compile the compiler fuses the plain loss
-        return F.cross_entropy(logits.float() if bias is None else logits.float() + bias.float(), targets), None
-    return _VocabCrossEntropy.apply(logits, bias, targets)
+        plain = logits.float() if bias is None or bias_added else logits.float() + bias.float()
+        return F.cross_entropy(plain, targets), None
+    return _VocabCrossEntropy.apply(logits, bias, targets, bias_added)
 
 
 def with_bias(logits: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
