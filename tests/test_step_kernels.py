@@ -13,7 +13,7 @@ from workbench.config import ModelConfig
 from workbench.model import cpu_linear
 from workbench.model.common import QuerySlots, TokenLayout, attention
 from workbench.model import vocab_loss
-from workbench.model.modernbert import ModernBertPretrainingModel, _GatedGelu, _RotaryQkv, _rotate, pair_rows, rotations
+from workbench.model.modernbert import ModernBertPretrainingModel, _GatedGelu, _GatedProjection, _RotaryQkv, _rotate, pair_rows, rotations
 from workbench.train.allocator import keep_freed_memory_for_reuse
 
 needs_onednn = pytest.mark.skipif(not cpu_linear.AVAILABLE, reason="the oneDNN path is for x86 CPUs with oneDNN")
@@ -219,6 +219,30 @@ def test_padded_rows_reuses_a_padded_buffer_and_copies_anything_else():
     copied = cpu_linear.padded_rows(plain, 1024)
     assert copied.data_ptr() != plain.data_ptr() and not copied[:, 1001:].any() and (copied[:, :1001] == 3).all()
     assert cpu_linear.rows_like(plain).is_contiguous()
+
+
+def test_the_split_gated_projection_gives_the_one_matmul_mlps_values_and_gradients_bit_for_bit():
+    torch.manual_seed(0)
+    x, weight = torch.randn(300, 64), torch.randn(2 * 96, 64) * 0.1
+    upstream = torch.randn(300, 96).to(torch.bfloat16)
+    results = []
+    for gated in (_GatedProjection.apply, lambda t, w: _GatedGelu.apply(F.linear(t, w))):
+        leaves = x.clone().requires_grad_(), weight.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = gated(*leaves)
+        out.backward(upstream)
+        results.append((out.detach(), *(leaf.grad for leaf in leaves)))
+    for ours, theirs in zip(*results):
+        assert ours.dtype == theirs.dtype and torch.equal(ours, theirs)
+    model = ModernBertPretrainingModel(ModelConfig.from_preset("tiny", vocab_size=100))
+    with torch.autocast("cpu", dtype=torch.bfloat16):                         # bf16 CPU training takes it
+        out = model.model.layers[0].mlp(torch.randn(8, model.config.hidden_size, requires_grad=True))
+    nodes, seen = [out.grad_fn], set()
+    while nodes:                                                              # every node of the graph behind out
+        node = nodes.pop()
+        seen.add(node.name())
+        nodes += [n for n, _ in node.next_functions if n is not None]
+    assert "_GatedProjectionBackward" in seen and "_GatedGeluBackward" not in seen
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

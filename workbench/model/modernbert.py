@@ -191,6 +191,42 @@ class _GatedGelu(torch.autograd.Function):
         return grad_both
 
 
+class _GatedProjection(torch.autograd.Function):
+    """gelu(x Wi_a^T) * (x Wi_b^T) in bf16 for (N, H) ``x`` and Wi = [Wi_a; Wi_b] (2I, H), each half from
+    its own matmul, so that the value and the gate are contiguous (N, I) tensors: the elementwise ops on
+    the strided halves of one (N, 2I) product ran at half speed (``gelu`` 2.0 against 0.9 ms at
+    (4,096, 1,024), 2 cores). The backward puts both halves' gradients into one (N, 2I) tensor for one
+    matmul per gradient, so the numbers are bit for bit those of one (N, 2I) product and ``_GatedGelu``."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        half = weight.shape[0] // 2
+        xb, w = x.to(torch.bfloat16), weight.to(torch.bfloat16)            # the casts autocast would make
+        value, gate = torch.mm(xb, w[:half].t()), torch.mm(xb, w[half:].t())   # each (N, I)
+        activated = F.gelu(value)
+        ctx.save_for_backward(xb, w, value, gate, activated)
+        ctx.dtypes = x.dtype, weight.dtype
+        return activated * gate
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        xb, w, value, gate, activated = ctx.saved_tensors
+        half = w.shape[0] // 2
+        grad = grad.to(torch.bfloat16)
+        both = torch.empty((len(xb), 2 * half), dtype=torch.bfloat16, device=xb.device)   # [value | gate]
+        torch.mul(grad, activated, out=both[:, half:])
+        torch.ops.aten.gelu_backward.grad_input(grad * gate, value, grad_input=both[:, :half])
+        grad_x = torch.mm(both, w).to(ctx.dtypes[0]) if ctx.needs_input_grad[0] else None
+        grad_w = torch.mm(both.t(), xb).to(ctx.dtypes[1]) if ctx.needs_input_grad[1] else None
+        return grad_x, grad_w
+
+
+def _bf16_cpu_training(x: torch.Tensor) -> bool:
+    return (x.device.type == "cpu" and x.dim() == 2 and torch.is_grad_enabled() and torch.is_autocast_enabled("cpu")
+            and torch.get_autocast_dtype("cpu") == torch.bfloat16 and not torch.compiler.is_compiling())
+
+
 class ModernBertMLP(nn.Module):
     """Gated GELU: Wo(gelu(x Wi_a) * (x Wi_b)); Wi holds both halves, as in transformers."""
 
@@ -201,7 +237,10 @@ class ModernBertMLP(nn.Module):
         self.p = config.hidden_dropout_prob
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gated = _GatedGelu.apply(linear(x, self.Wi.weight))                            # (N, 2I) -> (N, I)
+        if _bf16_cpu_training(x):
+            gated = _GatedProjection.apply(x, self.Wi.weight)                          # (N, I)
+        else:
+            gated = _GatedGelu.apply(linear(x, self.Wi.weight))                        # (N, 2I) -> (N, I)
         return linear(dropout(gated, self.p, self.training), self.Wo.weight)
 
 
