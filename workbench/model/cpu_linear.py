@@ -154,6 +154,13 @@ def rows_like(t: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(t, memory_format=torch.contiguous_format)
 
 
+def bf16_cpu_training(x: torch.Tensor) -> bool:
+    """Whether the (N, features) ``x`` is on its way through a training step under CPU autocast to bf16
+    (not compiled): where the step's hand-made bf16 pieces apply."""
+    return (x.device.type == "cpu" and x.dim() == 2 and torch.is_grad_enabled() and torch.is_autocast_enabled("cpu")
+            and torch.get_autocast_dtype("cpu") == torch.bfloat16 and not torch.compiler.is_compiling())
+
+
 def vocabulary_logits(states: torch.Tensor, weight: torch.Tensor,
                       bias: torch.Tensor | None = None) -> tuple[torch.Tensor, bool]:
     """(R, H) states -> (R, V) logits against the (V, H) (tied) decoder weight, and whether they include
@@ -166,9 +173,7 @@ def vocabulary_logits(states: torch.Tensor, weight: torch.Tensor,
     modernbert_step_profile.py --vocab``), so there the weight is cast into a padded buffer, oneDNN adds
     the bias, and the logits are a view of the (R, Vp) product. fp32 (MKL, oneDNN) gained nothing from
     padding; elsewhere it is ``linear``, without the bias."""
-    if (AVAILABLE and states.device.type == "cpu" and states.dim() == 2 and torch.is_grad_enabled()
-            and torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
-            and not torch.compiler.is_compiling() and weight.shape[0] % ROW_MULTIPLE
+    if (AVAILABLE and bf16_cpu_training(states) and weight.shape[0] % ROW_MULTIPLE
             and (states.requires_grad or weight.requires_grad)):
         return _PaddedVocabularyProjection.apply(states, weight, bias), bias is not None
     return linear(states, weight), False

@@ -47,7 +47,7 @@ from workbench.config import ModelConfig
 from workbench.model.common import (PretrainingOutput, QuerySlots, SequenceClassifier, TokenLayout, attention,
                                      bucketed_rows, clipped_normal, dropout, explicit_attention, heads_and_losses,
                                      losses_at_positions, selected_positions)
-from workbench.model.cpu_linear import linear, vocabulary_logits
+from workbench.model.cpu_linear import bf16_cpu_training, linear, vocabulary_logits
 
 
 def _layer_norm(config: ModelConfig) -> nn.LayerNorm:
@@ -122,11 +122,11 @@ class _RotaryQkv(torch.autograd.Function):
         rotation, = ctx.saved_tensors
         B, T, _, nh, hd = ctx.shape
         grad = torch.empty(ctx.shape, dtype=ctx.dtype, device=rotation.device)
-        pairs = torch.zeros((B, T, 2, nh, hd), dtype=torch.float32, device=rotation.device) \
-            if grad_q is None or grad_k is None else torch.empty((B, T, 2, nh, hd), dtype=torch.float32,
-                                                                 device=rotation.device)
+        pairs = torch.empty((B, T, 2, nh, hd), dtype=torch.float32, device=rotation.device)
         for i, g in enumerate((grad_q, grad_k)):
-            if g is not None:
+            if g is None:
+                pairs[:, :, i].zero_()
+            else:
                 pairs[:, :, i].copy_(g.transpose(1, 2))
         # the rotation's transpose is its inverse: turn back by the conjugate angles
         torch.view_as_complex(pairs.view(B, T, 2, nh, hd // 2, 2)).mul_(rotation.conj()[:, None, None, :])
@@ -222,11 +222,6 @@ class _GatedProjection(torch.autograd.Function):
         return grad_x, grad_w
 
 
-def _bf16_cpu_training(x: torch.Tensor) -> bool:
-    return (x.device.type == "cpu" and x.dim() == 2 and torch.is_grad_enabled() and torch.is_autocast_enabled("cpu")
-            and torch.get_autocast_dtype("cpu") == torch.bfloat16 and not torch.compiler.is_compiling())
-
-
 class ModernBertMLP(nn.Module):
     """Gated GELU: Wo(gelu(x Wi_a) * (x Wi_b)); Wi holds both halves, as in transformers."""
 
@@ -237,7 +232,7 @@ class ModernBertMLP(nn.Module):
         self.p = config.hidden_dropout_prob
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if _bf16_cpu_training(x):
+        if bf16_cpu_training(x):
             gated = _GatedProjection.apply(x, self.Wi.weight)                          # (N, I)
         else:
             gated = _GatedGelu.apply(linear(x, self.Wi.weight))                        # (N, 2I) -> (N, I)
