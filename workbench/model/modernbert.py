@@ -185,11 +185,18 @@ class _GatedGelu(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         both, activated = ctx.saved_tensors
         value, gate = both.chunk(2, dim=-1)
-        half = activated.shape[-1]
-        grad_both = torch.empty_like(both, memory_format=torch.contiguous_format)
-        torch.mul(grad, activated, out=grad_both[..., half:])
-        torch.ops.aten.gelu_backward.grad_input(grad * gate, value, grad_input=grad_both[..., :half])
-        return grad_both
+        out = torch.empty_like(both, memory_format=torch.contiguous_format)
+        return _gated_gelu_gradient(grad, value, gate, activated, out)
+
+
+def _gated_gelu_gradient(grad: torch.Tensor, value: torch.Tensor, gate: torch.Tensor, activated: torch.Tensor,
+                         out: torch.Tensor) -> torch.Tensor:
+    """The gradient of gelu(value) * gate (``activated`` = gelu(value)) written into the (N, 2I) ``out``:
+    the value's half first, then the gate's."""
+    half = activated.shape[-1]
+    torch.mul(grad, activated, out=out[..., half:])
+    torch.ops.aten.gelu_backward.grad_input(grad * gate, value, grad_input=out[..., :half])
+    return out
 
 
 class _GatedProjection(torch.autograd.Function):
@@ -214,10 +221,8 @@ class _GatedProjection(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         xb, w, value, gate, activated = ctx.saved_tensors
         half = w.shape[0] // 2
-        grad = grad.to(torch.bfloat16)
-        both = torch.empty((len(xb), 2 * half), dtype=torch.bfloat16, device=xb.device)   # [value | gate]
-        torch.mul(grad, activated, out=both[:, half:])
-        torch.ops.aten.gelu_backward.grad_input(grad * gate, value, grad_input=both[:, :half])
+        both = _gated_gelu_gradient(grad.to(torch.bfloat16), value, gate, activated,
+                                    torch.empty((len(xb), 2 * half), dtype=torch.bfloat16, device=xb.device))
         grad_x = torch.mm(both, w).to(ctx.dtypes[0]) if ctx.needs_input_grad[0] else None
         grad_w = torch.mm(both.t(), xb).to(ctx.dtypes[1]) if ctx.needs_input_grad[1] else None
         return grad_x, grad_w
