@@ -293,6 +293,22 @@ def test_top_tokens_are_argmax_with_the_first_maximum_on_ties(dtype):
     assert (chosen[:50] == 300).all()
 
 
+def test_the_lane_wise_first_maximum_is_max_with_the_first_index_on_ties():
+    torch.manual_seed(0)
+    x = torch.randn(120, 40 * vocab_loss.LANES)
+    x[:20, 45] = x[:20, 66] = x[:20].max(-1).values + 1                # a tie across lanes: 45 (lane 13) comes
+    #                                                                       first, though 66's lane (2) is lower
+    x[20:40, 1000] = x[20:40, 1000 + 3 * vocab_loss.LANES] = 50.0        # a tie within one lane
+    x[40:60] = torch.randint(0, 3, (20, x.shape[1])).float()             # many ties per row
+    x[60:80, -9:] = float("-inf")                                         # the vocabulary's padding
+    x[80, 5] = float("nan")
+    top, best = vocab_loss.first_maximum(x.clone())
+    expected = x.max(-1)
+    assert torch.equal(best, expected.indices)
+    assert torch.allclose(top, expected.values, equal_nan=True)
+    assert (best[:20] == 45).all() and (best[20:40] == 1000).all()
+
+
 def test_a_tuned_allocator_reuses_a_freed_big_buffer_instead_of_faulting_it_in_again():
     assert keep_freed_memory_for_reuse()
 

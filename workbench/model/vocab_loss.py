@@ -25,6 +25,27 @@ from workbench.model.cpu_linear import rows_like
 
 IGNORE_INDEX = -100
 BLOCK_BYTES = 4 << 20          # fp32 log-probabilities per block on CPU: stays in the caches
+LANES = 32                     # ``first_maximum``'s lanes: a work block's row is a whole number of them
+
+
+def first_maximum(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x.max(-1)`` of an fp32 (b, W) block, W a multiple of ``LANES``: each row's largest value and the
+    index of its first occurrence, with fewer scalar steps.
+
+    On CPU ``max`` with indices walks a row one element at a time (0.3 ms for 71 x 14,688, against 0.07 for
+    ``amax``). Here the row is seen as W / 32 chunks of 32 lanes: ``amax`` over the chunks gives each lane's
+    maximum (vectorised), the first lane that holds the row's maximum is found among 32, and the one
+    column of that lane is scanned for its first chunk holding it. That is the row's first maximum unless
+    another lane holds it too (a tie): such rows, and rows with a NaN, take ``max`` itself."""
+    b, width = x.shape
+    lanes = x.view(b, width // LANES, LANES).amax(1)                              # (b, LANES)
+    top, lane = lanes.max(-1)                                                     # the first lane holding it
+    column = x.view(b, width // LANES, LANES)[torch.arange(b, device=x.device), :, lane]    # (b, W / LANES)
+    best = column.max(-1).indices * LANES + lane
+    tied = (lanes == top.unsqueeze(1)).sum(-1) != 1                              # ties across lanes; NaN
+    if bool(tied.any()):
+        top[tied], best[tied] = x[tied].max(-1)
+    return top, best
 
 
 class _VocabCrossEntropy(torch.autograd.Function):
@@ -40,29 +61,33 @@ class _VocabCrossEntropy(torch.autograd.Function):
         bias_grad = torch.zeros(vocab, dtype=torch.float32, device=logits.device) if bias is not None else None
         total = torch.zeros((), dtype=torch.float32, device=logits.device)
         best = torch.empty(rows, dtype=torch.int64, device=logits.device)
-        block = rows if logits.device.type != "cpu" else max(1, BLOCK_BYTES // (4 * vocab))
+        on_cpu = logits.device.type == "cpu"
+        # fp32 blocks whose rows are a whole number of lanes (``first_maximum``), the columns beyond the
+        # vocabulary -inf: they take no part in the maximum, and the softmax gives them exactly 0
+        width = -(-vocab // LANES) * LANES if on_cpu else vocab
+        block = max(1, BLOCK_BYTES // (4 * width)) if on_cpu else rows
+        work = torch.empty((min(block, rows), width), dtype=torch.float32, device=logits.device)
         for start in range(0, rows, block):
             end = min(rows, start + block)
+            x = work[: end - start]
             if bias is None or bias_added:
-                x = logits[start:end].float()                                          # (b, V) fp32
-            else:                                                  # the bias added in fp32 (a mixed add is slower)
-                x = logits[start:end] + bias if logits.dtype == bias.dtype else logits[start:end].float().add_(bias)
-            top, best[start:end] = x.max(-1)                       # the prediction, for free where x is cached
+                x[:, :vocab].copy_(logits[start:end])                                 # in fp32
+            else:                                                                     # the bias added in fp32
+                torch.add(logits[start:end], bias, out=x[:, :vocab])
+            if width > vocab:
+                x[:, vocab:].fill_(float("-inf"))
+            top, best[start:end] = first_maximum(x) if on_cpu else x.max(-1)          # the predictions, for free
             target_logits = x.gather(1, safe[start:end])                              # (b, 1), before x is overwritten
-            # the softmax in place (half the block's bytes in the cache); where x is a view of the logits
-            # themselves (fp32, no bias), straight into the gradient, which is fp32 too
-            in_grad = (bias is None or bias_added) and logits.dtype == torch.float32
-            probabilities = torch._softmax(x, -1, False, out=grad[start:end] if in_grad else x)
+            probabilities = torch._softmax(x, -1, False, out=x)    # in place: half the block's bytes in the cache
             # log p(target) = x_t - max - log(sum exp(x - max)); the largest probability is exactly 1 / that sum
             largest = probabilities.gather(1, best[start:end, None])
             logp = target_logits - top.unsqueeze(1) + largest.log()                   # (b, 1)
             total -= (logp * scale[start:end]).sum()
             probabilities.scatter_add_(1, safe[start:end], probabilities.new_full((end - start, 1), -1.0))
             probabilities.mul_(scale[start:end])                                      # d loss / d logits
-            if not in_grad:
-                grad[start:end].copy_(probabilities)                                  # in the logits' dtype
+            grad[start:end].copy_(probabilities[:, :vocab])                           # in the logits' dtype
             if bias_grad is not None:
-                bias_grad += probabilities.sum(0)                                     # while the block is cached
+                bias_grad += probabilities.sum(0)[:vocab]                             # while the block is cached
         ctx.save_for_backward(grad, bias_grad)
         ctx.bias_dtype = bias.dtype if bias is not None else None
         ctx.mark_non_differentiable(best)
