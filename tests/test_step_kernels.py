@@ -148,6 +148,22 @@ def test_attention_under_cpu_autocast_is_the_explicit_product_and_agrees_with_fp
     assert "ScaledDotProduct" in attention(q, k, v, layout, 0.0).grad_fn.name()      # fp32: SDPA itself
 
 
+def test_a_bf16_softmax_gives_the_fp32_softmax_rounded_and_bf16_attention_survives_an_empty_row():
+    torch.manual_seed(0)
+    scores = (torch.randn(4, 3, 50, 50) * 6).to(torch.bfloat16)
+    assert torch.equal(scores.softmax(-1), scores.float().softmax(-1).to(torch.bfloat16))
+    B, nh, T, hd = 3, 2, 16, 8
+    q, k, v = (torch.randn(B, nh, T, hd, requires_grad=True) for _ in range(3))
+    mask = torch.ones(B, T, dtype=torch.long)
+    mask[1] = 0                                                  # a row of padding only: no key to attend to
+    layout = TokenLayout.from_mask(mask, B, T, torch.float32, bucket=False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = attention(q, k, v, layout, 0.0)
+    (out.float() * torch.randn(out.shape)).sum().backward()
+    assert torch.isfinite(out.float()).all()
+    assert all(torch.isfinite(t.grad).all() for t in (q, k, v))
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 @pytest.mark.parametrize("with_bias", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
