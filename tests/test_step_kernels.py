@@ -284,6 +284,24 @@ def test_the_rotary_qkv_split_gives_autograds_values_and_gradients_bit_for_bit(d
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_rotary_qkv_split_scales_the_queries_by_a_power_of_two_bit_for_bit(dtype):
+    torch.manual_seed(0)
+    qkv = torch.randn(3, 10, 3, 2, 64).to(dtype)                                # hd = 64: the scale is 2**-3
+    rotation = rotations(10, 64, 10000.0, "cpu")
+    upstream = [torch.randn(3, 2, 10, 64).to(dtype) for _ in range(3)]
+    results = []
+    for scaled in (lambda t: _RotaryQkv.apply(t, rotation, 64 ** -0.5),
+                   lambda t: (lambda q, k, v: (q * 64 ** -0.5, k, v))(*_RotaryQkv.apply(t, rotation))):
+        leaf = qkv.clone().requires_grad_()
+        outs = scaled(leaf)
+        torch.autograd.backward(outs, upstream)
+        results.append(([o.detach() for o in outs], leaf.grad))
+    (ours, ours_grad), (theirs, their_grad) = results
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+    assert torch.equal(ours_grad, their_grad)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_the_gated_gelu_gives_autograds_values_and_gradients_bit_for_bit(dtype):
     torch.manual_seed(0)
     both = torch.randn(37, 2 * 24).to(dtype)

@@ -183,17 +183,25 @@ class QuerySlots:
         return grid[self.rows, self.slots]
 
 
-def attention_probabilities(q: torch.Tensor, k: torch.Tensor, layout: "TokenLayout") -> torch.Tensor:
-    """softmax(q k^T / sqrt(hd) + padding mask) in fp32, (B, nh, T, T): attention computed explicitly."""
-    scores = (q @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)                  # (B, nh, T, T)
+def _scaled(scores: torch.Tensor, q: torch.Tensor, scale: float | None) -> torch.Tensor:
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    return scores if scale == 1.0 else scores * scale
+
+
+def attention_probabilities(q: torch.Tensor, k: torch.Tensor, layout: "TokenLayout",
+                            scale: float | None = None) -> torch.Tensor:
+    """softmax(q k^T * scale + padding mask) in fp32, (B, nh, T, T): attention computed explicitly. ``scale``
+    defaults to 1 / sqrt(hd); 1 where the queries come scaled (``ModernBertAttention``)."""
+    scores = _scaled(q @ k.transpose(-1, -2), q, scale)                          # (B, nh, T, T)
     if layout.bias is not None:
         scores = scores + layout.bias
     return scores.float().softmax(-1)
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: "TokenLayout",
-              dropout_p: float) -> torch.Tensor:
-    """softmax(q k^T / sqrt(hd) + padding mask) v, (B, nh, Q, hd): SDPA, except under CPU autocast to bf16.
+              dropout_p: float, scale: float | None = None) -> torch.Tensor:
+    """softmax(q k^T * scale + padding mask) v, (B, nh, Q, hd): SDPA, except under CPU autocast to bf16.
+    ``scale`` defaults to 1 / sqrt(hd); 1 where the queries come scaled (``ModernBertAttention``).
 
     There the fused kernel's backward runs at a quarter of its fp32 speed (8 ms a layer of ``tiny`` at
     4,096 tokens against 2 in fp32, on a Xeon with AMX), while the explicit product's matmuls run on the
@@ -202,21 +210,21 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: "TokenL
     and it saves the cast in, the cast out and their backwards (a ``mini`` layer's softmax forward and
     backward: 1.8 ms against 5.8). Its backward reads the bf16 probabilities instead of fp32 ones."""
     if q.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-        scores = (q @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)                  # (B, nh, Q, T)
+        scores = _scaled(q @ k.transpose(-1, -2), q, scale)                          # (B, nh, Q, T)
         if layout.bias is not None:        # finite in bf16 too: a row with no key to attend to stays a number
             scores = scores + layout.bias.to(scores.dtype).clamp_(min=torch.finfo(scores.dtype).min)
         probabilities = scores.softmax(-1) if scores.dtype == torch.bfloat16 else scores.float().softmax(-1)
         return dropout(probabilities.to(v.dtype), dropout_p, True) @ v
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=layout.attend, dropout_p=dropout_p)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=layout.attend, dropout_p=dropout_p, scale=scale)
 
 
 def explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: "TokenLayout",
-                       capture: list[torch.Tensor]) -> torch.Tensor:
+                       capture: list[torch.Tensor], scale: float | None = None) -> torch.Tensor:
     """Attention with its probabilities (B, nh, T, T) appended to ``capture``.
 
     The fused kernels return no weights; inspection (``workbench.snapshots``) needs them, on a small probe
     set and without dropout, so this path is only taken while ``capturing_attention`` is on."""
-    probabilities = attention_probabilities(q, k, layout)
+    probabilities = attention_probabilities(q, k, layout, scale)
     capture.append(probabilities)
     return probabilities.to(v.dtype) @ v                                         # (B, nh, T, hd)
 
