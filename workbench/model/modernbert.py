@@ -199,10 +199,12 @@ class _GatedGelu(torch.autograd.Function):
 def _gated_gelu_gradient(grad: torch.Tensor, value: torch.Tensor, gate: torch.Tensor, activated: torch.Tensor,
                          out: torch.Tensor) -> torch.Tensor:
     """The gradient of gelu(value) * gate (``activated`` = gelu(value)) written into the (N, 2I) ``out``:
-    the value's half first, then the gate's."""
+    the value's half first, then the gate's. GELU's backward runs on a contiguous tensor and is copied
+    into its half: written straight into the strided half it ran at 0.6x the speed (bf16, (4,096, 1,024))."""
     half = activated.shape[-1]
     torch.mul(grad, activated, out=out[..., half:])
-    torch.ops.aten.gelu_backward.grad_input(grad * gate, value, grad_input=out[..., :half])
+    through_gate = grad * gate
+    out[..., :half] = torch.ops.aten.gelu_backward.grad_input(through_gate, value, grad_input=through_gate)
     return out
 
 
