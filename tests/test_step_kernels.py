@@ -226,6 +226,42 @@ def test_the_padded_vocabulary_projection_gives_the_plain_projections_loss_and_g
         assert logits.is_contiguous() and not added
 
 
+@pytest.mark.skipif(not cpu_linear.AVAILABLE, reason="the padded projection is oneDNN's, on x86 CPUs")
+def test_the_embeddings_backward_adds_up_the_tied_weights_gradient_from_both_uses(monkeypatch):
+    from workbench.model import modernbert
+
+    torch.manual_seed(0)
+    model = ModernBertPretrainingModel(ModelConfig.from_preset("tiny", vocab_size=1001))    # padded to 1,024
+    ids = torch.randint(5, 1001, (4, 24))
+    labels = torch.where(torch.rand(4, 24) < 0.3, ids, -100)
+    handed = []
+    original = modernbert._TiedEmbedding.backward
+
+    def spy(ctx, grad):
+        handed.append(ctx.tied.grad is not None)
+        return original(ctx, grad)
+
+    monkeypatch.setattr(modernbert._TiedEmbedding, "backward", staticmethod(spy))
+    grads = []
+    for handed_over in (True, False):
+        if not handed_over:                       # each use's gradient to autograd, which adds them
+            monkeypatch.setattr(modernbert, "TiedGradient", lambda: None)
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(ids, None, torch.ones_like(ids), mlm_labels=labels, pair_head=False)
+        out.loss.backward()
+        grads.append({name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None})
+    tied, plain = grads
+    assert handed == [True]                        # the decoder handed its gradient over; then no tied lookup
+    assert tied.keys() == plain.keys()
+    weight = "model.embeddings.tok_embeddings.weight"
+    assert torch.allclose(tied[weight], plain[weight], rtol=0, atol=1e-6)      # the same sum, added in another order
+    assert plain[weight][ids.unique()].abs().sum() > 0
+    for name in tied:
+        if name != weight:
+            assert torch.equal(tied[name], plain[name]), name
+
+
 def test_padded_rows_reuses_a_padded_buffer_and_copies_anything_else():
     buffer = cpu_linear.rows_like(torch.empty(5, 1024)[:, :1001])          # rows 1,024 apart, as the loss makes them
     buffer.fill_(2.0)

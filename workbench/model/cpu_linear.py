@@ -95,6 +95,18 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
 ROW_MULTIPLE = 32     # bf16 elements: 64 bytes, a cache line
 
 
+class TiedGradient:
+    """Carries the padded projection's gradient for the weight it shares with the token embeddings to the
+    embeddings' backward (``modernbert._TiedEmbedding``), which runs later in the same backward pass and
+    adds its rows to it in place. Otherwise the embeddings' backward filled a zero (V, H) fp32 tensor and
+    autograd added the two (V, H) gradients: ~5 ms of a ``mini`` step. One per forward pass."""
+
+    __slots__ = ("grad",)
+
+    def __init__(self) -> None:
+        self.grad: torch.Tensor | None = None
+
+
 class _PaddedVocabularyProjection(torch.autograd.Function):
     """(R, H) states x (V, H) weight.T + (V,) bias in bf16, through a weight padded to Vp rows (Vp = V
     rounded up to ``ROW_MULTIPLE``): the product is the first V columns of an (R, Vp) buffer, so every
@@ -102,10 +114,12 @@ class _PaddedVocabularyProjection(torch.autograd.Function):
 
     oneDNN adds the bias (fp32) to the fp32 sums before rounding the logits to bf16, for free. The bias's
     gradient is left to the loss (``vocab_loss``, ``bias_added``), which sums it from its gradient blocks
-    while they are in the cache: summing the (R, V) gradient here took 2-4x as long."""
+    while they are in the cache: summing the (R, V) gradient here took 2-4x as long. Given ``tied``, the
+    weight's gradient goes there (``TiedGradient``) instead of to autograd."""
 
     @staticmethod
-    def forward(ctx, states: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    def forward(ctx, states: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                tied: TiedGradient | None) -> torch.Tensor:
         vocab, hidden = weight.shape
         rows = -(-vocab // ROW_MULTIPLE) * ROW_MULTIPLE
         padded = weight.new_empty((rows, hidden), dtype=torch.bfloat16)
@@ -117,7 +131,7 @@ class _PaddedVocabularyProjection(torch.autograd.Function):
             padded_bias[:vocab].copy_(bias)
         x = states.to(torch.bfloat16)
         ctx.save_for_backward(x, padded)
-        ctx.dtypes = states.dtype, weight.dtype
+        ctx.dtypes, ctx.tied = (states.dtype, weight.dtype), tied
         return _onednn(x, padded, padded_bias)[:, :vocab]               # (R, V), rows Vp apart
 
     @staticmethod
@@ -127,7 +141,9 @@ class _PaddedVocabularyProjection(torch.autograd.Function):
         full = padded_rows(grad.to(torch.bfloat16), len(padded))         # (R, Vp), zeros beyond V
         grad_states = torch.mm(full, padded).to(ctx.dtypes[0]) if ctx.needs_input_grad[0] else None
         grad_weight = torch.mm(full.t(), x)[:vocab].to(ctx.dtypes[1]) if ctx.needs_input_grad[1] else None
-        return grad_states, grad_weight, None                            # the bias's: the loss makes it
+        if grad_weight is not None and ctx.tied is not None:             # the embeddings' backward adds it up
+            ctx.tied.grad, grad_weight = grad_weight, None
+        return grad_states, grad_weight, None, None                      # the bias's: the loss makes it
 
 
 def padded_rows(t: torch.Tensor, width: int) -> torch.Tensor:
@@ -161,8 +177,8 @@ def bf16_cpu_training(x: torch.Tensor) -> bool:
             and torch.get_autocast_dtype("cpu") == torch.bfloat16 and not torch.compiler.is_compiling())
 
 
-def vocabulary_logits(states: torch.Tensor, weight: torch.Tensor,
-                      bias: torch.Tensor | None = None) -> tuple[torch.Tensor, bool]:
+def vocabulary_logits(states: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                      tied: TiedGradient | None = None) -> tuple[torch.Tensor, bool]:
     """(R, H) states -> (R, V) logits against the (V, H) (tied) decoder weight, and whether they include
     the decoder's (V,) ``bias``. Where they do not (the bias is None, or it is left out), the caller's loss
     adds it (``vocab_loss``); where they do, the loss still makes its gradient (``bias_added``).
@@ -172,10 +188,11 @@ def vocabulary_logits(states: torch.Tensor, weight: torch.Tensor,
     forward 6.7 -> 4.9 ms, states' gradient 4.7 -> 3.8, weight's 7.2 -> 5.9; ``benchmarks/
     modernbert_step_profile.py --vocab``), so there the weight is cast into a padded buffer, oneDNN adds
     the bias, and the logits are a view of the (R, Vp) product. fp32 (MKL, oneDNN) gained nothing from
-    padding; elsewhere it is ``linear``, without the bias."""
+    padding; elsewhere it is ``linear``, without the bias. ``tied``: where the padded projection runs, the
+    weight's gradient is handed to the token embeddings' backward through it (``TiedGradient``)."""
     if (AVAILABLE and bf16_cpu_training(states) and weight.shape[0] % ROW_MULTIPLE
             and (states.requires_grad or weight.requires_grad)):
-        return _PaddedVocabularyProjection.apply(states, weight, bias), bias is not None
+        return _PaddedVocabularyProjection.apply(states, weight, bias, tied), bias is not None
     return linear(states, weight), False
 
 

@@ -48,11 +48,33 @@ from workbench.config import ModelConfig
 from workbench.model.common import (PretrainingOutput, QuerySlots, SequenceClassifier, TokenLayout, attention,
                                      bucketed_rows, clipped_normal, dropout, explicit_attention, heads_and_losses,
                                      losses_at_positions, selected_positions)
-from workbench.model.cpu_linear import bf16_cpu_training, linear, vocabulary_logits
+from workbench.model.cpu_linear import TiedGradient, bf16_cpu_training, linear, vocabulary_logits
 
 
 def _layer_norm(config: ModelConfig) -> nn.LayerNorm:
     return nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps, bias=False)
+
+
+class _TiedEmbedding(torch.autograd.Function):
+    """The token embeddings' lookup, ``F.embedding``, whose backward adds its rows (in place, in the order
+    ``F.embedding``'s backward adds them) to the decoder's gradient for the same weight when the decoder
+    left it in ``tied`` (``cpu_linear.TiedGradient``), else to zeros as ``F.embedding``'s backward does."""
+
+    @staticmethod
+    def forward(ctx, input_ids: torch.Tensor, weight: torch.Tensor, tied: TiedGradient) -> torch.Tensor:
+        ctx.save_for_backward(input_ids)
+        ctx.tied, ctx.shape, ctx.dtype = tied, weight.shape, weight.dtype
+        return F.embedding(input_ids, weight)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        input_ids, = ctx.saved_tensors
+        total, ctx.tied.grad = ctx.tied.grad, None
+        if total is None:
+            total = torch.zeros(ctx.shape, dtype=ctx.dtype, device=grad.device)
+        total.index_add_(0, input_ids.reshape(-1), grad.reshape(-1, ctx.shape[1]).to(ctx.dtype))
+        return None, total, None
 
 
 class ModernBertEmbeddings(nn.Module):
@@ -62,8 +84,13 @@ class ModernBertEmbeddings(nn.Module):
         self.norm = _layer_norm(config)
         self.p = config.hidden_dropout_prob
 
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return dropout(self.norm(self.tok_embeddings(input_ids)), self.p, self.training)   # (B, T, H)
+    def forward(self, input_ids: torch.Tensor, tied: TiedGradient | None = None) -> torch.Tensor:
+        """(B, T) -> (B, T, H). ``tied``: the decoder may hand its gradient for the shared weight over there."""
+        if tied is not None and self.tok_embeddings.weight.requires_grad and torch.is_grad_enabled():
+            embedded = _TiedEmbedding.apply(input_ids, self.tok_embeddings.weight, tied)
+        else:
+            embedded = self.tok_embeddings(input_ids)
+        return dropout(self.norm(embedded), self.p, self.training)
 
 
 def rotations(length: int, head_dim: int, theta: float, device) -> torch.Tensor:
@@ -284,16 +311,17 @@ class ModernBertModel(nn.Module):
         self.final_norm = _layer_norm(config)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
-                wanted: torch.Tensor | None = None) -> tuple[torch.Tensor, TokenLayout]:
+                wanted: torch.Tensor | None = None, tied: TiedGradient | None = None
+                ) -> tuple[torch.Tensor, TokenLayout]:
         """The final states of the real tokens, (N, H), and where they are.
 
         With ``wanted`` (R flat positions b * T + t, repeats allowed), the final states at those positions
         only, (R, H) in that order. Pre-training reads the last layer at the masked positions and [CLS]
         alone, so that layer's attention output, residual and MLP run there only: the same numbers for
         those positions (every token is still attended to), at about a sixth of the last layer's dense
-        work."""
+        work. ``tied``: see ``ModernBertEmbeddings``."""
         B, T = input_ids.shape
-        embedded = self.embeddings(input_ids)                                          # (B, T, H)
+        embedded = self.embeddings(input_ids, tied)                                    # (B, T, H)
         layout = TokenLayout.from_mask(attention_mask, B, T, embedded.dtype, bucket=True)
         head_dim = self.config.hidden_size // self.config.num_attention_heads
         rotation = rotations(T, head_dim, self.config.rope_theta, input_ids.device)
@@ -396,9 +424,11 @@ class ModernBertPretrainingModel(nn.Module):
         positions = selected_positions(mlm_labels)                                     # (M,)
         heads = B if pair_head else 0
         wanted = bucketed_rows(torch.cat([cls[:heads], positions]))                    # (B + M') >= B + M
-        states, _ = self.model(input_ids, attention_mask, wanted)                      # (B + M', H)
+        tied = None if torch.compiler.is_compiling() else TiedGradient()    # the decoder's gradient, to the embeddings
+        states, _ = self.model(input_ids, attention_mask, wanted, tied)                # (B + M', H)
         nsp_logits = self.pair_classifier(states[:B]) if pair_head else None
-        logits, bias_added = vocabulary_logits(self.head(states[heads:]), self.word_embeddings, self.decoder.bias)
+        logits, bias_added = vocabulary_logits(self.head(states[heads:]), self.word_embeddings, self.decoder.bias,
+                                               tied)
         return losses_at_positions(logits, positions, mlm_labels, nsp_logits, nsp_labels, self.decoder.bias,
                                    bias_added)
 
