@@ -58,8 +58,6 @@ class _VocabCrossEntropy(torch.autograd.Function):
         count = valid.sum().clamp(min=1).to(torch.float32)
         scale = (valid.to(torch.float32) / count).unsqueeze(1)                        # (rows, 1); 0 where ignored
         grad = rows_like(logits)                               # padded logits: the gradient is laid out alike
-        bias_grad = torch.zeros(vocab, dtype=torch.float32, device=logits.device) if bias is not None else None
-        total = torch.zeros((), dtype=torch.float32, device=logits.device)
         best = torch.empty(rows, dtype=torch.int64, device=logits.device)
         on_cpu = logits.device.type == "cpu"
         # fp32 blocks whose rows are a whole number of lanes (``first_maximum``), the columns beyond the
@@ -67,7 +65,11 @@ class _VocabCrossEntropy(torch.autograd.Function):
         width = -(-vocab // LANES) * LANES if on_cpu else vocab
         block = max(1, BLOCK_BYTES // (4 * width)) if on_cpu else rows
         work = torch.empty((min(block, rows), width), dtype=torch.float32, device=logits.device)
-        for start in range(0, rows, block):
+        # per row: the largest logit, the target's, the largest probability; per block: the column sums
+        top, target_logits, largest = (torch.empty(rows, 1, device=logits.device) for _ in range(3))
+        column_sums = torch.empty((-(-rows // block), width), device=logits.device) if bias is not None else None
+        minus_one = torch.full((len(work), 1), -1.0, device=logits.device)
+        for i, start in enumerate(range(0, rows, block)):
             end = min(rows, start + block)
             x = work[: end - start]
             if bias is None or bias_added:
@@ -76,18 +78,18 @@ class _VocabCrossEntropy(torch.autograd.Function):
                 torch.add(logits[start:end], bias, out=x[:, :vocab])
             if width > vocab:
                 x[:, vocab:].fill_(float("-inf"))
-            top, best[start:end] = first_maximum(x) if on_cpu else x.max(-1)          # the predictions, for free
-            target_logits = x.gather(1, safe[start:end])                              # (b, 1), before x is overwritten
+            top[start:end, 0], best[start:end] = first_maximum(x) if on_cpu else x.max(-1)    # the predictions
+            torch.gather(x, 1, safe[start:end], out=target_logits[start:end])          # before x is overwritten
             probabilities = torch._softmax(x, -1, False, out=x)    # in place: half the block's bytes in the cache
-            # log p(target) = x_t - max - log(sum exp(x - max)); the largest probability is exactly 1 / that sum
-            largest = probabilities.gather(1, best[start:end, None])
-            logp = target_logits - top.unsqueeze(1) + largest.log()                   # (b, 1)
-            total -= (logp * scale[start:end]).sum()
-            probabilities.scatter_add_(1, safe[start:end], probabilities.new_full((end - start, 1), -1.0))
+            torch.gather(probabilities, 1, best[start:end, None], out=largest[start:end])
+            probabilities.scatter_add_(1, safe[start:end], minus_one[: end - start])
             probabilities.mul_(scale[start:end])                                      # d loss / d logits
             grad[start:end].copy_(probabilities[:, :vocab])                           # in the logits' dtype
-            if bias_grad is not None:
-                bias_grad += probabilities.sum(0)[:vocab]                             # while the block is cached
+            if column_sums is not None:
+                torch.sum(probabilities, 0, out=column_sums[i])                       # while the block is cached
+        # log p(target) = x_t - max - log(sum exp(x - max)); the largest probability is exactly 1 / that sum
+        total = -((target_logits - top + largest.log()) * scale).sum()
+        bias_grad = column_sums.sum(0)[:vocab] if column_sums is not None else None
         ctx.save_for_backward(grad, bias_grad)
         ctx.bias_dtype = bias.dtype if bias is not None else None
         ctx.mark_non_differentiable(best)
