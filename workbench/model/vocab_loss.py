@@ -57,21 +57,26 @@ class _VocabCrossEntropy(torch.autograd.Function):
         safe = targets.clamp(min=0).unsqueeze(1)                                      # (rows, 1)
         count = valid.sum().clamp(min=1).to(torch.float32)
         scale = (valid.to(torch.float32) / count).unsqueeze(1)                        # (rows, 1); 0 where ignored
-        grad = rows_like(logits)                               # padded logits: the gradient is laid out alike
         best = torch.empty(rows, dtype=torch.int64, device=logits.device)
         on_cpu = logits.device.type == "cpu"
         # fp32 blocks whose rows are a whole number of lanes (``first_maximum``), the columns beyond the
         # vocabulary -inf: they take no part in the maximum, and the softmax gives them exactly 0
         width = -(-vocab // LANES) * LANES if on_cpu else vocab
         block = max(1, BLOCK_BYTES // (4 * width)) if on_cpu else rows
-        work = torch.empty((min(block, rows), width), dtype=torch.float32, device=logits.device)
+        in_place = logits.dtype == torch.float32
+        if in_place:           # fp32: the gradient's own rows are the blocks (``width`` apart), nothing to copy out
+            work = torch.empty((rows, width), dtype=torch.float32, device=logits.device)
+            grad = work[:, :vocab]
+        else:                  # a block at a time in fp32, into the gradient (laid out as padded logits are)
+            work = torch.empty((min(block, rows), width), dtype=torch.float32, device=logits.device)
+            grad = rows_like(logits)
         # per row: the largest logit, the target's, the largest probability; per block: the column sums
         top, target_logits, largest = (torch.empty(rows, 1, device=logits.device) for _ in range(3))
         column_sums = torch.empty((-(-rows // block), width), device=logits.device) if bias is not None else None
-        minus_one = torch.full((len(work), 1), -1.0, device=logits.device)
+        minus_one = torch.full((min(block, rows), 1), -1.0, device=logits.device)
         for i, start in enumerate(range(0, rows, block)):
             end = min(rows, start + block)
-            x = work[: end - start]
+            x = work[start:end] if in_place else work[: end - start]
             if bias is None or bias_added:
                 x[:, :vocab].copy_(logits[start:end])                                 # in fp32
             else:                                                                     # the bias added in fp32
@@ -84,7 +89,8 @@ class _VocabCrossEntropy(torch.autograd.Function):
             torch.gather(probabilities, 1, best[start:end, None], out=largest[start:end])
             probabilities.scatter_add_(1, safe[start:end], minus_one[: end - start])
             probabilities.mul_(scale[start:end])                                      # d loss / d logits
-            grad[start:end].copy_(probabilities[:, :vocab])                           # in the logits' dtype
+            if not in_place:
+                grad[start:end].copy_(probabilities[:, :vocab])                       # in the logits' dtype
             if column_sums is not None:
                 torch.sum(probabilities, 0, out=column_sums[i])                       # while the block is cached
         # log p(target) = x_t - max - log(sum exp(x - max)); the largest probability is exactly 1 / that sum
