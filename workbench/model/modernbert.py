@@ -30,8 +30,9 @@ the last layer runs at [CLS] and the masked positions only, rotary positions
 are one complex multiplication, the dense layers go through the faster of MKL and oneDNN for the CPU
 (``workbench.model.cpu_linear``), and under CPU autocast to bf16 attention is the explicit product
 (``workbench.model.common.attention``), the vocabulary projection runs on a vocabulary padded to a
-multiple of 32 (``cpu_linear.vocabulary_logits``) and the MLP's value and gate come from two matmuls
-(``_GatedProjection``).
+multiple of 32 (``cpu_linear.vocabulary_logits``), whose gradient for the tied weight the token
+embeddings' backward adds its rows to (``_TiedEmbedding``), and the MLP's value and gate come from two
+matmuls (``_GatedProjection``). The attention scale rides on the queries' rotation (``_RotaryQkv``).
 """
 
 from __future__ import annotations
