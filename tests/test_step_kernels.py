@@ -297,6 +297,14 @@ def test_the_split_gated_projection_gives_the_one_matmul_mlps_values_and_gradien
     assert "_GatedProjectionBackward" in seen and "_GatedGeluBackward" not in seen
 
 
+def _outputs_and_gradient(split, qkv: torch.Tensor, upstream: list[torch.Tensor]):
+    """``split``'s (q, k, v) for a copy of ``qkv`` and the gradient it sends back for ``upstream``."""
+    leaf = qkv.clone().requires_grad_()
+    outs = split(leaf)
+    torch.autograd.backward(outs, upstream)
+    return [o.detach() for o in outs], leaf.grad
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_the_rotary_qkv_split_gives_autograds_values_and_gradients_bit_for_bit(dtype):
     torch.manual_seed(0)
@@ -308,13 +316,8 @@ def test_the_rotary_qkv_split_gives_autograds_values_and_gradients_bit_for_bit(d
         q, k = _rotate(t[:, :, :2], rotation).permute(2, 0, 3, 1, 4).unbind(0)
         return q, k, t[:, :, 2].transpose(1, 2)
 
-    results = []
-    for split in (lambda t: _RotaryQkv.apply(t, rotation), plain):
-        leaf = qkv.clone().requires_grad_()
-        outs = split(leaf)
-        torch.autograd.backward(outs, upstream)
-        results.append(([o.detach() for o in outs], leaf.grad))
-    (ours, ours_grad), (theirs, their_grad) = results
+    (ours, ours_grad), (theirs, their_grad) = (_outputs_and_gradient(split, qkv, upstream)
+                                               for split in (lambda t: _RotaryQkv.apply(t, rotation), plain))
     assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
     assert ours_grad.dtype == dtype and torch.equal(ours_grad, their_grad)
 
@@ -325,14 +328,10 @@ def test_the_rotary_qkv_split_scales_the_queries_by_a_power_of_two_bit_for_bit(d
     qkv = torch.randn(3, 10, 3, 2, 64).to(dtype)                                # hd = 64: the scale is 2**-3
     rotation = rotations(10, 64, 10000.0, "cpu")
     upstream = [torch.randn(3, 2, 10, 64).to(dtype) for _ in range(3)]
-    results = []
-    for scaled in (lambda t: _RotaryQkv.apply(t, rotation, 64 ** -0.5),
-                   lambda t: (lambda q, k, v: (q * 64 ** -0.5, k, v))(*_RotaryQkv.apply(t, rotation))):
-        leaf = qkv.clone().requires_grad_()
-        outs = scaled(leaf)
-        torch.autograd.backward(outs, upstream)
-        results.append(([o.detach() for o in outs], leaf.grad))
-    (ours, ours_grad), (theirs, their_grad) = results
+    (ours, ours_grad), (theirs, their_grad) = (
+        _outputs_and_gradient(scaled, qkv, upstream)
+        for scaled in (lambda t: _RotaryQkv.apply(t, rotation, 64 ** -0.5),
+                       lambda t: (lambda q, k, v: (q * 64 ** -0.5, k, v))(*_RotaryQkv.apply(t, rotation))))
     assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
     assert torch.equal(ours_grad, their_grad)
 
