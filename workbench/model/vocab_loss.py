@@ -38,9 +38,10 @@ def first_maximum(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     column of that lane is scanned for its first chunk holding it. That is the row's first maximum unless
     another lane holds it too (a tie): such rows, and rows with a NaN, take ``max`` itself."""
     b, width = x.shape
-    lanes = x.view(b, width // LANES, LANES).amax(1)                              # (b, LANES)
+    grid = x.view(b, width // LANES, LANES)
+    lanes = grid.amax(1)                                                          # (b, LANES)
     top, lane = lanes.max(-1)                                                     # the first lane holding it
-    column = x.view(b, width // LANES, LANES)[torch.arange(b, device=x.device), :, lane]    # (b, W / LANES)
+    column = grid[torch.arange(b, device=x.device), :, lane]                      # (b, W / LANES)
     best = column.max(-1).indices * LANES + lane
     tied = (lanes == top.unsqueeze(1)).sum(-1) != 1                              # ties across lanes; NaN
     if bool(tied.any()):
