@@ -227,6 +227,26 @@ def test_the_padded_vocabulary_projection_gives_the_plain_projections_loss_and_g
 
 
 @pytest.mark.skipif(not cpu_linear.AVAILABLE, reason="the padded projection is oneDNN's, on x86 CPUs")
+@pytest.mark.parametrize("vocab", [9001, 8224])                  # three chunks; a multiple of 32 (no pad rows)
+def test_the_chunked_projection_rounds_the_logits_with_the_bias_as_autocast_does(vocab):
+    torch.manual_seed(0)
+    states = torch.randn(80, 96, requires_grad=True)
+    weight = (torch.randn(vocab, 96) * 0.1).requires_grad_()
+    bias = (torch.randn(vocab) * 0.5).requires_grad_()
+    assert vocab > 2 * cpu_linear.COLUMN_CHUNK
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, added = cpu_linear.vocabulary_logits(states, weight, bias)
+        plain = F.linear(states, weight, bias)                  # the bias cast to bf16, added to fp32 sums
+    assert added and logits.dtype == torch.bfloat16 and logits.stride() == (-(-vocab // 32) * 32, 1)
+    x, w, b = (t.detach().bfloat16().double() for t in (states, weight, bias))
+    exact, terms = x @ w.t() + b, x.abs() @ w.abs().t() + b.abs()
+    ulp = 2.0 ** (torch.floor(torch.log2(exact.abs().clamp(min=1e-30))) - 7)      # bf16's spacing there
+    for got in (logits, plain):          # each rounded once; fp32 sums in another order (cancellation)
+        assert ((got.double() - exact).abs() <= ulp + 2.0 ** -16 * terms).all()
+    assert (logits != plain).float().mean() < 0.01
+
+
+@pytest.mark.skipif(not cpu_linear.AVAILABLE, reason="the padded projection is oneDNN's, on x86 CPUs")
 def test_the_embeddings_backward_adds_up_the_tied_weights_gradient_from_both_uses(monkeypatch):
     from workbench.model import modernbert
 
