@@ -35,18 +35,36 @@ def first_maximum(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     On CPU ``max`` with indices walks a row one element at a time (0.3 ms for 71 x 14,688, against 0.07 for
     ``amax``). Here the row is seen as W / 32 chunks of 32 lanes: ``amax`` over the chunks gives each lane's
     maximum (vectorised), the first lane that holds the row's maximum is found among 32, and the one
-    column of that lane is scanned for its first chunk holding it. That is the row's first maximum unless
-    another lane holds it too (a tie): such rows, and rows with a NaN, take ``max`` itself."""
+    column of that lane is scanned for its first chunk holding it (``_lane_maxima``). That is the row's
+    first maximum unless another lane holds it too (a tie): such rows, and rows with a NaN, take ``max``
+    itself (``_settle_ties``)."""
+    b = len(x)
+    lanes, top, chunk_top = x.new_empty((b, LANES)), x.new_empty(b), x.new_empty(b)
+    lane, best = (torch.empty(b, dtype=torch.int64, device=x.device) for _ in range(2))
+    _lane_maxima(x, lanes, top, lane, chunk_top, best, torch.arange(b, device=x.device))
+    _settle_ties(lanes, top, best, lambda tied: x[tied])
+    return top, best
+
+
+def _lane_maxima(x: torch.Tensor, lanes: torch.Tensor, top: torch.Tensor, lane: torch.Tensor,
+                 chunk_top: torch.Tensor, best: torch.Tensor, rows: torch.Tensor) -> None:
+    """For the (b, W) block ``x``, into the given (b, ...) outputs: each lane's maximum (b, LANES), the
+    row's maximum and the first lane holding it, and in ``best`` the first index in that lane holding it
+    (``chunk_top``: scratch). ``rows``: 0, 1, ... at least b long."""
     b, width = x.shape
     grid = x.view(b, width // LANES, LANES)
-    lanes = grid.amax(1)                                                          # (b, LANES)
-    top, lane = lanes.max(-1)                                                     # the first lane holding it
-    column = grid[torch.arange(b, device=x.device), :, lane]                      # (b, W / LANES)
-    best = column.max(-1).indices * LANES + lane
-    tied = (lanes == top.unsqueeze(1)).sum(-1) != 1                              # ties across lanes; NaN
+    torch.amax(grid, 1, out=lanes)
+    torch.max(lanes, -1, out=(top, lane))
+    torch.max(grid[rows[:b], :, lane], -1, out=(chunk_top, best))                  # the lane's first chunk
+    torch.add(lane, best, alpha=LANES, out=best)
+
+
+def _settle_ties(lanes: torch.Tensor, top: torch.Tensor, best: torch.Tensor, rows_of) -> None:
+    """Where another lane holds a row's maximum too (or the row has a NaN), ``_lane_maxima``'s index may
+    not be the first: those rows take ``max`` of their values, ``rows_of(which)`` (fp32)."""
+    tied = (lanes == top.unsqueeze(1)).sum(-1) != 1
     if bool(tied.any()):
-        top[tied], best[tied] = x[tied].max(-1)
-    return top, best
+        top[tied], best[tied] = rows_of(tied).max(-1)
 
 
 class _VocabCrossEntropy(torch.autograd.Function):
@@ -54,48 +72,59 @@ class _VocabCrossEntropy(torch.autograd.Function):
     def forward(ctx, logits: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor,
                 bias_added: bool) -> tuple[torch.Tensor, torch.Tensor]:
         rows, vocab = logits.shape
+        device = logits.device
         valid = targets != IGNORE_INDEX
         safe = targets.clamp(min=0).unsqueeze(1)                                      # (rows, 1)
         count = valid.sum().clamp(min=1).to(torch.float32)
         scale = (valid.to(torch.float32) / count).unsqueeze(1)                        # (rows, 1); 0 where ignored
-        best = torch.empty(rows, dtype=torch.int64, device=logits.device)
-        on_cpu = logits.device.type == "cpu"
+        adds_bias = bias is not None and not bias_added
+        on_cpu = device.type == "cpu"
         # fp32 blocks whose rows are a whole number of lanes (``first_maximum``), the columns beyond the
         # vocabulary -inf: they take no part in the maximum, and the softmax gives them exactly 0
         width = -(-vocab // LANES) * LANES if on_cpu else vocab
         block = max(1, BLOCK_BYTES // (4 * width)) if on_cpu else rows
         in_place = logits.dtype == torch.float32
         if in_place:           # fp32: the gradient's own rows are the blocks (``width`` apart), nothing to copy out
-            work = torch.empty((rows, width), dtype=torch.float32, device=logits.device)
+            work = torch.empty((rows, width), dtype=torch.float32, device=device)
             grad = work[:, :vocab]
         else:                  # a block at a time in fp32, into the gradient (laid out as padded logits are)
-            work = torch.empty((min(block, rows), width), dtype=torch.float32, device=logits.device)
+            work = torch.empty((min(block, rows), width), dtype=torch.float32, device=device)
             grad = rows_like(logits)
-        # per row: the largest logit, the target's, the largest probability; per block: the column sums
-        top, target_logits, largest = (torch.empty(rows, 1, device=logits.device) for _ in range(3))
-        column_sums = torch.empty((-(-rows // block), width), device=logits.device) if bias is not None else None
-        minus_one = torch.full((min(block, rows), 1), -1.0, device=logits.device)
+        # per row: the largest logit and its index, the largest probability; per block: the column sums
+        top, chunk_top, largest = (torch.empty(rows, device=device) for _ in range(3))
+        best, lane = (torch.empty(rows, dtype=torch.int64, device=device) for _ in range(2))
+        lanes = torch.empty((rows, LANES), device=device) if on_cpu else None
+        column_sums = torch.empty((-(-rows // block), width), device=device) if bias is not None else None
+        minus_one = torch.full((min(block, rows), 1), -1.0, device=device)
+        block_rows = torch.arange(min(block, rows), device=device)
         for i, start in enumerate(range(0, rows, block)):
             end = min(rows, start + block)
             x = work[start:end] if in_place else work[: end - start]
-            if bias is None or bias_added:
-                x[:, :vocab].copy_(logits[start:end])                                 # in fp32
-            else:                                                                     # the bias added in fp32
+            if adds_bias:                                                             # the bias added in fp32
                 torch.add(logits[start:end], bias, out=x[:, :vocab])
+            else:
+                x[:, :vocab].copy_(logits[start:end])                                 # in fp32
             if width > vocab:
                 x[:, vocab:].fill_(float("-inf"))
-            top[start:end, 0], best[start:end] = first_maximum(x) if on_cpu else x.max(-1)    # the predictions
-            torch.gather(x, 1, safe[start:end], out=target_logits[start:end])          # before x is overwritten
+            if on_cpu:                                                                # the predictions
+                _lane_maxima(x, lanes[start:end], top[start:end], lane[start:end], chunk_top[start:end],
+                             best[start:end], block_rows)
+            else:
+                torch.max(x, -1, out=(top[start:end], best[start:end]))
             probabilities = torch._softmax(x, -1, False, out=x)    # in place: half the block's bytes in the cache
-            torch.gather(probabilities, 1, best[start:end, None], out=largest[start:end])
+            # the largest probability, at an index holding the largest logit (a tie's first or not: equal)
+            torch.gather(probabilities, 1, best[start:end, None], out=largest[start:end, None])
             probabilities.scatter_add_(1, safe[start:end], minus_one[: end - start])
             probabilities.mul_(scale[start:end])                                      # d loss / d logits
             if not in_place:
                 grad[start:end].copy_(probabilities[:, :vocab])                       # in the logits' dtype
             if column_sums is not None:
                 torch.sum(probabilities, 0, out=column_sums[i])                       # while the block is cached
+        if on_cpu:                             # the logits are the blocks' values (in fp32, with the bias added)
+            _settle_ties(lanes, top, best, lambda tied: with_bias_fp32(logits[tied], bias if adds_bias else None))
+        target_logits = with_bias_fp32(logits.gather(1, safe), bias[safe] if adds_bias else None)  # (rows, 1)
         # log p(target) = x_t - max - log(sum exp(x - max)); the largest probability is exactly 1 / that sum
-        total = -((target_logits - top + largest.log()) * scale).sum()
+        total = -((target_logits - top.unsqueeze(1) + largest.unsqueeze(1).log()) * scale).sum()
         bias_grad = column_sums.sum(0)[:vocab] if column_sums is not None else None
         ctx.save_for_backward(grad, bias_grad)
         ctx.bias_dtype = bias.dtype if bias is not None else None
@@ -137,6 +166,11 @@ def vocab_loss_and_predictions(logits: torch.Tensor, targets: torch.Tensor, bias
         plain = logits.float() if bias is None or bias_added else logits.float() + bias.float()
         return F.cross_entropy(plain, targets), None
     return _VocabCrossEntropy.apply(logits, bias, targets, bias_added)
+
+
+def with_bias_fp32(logits: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``logits`` in fp32, plus ``bias`` (fp32, broadcast) when given: the values the loss's blocks hold."""
+    return logits.float() if bias is None else torch.add(logits, bias)
 
 
 def with_bias(logits: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
