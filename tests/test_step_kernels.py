@@ -282,6 +282,17 @@ def test_the_embeddings_backward_adds_up_the_tied_weights_gradient_from_both_use
             assert torch.equal(tied[name], plain[name]), name
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_vocabulary_weights_gradient_comes_back_in_rows_of_the_weights_dtype(dtype):
+    torch.manual_seed(0)
+    full = torch.randn(70, 1024).bfloat16()                                  # (R, Vp) gradient, V = 1,001
+    x = torch.randn(70, 48).bfloat16()
+    got = cpu_linear._weight_gradient(full, x, 1001, dtype)
+    want = (full[:, :1001].double().t() @ x.double())                       # (V, H)
+    assert got.dtype == dtype and got.shape == (1001, 48) and got.is_contiguous()
+    assert torch.allclose(got.double(), want, rtol=2 ** -7, atol=1e-3)      # one bf16 rounding
+
+
 def test_padded_rows_reuses_a_padded_buffer_and_copies_anything_else():
     buffer = cpu_linear.rows_like(torch.empty(5, 1024)[:, :1001])          # rows 1,024 apart, as the loss makes them
     buffer.fill_(2.0)

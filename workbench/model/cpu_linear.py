@@ -154,10 +154,22 @@ class _PaddedVocabularyProjection(torch.autograd.Function):
         padded = padded[:, :x.shape[1]]                                  # the weight's columns, not the bias's
         full = padded_rows(grad.to(torch.bfloat16), len(padded))         # (R, Vp), zeros beyond V
         grad_states = torch.mm(full, padded).to(ctx.dtypes[0]) if ctx.needs_input_grad[0] else None
-        grad_weight = torch.mm(full.t(), x)[:vocab].to(ctx.dtypes[1]) if ctx.needs_input_grad[1] else None
+        grad_weight = _weight_gradient(full, x, vocab, ctx.dtypes[1]) if ctx.needs_input_grad[1] else None
         if grad_weight is not None and ctx.tied is not None:             # the embeddings' backward adds it up
             ctx.tied.grad, grad_weight = grad_weight, None
         return grad_states, grad_weight, None, None                      # the bias's: the loss makes it
+
+
+def _weight_gradient(full: torch.Tensor, x: torch.Tensor, vocab: int, dtype: torch.dtype) -> torch.Tensor:
+    """The (V, H) weight's gradient full[:, :V].T @ x, in ``dtype``, from the (R, Vp) bf16 gradient and the
+    (R, H) bf16 states. For an fp32 weight it is made transposed, x.T @ full (H, Vp), both operands
+    row-major, and the cast to fp32 writes it back in (V, H) rows: for ``mini`` (1,280 x 30,528, 256 wide,
+    2 cores) 16.1 + 4.6 ms against 23.8 + 2.6 for full.T @ x and its cast. (A transposing copy into bf16
+    ran at a third of that speed, so a bf16 weight takes full.T @ x.)"""
+    if dtype == torch.bfloat16:
+        return torch.mm(full.t(), x)[:vocab]
+    transposed = torch.mm(x.t().contiguous(), full)                               # (H, Vp)
+    return transposed.t()[:vocab].to(dtype, memory_format=torch.contiguous_format)
 
 
 def padded_rows(t: torch.Tensor, width: int) -> torch.Tensor:
