@@ -233,6 +233,9 @@ def one(args) -> None:
 
 
 def main() -> None:
+    from workbench.train.allocator import restart_with_huge_pages
+
+    restart_with_huge_pages()       # as the program starts: malloc on huge pages where glibc and the kernel allow
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", action="append", help="sample, debian, manpages (repeatable; default all)")
     parser.add_argument("--contender", action="append", choices=CONTENDERS, help="default: all three")

@@ -11,15 +11,17 @@ prediction). transformers runs with "sdpa" and "eager"; the faster is the refere
 their steps interleaved, round by round, and the median step counts. ``ours`` takes this CPU's matmul
 path (``workbench.model.cpu_linear``: oneDNN on x86 CPUs other than Intel's, MKL on Intel's); next to it
 ``ours_mkl`` or ``ours_onednn`` is the same step forced onto the other path (``cpu_linear.onednn``).
-Like the trainer, the process keeps freed step buffers for reuse (``workbench.train.allocator``), which
-serves both sides alike.
+Like the trainer, the process keeps freed step buffers for reuse and, where glibc and the kernel allow,
+starts again with malloc on transparent huge pages, as the program does (``workbench.train.allocator``);
+both serve both sides alike.
 
 Vocabulary: the sample's own (14,689) for tiny, 30,522 (BERT's) for the larger presets, unless --vocab.
 
 * ``--profile``: the top operators by self CPU time for ours and the reference (``torch.profiler``).
 * ``--matmuls``: each dense layer's forward + backward, torch's ``F.linear`` (MKL) against oneDNN's.
 * ``--allocators``: the tiny step (full batches) again in a fresh process per allocator: glibc as is,
-  glibc tuned as the trainer does, jemalloc and tcmalloc when installed (``LD_PRELOAD``).
+  glibc tuned as the trainer does, that on huge pages as the program runs, jemalloc and tcmalloc when
+  installed (``LD_PRELOAD``).
 * ``--compile``: ours under ``torch.compile`` as well (``train.compile``), with its compile time.
 * ``--masking P``: the share of tokens predicted (0.15 by default, the rate the comparison was first
   measured at; the trainer's default is 0.3).
@@ -246,14 +248,16 @@ def matmul_table(torch, presets: list[str], vocab_of) -> list[dict]:
 def allocator_table(args) -> list[dict]:
     """The tiny full-batch race in a fresh process per allocator."""
     libs = {"jemalloc": "jemalloc", "tcmalloc": "tcmalloc_minimal"}
-    variants = [("glibc as is", {NO_TUNING: "1"}), ("glibc tuned (the trainer's)", {})]
+    small_pages = {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}
+    variants = [("glibc as is", {NO_TUNING: "1", **small_pages}), ("glibc tuned (the trainer's)", small_pages),
+                ("glibc tuned, huge pages (the program's)", {})]
     for name, lib in libs.items():
         found = ctypes.util.find_library(lib)
         path = next((str(p) for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib")
                      for p in sorted(Path(d).glob(f"lib{lib}.so*"))), None) if found else None
         if path:
             extra = {"MALLOC_CONF": "dirty_decay_ms:-1,muzzy_decay_ms:-1"} if name == "jemalloc" else {}
-            variants.append((f"{name} (LD_PRELOAD)", {NO_TUNING: "1", "LD_PRELOAD": path, **extra}))
+            variants.append((f"{name} (LD_PRELOAD)", {NO_TUNING: "1", "LD_PRELOAD": path, **small_pages, **extra}))
     rows = []
     for label, env in variants:
         out = subprocess.run([sys.executable, __file__, "--presets", "tiny", "--steps", str(args.steps), "--only-full",
@@ -291,6 +295,9 @@ def trainer_steps(steps: int, dataset, precision: str = "auto") -> dict:
 
 
 def main() -> None:
+    from workbench.train.allocator import restart_with_huge_pages
+
+    restart_with_huge_pages()                          # as the program starts (where glibc and the kernel allow)
     parser = argparse.ArgumentParser()
     parser.add_argument("--presets", nargs="*", default=["tiny", "mini"],
                         help="presets to race (none: only the other measurements asked for)")
@@ -326,7 +333,7 @@ def main() -> None:
 
     report = {"threads": torch.get_num_threads(), "torch": torch.__version__, "cpu_vendor": cpu_linear.cpu_vendor(),
               "onednn_linear": cpu_linear.in_use(), "precision": args.precision, "masking": args.masking,
-              "glibc_tuned": tuned, "results": []}
+              "glibc_tuned": tuned, "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""), "results": []}
     for preset in args.presets:
         report["results"] += step_ratios(torch, dataset, preset, vocab_of(preset), args.steps, args.profile,
                                          args.compile, ("full",) if args.only_full else ("full", "padded"))

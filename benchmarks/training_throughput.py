@@ -122,6 +122,9 @@ def peak_memory(preset: str, dataset_dir: str, impl: str, precision: str) -> flo
 
 
 def main() -> None:
+    from workbench.train.allocator import restart_with_huge_pages
+
+    restart_with_huge_pages()       # as the program starts: malloc on huge pages where glibc and the kernel allow
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=["mini", "base"])
     parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])

@@ -1,6 +1,6 @@
 """``python -m workbench`` is the same as the ``pretrain-workbench`` command."""
 
-from workbench.cli import main
+from workbench.cli import entry
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(entry())

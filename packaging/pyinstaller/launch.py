@@ -5,6 +5,6 @@ import sys
 
 if __name__ == "__main__":
     multiprocessing.freeze_support()        # worker processes of a frozen app start through this file
-    from workbench.cli import main
+    from workbench.cli import entry
 
-    sys.exit(main())
+    sys.exit(entry())
