@@ -21,7 +21,6 @@ from workbench.commands.common import Parser, add_config_options, add_masking_op
 from workbench.data.corpus import CORPUS_SUFFIXES
 from workbench.errors import WorkbenchError
 from workbench.store.statuses import STATUSES
-from workbench.train.allocator import restart_with_huge_pages
 from workbench.redaction import has_secret, scrub
 
 
@@ -209,14 +208,6 @@ def _warn_of_password_in_arguments(args: argparse.Namespace) -> None:
         print("note: a password given with --db is visible to other users of this machine and stays in your "
               "shell history; put the URL in WORKBENCH_DB, or the password in ~/.pgpass (PostgreSQL)",
               file=sys.stderr)
-
-
-def entry() -> int:
-    """The program's entry point (the ``pretrain-workbench`` command, ``python -m workbench``, the bundle):
-    ``main`` on the command line, in a process whose malloc takes transparent huge pages where that gains
-    (``workbench.train.allocator.restart_with_huge_pages``: the first start is replaced by the second)."""
-    restart_with_huge_pages()
-    return main()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

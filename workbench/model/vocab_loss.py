@@ -169,8 +169,8 @@ def vocab_loss_and_predictions(logits: torch.Tensor, targets: torch.Tensor, bias
 
 
 def with_bias_fp32(logits: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """``logits`` in fp32, plus ``bias`` (fp32, broadcast) when given: the values the loss's blocks hold."""
-    return logits.float() if bias is None else torch.add(logits, bias)
+    """``logits`` plus ``bias`` (broadcast) when given, in fp32: the values the loss's blocks hold."""
+    return logits.float() if bias is None else torch.add(logits, bias).float()
 
 
 def with_bias(logits: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
