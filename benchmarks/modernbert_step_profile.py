@@ -17,7 +17,9 @@ both serve both sides alike.
 
 Vocabulary: the sample's own (14,689) for tiny, 30,522 (BERT's) for the larger presets, unless --vocab.
 
-* ``--profile``: the top operators by self CPU time for ours and the reference (``torch.profiler``).
+* ``--profile``: the top operators by self CPU time for ours and the reference (``torch.profiler``). The
+  process then stays on small pages: under the profiler the step's buffers were faulted in again every
+  step, 38k small pages (~50 ms) or ~200 huge ones (~400 ms), which doubled the mini step.
 * ``--matmuls``: each dense layer's forward + backward, torch's ``F.linear`` (MKL) against oneDNN's.
 * ``--allocators``: the tiny step (full batches) again in a fresh process per allocator: glibc as is,
   glibc tuned as the trainer does, that on huge pages as the program runs, jemalloc and tcmalloc when
@@ -297,7 +299,8 @@ def trainer_steps(steps: int, dataset, precision: str = "auto") -> dict:
 def main() -> None:
     from workbench.train.allocator import restart_with_huge_pages
 
-    restart_with_huge_pages()                          # as the program starts (where glibc and the kernel allow)
+    if "--profile" not in sys.argv[1:]:    # under the profiler freed buffers are faulted in again every step, and
+        restart_with_huge_pages()          # on huge pages that doubled the step: profiles stay on small pages
     parser = argparse.ArgumentParser()
     parser.add_argument("--presets", nargs="*", default=["tiny", "mini"],
                         help="presets to race (none: only the other measurements asked for)")
