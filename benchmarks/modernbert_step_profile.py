@@ -23,7 +23,7 @@ Vocabulary: the sample's own (14,689) for tiny, 30,522 (BERT's) for the larger p
 * ``--matmuls``: each dense layer's forward + backward, torch's ``F.linear`` (MKL) against oneDNN's.
 * ``--allocators``: the tiny step (full batches) again in a fresh process per allocator: glibc as is,
   glibc tuned as the trainer does, that on huge pages as the program runs, jemalloc and tcmalloc when
-  installed (``LD_PRELOAD``).
+  installed (``LD_PRELOAD``); at the ``--precision`` and ``--masking`` given.
 * ``--compile``: ours under ``torch.compile`` as well (``train.compile``), with its compile time.
 * ``--masking P``: the share of tokens predicted (0.15 by default, the rate the comparison was first
   measured at; the trainer's default is 0.3).
@@ -263,7 +263,7 @@ def allocator_table(args) -> list[dict]:
     rows = []
     for label, env in variants:
         out = subprocess.run([sys.executable, __file__, "--presets", "tiny", "--steps", str(args.steps), "--only-full",
-                              "--masking", str(args.masking)],
+                              "--masking", str(args.masking), "--precision", args.precision],
                              env={**os.environ, **env}, capture_output=True, text=True, check=True).stdout
         entry = json.loads(out)["results"][0]
         rows.append({"allocator": label, "tokens_per_s": entry["tokens_per_s"],
