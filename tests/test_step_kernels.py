@@ -426,3 +426,17 @@ def test_a_tuned_allocator_reuses_a_freed_big_buffer_instead_of_faulting_it_in_a
     # glibc's default maps and faults in all 16,384 pages every time; tuned, a round reuses freed heap
     # memory (not every round: an aligned request may not fit the block just freed, so the heap grows once)
     assert min(faults_for_a_fresh_buffer() for _ in range(6)) < 1000
+
+
+def test_the_padded_layout_scatter_puts_the_tokens_in_place_and_hands_back_their_gradient():
+    torch.manual_seed(0)
+    mask = torch.ones(3, 10, dtype=torch.long)
+    mask[0, 7:], mask[2, 4:] = 0, 0                                           # 30 positions, 21 real
+    layout = TokenLayout.from_mask(mask, 3, 10, torch.float32, bucket=False)
+    packed = torch.randn(21, 5, requires_grad=True)
+    padded = layout.scatter(packed)                                           # (30, 5)
+    real = mask.reshape(-1).bool()
+    assert torch.equal(padded[real], packed.detach()) and not padded[~real].any()
+    upstream = torch.randn(30, 5)
+    (grad,) = torch.autograd.grad(padded, packed, upstream)
+    assert torch.equal(grad, upstream[real])

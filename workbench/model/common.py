@@ -136,10 +136,10 @@ class TokenLayout:
         return padded if self.index is None else padded.index_select(0, self.index)
 
     def scatter(self, packed: torch.Tensor) -> torch.Tensor:
-        """(N, C) -> (B*T, C), zeros at padding"""
+        """(N, C) -> (B*T, C), zeros at padding (copied in place: ``index_copy`` cloned the zeros first)"""
         if self.index is None:
             return packed
-        return packed.new_zeros(self.batch * self.length, packed.shape[1]).index_copy(0, self.index, packed)
+        return packed.new_zeros(self.batch * self.length, packed.shape[1]).index_copy_(0, self.index, packed)
 
     def packed_positions(self, flat_positions: torch.Tensor) -> torch.Tensor:
         """Row in the (N, H) matrix of each real position given as b * T + t."""
