@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from workbench.train.allocator import HUGE_PAGES, THP_SETTING, huge_pages_environment
+from workbench.train.allocator import HUGE_PAGES, huge_pages_environment, huge_pages_environment_here
 
 MADVISE = "always [madvise] never\n"
 
@@ -36,15 +36,6 @@ def test_nothing_changes_where_huge_pages_gain_nothing_or_were_decided(environ, 
     assert huge_pages_environment(environ, libc, thp) is None
 
 
-def _machine_gives_huge_pages() -> bool:
-    try:
-        with open(THP_SETTING, encoding="ascii") as f:
-            setting = f.read()
-    except OSError:
-        return False
-    return huge_pages_environment({}, os.confstr("CS_GNU_LIBC_VERSION") or "", setting) is not None
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc and Linux's THP")
 @pytest.mark.parametrize("given", [None, "glibc.malloc.hugetlb=0"])
 def test_the_program_starts_again_once_with_the_tunable_and_keeps_its_arguments(given):
@@ -59,5 +50,5 @@ def test_the_program_starts_again_once_with_the_tunable_and_keeps_its_arguments(
     if given:
         expected = given
     else:
-        expected = f"{HUGE_PAGES}=1" if _machine_gives_huge_pages() else ""
+        expected = f"{HUGE_PAGES}=1" if huge_pages_environment_here({}) is not None else ""
     assert out[0] == f"{expected} ['--x', 'a b']"

@@ -77,19 +77,25 @@ def huge_pages_environment(environ: dict[str, str], libc_version: str, thp_setti
     return {**environ, "GLIBC_TUNABLES": ":".join(filter(None, (tunables, f"{HUGE_PAGES}=1")))}
 
 
-def restart_with_huge_pages() -> None:
-    """Start this program again (``exec``: the same process, arguments and environment) with malloc on
-    transparent huge pages, where ``huge_pages_environment`` says it gains; otherwise return. For entry
-    points only, before any work: nothing after this call runs in the first start."""
-    if not sys.platform.startswith("linux") or not getattr(sys, "orig_argv", None):
-        return
+def huge_pages_environment_here(environ: dict[str, str]) -> dict[str, str] | None:
+    """``huge_pages_environment`` for this machine's glibc and kernel (None off Linux or where they
+    cannot be read)."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         libc_version = os.confstr("CS_GNU_LIBC_VERSION") or ""
         with open(THP_SETTING, encoding="ascii") as f:
             thp_setting = f.read()
     except (OSError, ValueError):
-        return
-    environment = huge_pages_environment(dict(os.environ), libc_version, thp_setting)
+        return None
+    return huge_pages_environment(environ, libc_version, thp_setting)
+
+
+def restart_with_huge_pages() -> None:
+    """Start this program again (``exec``: the same process, arguments and environment) with malloc on
+    transparent huge pages, where ``huge_pages_environment`` says it gains; otherwise return. For entry
+    points only, before any work: nothing after this call runs in the first start."""
+    environment = huge_pages_environment_here(dict(os.environ)) if getattr(sys, "orig_argv", None) else None
     if environment is None:
         return
     sys.stdout.flush()
