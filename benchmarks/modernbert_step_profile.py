@@ -34,6 +34,12 @@ Vocabulary: the sample's own (14,689) for tiny, 30,522 (BERT's) for the larger p
 * ``--precision bf16``: every side's forward under CPU autocast to bfloat16 (``train.precision bf16``);
   fast only on CPUs with AMX or AVX512-BF16.
 
+Each row also has the arithmetic of ours and the reference per step (``gflop_per_step``: matmuls and
+attention, forward and backward, counted by torch at the shapes they run), what each achieved
+(``gflop_per_s``), and ``arithmetic_ratio``, the reference's count over ours: the step ratio that the
+work each side does allows where matmuls are nearly all of the step (fp32 on a CPU without a fast
+matmul unit). A ratio above it comes from doing the same arithmetic faster or from less other work.
+
 Also printed: the process's peak RSS and its RSS after the warm-up and at the end (flat: buffers are
 reused, not accumulated). Needs the ``bench`` extra (transformers).
 """
@@ -148,6 +154,38 @@ def forward(torch, name, model, ids, labels, mask):
     return model(input_ids=ids, attention_mask=mask, labels=labels).loss
 
 
+def step_gflop(torch, name, model, batches) -> float:
+    """The arithmetic one training step of ``name`` does, in GFLOP, averaged over ``batches``: every matmul
+    at the shape it runs, forward and backward (torch's ``FlopCounterMode``; ours counted on ``F.linear``,
+    which does the same products as its oneDNN calls), and attention at the shapes SDPA is given, padding
+    included (the counter has no formula for CPU SDPA: the CUDA kernels' is used). Elementwise work and
+    the optimizer are not counted. Where matmuls are nearly all of both steps (fp32 on a CPU without a
+    fast matmul unit), the ratio of two sides' counts is the step ratio their arithmetic allows."""
+    from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
+
+    from workbench.model import cpu_linear
+
+    def attention(query, key, value, *args, **kwargs):
+        return sdpa_flop_count(query, key, value)
+
+    def attention_backward(grad, query, key, value, *args, **kwargs):
+        return sdpa_backward_flop_count(grad, query, key, value)
+
+    aten = torch.ops.aten
+    formulas = {aten._scaled_dot_product_flash_attention_for_cpu: attention,
+                aten._scaled_dot_product_flash_attention_for_cpu_backward: attention_backward}
+    total = 0
+    for batch in batches:
+        ids, labels, mask = (torch.from_numpy(a) for a in batch)
+        with cpu_linear.onednn(False), FlopCounterMode(display=False, custom_mapping=formulas) as counter:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=BF16):
+                loss = forward(torch, name, model, ids, labels, mask)
+            loss.backward()
+        model.zero_grad(set_to_none=True)
+        total += counter.get_total_flops()
+    return total / len(batches) / 1e9
+
+
 def profile_table(torch, name, model, optimizer, batches, rows: int = 16) -> list[dict]:
     from torch.profiler import ProfilerActivity, profile
 
@@ -197,10 +235,13 @@ def step_ratios(torch, dataset, preset: str, vocab: int, steps: int, profile: bo
         after_warmup = rss_mb()
         median = race(torch, models, optimizers, batches, steps)
         reference = min(("hf_sdpa", "hf_eager"), key=lambda n: median[n])
+        gflop = {n: round(step_gflop(torch, n, models[n], batches), 2) for n in ("ours", reference)}
         real_tokens = sum(int(b[2].sum()) for b in batches) / len(batches)
         entry = {"preset": preset, "vocab": vocab, "batch": kind, "padding_share": round(1 - real_tokens / 4096, 3),
                  "tokens_per_s": {n: round(real_tokens / m) for n, m in median.items()},
                  "reference": reference, "ratio_vs_reference": round(median[reference] / median["ours"], 3),
+                 "gflop_per_step": gflop, "arithmetic_ratio": round(gflop[reference] / gflop["ours"], 3),
+                 "gflop_per_s": {n: round(gflop[n] / median[n], 1) for n in gflop},
                  "rss_mb_after_warmup": after_warmup["VmRSS"], "rss_mb_end": rss_mb()["VmRSS"]}
         if compiled:
             entry["compile_seconds_for_these_shapes"] = round(compile_seconds, 1)
