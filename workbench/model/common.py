@@ -207,8 +207,9 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: "TokenL
     4,096 tokens against 2 in fp32, on a Xeon with AMX), while the explicit product's matmuls run on the
     bf16 units. The softmax computes in fp32, as in ``attention_probabilities``: a CPU softmax of bf16
     scores works in fp32 and rounds once, so its probabilities are fp32's rounded to bf16 (bit for bit on
-    a Xeon with AVX-512; on an AVX2 CPU 1 in 30,000 lands on the other bf16 neighbour; tested), and it saves the cast in, the cast out and their backwards (a ``mini`` layer's softmax forward and
-    backward: 1.8 ms against 5.8). Its backward reads the bf16 probabilities instead of fp32 ones."""
+    a Xeon with AVX-512; on an AVX2 CPU 1 in 30,000 lands on the other bf16 neighbour; tested), and it
+    saves the cast in, the cast out and their backwards (a ``mini`` layer's softmax forward and backward:
+    1.8 ms against 5.8). Its backward reads the bf16 probabilities instead of fp32 ones."""
     if q.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
         scores = _scaled(q @ k.transpose(-1, -2), q, scale)                          # (B, nh, Q, T)
         if layout.bias is not None:        # finite in bf16 too: a row with no key to attend to stays a number
