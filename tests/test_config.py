@@ -22,25 +22,27 @@ def test_defaults_follow_the_bert_recipe_with_modernberts_masking_rate():
     config.validate()
 
 
-def test_a_run_recorded_before_a_setting_existed_keeps_the_value_it_trained_with(tmp_path):
-    """The pair-loss weight came unweighted (1) and its default later became 0.5: a checkpoint or stored run
-    without the key resumes and repeats at 1, while a config file a person writes without it gets today's 0.5."""
+@pytest.mark.parametrize("key, today, before", [("pair_loss_weight", 0.5, 1.0), ("warmup_fraction", 0.06, 0.0)])
+def test_a_run_recorded_before_a_setting_existed_keeps_the_value_it_trained_with(tmp_path, key, today, before):
+    """The pair-loss weight came unweighted (1) and its default later became 0.5; warm-up was by steps alone
+    before the budget capped it: a checkpoint or stored run without the key resumes and repeats with the old
+    value, while a config file a person writes without it gets today's."""
     from workbench.checkpoint import checkpoint_config
 
     text = dumps_toml(WorkbenchConfig())
-    assert "pair_loss_weight = 0.5" in text
-    older = "".join(line for line in text.splitlines(keepends=True) if not line.startswith("pair_loss_weight"))
+    assert f"{key} = {today}" in text
+    older = "".join(line for line in text.splitlines(keepends=True) if not line.startswith(f"{key} ="))
     folder = tmp_path / "step-0000500"
     folder.mkdir()
     (folder / "config.toml").write_text(older, encoding="utf-8")
-    assert load_config(folder / "config.toml").train.pair_loss_weight == 0.5
-    assert checkpoint_config(folder).train.pair_loss_weight == 1.0
+    assert getattr(load_config(folder / "config.toml").train, key) == today
+    assert getattr(checkpoint_config(folder).train, key) == before
     stored = WorkbenchConfig().to_dict()
-    del stored["train"]["pair_loss_weight"]
-    assert WorkbenchConfig.from_record(stored).train.pair_loss_weight == 1.0
-    assert "pair_loss_weight" not in stored["train"]                           # the record is not changed
-    stored["train"]["pair_loss_weight"] = 0.25                                  # a recorded value is kept
-    assert WorkbenchConfig.from_record(stored).train.pair_loss_weight == 0.25
+    del stored["train"][key]
+    assert getattr(WorkbenchConfig.from_record(stored).train, key) == before
+    assert key not in stored["train"]                                          # the record is not changed
+    stored["train"][key] = 0.25                                                 # a recorded value is kept
+    assert getattr(WorkbenchConfig.from_record(stored).train, key) == 0.25
     with pytest.raises(ConfigError, match="unknown key train.pair_loss_wieght"):
         WorkbenchConfig.from_record({"train": {"pair_loss_wieght": 1.0}})
 

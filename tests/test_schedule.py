@@ -1,13 +1,14 @@
-"""The learning-rate schedule: warm-up by steps, decay over the budget's progress, and resume anchors."""
+"""The learning-rate schedule: warm-up by steps or a share of the budget, decay over the budget's progress, and resume anchors."""
 
 import pytest
 
 from workbench.config import TrainConfig
-from workbench.train.schedule import learning_rate, run_progress
+from workbench.train.schedule import learning_rate, run_progress, warmup_end
 
 
 def config(**values) -> TrainConfig:
-    base = dict(learning_rate=1e-3, warmup_steps=10, max_steps=110, max_minutes=0.0, schedule="linear")
+    base = dict(learning_rate=1e-3, warmup_steps=10, warmup_fraction=0.0, max_steps=110, max_minutes=0.0,
+                schedule="linear")
     base.update(values)
     return TrainConfig(**base)
 
@@ -15,6 +16,23 @@ def config(**values) -> TrainConfig:
 def test_warm_up_rises_linearly_to_the_peak():
     c = config()
     assert [learning_rate(c, s, 0.0, 10 / 110) for s in (0, 4, 9)] == pytest.approx([1e-4, 5e-4, 1e-3])
+
+
+def test_warm_up_ends_at_its_share_of_the_budget_when_the_steps_would_take_longer():
+    short = config(warmup_steps=100, warmup_fraction=0.06, max_steps=330, schedule="constant")   # a slow machine
+    ramp = [learning_rate(short, s, s / 330, warmup_end(short)) for s in range(0, 30)]
+    assert warmup_end(short) == pytest.approx(0.06)
+    assert ramp[9] == pytest.approx(1e-3 * (9 / 330) / 0.06)                 # the budget's ramp: faster than 10/100
+    assert all(a < b for a, b in zip(ramp[:20], ramp[1:20]))
+    assert ramp[20:] == pytest.approx([1e-3] * 10)                           # at the peak from 6% of 330 steps on
+    long = config(warmup_steps=100, warmup_fraction=0.06, max_steps=5000)    # 100 steps come first: by steps
+    assert warmup_end(long) == pytest.approx(100 / 5000)
+    assert learning_rate(long, 49, 49 / 5000, warmup_end(long)) == pytest.approx(5e-4)
+    timed = config(warmup_steps=100, warmup_fraction=0.06, max_steps=0, max_minutes=5.0)
+    assert learning_rate(timed, 9, 0.03, 0.0) == pytest.approx(5e-4)         # half of 6% of the time: half the peak
+    assert learning_rate(timed, 9, 0.061, 0.061) == pytest.approx(1e-3)        # over: the decay starts here
+    by_steps = config(warmup_steps=100, max_steps=330)                       # warmup_fraction 0: steps alone
+    assert learning_rate(by_steps, 49, 49 / 330, warmup_end(by_steps)) == pytest.approx(5e-4)
 
 
 @pytest.mark.parametrize("schedule, half, end", [("linear", 5e-4, 0.0), ("cosine", 5e-4, 0.0),

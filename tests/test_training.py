@@ -169,6 +169,18 @@ def test_time_budget_ends_the_run_with_the_schedule(learnable_dataset, tmp_path)
     assert max(e.lr for e in of_type(events, "step") if e.progress < 0.7) == pytest.approx(peak)
 
 
+def test_a_time_budget_caps_the_warm_up_at_its_share_of_the_time(learnable_dataset, tmp_path):
+    """Steps that the budget cannot hold (a slow machine): warm-up ends at warmup_fraction of the time."""
+    config = tiny_train_config(learnable_dataset.path, max_steps=0, max_minutes=0.03, warmup_steps=10**9,
+                               warmup_fraction=0.25)
+    result, events = run(config, tmp_path / "run")
+    steps, peak = of_type(events, "step"), config.train.learning_rate
+    rising = [e.lr for e in steps if e.progress < 0.2]
+    assert len(rising) > 3 and rising == sorted(rising) and rising[-1] < 0.85 * peak
+    assert max(e.lr for e in steps if 0.3 < e.progress < 0.7) == pytest.approx(peak)
+    assert result.status == "completed" and steps[-1].lr < 0.35 * peak        # and the cool-down still ends it
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(learnable_dataset, tmp_path, monkeypatch):
     from workbench.model import bert
 

@@ -291,7 +291,11 @@ class TrainConfig:
     adam_beta1: float = setting(0.9, "AdamW beta1.", bounds="[0, 1)")
     adam_beta2: float = setting(0.98, "AdamW beta2.", bounds="[0, 1)")
     adam_epsilon: float = setting(1e-6, "AdamW epsilon.", bounds="(0, 1)")
-    warmup_steps: int = setting(100, "Linear warm-up from 0 to the peak learning rate over this many steps.", bounds="[0, 10**12]")
+    warmup_steps: int = setting(100, "Linear warm-up from 0 to the peak learning rate over this many steps, or "
+                                     "over `warmup_fraction` of the budget if that ends first.", bounds="[0, 10**12]")
+    warmup_fraction: float = setting(0.06, "The longest warm-up, as a share of the budget (steps or time): on a "
+                                           "slow machine, 100 steps can be a third of 5 minutes. 0: by steps "
+                                           "alone.", bounds="[0, 1]")
     schedule: str = setting("wsd", "After warm-up: `wsd` (warm-up, stable, decay) holds the peak, then falls linearly to 0 "
                                    "over the last `cooldown_fraction` of the budget; `linear` or `cosine` decay to 0 over "
                                    "the whole budget; `constant` holds the peak.", choices=("wsd", "linear", "cosine", "constant"))
@@ -527,6 +531,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 # before they existed. A recorded config that lacks one meant this value (see ``WorkbenchConfig.from_record``).
 VALUES_BEFORE_ADDED: dict[tuple[str, str], Any] = {
     ("train", "pair_loss_weight"): 1.0,     # the pair loss was added unweighted; the default became 0.5 later
+    ("train", "warmup_fraction"): 0.0,      # warm-up was by steps alone before the budget capped it
 }
 
 

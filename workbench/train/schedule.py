@@ -1,5 +1,9 @@
-"""Learning-rate schedule: linear warm-up by steps, then decay over the run's progress (linear, cosine, or
-``wsd``: stable at the peak, then linear to zero over the last ``cooldown_fraction``).
+"""Learning-rate schedule: linear warm-up, then decay over the run's progress (linear, cosine, or ``wsd``:
+stable at the peak, then linear to zero over the last ``cooldown_fraction``).
+
+Warm-up lasts ``warmup_steps`` steps, or the first ``warmup_fraction`` of the
+budget if that comes first: on a slow machine a 5-minute budget holds a few
+hundred steps, and 100 of them would be a third of the run.
 
 Progress is the larger of steps done / max_steps and time used / time budget,
 so a run with ``max_minutes`` decays to zero exactly when its time runs out
@@ -26,18 +30,29 @@ def _fraction(progress: float, decay_start: float, anchor_progress: float, ancho
     return min(1.0, max(0.0, (progress - decay_start) / max(1e-12, 1.0 - decay_start)))
 
 
+def warmup_scale(config: TrainConfig, step: int, progress: float) -> float:
+    """How far warm-up has gone after optimizer step ``step`` (0-based), in (0, 1]: by steps, or by the share of
+    the budget used (``progress``) where that is further; 1 once it is over."""
+    if not config.warmup_steps:
+        return 1.0
+    by_steps = (step + 1) / config.warmup_steps
+    by_budget = progress / config.warmup_fraction if config.warmup_fraction else 0.0
+    return min(1.0, max(by_steps, by_budget))
+
+
 def learning_rate(config: TrainConfig, step: int, progress: float, decay_start: float,
                   anchor_progress: float = 0.0, anchor_fraction: float = 0.0) -> float:
     """Learning rate for optimizer step ``step`` (0-based).
 
     ``progress`` is the budget used so far in [0, 1]; ``decay_start`` is the progress at
-    which warm-up ended (``warmup_steps / max_steps`` for a step budget). After the
+    which warm-up ended (``warmup_end`` for a step budget). After the
     budget was changed on resume, ``anchor_progress`` is the new budget's progress at
     that moment and ``anchor_fraction`` how far the decay had gone then.
     """
     peak = config.learning_rate
-    if config.warmup_steps and step < config.warmup_steps:
-        return peak * (step + 1) / config.warmup_steps
+    warmed = warmup_scale(config, step, progress)
+    if warmed < 1.0:
+        return peak * warmed
     if config.schedule == "constant":
         return peak
     fraction = _fraction(progress, decay_start, anchor_progress, anchor_fraction)
@@ -46,6 +61,15 @@ def learning_rate(config: TrainConfig, step: int, progress: float, decay_start: 
     if config.schedule == "wsd":                       # the peak until the last cooldown_fraction, then linear
         return peak * min(1.0, (1.0 - fraction) / config.cooldown_fraction)
     return peak * (1.0 - fraction)
+
+
+def warmup_end(config: TrainConfig) -> float:
+    """The progress at which warm-up ends in a run with a step limit and no time budget (a time budget's is known
+    only when it comes: the trainer records it)."""
+    if not config.max_steps or not config.warmup_steps:
+        return 0.0
+    by_steps = config.warmup_steps / config.max_steps
+    return min(by_steps, config.warmup_fraction) if config.warmup_fraction else by_steps
 
 
 def run_progress(config: TrainConfig, step: int, elapsed_seconds: float) -> float:

@@ -46,7 +46,7 @@ from workbench.train.events import (
     StepMetrics, Subscriber,
 )
 from workbench.train.metric_interval import MetricInterval
-from workbench.train.schedule import decay_fraction, learning_rate, run_progress
+from workbench.train.schedule import decay_fraction, learning_rate, run_progress, warmup_end, warmup_scale
 
 # Settings that may change when a run is resumed; anything else would make it another run.
 RESUMABLE_CHANGES = {(section.SECTION, f.name) for section in SECTIONS for f in dataclasses.fields(section)
@@ -293,7 +293,7 @@ class Trainer:
                 state.anchor_fraction = decay_fraction(saved, run_progress(saved, state.step, state.elapsed), state)
                 state.anchor_progress = run_progress(t, state.step, state.elapsed)
         else:
-            state.decay_start = t.warmup_steps / t.max_steps if t.max_steps else 0.0
+            state.decay_start = warmup_end(t)
         self._step = state.step
         return model, optimizer, state
 
@@ -435,11 +435,12 @@ class Trainer:
 
     def _advance_clock(self, state: ckpt.TrainingState, seconds: float, interval: "MetricInterval") -> None:
         t = self.config.train
+        warming = warmup_scale(t, state.step, run_progress(t, state.step, state.elapsed)) < 1.0
         state.step += 1
         self._step = state.step
-        if state.step == t.warmup_steps and t.max_minutes:
-            state.decay_start = run_progress(t, state.step, state.elapsed)
         state.elapsed += seconds
+        if warming and t.max_minutes:           # a time budget's decay starts where its warm-up ended
+            state.decay_start = run_progress(t, state.step, state.elapsed)
         self.step_times.append(seconds)
         interval.steps += 1
 

@@ -39,6 +39,7 @@ FIELDS = (
     ("train", "batch_size", "Batch size", "int", 0),
     ("train", "learning_rate", "Learning rate", "float", 6),
     ("train", "warmup_steps", "Warm-up steps", "int", 0),
+    ("train", "warmup_fraction", "  at most (share of budget)", "float", 2),
     ("train", "schedule", "Schedule", "combo", 0),
     ("train", "cooldown_fraction", "  cool-down share (wsd)", "float", 2),
     ("train", "weight_decay", "Weight decay", "float", 4),
