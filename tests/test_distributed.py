@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -15,14 +16,17 @@ WORKER = textwrap.dedent("""
     sys.path.insert(0, sys.argv[1])
     import torch
     from conftest import tiny_train_config
+    from workbench.train.control import TrainingControl
     from workbench.train.trainer import Trainer
 
     resume = sys.argv[5] if len(sys.argv) > 5 else None
     config = tiny_train_config(sys.argv[2], max_steps=int(sys.argv[4]), log_every=1, checkpoint_every=5)
     config.nsp.objective = os.environ.get("WB_TEST_OBJECTIVE", "nsp")
-    events = []
-    trainer = Trainer(config, sys.argv[3], resume_from=resume)
+    events, control = [], TrainingControl()
+    stop_at = int(os.environ.get("WB_TEST_STOP_AT", "0"))     # rank 0 asks; every rank stops there
+    trainer = Trainer(config, sys.argv[3], resume_from=resume, control=control)
     trainer.subscribe(events.append)
+    trainer.subscribe(lambda e: e.type == "step" and e.step == stop_at and control.stop("the test stops here"))
     result = trainer.run()
     digest = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in trainer.model.parameters())).hexdigest()
     rank = os.environ.get("RANK", "0")
@@ -86,7 +90,10 @@ def test_a_ddp_resume_continues_exactly(learnable_dataset, tmp_path):
     (tmp_path / "whole").mkdir()
     (tmp_path / "split").mkdir()
     whole = torchrun(script, tests, learnable_dataset.path, tmp_path / "whole", 10)
-    torchrun(script, tests, learnable_dataset.path, tmp_path / "split", 5)
+    # Stopped at 5 with the same budget (a budget changed on resume is another schedule: test_schedule).
+    first = torchrun(script, tests, learnable_dataset.path, tmp_path / "split", 10,
+                     env=dict(os.environ, WB_TEST_STOP_AT="5"))
+    assert first["status"] == "stopped" and first["losses"] == whole["losses"][:5]
     resumed = torchrun(script, tests, learnable_dataset.path, tmp_path / "split", 10, tmp_path / "split")
     assert resumed["losses"] == whole["losses"][5:]
     assert resumed["digest"] == whole["digest"]

@@ -282,11 +282,13 @@ class Trainer:
         self.model = model  # for callers that probe or inspect the trained model afterwards
         optimizer = build_optimizer(model, self.config)
         state = ckpt.TrainingState()
-        self._last_ckpt = ""
+        self._last_ckpt = ""          # rank 0's path (for messages); _saved_step is known on every rank
+        self._saved_step = -1
         if self.resume_from is not None:
             ckpt.load_weights(self.resume_from, model)
             state = ckpt.load_training_state(self.resume_from, optimizer, rank=dist.rank)
             self._last_ckpt = str(self.resume_from)
+            self._saved_step = state.step
             saved = ckpt.checkpoint_config(self.resume_from).train
             if (saved.max_steps, saved.max_minutes) != (t.max_steps, t.max_minutes):
                 # The budget changed: continue the decay from where it stands, with no jump in the learning rate.
@@ -486,7 +488,7 @@ class Trainer:
         evaluation = self._evaluate(model, state.step, state.elapsed, emit, dist)
         if evaluation:
             final.update({f"eval_{k}": v for k, v in evaluation.items() if k not in ("type", "step")})
-        if state.step > 0 and not self._last_ckpt.endswith(f"step-{state.step:07d}"):
+        if state.step > 0 and self._saved_step != state.step:      # the same answer on every rank (a collective)
             state.interval = interval.unreported(dist)
             self._save(model, optimizer, state, final, emit, dist)
         emit(RunFinished(status=status, reason=reason, step=state.step, elapsed=state.elapsed,
@@ -540,6 +542,7 @@ class Trainer:
                                               rng_states=rng_states)
             self._last_ckpt = str(path)
             emit(CheckpointSaved(step=state.step, path=str(path), size_bytes=size))
+        self._saved_step = state.step
         dist.barrier()
 
 
