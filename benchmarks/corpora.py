@@ -8,8 +8,11 @@
 * ``manpages``: German and French manual pages (``apt-get install manpages-de manpages-fr``),
   one document per page, its paragraphs as text (roff requests and escapes removed); another
   language and another kind of text than the two above, kept for validation.
+* ``python``: Python source code, the standard library of the interpreter that runs the benchmark
+  (one document per module, each non-blank line a sentence; tests and modules over 200 KB, which
+  are mostly data tables, left out); not prose at all, a second validation corpus.
 
-``python benchmarks/corpora.py`` builds all three and prints their sizes.
+``python benchmarks/corpora.py`` builds all four and prints their sizes.
 """
 
 from __future__ import annotations
@@ -149,6 +152,36 @@ def manpages_corpus(path: Path) -> Path:
     return path
 
 
+MAX_MODULE_BYTES = 200_000
+
+
+def python_corpus(path: Path) -> Path:
+    """Write the Python-source corpus to ``path`` (a .txt, blank line between modules)."""
+    import sysconfig
+
+    if path.exists():
+        return path
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    modules = sorted(f for f in stdlib.rglob("*.py")
+                     if not {"site-packages", "dist-packages", "test", "tests"} & set(f.relative_to(stdlib).parts)
+                     and f.stat().st_size <= MAX_MODULE_BYTES)
+    documents, size = [], 0
+    for module in modules:
+        lines = [line.rstrip() for line in module.read_text(encoding="utf-8", errors="replace").splitlines()]
+        text = "\n".join(line for line in lines if line.strip())
+        if text.count("\n") >= 3:
+            documents.append(text)
+            size += len(text)
+        if size > MAX_DEBIAN_BYTES:
+            break
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n\n".join(documents) + "\n", encoding="utf-8")
+    return path
+
+
+CORPORA = ("sample", "debian", "manpages", "python")
+
+
 def corpus_path(name: str) -> Path:
     if name == "sample":
         from workbench.data.sample import sample_corpus_path
@@ -158,7 +191,9 @@ def corpus_path(name: str) -> Path:
         return debian_corpus(CACHE / "debian-descriptions.txt")
     if name == "manpages":
         return manpages_corpus(CACHE / "manpages-de-fr.txt")
-    raise SystemExit(f"unknown corpus {name!r} (sample, debian, manpages)")
+    if name == "python":
+        return python_corpus(CACHE / "python-stdlib.txt")
+    raise SystemExit(f"unknown corpus {name!r} ({', '.join(CORPORA)})")
 
 
 def prepared(name: str, max_seq_length: int = 128):
@@ -172,6 +207,6 @@ def prepared(name: str, max_seq_length: int = 128):
 
 
 if __name__ == "__main__":
-    for corpus in sys.argv[1:] or ["sample", "debian", "manpages"]:
+    for corpus in sys.argv[1:] or CORPORA:
         dataset = prepared(corpus)
         print(json.dumps({"corpus": corpus, "path": str(dataset.path), **dataset.manifest["counts"]}))

@@ -237,7 +237,7 @@ def main() -> None:
 
     restart_with_huge_pages()       # as the program starts: malloc on huge pages where glibc and the kernel allow
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", action="append", help="sample, debian, manpages (repeatable; default all)")
+    parser.add_argument("--corpus", action="append", help="sample, debian, manpages, python (repeatable; default all)")
     parser.add_argument("--contender", action="append", choices=CONTENDERS, help="default: all three")
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--eval-every", type=float, default=30.0, help="seconds of training between evaluations")
@@ -254,7 +254,9 @@ def main() -> None:
         args.corpus, args.contender = args.corpus[0], args.contender[0]
         one(args)
         return
-    for corpus in args.corpus or ["sample", "debian", "manpages"]:
+    from corpora import CORPORA
+
+    for corpus in args.corpus or CORPORA:
         results = []
         for contender in args.contender or CONTENDERS:
             command = [sys.executable, __file__, "--one", "--corpus", corpus, "--contender", contender,

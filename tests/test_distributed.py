@@ -90,7 +90,7 @@ def test_a_ddp_resume_continues_exactly(learnable_dataset, tmp_path):
     (tmp_path / "whole").mkdir()
     (tmp_path / "split").mkdir()
     whole = torchrun(script, tests, learnable_dataset.path, tmp_path / "whole", 10)
-    # Stopped at 5 with the same budget (a budget changed on resume is another schedule: test_schedule).
+    # Stopped at 5 with the same budget (a budget changed on resume: test_training).
     first = torchrun(script, tests, learnable_dataset.path, tmp_path / "split", 10,
                      env=dict(os.environ, WB_TEST_STOP_AT="5"))
     assert first["status"] == "stopped" and first["losses"] == whole["losses"][:5]

@@ -78,3 +78,15 @@ def test_a_budget_raised_on_resume_continues_the_decay_without_a_jump():
     assert after == pytest.approx(before)
     assert learning_rate(c, 80, 0.65, 0.0, anchor_progress=0.3, anchor_fraction=0.6) == pytest.approx(2e-4)
     assert learning_rate(c, 99, 1.0, 0.0, anchor_progress=0.3, anchor_fraction=0.6) == pytest.approx(0.0)
+
+
+def test_a_warm_up_anchored_on_resume_climbs_on_from_where_it_stood():
+    from workbench.train.schedule import warmup_scale
+
+    c = config(warmup_steps=100, warmup_fraction=0.06)
+    # At step 30 of the old budget the ramp stood at 0.5; the new budget's progress was then 0.01.
+    assert warmup_scale(c, 30, 0.01, (0.5, 30, 0.01)) == pytest.approx(0.5)
+    assert warmup_scale(c, 40, 0.012, (0.5, 30, 0.01)) == pytest.approx(0.6)          # by steps: 10 of 100
+    assert warmup_scale(c, 31, 0.04, (0.5, 30, 0.01)) == pytest.approx(1.0)           # by budget: 3% of 6%
+    assert warmup_scale(c, 31, 0.0101, (1.0, 30, 0.01)) == 1.0                        # over stays over
+    assert warmup_scale(c, 31, 0.0101) < 0.4                                          # (unanchored: back to 32%)

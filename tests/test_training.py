@@ -181,6 +181,34 @@ def test_a_time_budget_caps_the_warm_up_at_its_share_of_the_time(learnable_datas
     assert result.status == "completed" and steps[-1].lr < 0.35 * peak        # and the cool-down still ends it
 
 
+@pytest.mark.parametrize("stop_at", [8, 30], ids=["during-warm-up", "after-warm-up"])
+def test_a_budget_changed_on_resume_goes_on_without_a_jump_in_the_learning_rate(learnable_dataset, tmp_path, stop_at):
+    """40 steps warming up over half of them, resumed with 10x the budget: the warm-up under way goes on from
+    where it stood (not back to 10x less), one that was over stays over, and the decay ends at the new end."""
+    config = tiny_train_config(learnable_dataset.path, max_steps=40, warmup_steps=1000, warmup_fraction=0.5,
+                               schedule="linear")
+    control = TrainingControl()
+    trainer = Trainer(config, tmp_path / "run", control=control)
+    first = []
+    trainer.subscribe(first.append)
+    trainer.subscribe(lambda e: control.stop("test") if e.type == "step" and e.step == stop_at else None)
+    assert trainer.run().step == stop_at
+    config.train.max_steps = 400
+    result, resumed = run(config, tmp_path / "run", resume_from=tmp_path / "run")
+    assert result.status == "completed" and result.step == 400
+    lr = {e.step: e.lr / config.train.learning_rate for e in of_type(first, "step") + of_type(resumed, "step")}
+    assert sorted(lr) == list(range(1, 401))
+    top = min(s for s in lr if lr[s] == pytest.approx(1.0))
+    rising, falling = [lr[s] for s in range(1, top + 1)], [lr[s] for s in range(top, 401)]
+    assert rising == sorted(rising) and falling == sorted(falling, reverse=True) and lr[400] < 0.01
+    if stop_at == 8:   # 35% up a ramp of 5% a step; the new budget's own ramp would be at 2%, 10x slower
+        assert [lr[8], lr[9], lr[10]] == pytest.approx([0.35, 0.40, 0.405])
+        assert top in (129, 130)                       # the rest of the way at the new pace: 0.6 / 0.5% a step
+    else:              # the decay was half done at step 30 of 40: the other half over the 370 steps left
+        assert top == 21 and [lr[30], lr[31]] == pytest.approx([0.55, 0.50])
+        assert lr[32] == pytest.approx(0.5 - 0.5 / 370) and lr[215] == pytest.approx(0.25, abs=0.002)
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(learnable_dataset, tmp_path, monkeypatch):
     from workbench.model import bert
 

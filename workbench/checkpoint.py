@@ -64,8 +64,20 @@ class TrainingState:
     # The schedule after a budget change on resume: the decay continues from (anchor_progress, anchor_lr_fraction)
     anchor_progress: float = 0.0
     anchor_fraction: float = 0.0
+    # The warm-up after such a change (``schedule.warmup_scale``): the scale reached, at which step and progress;
+    # a scale of 0 means no change (warm-up by the run's own settings from step 0)
+    warmup_anchor_scale: float = 0.0
+    warmup_anchor_step: int = 0
+    warmup_anchor_progress: float = 0.0
     # Metric sums of the reporting interval not yet reported (so a resumed run reports what an uninterrupted one would)
     interval: dict = field(default_factory=dict)
+
+    @property
+    def warmup_anchor(self) -> tuple[float, int, float] | None:
+        """(scale, step, progress) where a changed warm-up goes on from, or None (``schedule.warmup_scale``)."""
+        if not self.warmup_anchor_scale:
+            return None
+        return self.warmup_anchor_scale, self.warmup_anchor_step, self.warmup_anchor_progress
 
 
 def step_of(folder: Path) -> int:

@@ -8,6 +8,9 @@ hundred steps, and 100 of them would be a third of the run.
 Progress is the larger of steps done / max_steps and time used / time budget,
 so a run with ``max_minutes`` decays to zero exactly when its time runs out
 (as in Cramming), and a step-limited run behaves as the usual schedule.
+
+A budget changed on resume is anchored (the trainer's ``_anchor_schedule``):
+the learning rate goes on from where it stood, at the new budget's pace.
 """
 
 from __future__ import annotations
@@ -30,9 +33,21 @@ def _fraction(progress: float, decay_start: float, anchor_progress: float, ancho
     return min(1.0, max(0.0, (progress - decay_start) / max(1e-12, 1.0 - decay_start)))
 
 
-def warmup_scale(config: TrainConfig, step: int, progress: float) -> float:
+def warmup_scale(config: TrainConfig, step: int, progress: float,
+                 anchor: tuple[float, int, float] | None = None) -> float:
     """How far warm-up has gone after optimizer step ``step`` (0-based), in (0, 1]: by steps, or by the share of
-    the budget used (``progress``) where that is further; 1 once it is over."""
+    the budget used (``progress``) where that is further; 1 once it is over.
+
+    After the budget (or the warm-up settings) changed on resume, ``anchor`` is (scale, step, progress) at that
+    moment: the warm-up goes on from the scale it had reached at the new settings' pace, so the learning rate
+    neither jumps nor falls back into a warm-up that had ended."""
+    if anchor is not None:
+        scale, from_step, from_progress = anchor
+        if scale >= 1.0 or not config.warmup_steps:
+            return 1.0
+        by_steps = (step - from_step) / config.warmup_steps
+        by_budget = (progress - from_progress) / config.warmup_fraction if config.warmup_fraction else 0.0
+        return min(1.0, scale + max(0.0, by_steps, by_budget))
     if not config.warmup_steps:
         return 1.0
     by_steps = (step + 1) / config.warmup_steps
@@ -41,16 +56,17 @@ def warmup_scale(config: TrainConfig, step: int, progress: float) -> float:
 
 
 def learning_rate(config: TrainConfig, step: int, progress: float, decay_start: float,
-                  anchor_progress: float = 0.0, anchor_fraction: float = 0.0) -> float:
+                  anchor_progress: float = 0.0, anchor_fraction: float = 0.0,
+                  warmup_anchor: tuple[float, int, float] | None = None) -> float:
     """Learning rate for optimizer step ``step`` (0-based).
 
     ``progress`` is the budget used so far in [0, 1]; ``decay_start`` is the progress at
     which warm-up ended (``warmup_end`` for a step budget). After the
     budget was changed on resume, ``anchor_progress`` is the new budget's progress at
-    that moment and ``anchor_fraction`` how far the decay had gone then.
+    that moment and ``anchor_fraction`` how far the decay had gone then; ``warmup_anchor`` see ``warmup_scale``.
     """
     peak = config.learning_rate
-    warmed = warmup_scale(config, step, progress)
+    warmed = warmup_scale(config, step, progress, warmup_anchor)
     if warmed < 1.0:
         return peak * warmed
     if config.schedule == "constant":
@@ -70,6 +86,11 @@ def warmup_end(config: TrainConfig) -> float:
         return 0.0
     by_steps = config.warmup_steps / config.max_steps
     return min(by_steps, config.warmup_fraction) if config.warmup_fraction else by_steps
+
+
+def schedule_settings(config: TrainConfig) -> tuple:
+    """What the schedule's shape in time depends on besides the learning rate: a change on resume is anchored."""
+    return config.max_steps, config.max_minutes, config.warmup_steps, config.warmup_fraction
 
 
 def run_progress(config: TrainConfig, step: int, elapsed_seconds: float) -> float:

@@ -46,7 +46,9 @@ from workbench.train.events import (
     StepMetrics, Subscriber,
 )
 from workbench.train.metric_interval import MetricInterval
-from workbench.train.schedule import decay_fraction, learning_rate, run_progress, warmup_end, warmup_scale
+from workbench.train.schedule import (
+    decay_fraction, learning_rate, run_progress, schedule_settings, warmup_end, warmup_scale,
+)
 
 # Settings that may change when a run is resumed; anything else would make it another run.
 RESUMABLE_CHANGES = {(section.SECTION, f.name) for section in SECTIONS for f in dataclasses.fields(section)
@@ -290,14 +292,27 @@ class Trainer:
             self._last_ckpt = str(self.resume_from)
             self._saved_step = state.step
             saved = ckpt.checkpoint_config(self.resume_from).train
-            if (saved.max_steps, saved.max_minutes) != (t.max_steps, t.max_minutes):
-                # The budget changed: continue the decay from where it stands, with no jump in the learning rate.
-                state.anchor_fraction = decay_fraction(saved, run_progress(saved, state.step, state.elapsed), state)
-                state.anchor_progress = run_progress(t, state.step, state.elapsed)
+            if schedule_settings(saved) != schedule_settings(t):
+                self._anchor_schedule(state, saved)
         else:
             state.decay_start = warmup_end(t)
         self._step = state.step
         return model, optimizer, state
+
+    def _anchor_schedule(self, state: ckpt.TrainingState, saved) -> None:
+        """The budget or warm-up changed on resume: go on from where the saved schedule stands, with no jump in the
+        learning rate. A warm-up under way goes on at the new pace and the decay starts where it ends; once over, it
+        stays over, and the decay goes on from how far it had gone to the new end."""
+        t = self.config.train
+        saved_progress = run_progress(saved, state.step, state.elapsed)
+        progress = run_progress(t, state.step, state.elapsed)
+        scale = warmup_scale(saved, state.step, saved_progress, state.warmup_anchor)
+        state.warmup_anchor_scale, state.warmup_anchor_step, state.warmup_anchor_progress = scale, state.step, progress
+        if scale < 1.0:
+            state.anchor_progress = state.anchor_fraction = 0.0       # _advance_clock records where the decay starts
+        else:
+            state.anchor_fraction = decay_fraction(saved, saved_progress, state)
+            state.anchor_progress = progress
 
     def _wrap_for_training(self, model, dist: Distributed) -> torch.nn.Module:
         """What the forward pass calls: the model, compiled and/or wrapped in DistributedDataParallel."""
@@ -391,7 +406,8 @@ class Trainer:
     def _set_learning_rate(self, optimizer, state: ckpt.TrainingState) -> float:
         t = self.config.train
         progress = run_progress(t, state.step, state.elapsed)
-        lr = learning_rate(t, state.step, progress, state.decay_start, state.anchor_progress, state.anchor_fraction)
+        lr = learning_rate(t, state.step, progress, state.decay_start, state.anchor_progress, state.anchor_fraction,
+                           state.warmup_anchor)
         for group in optimizer.param_groups:
             group["lr"] = lr
         return lr
@@ -437,11 +453,11 @@ class Trainer:
 
     def _advance_clock(self, state: ckpt.TrainingState, seconds: float, interval: "MetricInterval") -> None:
         t = self.config.train
-        warming = warmup_scale(t, state.step, run_progress(t, state.step, state.elapsed)) < 1.0
+        warming = warmup_scale(t, state.step, run_progress(t, state.step, state.elapsed), state.warmup_anchor) < 1.0
         state.step += 1
         self._step = state.step
         state.elapsed += seconds
-        if warming and t.max_minutes:           # a time budget's decay starts where its warm-up ended
+        if warming and (t.max_minutes or state.warmup_anchor):   # the decay starts where this warm-up ended
             state.decay_start = run_progress(t, state.step, state.elapsed)
         self.step_times.append(seconds)
         interval.steps += 1
