@@ -138,10 +138,15 @@ def manpages_corpus(path: Path) -> Path:
                    if p.is_file())
     if len(pages) < 500:
         raise SystemExit("too few German/French manual pages: run `apt-get install manpages-de manpages-fr` first")
+    texts = (roff_text((gzip.decompress(page.read_bytes()) if page.suffix == ".gz" else page.read_bytes())
+                       .decode("utf-8", errors="replace")) for page in pages)
+    return write_documents(path, texts)
+
+
+def write_documents(path: Path, texts) -> Path:
+    """Write the texts of at least four lines, in order, until the corpus passes ``MAX_DEBIAN_BYTES``."""
     documents, size = [], 0
-    for page in pages:
-        raw = gzip.decompress(page.read_bytes()) if page.suffix == ".gz" else page.read_bytes()
-        text = roff_text(raw.decode("utf-8", errors="replace"))
+    for text in texts:
         if text.count("\n") >= 3:
             documents.append(text)
             size += len(text)
@@ -165,18 +170,9 @@ def python_corpus(path: Path) -> Path:
     modules = sorted(f for f in stdlib.rglob("*.py")
                      if not {"site-packages", "dist-packages", "test", "tests"} & set(f.relative_to(stdlib).parts)
                      and f.stat().st_size <= MAX_MODULE_BYTES)
-    documents, size = [], 0
-    for module in modules:
-        lines = [line.rstrip() for line in module.read_text(encoding="utf-8", errors="replace").splitlines()]
-        text = "\n".join(line for line in lines if line.strip())
-        if text.count("\n") >= 3:
-            documents.append(text)
-            size += len(text)
-        if size > MAX_DEBIAN_BYTES:
-            break
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n\n".join(documents) + "\n", encoding="utf-8")
-    return path
+    texts = ("\n".join(line.rstrip() for line in module.read_text(encoding="utf-8", errors="replace").splitlines()
+                       if line.strip()) for module in modules)
+    return write_documents(path, texts)
 
 
 CORPORA = ("sample", "debian", "manpages", "python")
